@@ -1,0 +1,34 @@
+# Everything sets itself up: a fresh machine needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test bench lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required (set PYTHON=...)")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench,lint]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: $(STAMP)
+	@echo "The Slack bot and web server arrive with the next issues; meanwhile, the report CLI:"
+	@echo "  $(VENV)/bin/clinic-events report samples/events-sample.csv [--format text|json|csv]"
+	@echo
+	$(VENV)/bin/clinic-events report samples/events-sample.csv
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check processing bot tests bench
+	$(VENV)/bin/ruff format --check processing bot tests bench
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) bench/.data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,37 @@
+"""ISO 4217 currency codes and how to show an amount in each."""
+
+from __future__ import annotations
+
+from processing.render import grouped_amount
+
+# Active ISO 4217 codes (list of 2024), plus the symbols people expect for the common ones.
+CODES = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD
+    BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR
+    FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD
+    JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT
+    MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG
+    QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB
+    TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF
+    YER ZAR ZMW ZWG""".split()
+)
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "ILS": "₪", "KRW": "₩"}
+
+
+class UnknownCurrencyError(ValueError):
+    pass
+
+
+def parse_currency(text: str) -> str:
+    code = text.strip().upper()
+    if code not in CODES:
+        raise UnknownCurrencyError(f"unknown currency {text!r}: use an ISO 4217 code such as USD")
+    return code
+
+
+def format_money(cents: int, currency: str) -> str:
+    """`$12,345.67`, `€1,000.00`, or the code where there is no common symbol: `CHF 12.00`."""
+    symbol = SYMBOLS.get(currency)
+    if symbol is None:
+        return f"{currency} {grouped_amount(cents)}"
+    return f"{symbol}{grouped_amount(cents)}"

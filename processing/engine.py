@@ -1,0 +1,237 @@
+"""analyze(): a CSV byte stream in, a WeeklyReport out, in flat memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import BinaryIO
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from processing import fields
+from processing.errors import AnalysisCancelled, NoRowsError
+from processing.fields import BoolArray
+from processing.reader import Block, BlockReader, RowMap, DEFAULT_BLOCK_SIZE
+from processing.report import Progress, ReasonSummary, WeeklyReport
+from processing.schema import (
+    FIRST_ROWS_KEPT,
+    INVALID_REVENUE,
+    INVALID_TIMESTAMP,
+    MALFORMED_ROW,
+    MISSING_REQUIRED_FIELD,
+    REASONS,
+    REQUIRED_COLUMNS,
+    REVENUE_COLUMN,
+    TREATMENT_COLUMN,
+    TREATMENT_COMPLETED,
+    UNKNOWN_TREATMENT,
+)
+from processing.prefetch import prefetched
+from processing.weekly import WeeklyAccumulator
+
+# Reading and parsing block n+1 (pyarrow, GIL released) overlaps with analysing block n.
+PREFETCH_BLOCKS = 2
+
+ProgressCallback = Callable[[Progress], None]
+# pyarrow scalars, not Python values: converting a Python value costs ~100 us per call.
+_TREATMENT_COMPLETED = pa.scalar(TREATMENT_COMPLETED, pa.string())
+_UNKNOWN = pa.scalar(UNKNOWN_TREATMENT, pa.string())
+_EMPTY = pa.scalar("", pa.string())
+CancelCheck = Callable[[], bool]
+
+
+class _ErrorLog:
+    """Counts per reason and the first FIRST_ROWS_KEPT rows of each."""
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(REASONS, 0)
+        self.rows: dict[str, list[int]] = {reason: [] for reason in REASONS}
+
+    def wants_rows(self, reason: str) -> bool:
+        return len(self.rows[reason]) < FIRST_ROWS_KEPT
+
+    def add(self, reason: str, count: int, rows: Iterable[int] = ()) -> None:
+        self.counts[reason] += count
+        kept = self.rows[reason]
+        for row in rows:
+            if len(kept) >= FIRST_ROWS_KEPT:
+                break
+            kept.append(row)
+
+    def summary(self) -> dict[str, ReasonSummary]:
+        return {
+            reason: ReasonSummary(self.counts[reason], tuple(self.rows[reason]))
+            for reason in REASONS
+        }
+
+
+class _Analysis:
+    def __init__(self, zone_name: str) -> None:
+        self.zone = None if zone_name == "UTC" else fields.ZoneOffsets(ZoneInfo(zone_name))
+        self.weekly = WeeklyAccumulator()
+        self.errors = _ErrorLog()
+        self.rows_total = 0
+        self.rows_valid = 0
+        self.revenue_on_other_event = 0
+
+    def add(self, block: Block) -> None:
+        table = block.table
+        ascii_only = block.raw.isascii()
+        row_map: RowMap | None = None
+
+        def walk() -> RowMap:
+            nonlocal row_map
+            if row_map is None:
+                row_map = block.row_map()
+            return row_map
+
+        if block.malformed:
+            rows = walk().malformed if self.errors.wants_rows(MALFORMED_ROW) else []
+            self.errors.add(MALFORMED_ROW, block.malformed, rows)
+        self.rows_total += block.malformed
+        if table.num_rows == 0:
+            return
+
+        # pyarrow returns an empty line as a row of empty values, and so it returns ",,,,".
+        # Only the first is blank (not a row at all); the walk tells them apart.
+        positions = np.arange(table.num_rows)
+        all_empty = np.ones(table.num_rows, np.bool_)
+        for name in table.column_names:
+            all_empty &= fields.is_empty(table.column(name).combine_chunks())
+        if all_empty.any():
+            walked = walk()
+            if len(walked.parsed) == table.num_rows:
+                blank = np.fromiter((row in walked.empty for row in walked.parsed), np.bool_)
+            else:
+                blank = all_empty
+            if blank.any():
+                positions = np.flatnonzero(~blank)
+                table = table.filter(pa.array(~blank))
+        self.rows_total += table.num_rows
+        if table.num_rows == 0:
+            return
+
+        def rows_of(mask: BoolArray) -> list[int]:
+            walked = walk()
+            if len(walked.parsed) != block.table.num_rows:
+                return []  # the walk and pyarrow disagree: keep the count, not the rows
+            picked = positions[np.flatnonzero(mask)[:FIRST_ROWS_KEPT]]
+            return [walked.parsed[int(index)] for index in picked]
+
+        def column(name: str) -> pa.Array:
+            return fields.trim(table.column(name).combine_chunks(), ascii_only)
+
+        missing = np.zeros(table.num_rows, np.bool_)
+        for name in ("event_id", "clinic_id", "patient_id"):
+            missing |= fields.is_empty(column(name))
+        event_types = column("event_type")
+        timestamps = column("event_timestamp")
+        missing |= fields.is_empty(event_types) | fields.is_empty(timestamps)
+        ts_valid, days = fields.local_days(timestamps, self.zone)
+        bad_timestamp = ~missing & ~ts_valid
+        has_revenue = REVENUE_COLUMN in table.column_names
+        if has_revenue:
+            amounts = column(REVENUE_COLUMN)
+            revenue_present = ~fields.is_empty(amounts)
+            bad_revenue = ~missing & ts_valid & revenue_present & ~fields.revenue_valid(amounts)
+        else:
+            revenue_present = bad_revenue = np.zeros(table.num_rows, np.bool_)
+        for reason, mask in (
+            (MISSING_REQUIRED_FIELD, missing),
+            (INVALID_TIMESTAMP, bad_timestamp),
+            (INVALID_REVENUE, bad_revenue),
+        ):
+            count = int(np.count_nonzero(mask))
+            if count:
+                rows = rows_of(mask) if self.errors.wants_rows(reason) else []
+                self.errors.add(reason, count, rows)
+
+        valid = ~(missing | bad_timestamp | bad_revenue)
+        valid_count = int(np.count_nonzero(valid))
+        self.rows_valid += valid_count
+        if valid_count == 0:
+            return
+        valid_mask = pa.array(valid) if valid_count < table.num_rows else None
+
+        def only_valid(values: pa.Array) -> pa.Array:
+            return values if valid_mask is None else values.filter(valid_mask)
+
+        event_types = _upper(only_valid(event_types), ascii_only)
+        mondays = fields.monday_of(days[valid])
+        self.weekly.add_events(mondays, event_types)
+
+        completed_mask = pc.equal(event_types, _TREATMENT_COMPLETED)
+        completed = fields.numpy_bool(completed_mask)
+        if has_revenue:
+            other_with_revenue = revenue_present[valid] & ~completed
+            self.revenue_on_other_event += int(np.count_nonzero(other_with_revenue))
+        if not completed.any():
+            return
+        if TREATMENT_COLUMN in table.column_names:
+            treatments = only_valid(column(TREATMENT_COLUMN)).filter(completed_mask)
+            treatments = _lower(treatments, ascii_only)
+            treatments = pc.if_else(pc.equal(treatments, _EMPTY), _UNKNOWN, treatments)
+        else:
+            treatments = pa.array([UNKNOWN_TREATMENT] * int(completed.sum()), pa.string())
+        if has_revenue:
+            cents, large = fields.to_cents(only_valid(amounts).filter(completed_mask))
+        else:
+            cents, large = np.zeros(len(treatments), np.int64), {}
+        self.weekly.add_treatments(mondays[completed], treatments, cents, large)
+
+    def progress(self, bytes_read: int) -> Progress:
+        return Progress(
+            rows_total=self.rows_total,
+            rows_valid=self.rows_valid,
+            revenue_cents=self.weekly.revenue_cents,
+            bytes_read=bytes_read,
+            invalid_by_reason=dict(self.errors.counts),
+        )
+
+
+def _upper(values: pa.Array, ascii_only: bool) -> pa.Array:
+    return pc.ascii_upper(values) if ascii_only else pc.utf8_upper(values)
+
+
+def _lower(values: pa.Array, ascii_only: bool) -> pa.Array:
+    return pc.ascii_lower(values) if ascii_only else pc.utf8_lower(values)
+
+
+def analyze(
+    source: Iterable[bytes] | BinaryIO,
+    *,
+    timezone: str = "UTC",
+    on_progress: ProgressCallback | None = None,
+    cancelled: CancelCheck | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> WeeklyReport:
+    """Analyse a CSV export given as a binary file object or an iterable of byte chunks.
+
+    `timezone` is an IANA name (weeks start Monday 00:00 there). `on_progress` gets a
+    snapshot after every block; `cancelled` is polled as often and stops the analysis with
+    AnalysisCancelled. Raises an InputError subclass when the file cannot be analysed.
+    """
+    analysis = _Analysis(timezone)
+    reader = BlockReader(source, block_size=block_size)
+    bytes_read = reader.header.bytes_consumed
+    with prefetched(reader, depth=PREFETCH_BLOCKS) as blocks:
+        for block in blocks:
+            if cancelled is not None and cancelled():
+                raise AnalysisCancelled()
+            analysis.add(block)
+            bytes_read = block.end_offset
+            if on_progress is not None:
+                on_progress(analysis.progress(bytes_read))
+    if analysis.rows_total == 0:
+        raise NoRowsError("a header but no rows")
+    return WeeklyReport(
+        timezone=timezone,
+        rows_total=analysis.rows_total,
+        rows_valid=analysis.rows_valid,
+        errors=analysis.errors.summary(),
+        revenue_on_other_event=analysis.revenue_on_other_event,
+        weeks=analysis.weekly.weeks(),
+        bytes_read=bytes_read,
+    )

@@ -1,0 +1,64 @@
+"""Errors the engine raises for a bad file. A bad *row* is data, not an exception.
+
+```
+ClinicEventsError
+├── InputError            str(exc) is safe to show a user: no values, only rows and columns
+│   ├── NotCsvError       binary data (gzip, Excel, PDF ...) instead of CSV text
+│   ├── EncodingError     bytes that are not UTF-8, with the row they are on
+│   ├── MissingColumnsError(columns)
+│   ├── NoRowsError       empty file, or a header and nothing else
+│   └── CsvSyntaxError    a record the CSV parser cannot read (e.g. an unclosed quote)
+└── AnalysisCancelled     the caller asked the engine to stop
+```
+
+The bot adds `SourceError` (fetching the file failed) under `ClinicEventsError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+UTF8_HINT = "export the file again as CSV UTF-8"
+
+
+class ClinicEventsError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class InputError(ClinicEventsError):
+    """The file cannot be analysed. The message is safe to show to a user."""
+
+
+class NotCsvError(InputError):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        super().__init__(f"this is not a CSV file (it looks like {kind}); {UTF8_HINT}")
+
+
+class EncodingError(InputError):
+    def __init__(self, row: int) -> None:
+        self.row = row
+        super().__init__(f"row {row} is not valid UTF-8 text; {UTF8_HINT}")
+
+
+class MissingColumnsError(InputError):
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        noun = "column" if len(self.columns) == 1 else "columns"
+        super().__init__(f"the header lacks the required {noun}: {', '.join(self.columns)}")
+
+
+class NoRowsError(InputError):
+    def __init__(self, detail: str = "no rows") -> None:
+        super().__init__(f"the file has {detail}: nothing to report")
+
+
+class CsvSyntaxError(InputError):
+    def __init__(self, row: int, problem: str) -> None:
+        self.row = row
+        super().__init__(f"row {row} cannot be read as CSV: {problem}")
+
+
+class AnalysisCancelled(ClinicEventsError):
+    def __init__(self) -> None:
+        super().__init__("cancelled")

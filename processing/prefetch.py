@@ -1,0 +1,76 @@
+"""Run an iterator one step ahead in a worker thread, so producing and consuming overlap."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+_POLL_S = 0.1
+
+
+class _Done:
+    pass
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _Prefetcher(Generic[T]):
+    def __init__(self, items: Iterable[T], depth: int) -> None:
+        self._items = items
+        self._queue: queue.Queue[T | _Done | _Failed] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="csv-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: T | _Done | _Failed) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+        except BaseException as error:  # handed to the consumer, who re-raises it
+            self._put(_Failed(error))
+            return
+        self._put(_Done())
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, _Done):
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[Iterator[T]]:
+    """Iterate `items` in a worker thread, at most `depth` items ahead of the consumer.
+
+    Exceptions raised while producing come out of the consumer's loop. Leaving the block
+    early stops the worker after its current item.
+    """
+    prefetcher = _Prefetcher(items, depth)
+    try:
+        yield iter(prefetcher)
+    finally:
+        prefetcher.close()

@@ -1,0 +1,33 @@
+"""The CSV contract: column names, row error reasons and event categories."""
+
+from __future__ import annotations
+
+from typing import Final
+
+REQUIRED_COLUMNS: Final = ("event_id", "clinic_id", "patient_id", "event_type", "event_timestamp")
+REVENUE_COLUMN: Final = "revenue_amount"
+TREATMENT_COLUMN: Final = "treatment_type"
+
+# In the order they are checked: a bad row counts under the first that applies.
+MALFORMED_ROW: Final = "malformed_row"
+MISSING_REQUIRED_FIELD: Final = "missing_required_field"
+INVALID_TIMESTAMP: Final = "invalid_timestamp"
+INVALID_REVENUE: Final = "invalid_revenue"
+REASONS: Final = (MALFORMED_ROW, MISSING_REQUIRED_FIELD, INVALID_TIMESTAMP, INVALID_REVENUE)
+
+FIRST_ROWS_KEPT: Final = 20
+
+TREATMENT_COMPLETED: Final = "TREATMENT_COMPLETED"
+UNKNOWN_TREATMENT: Final = "unknown"
+
+# Everything str.strip() removes, so that "trimmed" means the same in every code path.
+WHITESPACE: Final = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
+ASCII_WHITESPACE: Final = "".join(char for char in WHITESPACE if char.isascii())
+
+
+def is_appointment(event_type: str) -> bool:
+    return "APPOINTMENT" in event_type
+
+
+def is_booking(event_type: str) -> bool:
+    return "BOOKING" in event_type or "BOOKED" in event_type
