@@ -67,13 +67,13 @@ def iter_chunks(source: Iterable[bytes] | BinaryIO, read_size: int = READ_SIZE) 
             yield bytes(chunk)
 
 
-def last_record_end(buffer: bytes) -> int:
-    """Index just past the last newline that lies outside quotes, or 0 if there is none.
+def last_record_end(buffer: bytes, limit: int | None = None) -> int:
+    """Index just past the last newline outside quotes within buffer[:limit], or 0 if none.
 
     `buffer` must start at a record boundary.
     """
-    quotes_before = buffer.count(b'"')
-    end = len(buffer)
+    end = len(buffer) if limit is None else min(limit, len(buffer))
+    quotes_before = buffer.count(b'"', 0, end)
     while (newline := buffer.rfind(b"\n", 0, end)) >= 0:
         quotes_before -= buffer.count(b'"', newline, end)
         if quotes_before % 2 == 0:
@@ -283,12 +283,19 @@ class BlockReader:
 
     def _next_raw_block(self) -> bytes | None:
         while True:
-            if len(self._buffer) >= self._block_size or self._eof:
-                end = last_record_end(self._buffer) if not self._eof else len(self._buffer)
+            if len(self._buffer) >= self._block_size:
+                end = last_record_end(self._buffer, self._block_size) or last_record_end(
+                    self._buffer
+                )
                 if end == 0 and not self._eof:
                     self._fill(len(self._buffer) * 2)  # one record longer than a block
                     continue
+                if end == 0:
+                    end = len(self._buffer)
                 raw, self._buffer = self._buffer[:end], self._buffer[end:]
+                return raw
+            if self._eof:
+                raw, self._buffer = self._buffer, b""
                 return raw or None
             self._fill(self._block_size)
 

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import reference  # noqa: E402
+
+from processing import analyze, to_dict  # noqa: E402
+
+HEADER = "event_id,clinic_id,patient_id,event_type,event_timestamp,treatment_type,revenue_amount"
+
+
+def report_of(
+    data: bytes | str | Iterable[bytes], *, timezone: str = "UTC", block_size: int = 1 << 20
+) -> dict[str, Any]:
+    """The engine's JSON report as a dict, without the source and currency labels."""
+    if isinstance(data, str):
+        data = data.encode()
+    chunks = [data] if isinstance(data, bytes) else data
+    result = to_dict(analyze(iter(chunks), timezone=timezone, block_size=block_size), "x", "USD")
+    del result["source"], result["currency"]
+    return result
+
+
+def csv_of(*rows: str, header: str = HEADER) -> str:
+    return "\n".join((header, *rows)) + "\n"
+
+
+@pytest.fixture
+def engine() -> Callable[..., dict[str, Any]]:
+    return report_of
+
+
+@pytest.fixture
+def oracle() -> Callable[..., dict[str, Any]]:
+    return reference.analyze
+
+
+@pytest.fixture
+def sample_csv() -> Path:
+    return ROOT / "samples" / "events-sample.csv"
