@@ -269,9 +269,7 @@ class BlockReader:
             index = header.index_of(column)
             if index is not None:
                 self._used[generated[index]] = column
-        self._read_options = pacsv.ReadOptions(
-            column_names=generated, block_size=self._block_size, use_threads=True
-        )
+        self._column_names = generated
         self._convert_options = pacsv.ConvertOptions(
             include_columns=list(self._used),
             column_types={name: pa.string() for name in self._used},
@@ -316,7 +314,11 @@ class BlockReader:
         try:
             table = pacsv.read_csv(
                 io.BytesIO(raw),
-                read_options=self._read_options,
+                # One pyarrow block per raw block: its own chunker then never has to find
+                # record ends (we did), and dropped rows are attributed to this block.
+                read_options=pacsv.ReadOptions(
+                    column_names=self._column_names, block_size=len(raw) + 1, use_threads=False
+                ),
                 parse_options=pacsv.ParseOptions(
                     newlines_in_values=True,
                     ignore_empty_lines=False,

@@ -1,0 +1,155 @@
+"""`clinic-events report` through a real subprocess: formats, stdin, progress, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import reference
+from tests.conftest import ROOT, csv_of
+
+ROWS = csv_of(
+    "e,c,p,TREATMENT_COMPLETED,2024-01-03T10:00:00Z,Implants,300.50",
+    "e,c,p,TREATMENT_COMPLETED,2024-01-22,cleaning,12",
+    "e,c,p,APPOINTMENT_SCHEDULED,2024-01-04,,",
+    "e,c,p,X,not a date,,",
+)
+
+
+def cli(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def events_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "events.csv"
+    path.write_text(ROWS)
+    return path
+
+
+def test_json_format_is_the_contract(events_csv: Path) -> None:
+    """--format json prints the documented shape, keys in order, amounts as strings."""
+    result = cli("report", str(events_csv), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # not a terminal, no --progress: nothing on stderr
+    report = json.loads(result.stdout)
+    assert list(report) == ["source", "timezone", "currency", "rows", "errors", "warnings", "revenue", "weeks"]
+    assert (report["source"], report["timezone"], report["currency"]) == (str(events_csv), "UTC", "USD")
+    assert list(report["errors"]) == ["malformed_row", "missing_required_field", "invalid_timestamp", "invalid_revenue"]
+    assert list(report["weeks"][0]) == [
+        "week_start", "week_end", "revenue", "revenue_by_treatment", "treatments_completed",
+        "appointments", "bookings", "events_by_type",
+    ]
+    del report["source"], report["currency"]
+    assert report == reference.analyze(ROWS.encode())
+
+
+def test_csv_format(events_csv: Path) -> None:
+    """--format csv: one row per week, fixed columns, then revenue per treatment type."""
+    result = cli("report", str(events_csv), "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stdout
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == [
+        "week_start", "week_end", "revenue", "treatments_completed", "appointments", "bookings",
+        "revenue_cleaning", "revenue_implants",
+    ]
+    assert rows[1] == ["2024-01-01", "2024-01-07", "300.50", "1", "1", "0", "0.00", "300.50"]
+    assert rows[2][:3] == ["2024-01-08", "2024-01-14", "0.00"]
+    assert rows[4] == ["2024-01-22", "2024-01-28", "12.00", "1", "0", "0", "12.00", "0.00"]
+    assert len(rows) == 5  # the two empty weeks in between are listed
+
+
+def test_text_format(events_csv: Path) -> None:
+    """The default is a readable table with totals and the error summary."""
+    result = cli("report", str(events_csv))
+    assert result.returncode == 0
+    assert "Rows:     4 total, 3 valid, 1 invalid" in result.stdout
+    assert "Revenue:  312.50 USD" in result.stdout
+    assert "invalid_timestamp: 1 (rows 5)" in result.stdout
+    assert "2024-01-01   300.50           1             1         0       2" in result.stdout
+
+
+def test_stdin_pipe_and_env_defaults() -> None:
+    """`-` reads a pipe; REPORT_TIMEZONE and CURRENCY set the defaults."""
+    result = cli("report", "-", "--format", "json", stdin=ROWS.encode(),
+                 env={"REPORT_TIMEZONE": "Asia/Tokyo", "CURRENCY": "eur"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["source"], report["timezone"], report["currency"]) == ("stdin", "Asia/Tokyo", "EUR")
+
+
+def test_progress_flag_draws_on_stderr(tmp_path: Path) -> None:
+    """--progress shows rows, MB, rate, revenue, errors and percent on stderr."""
+    path = tmp_path / "big.csv"
+    path.write_text(csv_of(*["e,c,p,TREATMENT_COMPLETED,2024-01-03,x,1.00"] * 20000))
+    result = cli("report", str(path), "--progress", "--format", "csv")
+    assert result.returncode == 0
+    assert "rows/s" in result.stderr and "MB" in result.stderr and "%" in result.stderr
+    assert "revenue" in result.stderr and "invalid" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["report", "missing.csv"], "file not found: missing.csv"),
+        (["report", "{csv}", "--timezone", "Mars/Olympus"], "unknown timezone"),
+        (["report", "{csv}", "--currency", "DOGE"], "unknown currency"),
+        (["report", "{csv}", "--format", "xml"], "invalid choice"),
+        (["report", "{csv}", "--bogus"], "unrecognized arguments"),
+        (["report"], "required"),
+        (["report", "{dir}"], "is a directory"),
+    ],
+)
+def test_bad_usage_exits_2(args: list[str], message: str, events_csv: Path) -> None:
+    """Bad usage exits 2 with one clear line and no traceback."""
+    args = [a.format(csv=events_csv, dir=events_csv.parent) for a in args]
+    result = cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"event_id,clinic_id\ne,c\n", "lacks the required columns: patient_id, event_type, event_timestamp"),
+        (b"", "nothing to report"),
+        (csv_of().encode(), "nothing to report"),
+        (csv_of("e,c,p,X,2024-01-01,caf\xe9,").encode("latin-1"), "row 2 is not valid UTF-8"),
+        (gzip.compress(ROWS.encode()), "gzip"),
+    ],
+)
+def test_rejected_input_exits_3(content: bytes, message: str, tmp_path: Path) -> None:
+    """A file that cannot be analysed exits 3 with what is wrong, in one line."""
+    path = tmp_path / "input.csv"
+    path.write_bytes(content)
+    result = cli("report", str(path))
+    assert result.returncode == 3
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_no_patient_values_in_errors(tmp_path: Path) -> None:
+    """Error output cites rows and columns, never values."""
+    path = tmp_path / "input.csv"
+    path.write_bytes(csv_of("e,c,SECRET-PATIENT,X,2024-01-01,\xff,").encode("latin-1"))
+    result = cli("report", str(path))
+    assert result.returncode == 3
+    assert "SECRET" not in result.stderr + result.stdout
