@@ -11,7 +11,7 @@ import argparse
 import random
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 HEADER = (
@@ -45,7 +45,7 @@ NOTES = [
     '"Allergic to latex, use nitrile gloves"',
     '"Insurance pre-approval pending,\ncall back Monday"',
 ]
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN_S = 365 * 24 * 3600
 
 
@@ -75,7 +75,7 @@ def _rows(rng: random.Random, count: int) -> Iterator[str]:
     treatments = [name for name, _, _ in TREATMENTS]
     prices = {name: price for name, price, _ in TREATMENTS}
     treatment_weights = [weight for _, _, weight in TREATMENTS]
-    for index in range(count):
+    for _ in range(count):
         event_type = rng.choices(types, type_weights)[0]
         treatment = ""
         revenue = ""

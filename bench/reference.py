@@ -55,7 +55,9 @@ def _day(value: str, zone: ZoneInfo) -> date | None:
         return None
     year, month, day, hour, minute, second, offset = match.groups()
     try:
-        moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+        moment = datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
+        )
     except ValueError:
         return None
     if offset is None:
@@ -101,7 +103,11 @@ def analyze_text(stream: TextIO, tz: str = "UTC") -> dict[str, Any]:
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise Rejected("missing columns: " + ", ".join(missing))
-    index = {name: header.index(name) for name in (*REQUIRED, "revenue_amount", "treatment_type") if name in header}
+    index = {
+        name: header.index(name)
+        for name in (*REQUIRED, "revenue_amount", "treatment_type")
+        if name in header
+    }
     errors: dict[str, list[int]] = {reason: [] for reason in REASONS}
     counts: Counter[str] = Counter()
     total = valid = other_revenue = 0

@@ -15,10 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import BinaryIO, NoReturn, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.currency import UnknownCurrencyError, parse_currency
 from processing import InputError, Progress, analyze, to_csv, to_json, to_text
 from processing.render import grouped_amount
-
-from bot.currency import UnknownCurrencyError, parse_currency
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 PROGRESS_REDRAW_S = 0.2
@@ -35,14 +34,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    parser = _Parser(prog="clinic-events", description="Weekly business reports from clinic event exports.")
+    parser = _Parser(
+        prog="clinic-events", description="Weekly business reports from clinic event exports."
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     report = commands.add_parser(
         "report",
         help="analyse a CSV export and print the weekly report",
         description="Analyse a CSV export and print the weekly report.",
     )
-    report.add_argument("source", metavar="SOURCE", help="path to a CSV file, or - for standard input")
+    report.add_argument(
+        "source", metavar="SOURCE", help="path to a CSV file, or - for standard input"
+    )
     report.add_argument("--format", choices=("text", "json", "csv"), default="text")
     report.add_argument(
         "--timezone",
@@ -66,7 +69,9 @@ def _zone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"unknown timezone {name!r}: use an IANA name such as Europe/Berlin") from None
+        raise UsageError(
+            f"unknown timezone {name!r}: use an IANA name such as Europe/Berlin"
+        ) from None
     return name
 
 
@@ -94,7 +99,13 @@ def _open_source(source: str, stdin: BinaryIO) -> tuple[BinaryIO, int | None]:
 class ProgressBar:
     """One self-overwriting line on stderr: rows, MB, rows/s, revenue, errors, percent, ETA."""
 
-    def __init__(self, out: TextIO, total_bytes: int | None, currency: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        total_bytes: int | None,
+        currency: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._out = out
         self._total = total_bytes
         self._currency = currency
@@ -132,7 +143,9 @@ class ProgressBar:
         self._out.flush()
 
 
-def report_command(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+def report_command(
+    args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO
+) -> int:
     timezone = _zone(args.timezone)
     try:
         currency = parse_currency(args.currency)

@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 from processing import fields
 from processing.errors import AnalysisCancelled, NoRowsError
 from processing.fields import BoolArray
-from processing.reader import Block, BlockReader, RowMap, DEFAULT_BLOCK_SIZE
+from processing.prefetch import prefetched
+from processing.reader import DEFAULT_BLOCK_SIZE, Block, BlockReader, RowMap
 from processing.report import Progress, ReasonSummary, WeeklyReport
 from processing.schema import (
     FIRST_ROWS_KEPT,
@@ -22,13 +23,11 @@ from processing.schema import (
     MALFORMED_ROW,
     MISSING_REQUIRED_FIELD,
     REASONS,
-    REQUIRED_COLUMNS,
     REVENUE_COLUMN,
     TREATMENT_COLUMN,
     TREATMENT_COMPLETED,
     UNKNOWN_TREATMENT,
 )
-from processing.prefetch import prefetched
 from processing.weekly import WeeklyAccumulator
 
 # Reading and parsing block n+1 (pyarrow, GIL released) overlaps with analysing block n.

@@ -7,6 +7,7 @@ amount too large for int64 arithmetic.
 
 from __future__ import annotations
 
+from datetime import UTC
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -66,7 +67,8 @@ def trim(values: pa.Array, ascii_only: bool) -> pa.Array:
 
 def is_empty(values: pa.Array) -> BoolArray:
     offsets, _ = _string_buffers(values)
-    return offsets[1:] == offsets[:-1]
+    empty: BoolArray = offsets[1:] == offsets[:-1]
+    return empty
 
 
 def numpy_bool(values: pa.Array) -> BoolArray:
@@ -91,7 +93,8 @@ def days_from_civil(year: IntArray, month: IntArray, day: IntArray) -> IntArray:
     year_of_era = shifted_year - era * 400
     day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146_097 + day_of_era - 719_468
+    days: IntArray = era * 146_097 + day_of_era - 719_468
+    return days
 
 
 def monday_of(days: IntArray) -> IntArray:
@@ -116,9 +119,9 @@ class ZoneOffsets:
     def _offset(self, bucket: int) -> int:
         cached = self._cache.get(bucket)
         if cached is None:
-            from datetime import datetime, timezone
+            from datetime import datetime
 
-            moment = datetime.fromtimestamp(bucket * _OFFSET_BUCKET_S, tz=timezone.utc)
+            moment = datetime.fromtimestamp(bucket * _OFFSET_BUCKET_S, tz=UTC)
             delta = moment.astimezone(self._zone).utcoffset()
             cached = int(delta.total_seconds()) if delta is not None else 0
             self._cache[bucket] = cached

@@ -62,7 +62,7 @@ def iter_chunks(source: Iterable[bytes] | BinaryIO, read_size: int = READ_SIZE) 
         while chunk := read(read_size):
             yield bytes(chunk)
         return
-    for chunk in source:  # type: ignore[union-attr]
+    for chunk in source:
         if chunk:
             yield bytes(chunk)
 

@@ -10,7 +10,14 @@ from typing import Any
 from processing.report import WeeklyReport
 from processing.schema import REASONS, TREATMENT_COMPLETED
 
-CSV_COLUMNS = ("week_start", "week_end", "revenue", "treatments_completed", "appointments", "bookings")
+CSV_COLUMNS = (
+    "week_start",
+    "week_end",
+    "revenue",
+    "treatments_completed",
+    "appointments",
+    "bookings",
+)
 
 
 def amount(cents: int) -> str:

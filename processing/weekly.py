@@ -46,7 +46,8 @@ class _Labels:
             (self._id(name) for name in encoded.dictionary.to_pylist()), dtype=np.int64
         )
         label_ids = local_ids[encoded.indices.to_numpy()]
-        return (mondays.astype(np.int64) << _LABEL_BITS) | label_ids
+        keys: IntArray = (mondays.astype(np.int64) << _LABEL_BITS) | label_ids
+        return keys
 
     def _id(self, name: str) -> int:
         label_id = self._ids.get(name)

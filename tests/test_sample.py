@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import reference
+
 from tests.conftest import ROOT
 
 
@@ -15,7 +16,10 @@ def test_sample_report_is_pinned(sample_csv: Path) -> None:
     """The sample's JSON report is exactly the committed one."""
     result = subprocess.run(
         [sys.executable, "-m", "bot", "report", "samples/events-sample.csv", "--format", "json"],
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
     )
     pinned = json.loads((ROOT / "samples" / "events-sample.report.json").read_text())
     assert json.loads(result.stdout) == pinned

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import reference
+
 from tests.conftest import ROOT, csv_of
 
 ROWS = csv_of(
@@ -23,7 +23,9 @@ ROWS = csv_of(
 )
 
 
-def cli(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         input=stdin.decode() if stdin is not None else None,
@@ -48,12 +50,36 @@ def test_json_format_is_the_contract(events_csv: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # not a terminal, no --progress: nothing on stderr
     report = json.loads(result.stdout)
-    assert list(report) == ["source", "timezone", "currency", "rows", "errors", "warnings", "revenue", "weeks"]
-    assert (report["source"], report["timezone"], report["currency"]) == (str(events_csv), "UTC", "USD")
-    assert list(report["errors"]) == ["malformed_row", "missing_required_field", "invalid_timestamp", "invalid_revenue"]
+    assert list(report) == [
+        "source",
+        "timezone",
+        "currency",
+        "rows",
+        "errors",
+        "warnings",
+        "revenue",
+        "weeks",
+    ]
+    assert (report["source"], report["timezone"], report["currency"]) == (
+        str(events_csv),
+        "UTC",
+        "USD",
+    )
+    assert list(report["errors"]) == [
+        "malformed_row",
+        "missing_required_field",
+        "invalid_timestamp",
+        "invalid_revenue",
+    ]
     assert list(report["weeks"][0]) == [
-        "week_start", "week_end", "revenue", "revenue_by_treatment", "treatments_completed",
-        "appointments", "bookings", "events_by_type",
+        "week_start",
+        "week_end",
+        "revenue",
+        "revenue_by_treatment",
+        "treatments_completed",
+        "appointments",
+        "bookings",
+        "events_by_type",
     ]
     del report["source"], report["currency"]
     assert report == reference.analyze(ROWS.encode())
@@ -66,8 +92,14 @@ def test_csv_format(events_csv: Path) -> None:
     assert "\r" not in result.stdout
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0] == [
-        "week_start", "week_end", "revenue", "treatments_completed", "appointments", "bookings",
-        "revenue_cleaning", "revenue_implants",
+        "week_start",
+        "week_end",
+        "revenue",
+        "treatments_completed",
+        "appointments",
+        "bookings",
+        "revenue_cleaning",
+        "revenue_implants",
     ]
     assert rows[1] == ["2024-01-01", "2024-01-07", "300.50", "1", "1", "0", "0.00", "300.50"]
     assert rows[2][:3] == ["2024-01-08", "2024-01-14", "0.00"]
@@ -87,11 +119,21 @@ def test_text_format(events_csv: Path) -> None:
 
 def test_stdin_pipe_and_env_defaults() -> None:
     """`-` reads a pipe; REPORT_TIMEZONE and CURRENCY set the defaults."""
-    result = cli("report", "-", "--format", "json", stdin=ROWS.encode(),
-                 env={"REPORT_TIMEZONE": "Asia/Tokyo", "CURRENCY": "eur"})
+    result = cli(
+        "report",
+        "-",
+        "--format",
+        "json",
+        stdin=ROWS.encode(),
+        env={"REPORT_TIMEZONE": "Asia/Tokyo", "CURRENCY": "eur"},
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert (report["source"], report["timezone"], report["currency"]) == ("stdin", "Asia/Tokyo", "EUR")
+    assert (report["source"], report["timezone"], report["currency"]) == (
+        "stdin",
+        "Asia/Tokyo",
+        "EUR",
+    )
 
 
 def test_progress_flag_draws_on_stderr(tmp_path: Path) -> None:
@@ -128,7 +170,10 @@ def test_bad_usage_exits_2(args: list[str], message: str, events_csv: Path) -> N
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"event_id,clinic_id\ne,c\n", "lacks the required columns: patient_id, event_type, event_timestamp"),
+        (
+            b"event_id,clinic_id\ne,c\n",
+            "lacks the required columns: patient_id, event_type, event_timestamp",
+        ),
         (b"", "nothing to report"),
         (csv_of().encode(), "nothing to report"),
         (csv_of("e,c,p,X,2024-01-01,caf\xe9,").encode("latin-1"), "row 2 is not valid UTF-8"),

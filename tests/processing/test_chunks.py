@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 import reference
 
 from tests.conftest import HEADER, report_of

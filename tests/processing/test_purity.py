@@ -16,7 +16,8 @@ def test_processing_imports_nothing_user_facing() -> None:
     forbidden = [
         name
         for name in loaded
-        if name.split(".")[0] in {"bot", "slack_sdk", "slack_bolt", "aiohttp", "boto3", "botocore", "structlog"}
+        if name.split(".")[0]
+        in {"bot", "slack_sdk", "slack_bolt", "aiohttp", "boto3", "botocore", "structlog"}
     ]
     assert "processing.engine" in loaded
     assert forbidden == []

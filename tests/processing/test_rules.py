@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 
 import pytest
 
@@ -34,7 +35,10 @@ def test_bom_crlf_and_quoting() -> None:
     )
     report = report_of(text)
     assert report["rows"] == {"total": 2, "valid": 2, "invalid": 0}
-    assert report["weeks"][0]["revenue_by_treatment"] == {"implants": "1.00", "implants, upper": "12.50"}
+    assert report["weeks"][0]["revenue_by_treatment"] == {
+        "implants": "1.00",
+        "implants, upper": "12.50",
+    }
 
 
 def test_header_is_trimmed_case_insensitive_any_order_extra_columns_ignored() -> None:
@@ -65,19 +69,22 @@ def test_no_rows_is_an_error(content: bytes) -> None:
 
 def test_blank_lines_are_skipped_but_occupy_a_row() -> None:
     """Blank lines do not count as rows, yet the spreadsheet row numbers include them."""
-    text = "\n".join(
-        [
-            "",  # row 1: blank before the header
-            HEADER,  # row 2
-            OK,  # row 3
-            "",  # row 4
-            "   \t",  # row 5
-            '"multi',  # row 6, a quoted newline does not start a row
-            'line",c,,X,2024-01-01,,',
-            "\r",  # row 7: an empty CRLF line
-            "e,c,p,X,not-a-date,,",  # row 8
-        ]
-    ) + "\n"
+    text = (
+        "\n".join(
+            [
+                "",  # row 1: blank before the header
+                HEADER,  # row 2
+                OK,  # row 3
+                "",  # row 4
+                "   \t",  # row 5
+                '"multi',  # row 6, a quoted newline does not start a row
+                'line",c,,X,2024-01-01,,',
+                "\r",  # row 7: an empty CRLF line
+                "e,c,p,X,not-a-date,,",  # row 8
+            ]
+        )
+        + "\n"
+    )
     report = report_of(text)
     assert report["rows"] == {"total": 3, "valid": 1, "invalid": 2}
     assert errors(report)["missing_required_field"] == (1, [6])
@@ -165,12 +172,34 @@ def test_valid_timestamps(timestamp: str, monday: str) -> None:
 
 
 INVALID_TIMESTAMPS = [
-    "20240101T100000Z", "2024-01-01T10:00+02", "2024-01-01T10:00:00,5", "2024-W01-1",
-    "2024-13-01", "2024-02-30", "2023-02-29", "1900-02-29", "2024-01-01T24:00", "2024-01-01T25:00",
-    "2024-01-01T10:60", "2024-01-01T10:00:60", "2024-01-01T10:00 Z", "2024-01-01T10:00:00 +02:00",
-    "2024-01-01T10", "2024-1-01", "24-01-01", "2024-01-01T10:00.5", "2024-01-01T10:00:00.",
-    "2024-01-01T10:00:00.1234567890", "2024-01-01Z", "0000-01-01", "2024-01-01T10:00:00+24:00",
-    "2024-01-01T10:00:00+02:60", "2024-01-01  10:00", "2024/01/01", "yesterday", "2024-01-01T1O:00",
+    "20240101T100000Z",
+    "2024-01-01T10:00+02",
+    "2024-01-01T10:00:00,5",
+    "2024-W01-1",
+    "2024-13-01",
+    "2024-02-30",
+    "2023-02-29",
+    "1900-02-29",
+    "2024-01-01T24:00",
+    "2024-01-01T25:00",
+    "2024-01-01T10:60",
+    "2024-01-01T10:00:60",
+    "2024-01-01T10:00 Z",
+    "2024-01-01T10:00:00 +02:00",
+    "2024-01-01T10",
+    "2024-1-01",
+    "24-01-01",
+    "2024-01-01T10:00.5",
+    "2024-01-01T10:00:00.",
+    "2024-01-01T10:00:00.1234567890",
+    "2024-01-01Z",
+    "0000-01-01",
+    "2024-01-01T10:00:00+24:00",
+    "2024-01-01T10:00:00+02:60",
+    "2024-01-01  10:00",
+    "2024/01/01",
+    "yesterday",
+    "2024-01-01T1O:00",
     "２０２４-01-01",
 ]
 
@@ -184,9 +213,19 @@ def test_invalid_timestamps(timestamp: str) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "cents"),
-    [("528.20", 52820), ("+5", 500), ("007.50", 750), ("0", 0), ("0.125", 12), ("0.135", 14),
-     ("1.005", 100), ("2.675", 268), ("0.0050000001", 1), ("12345678901234.565", 1234567890123456),
-     ("99999999999999999999.99", 9999999999999999999999)],
+    [
+        ("528.20", 52820),
+        ("+5", 500),
+        ("007.50", 750),
+        ("0", 0),
+        ("0.125", 12),
+        ("0.135", 14),
+        ("1.005", 100),
+        ("2.675", 268),
+        ("0.0050000001", 1),
+        ("12345678901234.565", 1234567890123456),
+        ("99999999999999999999.99", 9999999999999999999999),
+    ],
 )
 def test_revenue_is_exact_cents_half_even(amount: str, cents: int) -> None:
     """Amounts are summed as integer cents, more than two decimals round half to even."""
@@ -195,7 +234,10 @@ def test_revenue_is_exact_cents_half_even(amount: str, cents: int) -> None:
     assert report["revenue"] == f"{whole}.{part:02d}"
 
 
-@pytest.mark.parametrize("amount", ["-5", "-0", ".5", "5.", "abc", "NaN", "inf", "1e3", "1,234.00", "$100", "1.2.3", "+", "٣"])
+@pytest.mark.parametrize(
+    "amount",
+    ["-5", "-0", ".5", "5.", "abc", "NaN", "inf", "1e3", "1,234.00", "$100", "1.2.3", "+", "٣"],
+)
 def test_invalid_revenue(amount: str) -> None:
     """Amounts off +?[0-9]+(.[0-9]+)? are invalid_revenue."""
     report = report_of(csv_of(OK, f'e,c,p,TREATMENT_COMPLETED,2024-01-01,x,"{amount}"'))
@@ -251,12 +293,22 @@ def test_week_metrics_and_gaps() -> None:
         )
     )
     weeks = report["weeks"]
-    assert [week["week_start"] for week in weeks] == ["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"]
+    assert [week["week_start"] for week in weeks] == [
+        "2024-01-01",
+        "2024-01-08",
+        "2024-01-15",
+        "2024-01-22",
+    ]
     assert (weeks[0]["appointments"], weeks[0]["bookings"]) == (2, 3)
     assert weeks[1] == {
-        "week_start": "2024-01-08", "week_end": "2024-01-14", "revenue": "0.00",
-        "revenue_by_treatment": {}, "treatments_completed": 0, "appointments": 0,
-        "bookings": 0, "events_by_type": {},
+        "week_start": "2024-01-08",
+        "week_end": "2024-01-14",
+        "revenue": "0.00",
+        "revenue_by_treatment": {},
+        "treatments_completed": 0,
+        "appointments": 0,
+        "bookings": 0,
+        "events_by_type": {},
     }
     assert weeks[3]["revenue_by_treatment"] == {"whitening": "0.00"}
 
@@ -265,7 +317,9 @@ def test_report_timezone_moves_week_boundaries() -> None:
     """Weeks start Monday 00:00 in the report timezone; offsets are honoured."""
     rows = csv_of("e,c,p,X,2024-01-07T23:30:00Z,,", "e,c,p,X,2024-01-08T00:30:00,,")
     berlin = report_of(rows, timezone="Europe/Berlin")
-    assert [(w["week_start"], sum(w["events_by_type"].values())) for w in berlin["weeks"]] == [("2024-01-08", 2)]
+    assert [(w["week_start"], sum(w["events_by_type"].values())) for w in berlin["weeks"]] == [
+        ("2024-01-08", 2)
+    ]
     new_york = report_of(rows, timezone="America/New_York")
     assert [w["week_start"] for w in new_york["weeks"]] == ["2024-01-01", "2024-01-08"]
 
@@ -283,6 +337,6 @@ def test_progress_snapshots_and_cancel() -> None:
     analyze(io.BytesIO(data), on_progress=seen.append, block_size=4096)
     assert len(seen) > 10
     assert seen[-1].rows_total == 2000 and seen[-1].bytes_read == len(data)
-    assert all(a.rows_total <= b.rows_total for a, b in zip(seen, seen[1:]))
+    assert all(a.rows_total <= b.rows_total for a, b in itertools.pairwise(seen))
     with pytest.raises(AnalysisCancelled):
         analyze(io.BytesIO(data), cancelled=lambda: True, block_size=4096)
