@@ -7,7 +7,7 @@ amount too large for int64 arithmetic.
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -119,8 +119,6 @@ class ZoneOffsets:
     def _offset(self, bucket: int) -> int:
         cached = self._cache.get(bucket)
         if cached is None:
-            from datetime import datetime
-
             moment = datetime.fromtimestamp(bucket * _OFFSET_BUCKET_S, tz=UTC)
             delta = moment.astimezone(self._zone).utcoffset()
             cached = int(delta.total_seconds()) if delta is not None else 0
