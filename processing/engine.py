@@ -77,7 +77,7 @@ class _Analysis:
 
     def add(self, block: Block) -> None:
         table = block.table
-        ascii_only = block.raw.isascii()
+        ascii_only = block.ascii_only
         row_map: RowMap | None = None
 
         def walk() -> RowMap:

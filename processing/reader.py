@@ -5,15 +5,15 @@ spreadsheet shows (header = row 1, one row per record, blank lines occupy a row)
 
 Plan: we cut the stream ourselves into record-aligned blocks of about `block_size` bytes
 (a newline outside quotes ends a record; quote parity is all it takes, since RFC 4180's
-doubled quotes keep the parity). Each block goes to pyarrow's multi-threaded `read_csv`,
-which releases the GIL, so the event loop of the process that calls us keeps running.
-Because every block is parsed on its own, the rows pyarrow drops (field-count mismatches,
-whitespace-only lines via `invalid_row_handler`; empty lines silently) are known per block,
-and we can count records per block without looking at each one. Only a block that holds a
-bad row whose number we still need is re-walked in Python to map its records to rows.
+doubled quotes keep the parity). Each block goes to pyarrow's `read_csv`, which releases
+the GIL, so the event loop of the process that calls us keeps running. Because every block
+is parsed on its own, the rows pyarrow drops (field-count mismatches and whitespace-only
+lines, via `invalid_row_handler`) are counted per block, and empty lines come back as rows
+of empty values; so records per block are counted without looking at each one. Only a
+block that holds a bad row whose number we still need, or a row that may be an empty
+line, is re-walked in Python to map its records to rows.
 
-Not yet measured: whether a second parse thread (parse block n+1 while analysing block n)
-pays off on more than 2 cores.
+Not yet measured: whether more than one parse thread pays off on more than 2 cores.
 """
 
 from __future__ import annotations
@@ -106,9 +106,8 @@ class Block:
     raw: bytes
     table: pa.Table  # columns named as in COLUMNS_USED; missing optional ones are absent
     first_row: int  # spreadsheet row of the block's first record (blank or not)
-    records: int  # records in the block, blank ones included
     malformed: int  # records pyarrow dropped for a wrong field count
-    blank_dropped: int  # whitespace-only records pyarrow dropped
+    ascii_only: bool  # lets callers pick the cheaper ASCII string kernels
     end_offset: int  # bytes of the stream consumed once this block is done
     field_count: int
 
@@ -175,8 +174,6 @@ def _sniff_binary(head: bytes) -> None:
 
 
 def _check_utf8(raw: bytes, first_row: int, field_count: int) -> None:
-    if raw.isascii():
-        return
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -304,7 +301,9 @@ class BlockReader:
     def _parse(self, raw: bytes) -> Block:
         first_row = self._next_row
         field_count = self.header.field_count
-        _check_utf8(raw, first_row, field_count)
+        ascii_only = raw.isascii()
+        if not ascii_only:
+            _check_utf8(raw, first_row, field_count)
         dropped = [0, 0]  # malformed, whitespace-only
 
         def on_invalid_row(row: pacsv.InvalidRow) -> str:
@@ -332,16 +331,14 @@ class BlockReader:
             raise CsvSyntaxError(last, "a quoted field is never closed") from None
         table = table.rename_columns([self._used[name] for name in table.column_names])
         malformed, whitespace = dropped
-        records = table.num_rows + malformed + whitespace
         self._consumed += len(raw)
-        self._next_row += records
+        self._next_row += table.num_rows + malformed + whitespace
         return Block(
             raw=raw,
             table=table,
             first_row=first_row,
-            records=records,
             malformed=malformed,
-            blank_dropped=whitespace,
+            ascii_only=ascii_only,
             end_offset=self._consumed,
             field_count=field_count,
         )
