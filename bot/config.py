@@ -1,0 +1,204 @@
+"""Settings: every knob of `clinic-events serve`, read once from the environment.
+
+Only `Settings.from_env` reads the environment; tests pass a dict. A bad value raises
+ConfigError naming the variable, never echoing a secret.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.currency import UnknownCurrencyError, parse_currency
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlackTokens:
+    bot_token: str = field(repr=False)
+    app_token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    slack: SlackTokens | None = None  # None: local mode, messages go to the console
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    slack_channel: str | None = None  # where web uploads are reported in Slack mode
+    progress_interval_s: float = 10.0
+    max_file_size_bytes: int = 1024 * 1_048_576
+    job_concurrency: int = 2
+    job_retention_s: float = 3600.0
+    report_timezone: str = "UTC"
+    currency: str = "USD"
+    host: str = "127.0.0.1"
+    port: int = 3000
+    upload_token: str | None = field(default=None, repr=False)
+    allow_unauthenticated_uploads: bool = False
+    uploads_per_minute: int = 10
+    s3_bucket: str | None = None
+    s3_allowed_buckets: frozenset[str] = frozenset()
+    s3_keep_uploads: bool = False
+    aws_region: str | None = None  # AWS_REGION; botocore itself reads only AWS_DEFAULT_REGION
+    shutdown_grace_s: float = 30.0
+    log_format: Literal["json", "console"] | None = None  # None: console on a terminal
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Self:
+        read = _Reader(env)
+        s3_bucket = read.text("S3_BUCKET")
+        allowed = read.text("S3_ALLOWED_BUCKETS")
+        settings = cls(
+            slack=_slack_tokens(read),
+            slack_api_url=_api_url(read.text("SLACK_API_URL") or DEFAULT_SLACK_API_URL),
+            slack_channel=read.text("SLACK_CHANNEL"),
+            progress_interval_s=read.number("PROGRESS_INTERVAL_SECONDS", 10.0, minimum=0.05),
+            max_file_size_bytes=round(read.number("MAX_FILE_SIZE_MB", 1024, minimum=1e-6) * 1_048_576),
+            job_concurrency=read.integer("JOB_CONCURRENCY", 2, minimum=1),
+            job_retention_s=read.number("JOB_RETENTION_MINUTES", 60, minimum=0) * 60,
+            report_timezone=_timezone(read.text("REPORT_TIMEZONE") or "UTC"),
+            currency=_currency(read.text("CURRENCY") or "USD"),
+            host=read.text("HOST") or "127.0.0.1",
+            port=read.integer("PORT", 3000, minimum=0, maximum=65535),
+            upload_token=read.text("UPLOAD_TOKEN"),
+            allow_unauthenticated_uploads=read.flag("ALLOW_UNAUTHENTICATED_UPLOADS"),
+            uploads_per_minute=read.integer("UPLOADS_PER_MINUTE", 10, minimum=1),
+            s3_bucket=s3_bucket,
+            s3_allowed_buckets=(
+                frozenset(b.strip() for b in allowed.split(",") if b.strip())
+                if allowed
+                else frozenset({s3_bucket} if s3_bucket else ())
+            ),
+            s3_keep_uploads=read.flag("S3_KEEP_UPLOADS"),
+            aws_region=read.text("AWS_REGION"),
+            shutdown_grace_s=read.number("SHUTDOWN_GRACE_SECONDS", 30, minimum=0),
+            log_format=read.choice("LOG_FORMAT", ("json", "console")),  # type: ignore[arg-type]
+            log_level=read.choice("LOG_LEVEL", LOG_LEVELS) or "info",
+        )
+        if (
+            not is_loopback(settings.host)
+            and settings.upload_token is None
+            and not settings.allow_unauthenticated_uploads
+        ):
+            raise ConfigError(
+                f"HOST={settings.host} accepts uploads from other machines: set UPLOAD_TOKEN, "
+                "or ALLOW_UNAUTHENTICATED_UPLOADS=true if a proxy in front checks who uploads"
+            )
+        return settings
+
+    @property
+    def slack_mode(self) -> bool:
+        return self.slack is not None
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return float(default)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, e.g. {default:g}") from None
+        if not value >= minimum or value == float("inf"):
+            raise ConfigError(f"{name} must be a number of at least {minimum:g}")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, e.g. {default}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ConfigError(f"{name} must be {bound}")
+        return value
+
+    def flag(self, name: str) -> bool:
+        raw = self._env.get(name, "").strip().lower()
+        if raw in TRUE_WORDS:
+            return True
+        if raw in FALSE_WORDS:
+            return False
+        raise ConfigError(f"{name} must be true or false")
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        if raw.lower() not in choices:
+            raise ConfigError(f"{name} must be one of: {', '.join(choices)}")
+        return raw.lower()
+
+
+def _slack_tokens(read: _Reader) -> SlackTokens | None:
+    bot, app = read.text("SLACK_BOT_TOKEN"), read.text("SLACK_APP_TOKEN")
+    if bot is None and app is None:
+        return None
+    if bot is None:
+        raise ConfigError(
+            "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is missing: set both for Slack, or neither for local mode"
+        )
+    if app is None:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is set but SLACK_APP_TOKEN is missing: set both for Slack, or neither for local mode"
+        )
+    if not bot.startswith("xoxb-"):
+        raise ConfigError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+    if not app.startswith("xapp-"):
+        raise ConfigError(
+            "SLACK_APP_TOKEN must be an app-level token starting with xapp- (with connections:write)"
+        )
+    return SlackTokens(bot_token=bot, app_token=app)
+
+
+def _api_url(url: str) -> str:
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError("SLACK_API_URL must be an http(s) URL such as https://slack.com/api/")
+    return url if url.endswith("/") else url + "/"
+
+
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("REPORT_TIMEZONE must be an IANA timezone such as Europe/Berlin") from None
+    return name
+
+
+def _currency(code: str) -> str:
+    try:
+        return parse_currency(code)
+    except UnknownCurrencyError:
+        raise ConfigError("CURRENCY must be an ISO 4217 code such as USD") from None

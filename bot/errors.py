@@ -1,0 +1,54 @@
+"""Errors the bot raises while fetching a file. Every message is safe to show a user.
+
+```
+ClinicEventsError (processing)
+├── InputError            processing: the file itself cannot be analysed
+└── SourceError           bot: getting the file failed, or it may not be read
+    ├── UnsupportedSourceError  not a Slack file, s3:// URL or upload we can read
+    ├── FileTooLargeError(size_bytes, limit_bytes)
+    ├── NotCsvFileError         the file's name and type say it is not a CSV
+    ├── DownloadError           the host answered with an error, HTML, or a foreign redirect
+    ├── BucketNotAllowedError   an S3 bucket outside S3_ALLOWED_BUCKETS (a usage error)
+    └── S3Error                 missing object, access denied, bad credentials
+```
+"""
+
+from __future__ import annotations
+
+from processing import ClinicEventsError
+
+
+class SourceError(ClinicEventsError):
+    """Fetching the file failed. The message is safe to show a user: no tokens, no values."""
+
+
+class UnsupportedSourceError(SourceError):
+    pass
+
+
+class FileTooLargeError(SourceError):
+    def __init__(self, size_bytes: int | None, limit_bytes: int) -> None:
+        self.size_bytes = size_bytes
+        self.limit_bytes = limit_bytes
+        limit = f"{limit_bytes / 1_048_576:,.0f} MB"
+        if size_bytes is None:
+            message = f"the file is larger than the {limit} limit"
+        else:
+            message = f"the file is {size_bytes / 1_048_576:,.1f} MB, over the {limit} limit"
+        super().__init__(f"{message}; split the export or ask an admin to raise MAX_FILE_SIZE_MB")
+
+
+class NotCsvFileError(SourceError):
+    pass
+
+
+class DownloadError(SourceError):
+    pass
+
+
+class BucketNotAllowedError(SourceError):
+    pass
+
+
+class S3Error(SourceError):
+    pass

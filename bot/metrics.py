@@ -1,0 +1,44 @@
+"""Prometheus metrics, in a registry of our own so tests and several apps never collide."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from processing import REASONS
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+DURATION_BUCKETS_S = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(namespace="clinic_events", registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        ns = {"namespace": "clinic_events", "registry": self.registry}
+        self.uploads = Counter("uploads", "Web upload requests by outcome", ["outcome"], **ns)
+        self.jobs = Counter("jobs", "Finished jobs by source kind and status", ["source", "status"], **ns)
+        self.jobs_active = Gauge("jobs_active", "Jobs running now", **ns)
+        self.rows = Counter("rows_processed", "CSV rows analysed", **ns)
+        self.invalid_rows = Counter("invalid_rows", "Invalid rows by reason", ["reason"], **ns)
+        self.bytes_read = Counter("bytes_read", "CSV bytes analysed", **ns)
+        self.job_duration = Histogram(
+            "job_duration_seconds", "Job wall time, queue excluded", buckets=DURATION_BUCKETS_S, **ns
+        )
+        self.slack_api_errors = Counter(
+            "slack_api_errors", "Slack Web API calls that failed, by method", ["method"], **ns
+        )
+        for reason in REASONS:
+            self.invalid_rows.labels(reason)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
