@@ -1,4 +1,4 @@
-"""`clinic-events report`: the engine on a file, S3 later, or standard input.
+"""`clinic-events report`: the engine on a file, an s3:// object, or standard input.
 
 Exit codes: 0 done (invalid rows are not a failure), 2 bad usage, 3 input rejected,
 1 anything else. Errors end with one line on stderr, never a traceback.
@@ -11,11 +11,12 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import BinaryIO, NoReturn, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.currency import UnknownCurrencyError, parse_currency
+from bot.errors import BucketNotAllowedError, S3Error, UnsupportedSourceError
 from processing import InputError, Progress, analyze, to_csv, to_json, to_text
 from processing.render import grouped_amount
 
@@ -44,7 +45,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         description="Analyse a CSV export and print the weekly report.",
     )
     report.add_argument(
-        "source", metavar="SOURCE", help="path to a CSV file, or - for standard input"
+        "source",
+        metavar="SOURCE",
+        help="path to a CSV file, s3://BUCKET/KEY (a bucket in $S3_ALLOWED_BUCKETS or $S3_BUCKET), or - for standard input",
     )
     report.add_argument("--format", choices=("text", "json", "csv"), default="text")
     report.add_argument(
@@ -56,6 +59,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--currency",
         default=env.get("CURRENCY") or "USD",
         help="ISO 4217 code the amounts are in (default: $CURRENCY or USD)",
+    )
+    commands.add_parser(
+        "serve",
+        help="run the Slack bot (when tokens are set) and the web upload server",
+        description="Run the service: the Socket Mode bot when SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
+        "are set, and the web upload page and API on HOST:PORT. Settings come from the "
+        "environment (see README.md); SIGTERM or Ctrl-C shuts down gracefully.",
     )
     report.add_argument(
         "--progress",
@@ -94,6 +104,18 @@ def _open_source(source: str, stdin: BinaryIO) -> tuple[BinaryIO, int | None]:
     except PermissionError:
         raise UsageError(f"permission denied: {source}") from None
     return stream, os.fstat(stream.fileno()).st_size
+
+
+def _open_s3(url: str, env: Mapping[str, str]) -> tuple[Iterable[bytes], int, Callable[[], None]]:
+    """The object's chunks, its size, and how to close it. AWS settings come from boto3."""
+    from bot import s3  # boto3 takes a moment to import; local files don't need it
+
+    location = s3.parse_s3_url(url)
+    allowed = s3.allowed_buckets_from_env(env)
+    s3.check_bucket_allowed(location, allowed)  # a usage error wins over any AWS problem
+    client = s3.make_client(env.get("AWS_REGION") or None)
+    s3_object = s3.open_object(client, location, allowed_buckets=allowed)
+    return s3_object.chunks(), s3_object.size_bytes, s3_object.close
 
 
 class ProgressBar:
@@ -144,14 +166,25 @@ class ProgressBar:
 
 
 def report_command(
-    args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO
+    args: argparse.Namespace,
+    stdin: BinaryIO,
+    stdout: TextIO,
+    stderr: TextIO,
+    env: Mapping[str, str] = os.environ,
 ) -> int:
     timezone = _zone(args.timezone)
     try:
         currency = parse_currency(args.currency)
     except UnknownCurrencyError as error:
         raise UsageError(str(error)) from None
-    stream, size = _open_source(args.source, stdin)
+    stream: BinaryIO | Iterable[bytes]
+    size: int | None
+    close: Callable[[], None] | None
+    if args.source.lower().startswith("s3://"):
+        stream, size, close = _open_s3(args.source, env)
+    else:
+        stream, size = _open_source(args.source, stdin)
+        close = stream.close if stream is not stdin else None
     label = "stdin" if args.source == "-" else args.source
     bar = ProgressBar(stderr, size, currency) if (args.progress or stderr.isatty()) else None
     try:
@@ -159,14 +192,35 @@ def report_command(
     finally:
         if bar:
             bar.finish()
-        if stream is not stdin:
-            stream.close()
+        if close is not None:
+            close()
     if args.format == "json":
         stdout.write(to_json(report, label, currency))
     elif args.format == "csv":
         stdout.write(to_csv(report))
     else:
         stdout.write(to_text(report, label, currency))
+    return EXIT_OK
+
+
+def serve_command(env: Mapping[str, str], stderr: TextIO) -> int:
+    import asyncio
+
+    from bot import logs
+    from bot.app import serve
+    from bot.config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as error:
+        stderr.write(f"clinic-events: configuration error: {error}\n")
+        return EXIT_USAGE
+    logs.configure(level=settings.log_level, log_format=settings.log_format, stream=stderr)
+    try:
+        asyncio.run(serve(settings))
+    except OSError as error:  # e.g. the port is taken
+        stderr.write(f"clinic-events: cannot start: {error.strerror or error}\n")
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -182,13 +236,18 @@ def main(
     stdout = stdout if stdout is not None else sys.stdout
     stderr = stderr if stderr is not None else sys.stderr
     args = build_parser(env).parse_args(argv)
+    if args.command == "serve":
+        return serve_command(env, stderr)
     try:
-        return report_command(args, stdin, stdout, stderr)
-    except UsageError as error:
+        return report_command(args, stdin, stdout, stderr, env)
+    except (UsageError, UnsupportedSourceError, BucketNotAllowedError) as error:
         stderr.write(f"clinic-events: error: {error}\n")
         return EXIT_USAGE
     except InputError as error:
         stderr.write(f"clinic-events: file rejected: {error}\n")
+        return EXIT_REJECTED
+    except S3Error as error:  # the message names the s3:// URL and what to fix
+        stderr.write(f"clinic-events: error: {error}\n")
         return EXIT_REJECTED
     except KeyboardInterrupt:
         stderr.write("clinic-events: interrupted\n")
