@@ -14,10 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: $(STAMP)
-	@echo "The Slack bot and web server arrive with the next issues; meanwhile, the report CLI:"
-	@echo "  $(VENV)/bin/clinic-events report samples/events-sample.csv [--format text|json|csv]"
-	@echo
-	$(VENV)/bin/clinic-events report samples/events-sample.csv
+	$(VENV)/bin/clinic-events serve
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -1,0 +1,254 @@
+"""Wiring: one asyncio process runs the Socket Mode bot, the web app and the job runner.
+
+`start_service()` builds and connects everything inside the running loop (the Socket Mode
+client needs one), `Service.stop()` drains, and `serve()` runs until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, TextIO
+
+import aiohttp
+import structlog
+from aiohttp import web as aioweb
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import listeners, s3, web
+from bot.config import Settings
+from bot.jobs import JobRunner, Replier
+from bot.metrics import Metrics
+from bot.replies import ConsoleReplier, SlackReplier
+from bot.slack_jobs import SlackJobs
+from bot.sources import S3Reader, SlackDownloader
+
+log = structlog.get_logger("bot.app")
+
+SlackState = Literal["connected", "disconnected", "disabled"]
+RATE_LIMIT_RETRIES = 4
+CONNECTION_CHECK_S = 5.0
+
+
+def slack_client(token: str | None, base_url: str) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        ],
+    )
+
+
+class SlackConnection:
+    """The Socket Mode handler, and how long the socket has been down (for /health)."""
+
+    def __init__(self, app: AsyncApp, handler: AsyncSocketModeHandler) -> None:
+        self.app = app
+        self.handler = handler
+        self.down_since: float | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        await self.handler.connect_async()
+        self._watch = asyncio.create_task(self._watch_connection())
+
+    async def state(self) -> SlackState:
+        connected = await self.handler.client.is_connected()
+        self._note(connected)
+        return "connected" if connected else "disconnected"
+
+    def down_for_s(self) -> float:
+        return 0.0 if self.down_since is None else time.monotonic() - self.down_since
+
+    def _note(self, connected: bool) -> None:
+        if connected:
+            self.down_since = None
+        elif self.down_since is None:
+            self.down_since = time.monotonic()
+
+    async def _watch_connection(self) -> None:
+        while True:
+            await asyncio.sleep(CONNECTION_CHECK_S)
+            with contextlib.suppress(Exception):
+                self._note(await self.handler.client.is_connected())
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        with contextlib.suppress(Exception):
+            await self.handler.close_async()
+
+
+@dataclass(kw_only=True)
+class Service:
+    settings: Settings
+    jobs: JobRunner
+    metrics: Metrics
+    session: aiohttp.ClientSession
+    web_runner: aioweb.AppRunner
+    port: int
+    slack: SlackConnection | None = None
+    console: TextIO | None = None
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def slack_state(self) -> SlackState:
+        return "disabled" if self.slack is None else await self.slack.state()
+
+    async def stop(self) -> None:
+        """Stop taking work, let running jobs finish within the grace period, then close."""
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        log.info("service.stopping", jobs_active=self.jobs.active)
+        await self.jobs.shutdown(self.settings.shutdown_grace_s)
+        if self.slack is not None:
+            await self.slack.close()
+        await self.web_runner.cleanup()
+        await self.session.close()
+        log.info("service.stopped")
+
+
+async def start_service(settings: Settings, *, console: TextIO | None = None) -> Service:
+    metrics = Metrics()
+    jobs = JobRunner(
+        concurrency=settings.job_concurrency,
+        progress_interval_s=settings.progress_interval_s,
+        timezone=settings.report_timezone,
+        max_file_size_bytes=settings.max_file_size_bytes,
+        retention_s=settings.job_retention_s,
+        metrics=metrics,
+    )
+    session = aiohttp.ClientSession()
+    s3_client = s3.make_client(settings.aws_region) if settings.s3_allowed_buckets or settings.s3_bucket else None
+    s3_reader = (
+        S3Reader(
+            s3_client,
+            allowed_buckets=settings.s3_allowed_buckets,
+            max_size_bytes=settings.max_file_size_bytes,
+        )
+        if s3_client is not None
+        else None
+    )
+    console_out = console if console is not None else sys.stdout
+
+    def console_replier() -> Replier:
+        return ConsoleReplier(settings.currency, console_out)
+
+    slack: SlackConnection | None = None
+    if settings.slack is not None:
+        client = slack_client(settings.slack.bot_token, settings.slack_api_url)
+        bolt = AsyncApp(
+            token=settings.slack.bot_token,
+            client=client,
+            logger=logging.getLogger("slack_bolt"),
+        )
+        slack_jobs = SlackJobs(
+            client=client,
+            downloader=SlackDownloader(session, settings.slack.bot_token, settings.slack_api_url),
+            jobs=jobs,
+            currency=settings.currency,
+            max_file_size_bytes=settings.max_file_size_bytes,
+            s3_reader=s3_reader,
+        )
+        listeners.register(bolt, slack_jobs)
+        handler = AsyncSocketModeHandler(
+            bolt,
+            settings.slack.app_token,
+            web_client=slack_client(None, settings.slack_api_url),
+        )
+        slack = SlackConnection(bolt, handler)
+
+    def upload_replier() -> Replier | None:
+        if settings.slack is not None and settings.slack_channel:
+            return SlackReplier(
+                slack.app.client,  # type: ignore[union-attr]
+                settings.slack_channel,
+                currency=settings.currency,
+                metrics=metrics,
+            )
+        if settings.slack is None:
+            return console_replier()
+        return None
+
+    web_runner, port = await web.start(
+        web.WebContext(
+            settings=settings,
+            jobs=jobs,
+            metrics=metrics,
+            slack_state=lambda: _state(slack),
+            slack_down_for_s=lambda: slack.down_for_s() if slack is not None else 0.0,
+            upload_replier=upload_replier,
+            s3_client=s3_client,
+        )
+    )
+    service = Service(
+        settings=settings,
+        jobs=jobs,
+        metrics=metrics,
+        session=session,
+        web_runner=web_runner,
+        port=port,
+        slack=slack,
+        console=console_out,
+    )
+    if slack is not None:
+        try:
+            await slack.connect()
+        except BaseException:
+            await service.stop()
+            raise
+    log.info(
+        "service.started",
+        mode="slack" if slack is not None else "local",
+        url=f"http://{_url_host(settings.host)}:{port}/",
+        job_concurrency=settings.job_concurrency,
+    )
+    return service
+
+
+async def _state(slack: SlackConnection | None) -> SlackState:
+    return "disabled" if slack is None else await slack.state()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, *, console: TextIO | None = None) -> AsyncIterator[Service]:
+    service = await start_service(settings, console=console)
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with running(settings) as service:
+        if service.slack is None:
+            print(
+                f"Local mode (no Slack tokens): upload a CSV at http://{_url_host(settings.host)}:{service.port}/ "
+                "or run `clinic-events report FILE`. Ctrl-C stops.",
+                flush=True,
+            )
+        await stop.wait()
+        log.info("service.signal_received")

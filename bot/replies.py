@@ -1,0 +1,275 @@
+"""Repliers: what people see of a job. Slack (a thread updated in place), console, or both.
+
+SlackReplier: a start message in the channel, the progress message as the first reply in its
+thread (edited with chat.update, never re-posted), then the summary, weekly-report.csv and
+weekly-revenue.png in the thread, and the start message rewritten to the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TextIO, TypeVar
+
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot import blocks
+from bot.chart import revenue_chart_png
+from bot.currency import format_money
+from bot.jobs import Job, Replier
+from bot.metrics import Metrics
+from processing import Progress, WeeklyReport, to_csv, to_text
+from processing.schema import REASONS
+
+log = structlog.get_logger("bot.replies")
+T = TypeVar("T")
+
+REPORT_CSV_NAME = "weekly-report.csv"
+CHART_PNG_NAME = "weekly-revenue.png"
+
+
+class SlackReplier:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        *,
+        currency: str,
+        metrics: Metrics,
+    ) -> None:
+        self._client = client
+        self.channel = channel
+        self._currency = currency
+        self._metrics = metrics
+        self.start_ts: str | None = None
+        self.progress_ts: str | None = None
+
+    async def _call(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except SlackApiError as error:
+            self._metrics.slack_api_errors.labels(method).inc()
+            log.warning("slack.api_error", method=method, error=error.response.get("error"))
+            raise
+        except Exception as error:
+            self._metrics.slack_api_errors.labels(method).inc()
+            log.warning("slack.api_error", method=method, error=type(error).__name__)
+            raise
+
+    async def _post(self, message: blocks.Message, thread_ts: str | None = None) -> str:
+        response: AsyncSlackResponse = await self._call(
+            "chat.postMessage",
+            lambda: self._client.chat_postMessage(
+                channel=self.channel,
+                text=message["text"],
+                blocks=message["blocks"],
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+        )
+        return str(response["ts"])
+
+    async def _update(self, ts: str | None, message: blocks.Message) -> None:
+        if ts is None:
+            return
+        await self._call(
+            "chat.update",
+            lambda: self._client.chat_update(
+                channel=self.channel, ts=ts, text=message["text"], blocks=message["blocks"]
+            ),
+        )
+
+    async def announce(self, job: Job, queue_position: int | None) -> None:
+        self.start_ts = await self._post(
+            blocks.start_message(
+                job_id=job.id,
+                file_name=job.source.name,
+                size_bytes=job.source.size_bytes,
+                requested_by=job.source.requested_by,
+                queue_position=queue_position,
+            )
+        )
+        self.progress_ts = await self._post(
+            blocks.waiting_message(queue_position=queue_position), thread_ts=self.start_ts
+        )
+
+    async def running(self, job: Job) -> None:
+        await self._update(
+            self.start_ts,
+            blocks.start_message(
+                job_id=job.id,
+                file_name=job.source.name,
+                size_bytes=job.source.size_bytes,
+                requested_by=job.source.requested_by,
+                queue_position=None,
+            ),
+        )
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        await self._update(
+            self.progress_ts,
+            blocks.progress_message(
+                progress,
+                total_bytes=job.source.size_bytes,
+                elapsed_s=job.duration_s or 0.0,
+                currency=self._currency,
+            ),
+        )
+
+    async def succeeded(self, job: Job, report: WeeklyReport) -> None:
+        await _each(
+            self._update(
+                self.progress_ts,
+                blocks.done_message(report, elapsed_s=job.duration_s or 0.0, currency=self._currency),
+            ),
+        )
+        for message in blocks.summary_messages(
+            report, file_name=job.source.name, currency=self._currency
+        ):
+            await self._post(message, thread_ts=self.start_ts)
+        await _each(
+            self._upload_files(report),
+            self._update(
+                self.start_ts,
+                blocks.outcome_message(
+                    report, file_name=job.source.name, job_id=job.id, currency=self._currency
+                ),
+            ),
+        )
+
+    async def _upload_files(self, report: WeeklyReport) -> None:
+        chart = await asyncio.to_thread(revenue_chart_png, report, currency=self._currency)
+        await self._call(
+            "files.upload",
+            lambda: self._client.files_upload_v2(
+                channel=self.channel,
+                thread_ts=self.start_ts,
+                file_uploads=[
+                    {
+                        "content": to_csv(report).encode(),
+                        "filename": REPORT_CSV_NAME,
+                        "title": "Weekly report (CSV)",
+                    },
+                    {
+                        "content": chart,
+                        "filename": CHART_PNG_NAME,
+                        "title": "Weekly revenue by treatment type",
+                    },
+                ],
+            ),
+        )
+
+    async def failed(self, job: Job, reason: str) -> None:
+        await _each(
+            self._update(self.progress_ts, blocks.failed_message(reason, job_id=job.id)),
+            self._update(
+                self.start_ts,
+                blocks.failed_outcome_message(reason, file_name=job.source.name, job_id=job.id),
+            ),
+        )
+
+
+async def _each(*steps: Awaitable[Any]) -> None:
+    """Run every step even when one fails: a failed upload must not hide the outcome."""
+    for step in steps:
+        try:
+            await step
+        except Exception as error:
+            log.warning("slack.reply_step_failed", error=type(error).__name__)
+
+
+class ConsoleReplier:
+    """Local mode: the same sequence as in Slack, as lines on a terminal."""
+
+    def __init__(self, currency: str, out: TextIO | None = None) -> None:
+        self._currency = currency
+        self._out = out if out is not None else sys.stdout
+
+    def _say(self, job: Job, text: str) -> None:
+        self._out.write(f"[job {job.id}] {text}\n")
+        self._out.flush()
+
+    async def announce(self, job: Job, queue_position: int | None) -> None:
+        size = f" ({job.source.size_bytes / 1e6:,.1f} MB)" if job.source.size_bytes else ""
+        queued = f", waiting for a free slot (position {queue_position})" if queue_position else ""
+        self._say(job, f"processing {job.source.name}{size}{queued}")
+
+    async def running(self, job: Job) -> None:
+        self._say(job, "started")
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        self._say(job, progress_line(progress, job.source.size_bytes, self._currency))
+
+    async def succeeded(self, job: Job, report: WeeklyReport) -> None:
+        self._say(job, f"done in {job.duration_s or 0:,.1f}s")
+        self._out.write(to_text(report, job.source.name, self._currency))
+        self._out.flush()
+
+    async def failed(self, job: Job, reason: str) -> None:
+        self._say(job, f"failed: {reason}")
+
+
+def progress_line(progress: Progress, total_bytes: int | None, currency: str) -> str:
+    parts = [
+        f"{progress.rows_total:,} rows",
+        f"{progress.rows_valid:,} valid",
+        f"{progress.rows_invalid:,} invalid",
+        f"revenue {format_money(progress.revenue_cents, currency)}",
+    ]
+    if total_bytes:
+        parts.insert(0, f"{min(progress.bytes_read / total_bytes, 1.0):.0%}")
+    errors = [
+        f"{reason} {progress.invalid_by_reason[reason]:,}"
+        for reason in REASONS
+        if progress.invalid_by_reason.get(reason)
+    ]
+    if errors:
+        parts.append("(" + ", ".join(errors) + ")")
+    return ", ".join(parts)
+
+
+class SilentReplier:
+    """A job only the job API shows (a web upload when no Slack channel is set)."""
+
+    async def announce(self, job: Job, queue_position: int | None) -> None:
+        pass
+
+    async def running(self, job: Job) -> None:
+        pass
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        pass
+
+    async def succeeded(self, job: Job, report: WeeklyReport) -> None:
+        pass
+
+    async def failed(self, job: Job, reason: str) -> None:
+        pass
+
+
+class Fanout:
+    """Several repliers for one job (a web upload shown in the API, Slack and the console)."""
+
+    def __init__(self, repliers: Sequence[Replier]) -> None:
+        self._repliers = list(repliers)
+
+    async def announce(self, job: Job, queue_position: int | None) -> None:
+        for replier in self._repliers:
+            await replier.announce(job, queue_position)
+
+    async def running(self, job: Job) -> None:
+        await _each(*(r.running(job) for r in self._repliers))
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        await _each(*(r.progress(job, progress) for r in self._repliers))
+
+    async def succeeded(self, job: Job, report: WeeklyReport) -> None:
+        await _each(*(r.succeeded(job, report) for r in self._repliers))
+
+    async def failed(self, job: Job, reason: str) -> None:
+        await _each(*(r.failed(job, reason) for r in self._repliers))

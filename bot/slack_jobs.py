@@ -1,0 +1,239 @@
+"""From a Slack share or /process-events to a queued job, with an answer for every problem.
+
+Shares are processed once per (file, channel): Slack sends two events per upload and may
+redeliver either. An explicit command always starts a new job. Problems with a command go
+back to the person who typed it, ephemerally; nothing lands in the channel.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import FileTooLargeError, SourceError, UnsupportedSourceError
+from bot.jobs import JobRunner, NotAccepting
+from bot.replies import Fanout, SlackReplier
+from bot.sources import (
+    S3Reader,
+    SlackDownloader,
+    SlackFileSource,
+    Source,
+    is_csv_name,
+    parse_file_reference,
+)
+
+log = structlog.get_logger("bot.slack")
+
+SHARES_REMEMBERED = 10_000
+HISTORY_PAGES = 5
+HISTORY_PAGE_SIZE = 200
+NOT_IN_CHANNEL = "I'm not in this channel yet. Invite me with `/invite @clinic-events`, then try again."
+SHUTTING_DOWN = "I'm restarting right now and can't take new files. Please try again in a minute."
+
+Respond = Callable[[str], Awaitable[Any]]
+
+HELP = """*`/process-events`* turns a clinic event export (CSV) into a weekly report in this channel.
+• `/process-events` processes the most recent CSV shared in this channel.
+• `/process-events <file link or ID>` processes that file: in Slack, open the file's menu, *Copy link*, and paste it.
+• `/process-events s3://bucket/path/events.csv` processes an export stored in S3 (allowed buckets only).
+• `/process-events help` shows this.
+You can also just share a `.csv` file in a channel I'm in: I pick it up by myself.
+Required columns: event_id, clinic_id, patient_id, event_type, event_timestamp; revenue comes from revenue_amount on TREATMENT_COMPLETED rows."""
+
+
+class CommandProblem(Exception):
+    """Something the person who typed the command should fix; the message says what."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlackContext:
+    bot_user_id: str | None
+    bot_id: str | None
+
+
+class SlackJobs:
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient,
+        downloader: SlackDownloader,
+        jobs: JobRunner,
+        currency: str,
+        max_file_size_bytes: int,
+        s3_reader: S3Reader | None = None,
+        extra_replier: Callable[[], Any] | None = None,
+    ) -> None:
+        self._client = client
+        self._downloader = downloader
+        self._jobs = jobs
+        self._currency = currency
+        self._max_bytes = max_file_size_bytes
+        self._s3 = s3_reader
+        self._extra_replier = extra_replier
+        self._shares_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def replier(self, channel: str) -> SlackReplier | Fanout:
+        slack = SlackReplier(
+            self._client, channel, currency=self._currency, metrics=self._jobs.metrics
+        )
+        if self._extra_replier is None:
+            return slack
+        return Fanout([slack, self._extra_replier()])
+
+    # -- shares ---------------------------------------------------------------------------
+
+    def _claim_share(self, file_id: str, channel: str) -> bool:
+        key = (file_id, channel)
+        if key in self._shares_seen:
+            return False
+        self._shares_seen[key] = None
+        if len(self._shares_seen) > SHARES_REMEMBERED:
+            self._shares_seen.popitem(last=False)
+        return True
+
+    async def on_share(
+        self,
+        *,
+        file_id: str,
+        channel: str,
+        user: str | None,
+        context: SlackContext,
+        file: dict[str, Any] | None = None,
+    ) -> None:
+        """A file appeared in a channel. CSVs become jobs; everything else is ignored."""
+        if user is not None and user == context.bot_user_id:
+            return
+        if file is not None and file.get("name") and not is_csv_name(file["name"], file.get("filetype")):
+            return
+        if not self._claim_share(file_id, channel):
+            return  # the other event of the same upload, or a redelivery
+        try:
+            info = await self._file_info(file_id)
+        except CommandProblem:
+            log.info("share.file_unavailable")
+            return
+        if info.get("user") == context.bot_user_id or not is_csv_name(
+            str(info.get("name", "")), info.get("filetype")
+        ):
+            return
+        if (info.get("size") or 0) > self._max_bytes:
+            await self._tell_sharer(channel, user, str(FileTooLargeError(info["size"], self._max_bytes)))
+            return
+        source = SlackFileSource.from_file(info, self._downloader, requested_by=user)
+        try:
+            await self._jobs.submit(source, self.replier(channel))
+        except NotAccepting:
+            await self._tell_sharer(channel, user, SHUTTING_DOWN)
+        except SlackApiError as error:
+            log.warning("share.not_announced", error=error.response.get("error"))
+
+    async def _tell_sharer(self, channel: str, user: str | None, text: str) -> None:
+        if user is None:
+            return
+        try:
+            await self._client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except SlackApiError as error:
+            log.warning("slack.api_error", method="chat.postEphemeral", error=error.response.get("error"))
+
+    # -- /process-events --------------------------------------------------------------------
+
+    async def on_command(
+        self, *, text: str, channel: str, user: str, context: SlackContext, respond: Respond
+    ) -> None:
+        argument = text.strip()
+        if argument.lower() in ("help", "-h", "--help", "?"):
+            await respond(HELP)
+            return
+        try:
+            source = await self._command_source(argument, channel, user, context)
+            await self._jobs.submit(source, self.replier(channel))
+        except CommandProblem as problem:
+            await respond(str(problem))
+        except SourceError as error:
+            await respond(f"I can't process that: {error}.")
+        except NotAccepting:
+            await respond(SHUTTING_DOWN)
+        except SlackApiError as error:
+            if error.response.get("error") in ("not_in_channel", "channel_not_found"):
+                await respond(NOT_IN_CHANNEL)
+            else:
+                log.warning("command.slack_error", error=error.response.get("error"))
+                await respond("Slack refused my message, so I did not start. Please try again.")
+
+    async def _command_source(
+        self, argument: str, channel: str, user: str, context: SlackContext
+    ) -> Source:
+        if argument.lower().startswith(("s3://", "<s3://")):
+            if self._s3 is None:
+                raise UnsupportedSourceError(
+                    "reading from S3 is not set up here (an admin sets S3_BUCKET or S3_ALLOWED_BUCKETS)"
+                )
+            return await self._s3.open(argument.strip("<>").split("|", 1)[0], requested_by=user)
+        if argument:
+            file_id = parse_file_reference(argument)
+            if file_id is None:
+                raise CommandProblem(
+                    "That doesn't look like a Slack file. Use `/process-events <file link>` "
+                    "(file menu → *Copy link*), `/process-events` for the latest CSV here, "
+                    "or `/process-events help`."
+                )
+            file = await self._file_info(file_id)
+        else:
+            file = await self._latest_csv(channel, context)
+        name = str(file.get("name") or file_id_of(file))
+        if not is_csv_name(name, file.get("filetype")):
+            raise CommandProblem(f"{name} is not a CSV file. Export the events as .csv and share that.")
+        size = file.get("size")
+        if size is not None and size > self._max_bytes:
+            raise CommandProblem(f"I can't process {name}: {FileTooLargeError(size, self._max_bytes)}.")
+        return SlackFileSource.from_file(file, self._downloader, requested_by=user)
+
+    async def _file_info(self, file_id: str) -> dict[str, Any]:
+        try:
+            response = await self._client.files_info(file=file_id)
+        except SlackApiError as error:
+            code = error.response.get("error")
+            if code in ("file_not_found", "file_deleted", "invalid_arguments"):
+                raise CommandProblem(
+                    "I can't find that file. It may have been deleted, or shared somewhere I can't see: "
+                    "share it in this channel and try again."
+                ) from None
+            raise CommandProblem(f"Slack would not tell me about that file ({code}). Please try again.") from None
+        return dict(response["file"])
+
+    async def _latest_csv(self, channel: str, context: SlackContext) -> dict[str, Any]:
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            try:
+                response = await self._client.conversations_history(
+                    channel=channel, limit=HISTORY_PAGE_SIZE, cursor=cursor
+                )
+            except SlackApiError as error:
+                if error.response.get("error") in ("not_in_channel", "channel_not_found"):
+                    raise CommandProblem(NOT_IN_CHANNEL) from None
+                raise
+            for message in response.get("messages", []):
+                if message.get("user") == context.bot_user_id or (
+                    context.bot_id and message.get("bot_id") == context.bot_id
+                ):
+                    continue
+                for file in message.get("files", []):
+                    if is_csv_name(str(file.get("name", "")), file.get("filetype")):
+                        return await self._file_info(file["id"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        raise CommandProblem(
+            "I found no CSV shared in this channel recently. Share the export here, "
+            "or use `/process-events <file link>`."
+        )
+
+
+def file_id_of(file: dict[str, Any]) -> str:
+    return str(file.get("id", "file"))

@@ -1,0 +1,96 @@
+"""Someone shares an events CSV in a channel; the thread tells the whole story."""
+
+from __future__ import annotations
+
+import json
+
+from bot.app import Service
+from processing import analyze, to_csv
+from tests.integration.conftest import CHANNEL, SAMPLE, StartBot, finished_jobs
+from tests.standin.slack import BOT_TOKEN, BOT_USER_ID, SlackStandIn
+
+
+async def share(slack: SlackStandIn, file_id: str, *, user: str = "UALICE") -> None:
+    """Both events Slack sends for one upload, each acked."""
+    first = await slack.send_event(slack.file_shared_event(file_id, user=user))
+    second = await slack.send_event(slack.file_share_event(file_id, user=user))
+    await slack.wait_ack(first)
+    await slack.wait_ack(second)
+
+
+async def test_a_shared_csv_gets_start_message_progress_summary_and_files(
+    slack: SlackStandIn, bot: Service
+) -> None:
+    """One upload (two events) gives one job: start, progress reply, summary, files, outcome."""
+    slack.add_file("F0SAMPLE1", "events-sample.csv", SAMPLE)
+    await share(slack, "F0SAMPLE1")
+    [job] = await finished_jobs(bot)
+    assert job.status == "succeeded"
+    await slack.wait_for_call("files.completeUploadExternal")
+
+    top = [m for m in slack.messages(CHANNEL) if m.get("user") == BOT_USER_ID and not m.get("files")]
+    assert len(top) == 1, "exactly one start message"
+    start = top[0]
+    assert "events-sample.csv" in start["text"] and "see thread" in start["text"].lower()
+    assert job.id in json.dumps(start)
+
+    thread = slack.thread(CHANNEL, start["ts"])
+    progress, *rest = thread
+    assert "100%" in progress["text"]
+    summary_text = json.dumps([m.get("blocks") for m in rest])
+    assert "$305,272.95" in summary_text  # the sample's total revenue
+    uploads = [u for u in slack.uploads.values() if u["completed"]]
+    assert {u["filename"] for u in uploads} == {"weekly-report.csv", "weekly-revenue.png"}
+    assert all(u["thread_ts"] == start["ts"] and u["channel_id"] == CHANNEL for u in uploads)
+    by_name = {u["filename"]: u["content"] for u in uploads}
+    assert by_name["weekly-report.csv"].decode() == to_csv(analyze(iter([SAMPLE])))
+    assert by_name["weekly-revenue.png"].startswith(b"\x89PNG\r\n\x1a\n")
+    downloads = slack.calls_to("download")
+    assert len(downloads) == 1 and downloads[0].authorization == f"Bearer {BOT_TOKEN}"
+
+
+async def test_redelivered_events_do_not_start_a_second_job(
+    slack: SlackStandIn, bot: Service
+) -> None:
+    """Slack's retries of either event are acked and ignored."""
+    slack.add_file("F0SAMPLE2", "events.csv", SAMPLE[:20_000])
+    await share(slack, "F0SAMPLE2")
+    retry = await slack.send_event(slack.file_shared_event("F0SAMPLE2"), retry_attempt=1)
+    await slack.wait_ack(retry)
+    await finished_jobs(bot)
+    again = await slack.send_event(slack.file_share_event("F0SAMPLE2"), retry_attempt=2)
+    await slack.wait_ack(again)
+    assert len(bot.jobs.recent()) == 1
+    assert len(slack.calls_to("download")) == 1
+
+
+async def test_other_files_and_the_bots_own_uploads_are_ignored(
+    slack: SlackStandIn, bot: Service
+) -> None:
+    """A PDF, and a CSV the bot itself uploaded, start nothing and post nothing."""
+    slack.add_file("F0NOTCSV1", "minutes.pdf", b"%PDF-1.7", filetype="pdf")
+    slack.add_file("F0BOTCSV1", "weekly-report.csv", b"a,b\n", user=BOT_USER_ID)
+    await share(slack, "F0NOTCSV1")
+    await share(slack, "F0BOTCSV1", user=BOT_USER_ID)
+    # a later, real share proves the earlier events were fully handled before it
+    slack.add_file("F0REAL001", "events.csv", SAMPLE[:5_000])
+    await share(slack, "F0REAL001")
+    [job] = await finished_jobs(bot)
+    assert job.source.name == "events.csv"
+    assert not slack.ephemerals
+    assert len(slack.calls_to("download")) == 1
+
+
+async def test_the_same_file_shared_in_two_channels_is_processed_in_each(
+    slack: SlackStandIn, start_bot: StartBot
+) -> None:
+    """Once per (file, channel): a second channel gets its own report."""
+    service = await start_bot()
+    slack.add_file("F0TWICE01", "events.csv", SAMPLE[:5_000])
+    await share(slack, "F0TWICE01")
+    other = await slack.send_event(slack.file_shared_event("F0TWICE01", channel="C0OTHER"))
+    await slack.wait_ack(other)
+    jobs = await finished_jobs(service, 2)
+    assert [job.status for job in jobs] == ["succeeded", "succeeded"]
+    channels = {call.args["channel"] for call in slack.calls_to("chat.postMessage")}
+    assert channels == {CHANNEL, "C0OTHER"}
