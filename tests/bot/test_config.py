@@ -1,0 +1,119 @@
+"""Settings.from_env: defaults, each variable, and errors that name the variable, not secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import ConfigError, Settings, is_loopback
+
+BOT, APP = "xoxb-secret-bot-1234", "xapp-secret-app-5678"
+
+
+def test_no_variables_means_local_mode_with_the_documented_defaults() -> None:
+    """An empty environment runs locally on 127.0.0.1:3000."""
+    settings = Settings.from_env({})
+    assert settings.slack is None and not settings.slack_mode
+    assert (settings.host, settings.port) == ("127.0.0.1", 3000)
+    assert settings.progress_interval_s == 10.0
+    assert settings.max_file_size_bytes == 1024 * 1024 * 1024
+    assert settings.job_concurrency == 2
+    assert settings.job_retention_s == 3600
+    assert settings.uploads_per_minute == 10
+    assert settings.shutdown_grace_s == 30
+    assert (settings.report_timezone, settings.currency) == ("UTC", "USD")
+    assert settings.slack_api_url == "https://slack.com/api/"
+
+
+def test_both_tokens_mean_slack_mode_and_are_never_in_the_repr() -> None:
+    """Secrets stay out of repr (and so out of logs)."""
+    settings = Settings.from_env(
+        {"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": APP, "UPLOAD_TOKEN": "up-secret"}
+    )
+    assert settings.slack is not None and settings.slack.bot_token == BOT
+    text = repr(settings)
+    assert BOT not in text and APP not in text and "up-secret" not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SLACK_BOT_TOKEN": BOT}, "SLACK_APP_TOKEN is missing"),
+        ({"SLACK_APP_TOKEN": APP}, "SLACK_BOT_TOKEN is missing"),
+        ({"SLACK_BOT_TOKEN": "xoxp-user", "SLACK_APP_TOKEN": APP}, "SLACK_BOT_TOKEN"),
+        ({"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": "xoxb-wrong"}, "SLACK_APP_TOKEN"),
+        ({"PROGRESS_INTERVAL_SECONDS": "soon"}, "PROGRESS_INTERVAL_SECONDS"),
+        ({"PROGRESS_INTERVAL_SECONDS": "0"}, "PROGRESS_INTERVAL_SECONDS"),
+        ({"MAX_FILE_SIZE_MB": "-1"}, "MAX_FILE_SIZE_MB"),
+        ({"JOB_CONCURRENCY": "0"}, "JOB_CONCURRENCY"),
+        ({"JOB_CONCURRENCY": "2.5"}, "JOB_CONCURRENCY"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"REPORT_TIMEZONE": "Mars/Olympus"}, "REPORT_TIMEZONE"),
+        ({"CURRENCY": "DOLLARS"}, "CURRENCY"),
+        ({"SLACK_API_URL": "slack.com/api"}, "SLACK_API_URL"),
+        ({"S3_KEEP_UPLOADS": "maybe"}, "S3_KEEP_UPLOADS"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"HOST": "0.0.0.0"}, "UPLOAD_TOKEN"),
+    ],
+)
+def test_a_bad_value_stops_startup_naming_the_variable(env: dict[str, str], named: str) -> None:
+    """The message names what to fix and never echoes a token."""
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env(env)
+    assert named in str(error.value)
+    assert BOT not in str(error.value) and APP not in str(error.value)
+
+
+def test_values_are_read_and_normalised() -> None:
+    """Fractions, lists, flags and the API URL's trailing slash."""
+    settings = Settings.from_env(
+        {
+            "PROGRESS_INTERVAL_SECONDS": "0.5",
+            "MAX_FILE_SIZE_MB": "1.5",
+            "SLACK_API_URL": "http://127.0.0.1:9/api",
+            "S3_BUCKET": "staging",
+            "S3_KEEP_UPLOADS": "true",
+            "CURRENCY": "chf",
+            "REPORT_TIMEZONE": "Europe/Zurich",
+            "LOG_FORMAT": "JSON",
+        }
+    )
+    assert settings.progress_interval_s == 0.5
+    assert settings.max_file_size_bytes == 1_572_864
+    assert settings.slack_api_url == "http://127.0.0.1:9/api/"
+    assert settings.s3_allowed_buckets == frozenset({"staging"}) and settings.s3_keep_uploads
+    assert (settings.currency, settings.report_timezone, settings.log_format) == (
+        "CHF",
+        "Europe/Zurich",
+        "json",
+    )
+    explicit = Settings.from_env({"S3_BUCKET": "staging", "S3_ALLOWED_BUCKETS": "a, b,,"})
+    assert explicit.s3_allowed_buckets == frozenset({"a", "b"})
+
+
+def test_a_public_host_needs_a_token_or_an_explicit_opt_out() -> None:
+    """0.0.0.0 with UPLOAD_TOKEN, or with ALLOW_UNAUTHENTICATED_UPLOADS=true, starts."""
+    assert Settings.from_env({"HOST": "0.0.0.0", "UPLOAD_TOKEN": "t"}).upload_token == "t"
+    assert (
+        Settings.from_env({"HOST": "0.0.0.0", "ALLOW_UNAUTHENTICATED_UPLOADS": "true"}).host
+        == "0.0.0.0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("10.0.0.5", False),
+        ("::", False),
+        ("clinic.example", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    """127.0.0.0/8, localhost and ::1 are loopback; anything else is not."""
+    assert is_loopback(host) is loopback
