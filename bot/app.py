@@ -63,7 +63,7 @@ class SlackConnection:
         self._watch: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        await self.handler.connect_async()
+        await self.handler.connect_async()  # type: ignore[no-untyped-call]
         self._watch = asyncio.create_task(self._watch_connection())
 
     async def state(self) -> SlackState:
@@ -90,7 +90,7 @@ class SlackConnection:
         if self._watch is not None:
             self._watch.cancel()
         with contextlib.suppress(Exception):
-            await self.handler.close_async()
+            await self.handler.close_async()  # type: ignore[no-untyped-call]
 
 
 @dataclass(kw_only=True)
@@ -133,7 +133,11 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
         metrics=metrics,
     )
     session = aiohttp.ClientSession()
-    s3_client = s3.make_client(settings.aws_region) if settings.s3_allowed_buckets or settings.s3_bucket else None
+    s3_client = (
+        s3.make_client(settings.aws_region)
+        if settings.s3_allowed_buckets or settings.s3_bucket
+        else None
+    )
     s3_reader = (
         S3Reader(
             s3_client,

@@ -65,7 +65,9 @@ class Settings:
             slack_api_url=_api_url(read.text("SLACK_API_URL") or DEFAULT_SLACK_API_URL),
             slack_channel=read.text("SLACK_CHANNEL"),
             progress_interval_s=read.number("PROGRESS_INTERVAL_SECONDS", 10.0, minimum=0.05),
-            max_file_size_bytes=round(read.number("MAX_FILE_SIZE_MB", 1024, minimum=1e-6) * 1_048_576),
+            max_file_size_bytes=round(
+                read.number("MAX_FILE_SIZE_MB", 1024, minimum=1e-6) * 1_048_576
+            ),
             job_concurrency=read.integer("JOB_CONCURRENCY", 2, minimum=1),
             job_retention_s=read.number("JOB_RETENTION_MINUTES", 60, minimum=0) * 60,
             report_timezone=_timezone(read.text("REPORT_TIMEZONE") or "UTC"),
@@ -141,7 +143,9 @@ class _Reader:
         except ValueError:
             raise ConfigError(f"{name} must be a whole number, e.g. {default}") from None
         if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            bound = (
+                f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            )
             raise ConfigError(f"{name} must be {bound}")
         return value
 
@@ -193,7 +197,9 @@ def _timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError("REPORT_TIMEZONE must be an IANA timezone such as Europe/Berlin") from None
+        raise ConfigError(
+            "REPORT_TIMEZONE must be an IANA timezone such as Europe/Berlin"
+        ) from None
     return name
 
 

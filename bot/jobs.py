@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import secrets
 import threading
 import time
@@ -230,7 +231,9 @@ class JobRunner:
         except Exception:
             log.exception("job.crashed")
             await self._finish(
-                job, replier, error=f"something went wrong on our side (job {job.id}); please try again"
+                job,
+                replier,
+                error=f"something went wrong on our side (job {job.id}); please try again",
             )
         else:
             await self._finish(job, replier, report=report)
@@ -381,7 +384,5 @@ async def _next_or_none(chunks: AsyncIterator[bytes]) -> bytes | None:
 async def _close(chunks: AsyncIterator[bytes]) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
-        try:
+        with contextlib.suppress(Exception):
             await aclose()
-        except Exception:
-            pass

@@ -24,18 +24,42 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(namespace="clinic_events", registry=self.registry)
         PlatformCollector(registry=self.registry)
-        ns = {"namespace": "clinic_events", "registry": self.registry}
-        self.uploads = Counter("uploads", "Web upload requests by outcome", ["outcome"], **ns)
-        self.jobs = Counter("jobs", "Finished jobs by source kind and status", ["source", "status"], **ns)
-        self.jobs_active = Gauge("jobs_active", "Jobs running now", **ns)
-        self.rows = Counter("rows_processed", "CSV rows analysed", **ns)
-        self.invalid_rows = Counter("invalid_rows", "Invalid rows by reason", ["reason"], **ns)
-        self.bytes_read = Counter("bytes_read", "CSV bytes analysed", **ns)
+        ns, registry = "clinic_events", self.registry
+        self.uploads = Counter(
+            "uploads",
+            "Web upload requests by outcome",
+            ["outcome"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.jobs = Counter(
+            "jobs",
+            "Finished jobs by source kind and status",
+            ["source", "status"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.jobs_active = Gauge("jobs_active", "Jobs running now", namespace=ns, registry=registry)
+        self.rows = Counter("rows_processed", "CSV rows analysed", namespace=ns, registry=registry)
+        self.invalid_rows = Counter(
+            "invalid_rows", "Invalid rows by reason", ["reason"], namespace=ns, registry=registry
+        )
+        self.bytes_read = Counter(
+            "bytes_read", "CSV bytes analysed", namespace=ns, registry=registry
+        )
         self.job_duration = Histogram(
-            "job_duration_seconds", "Job wall time, queue excluded", buckets=DURATION_BUCKETS_S, **ns
+            "job_duration_seconds",
+            "Job wall time, queue excluded",
+            buckets=DURATION_BUCKETS_S,
+            namespace=ns,
+            registry=registry,
         )
         self.slack_api_errors = Counter(
-            "slack_api_errors", "Slack Web API calls that failed, by method", ["method"], **ns
+            "slack_api_errors",
+            "Slack Web API calls that failed, by method",
+            ["method"],
+            namespace=ns,
+            registry=registry,
         )
         for reason in REASONS:
             self.invalid_rows.labels(reason)

@@ -125,7 +125,9 @@ class SlackReplier:
         await _each(
             self._update(
                 self.progress_ts,
-                blocks.done_message(report, elapsed_s=job.duration_s or 0.0, currency=self._currency),
+                blocks.done_message(
+                    report, elapsed_s=job.duration_s or 0.0, currency=self._currency
+                ),
             ),
         )
         for message in blocks.summary_messages(

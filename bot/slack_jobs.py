@@ -33,7 +33,9 @@ log = structlog.get_logger("bot.slack")
 SHARES_REMEMBERED = 10_000
 HISTORY_PAGES = 5
 HISTORY_PAGE_SIZE = 200
-NOT_IN_CHANNEL = "I'm not in this channel yet. Invite me with `/invite @clinic-events`, then try again."
+NOT_IN_CHANNEL = (
+    "I'm not in this channel yet. Invite me with `/invite @clinic-events`, then try again."
+)
 SHUTTING_DOWN = "I'm restarting right now and can't take new files. Please try again in a minute."
 
 Respond = Callable[[str], Awaitable[Any]]
@@ -109,7 +111,11 @@ class SlackJobs:
         """A file appeared in a channel. CSVs become jobs; everything else is ignored."""
         if user is not None and user == context.bot_user_id:
             return
-        if file is not None and file.get("name") and not is_csv_name(file["name"], file.get("filetype")):
+        if (
+            file is not None
+            and file.get("name")
+            and not is_csv_name(file["name"], file.get("filetype"))
+        ):
             return
         if not self._claim_share(file_id, channel):
             return  # the other event of the same upload, or a redelivery
@@ -123,7 +129,9 @@ class SlackJobs:
         ):
             return
         if (info.get("size") or 0) > self._max_bytes:
-            await self._tell_sharer(channel, user, str(FileTooLargeError(info["size"], self._max_bytes)))
+            await self._tell_sharer(
+                channel, user, str(FileTooLargeError(info["size"], self._max_bytes))
+            )
             return
         source = SlackFileSource.from_file(info, self._downloader, requested_by=user)
         try:
@@ -139,7 +147,9 @@ class SlackJobs:
         try:
             await self._client.chat_postEphemeral(channel=channel, user=user, text=text)
         except SlackApiError as error:
-            log.warning("slack.api_error", method="chat.postEphemeral", error=error.response.get("error"))
+            log.warning(
+                "slack.api_error", method="chat.postEphemeral", error=error.response.get("error")
+            )
 
     # -- /process-events --------------------------------------------------------------------
 
@@ -188,10 +198,14 @@ class SlackJobs:
             file = await self._latest_csv(channel, context)
         name = str(file.get("name") or file_id_of(file))
         if not is_csv_name(name, file.get("filetype")):
-            raise CommandProblem(f"{name} is not a CSV file. Export the events as .csv and share that.")
+            raise CommandProblem(
+                f"{name} is not a CSV file. Export the events as .csv and share that."
+            )
         size = file.get("size")
         if size is not None and size > self._max_bytes:
-            raise CommandProblem(f"I can't process {name}: {FileTooLargeError(size, self._max_bytes)}.")
+            raise CommandProblem(
+                f"I can't process {name}: {FileTooLargeError(size, self._max_bytes)}."
+            )
         return SlackFileSource.from_file(file, self._downloader, requested_by=user)
 
     async def _file_info(self, file_id: str) -> dict[str, Any]:
@@ -204,7 +218,9 @@ class SlackJobs:
                     "I can't find that file. It may have been deleted, or shared somewhere I can't see: "
                     "share it in this channel and try again."
                 ) from None
-            raise CommandProblem(f"Slack would not tell me about that file ({code}). Please try again.") from None
+            raise CommandProblem(
+                f"Slack would not tell me about that file ({code}). Please try again."
+            ) from None
         return dict(response["file"])
 
     async def _latest_csv(self, channel: str, context: SlackContext) -> dict[str, Any]:
@@ -218,7 +234,8 @@ class SlackJobs:
                 if error.response.get("error") in ("not_in_channel", "channel_not_found"):
                     raise CommandProblem(NOT_IN_CHANNEL) from None
                 raise
-            for message in response.get("messages", []):
+            messages: list[dict[str, Any]] = response.get("messages") or []
+            for message in messages:
                 if message.get("user") == context.bot_user_id or (
                     context.bot_id and message.get("bot_id") == context.bot_id
                 ):

@@ -246,7 +246,9 @@ class S3ObjectSource:
 class S3Reader:
     """Opens s3:// sources for jobs: allowed buckets only, size known up front."""
 
-    def __init__(self, client: Any, *, allowed_buckets: frozenset[str], max_size_bytes: int) -> None:
+    def __init__(
+        self, client: Any, *, allowed_buckets: frozenset[str], max_size_bytes: int
+    ) -> None:
         self._client = client
         self.allowed_buckets = allowed_buckets
         self._max_size_bytes = max_size_bytes

@@ -6,7 +6,6 @@ see: the stand-in's channel, threads, ephemerals and uploads.
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, timedelta

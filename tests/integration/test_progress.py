@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -37,11 +38,13 @@ async def test_a_slow_download_shows_several_updates_spaced_by_the_interval(
     live = [call for call in updates if "Processing" in call.args["text"]]
     assert len(live) >= 2, [call.args["text"] for call in updates]
     times = [call.at for call in live]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert min(gaps) >= INTERVAL_S * 0.9, gaps
     percents = [json.dumps(call.args["blocks"]) for call in live]
     assert any("%" in text for text in percents)
     assert "100%" in updates[-1].args["text"]
     thread = slack.thread(CHANNEL, start["ts"])
-    status_messages = [m for m in thread if m["text"].startswith(("Processing", "Done", "Waiting", "Starting"))]
+    status_messages = [
+        m for m in thread if m["text"].startswith(("Processing", "Done", "Waiting", "Starting"))
+    ]
     assert len(status_messages) == 1, "updates edit the one progress message, never add one"

@@ -33,11 +33,11 @@ async def test_with_one_slot_the_second_job_queues_and_runs_after_the_first(
     assert "position 1" in announced[0]["text"]
     start = next(m for m in slack.messages(CHANNEL) if "second.csv" in m["text"])
     assert "position" not in start["text"]  # rewritten to the outcome
-    waiting = [
+    waiting = next(
         call.args["text"]
         for call in slack.calls_to("chat.postMessage")
         if call.args.get("thread_ts") == start["ts"]
-    ][0]
+    )
     assert "Waiting for a free slot" in waiting
 
 

@@ -28,7 +28,9 @@ async def test_a_shared_csv_gets_start_message_progress_summary_and_files(
     assert job.status == "succeeded"
     await slack.wait_for_call("files.completeUploadExternal")
 
-    top = [m for m in slack.messages(CHANNEL) if m.get("user") == BOT_USER_ID and not m.get("files")]
+    top = [
+        m for m in slack.messages(CHANNEL) if m.get("user") == BOT_USER_ID and not m.get("files")
+    ]
     assert len(top) == 1, "exactly one start message"
     start = top[0]
     assert "events-sample.csv" in start["text"] and "see thread" in start["text"].lower()
