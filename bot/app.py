@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TextIO
 
@@ -56,9 +56,15 @@ def slack_client(token: str | None, base_url: str) -> AsyncWebClient:
 class SlackConnection:
     """The Socket Mode handler, and how long the socket has been down (for /health)."""
 
-    def __init__(self, app: AsyncApp, handler: AsyncSocketModeHandler) -> None:
+    def __init__(
+        self,
+        app: AsyncApp,
+        handler: AsyncSocketModeHandler,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
         self.handler = handler
+        self.clock = clock
         self.down_since: float | None = None
         self._watch: asyncio.Task[None] | None = None
 
@@ -72,13 +78,13 @@ class SlackConnection:
         return "connected" if connected else "disconnected"
 
     def down_for_s(self) -> float:
-        return 0.0 if self.down_since is None else time.monotonic() - self.down_since
+        return 0.0 if self.down_since is None else self.clock() - self.down_since
 
     def _note(self, connected: bool) -> None:
         if connected:
             self.down_since = None
         elif self.down_since is None:
-            self.down_since = time.monotonic()
+            self.down_since = self.clock()
 
     async def _watch_connection(self) -> None:
         while True:

@@ -687,6 +687,11 @@ class SlackStandIn:
             }
         )
 
+    async def drop_connections(self) -> None:
+        """Closes every open socket without warning, as a network outage would."""
+        for ws in self._open_sockets():
+            await ws.close(code=1011, message=b"standin outage")
+
     def _open_sockets(self) -> list[web.WebSocketResponse]:
         return [ws for ws in self._sockets if not ws.closed]
 
