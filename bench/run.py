@@ -1,4 +1,5 @@
-"""`make bench`: the engine against a csv.reader baseline and DuckDB, in one run.
+"""`make bench`: the engine against a csv.reader baseline and DuckDB, in one run, then the
+same files through the running service (bench/service.py).
 
 Generates deterministic synthetic exports (bench/.data, reused when present), runs each
 contender as its own process, and reports wall time, peak RSS and ratios against the
@@ -112,6 +113,8 @@ def bench(rows: int) -> dict[str, Run]:
     )
     if not agree_baseline:
         raise SystemExit("the engine and the baseline disagree")
+    # The same file through the running service: Slack share and web upload.
+    subprocess.run([PY, str(HERE / "service.py"), path], check=True, cwd=HERE.parent)
     return runs
 
 
