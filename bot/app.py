@@ -235,6 +235,8 @@ async def _state(slack: SlackConnection | None) -> SlackState:
 
 
 def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"  # listening everywhere; this address works from the same machine
     return f"[{host}]" if ":" in host else host
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Self
@@ -63,7 +64,7 @@ class Settings:
         settings = cls(
             slack=_slack_tokens(read),
             slack_api_url=_api_url(read.text("SLACK_API_URL") or DEFAULT_SLACK_API_URL),
-            slack_channel=read.text("SLACK_CHANNEL"),
+            slack_channel=_channel_id(read.text("SLACK_CHANNEL")),
             progress_interval_s=read.number("PROGRESS_INTERVAL_SECONDS", 10.0, minimum=0.05),
             max_file_size_bytes=round(
                 read.number("MAX_FILE_SIZE_MB", 1024, minimum=1e-6) * 1_048_576
@@ -185,6 +186,15 @@ def _slack_tokens(read: _Reader) -> SlackTokens | None:
             "SLACK_APP_TOKEN must be an app-level token starting with xapp- (with connections:write)"
         )
     return SlackTokens(bot_token=bot, app_token=app)
+
+
+def _channel_id(channel: str | None) -> str | None:
+    if channel is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", channel):
+        raise ConfigError(
+            "SLACK_CHANNEL must be a channel ID such as C0123ABCDEF, not a name "
+            "(in Slack: channel details, at the bottom)"
+        )
+    return channel
 
 
 def _api_url(url: str) -> str:

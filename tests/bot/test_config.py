@@ -54,6 +54,7 @@ def test_both_tokens_mean_slack_mode_and_are_never_in_the_repr() -> None:
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"HOST": "0.0.0.0"}, "UPLOAD_TOKEN"),
+        ({"SLACK_CHANNEL": "#front-desk"}, "SLACK_CHANNEL"),
     ],
 )
 def test_a_bad_value_stops_startup_naming_the_variable(env: dict[str, str], named: str) -> None:
