@@ -192,6 +192,8 @@ class JobRunner:
                     await cleanup()
                 except Exception:
                     log.exception("job.cleanup_failed")
+            job.done.set()  # finished, replied and cleaned up
+            await self._notify()
 
     async def _run_in_slot(self, job: Job, source: Source, replier: Replier) -> None:
         try:
@@ -304,8 +306,6 @@ class JobRunner:
             duration_s=round(job.duration_s or 0.0, 3),
             error=error,
         )
-        job.done.set()
-        await self._notify()
 
     def _count(self, job: Job) -> None:
         metrics = self.metrics

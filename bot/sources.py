@@ -7,6 +7,7 @@ stops any of them once it passes MAX_FILE_SIZE_MB, whatever size was announced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import re
 from collections.abc import AsyncIterator, Callable
@@ -48,11 +49,12 @@ def is_csv_name(name: str, filetype: str | None = None) -> bool:
 
 async def limit_size(chunks: AsyncIterator[bytes], limit_bytes: int) -> AsyncIterator[bytes]:
     seen = 0
-    async for chunk in chunks:
-        seen += len(chunk)
-        if seen > limit_bytes:
-            raise FileTooLargeError(None, limit_bytes)
-        yield chunk
+    async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+        async for chunk in chunks:
+            seen += len(chunk)
+            if seen > limit_bytes:
+                raise FileTooLargeError(None, limit_bytes)
+            yield chunk
 
 
 class TokenHosts:
