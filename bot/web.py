@@ -22,13 +22,14 @@ import asyncio
 import contextlib
 import hmac
 import math
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -51,6 +52,7 @@ from bot.sources import (
 from processing.render import amount, to_dict
 
 log = structlog.get_logger("bot.web")
+T = TypeVar("T")
 
 SLACK_DOWN_LIMIT_S = 60.0
 STATIC_DIR = Path(__file__).parent / "static"
@@ -510,12 +512,12 @@ async def _until_done(step: Coroutine[Any, Any, None], job: Job) -> bool:
         await asyncio.wait({put, finished}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         finished.cancel()
-        if not put.done():
-            put.cancel()
-    if put.cancelled():
-        return False
-    put.result()
-    return True
+        delivered = put.done()
+        if not delivered:
+            put.cancel()  # a cancelled Queue.put leaves nothing in the queue
+    if delivered:
+        put.result()
+    return delivered
 
 
 def _hand_over(app: web.Application, step: Coroutine[Any, Any, None], job: Job) -> None:
@@ -588,23 +590,31 @@ async def _stage_in_s3(
     try:
         staging = await asyncio.to_thread(s3.MultipartUpload.start, client, location)
     except S3Error as error:
-        raise _not_stored(error) from None
+        raise _not_stored(error, job_id) from None
+    # Cancelling an awaited to_thread() leaves its thread running: the lock makes the abort
+    # wait for a part still on its way, instead of racing it.
+    one_at_a_time = threading.Lock()
+
+    def locked(call: Callable[..., T], *args: Any) -> T:
+        with one_at_a_time:
+            return call(*args)
+
     try:
         received = 0
         while chunk := await part.read_chunk(CHUNK_BYTES):
             received += len(chunk)
             if received > limit:
                 raise TooLarge()
-            await asyncio.to_thread(staging.write, chunk)
+            await asyncio.to_thread(locked, staging.write, chunk)
         await _rest_of_form(form)
-        size_bytes = await asyncio.to_thread(staging.complete)
+        size_bytes = await asyncio.to_thread(locked, staging.complete)
     except BaseException as error:
         # Shielded: even a cancelled handler must not leave parts behind in S3.
-        await asyncio.shield(asyncio.to_thread(_abort_quietly, staging))
+        await asyncio.shield(asyncio.to_thread(locked, _abort_quietly, staging))
         if isinstance(error, TooLarge):
             raise too_large(limit) from None
         if isinstance(error, S3Error):
-            raise _not_stored(error) from None
+            raise _not_stored(error, job_id) from None
         if isinstance(error, ValueError):
             raise _malformed() from None
         if isinstance(error, ConnectionError | HttpProcessingError):
@@ -638,9 +648,14 @@ def _abort_quietly(staging: s3.MultipartUpload) -> None:
         log.warning("upload.abort_failed", error=str(error))
 
 
-def _not_stored(error: S3Error) -> Rejected:
+def _not_stored(error: S3Error, job_id: str) -> Rejected:
+    # S3's side (bucket, permissions) is for the operator; the person uploading gets words.
+    log.warning("upload.staging_failed", job_id=job_id, error=str(error))
     return Rejected(
-        502, "failed", f"The file could not be stored for processing ({error}). Please try again."
+        502,
+        "failed",
+        "The file could not be stored for processing. Please try again later; if it keeps "
+        f"happening, tell your administrator (reference {job_id}).",
     )
 
 

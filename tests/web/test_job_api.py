@@ -1,0 +1,267 @@
+"""The job API, the chart, the page and its files, /api/config, /health and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.web import STATIC_DIR
+from tests.web.conftest import (
+    FORM_TYPE,
+    TWO_WEEKS,
+    Serve,
+    Web,
+    chunk,
+    form_head,
+    form_tail,
+    open_raw,
+    read_answer,
+    tiny_csv,
+)
+
+JOB_KEYS = {
+    "id",
+    "status",
+    "source",
+    "created_at",
+    "progress",
+    "queue_position",
+    "duration_s",
+    "error",
+}
+
+
+async def test_unknown_job_is_404(web: Web) -> None:
+    """A job id nobody knows is a JSON 404, for the job and its chart."""
+    for path in ("/api/jobs/nope1234", "/api/jobs/nope1234/chart.png"):
+        answer = await web.get_json(path)
+        assert answer.status == 404
+        assert "No such job" in answer.body["error"]
+
+
+async def test_job_json_shape(web: Web) -> None:
+    """A finished job shows its source, times, progress and report in the documented shape."""
+    job_id = (await web.upload(TWO_WEEKS, "two-weeks.csv")).body["job_id"]
+
+    job = await web.finished(job_id)
+
+    assert set(job) == JOB_KEYS | {"report"}
+    assert job["id"] == job_id
+    assert job["status"] == "succeeded"
+    assert job["source"] == {
+        "kind": "upload",
+        "name": "two-weeks.csv",
+        "label": "upload two-weeks.csv",
+        "size_bytes": job["source"]["size_bytes"],
+    }
+    assert job["source"]["size_bytes"] > len(TWO_WEEKS)  # the form around it counts too
+    assert job["created_at"].endswith("Z")
+    created = datetime.fromisoformat(job["created_at"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - created).total_seconds()) < 60
+    assert job["queue_position"] is None
+    assert isinstance(job["duration_s"], float)
+    assert job["progress"] == {
+        "rows": 3,
+        "valid": 3,
+        "invalid": 0,
+        "revenue": "120.50",
+        "bytes": len(TWO_WEEKS),
+        "percent": 100.0,
+    }
+    assert [week["revenue"] for week in job["report"]["weeks"]] == ["100.50", "20.00"]
+    assert job["report"]["currency"] == "USD"
+
+
+async def test_job_list_is_newest_first_without_reports(web: Web) -> None:
+    """GET /api/jobs lists every job, the newest first, and leaves the reports out."""
+    first = (await web.upload(TWO_WEEKS, "first.csv")).body["job_id"]
+    await web.finished(first)
+    second = (await web.upload(TWO_WEEKS, "second.csv")).body["job_id"]
+    await web.finished(second)
+
+    answer = await web.get_json("/api/jobs")
+
+    assert answer.status == 200
+    jobs = answer.body["jobs"]
+    assert [job["id"] for job in jobs] == [second, first]
+    assert [job["source"]["name"] for job in jobs] == ["second.csv", "first.csv"]
+    for job in jobs:
+        assert set(job) == JOB_KEYS
+
+
+async def test_a_waiting_job_shows_its_place_in_line_and_no_chart(serve: Serve) -> None:
+    """With one slot busy, the next upload is queued at position 1; its chart is not there yet."""
+    web = await serve(job_concurrency=1)
+    reader, writer = await open_raw(
+        web.port,
+        "POST /api/upload HTTP/1.1\r\nHost: test\r\n"
+        f"Content-Type: {FORM_TYPE}\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    try:
+        writer.write(chunk(form_head("slow.csv") + TWO_WEEKS))
+        await writer.drain()
+        # The first upload's job is running and waits for the rest of its body.
+        async with asyncio.timeout(10):
+            while not (await web.get_json("/api/jobs")).body["jobs"]:
+                pass
+        second = await web.upload(TWO_WEEKS, "waiting.csv")
+        queued = await web.get_json(second.body["status_url"])
+        chart = await web.get_json(second.body["status_url"] + "/chart.png")
+
+        writer.write(chunk(form_tail()) + b"0\r\n\r\n")
+        await writer.drain()
+        first = await read_answer(reader)
+    finally:
+        writer.close()
+
+    assert queued.status == 200
+    assert queued.body["status"] == "queued"
+    assert queued.body["queue_position"] == 1
+    assert queued.body["progress"] is None
+    assert queued.body["duration_s"] is None
+    assert queued.body["report"] is None
+    assert chart.status == 404
+    assert "once the report is finished" in chart.body["error"]
+    assert first.status == 202
+    assert (await web.finished(first.body["job_id"]))["status"] == "succeeded"
+    assert (await web.finished(second.body["job_id"]))["status"] == "succeeded"
+
+
+async def test_failed_job_shows_the_reason_and_has_no_chart(web: Web) -> None:
+    """A file without the required columns: the job fails with that message, no chart."""
+    job_id = (await web.upload(b"date,amount\n2024-01-02,10.00\n", "other.csv")).body["job_id"]
+
+    job = await web.finished(job_id)
+    chart = await web.get_json(f"/api/jobs/{job_id}/chart.png")
+
+    assert job["status"] == "failed"
+    assert job["error"] == (
+        "the header lacks the required columns: "
+        "event_id, clinic_id, patient_id, event_type, event_timestamp"
+    )
+    assert job["report"] is None
+    assert chart.status == 404
+
+
+async def test_chart_png_once_succeeded(web: Web) -> None:
+    """The revenue chart of a finished job is a PNG; asking twice gives the same picture."""
+    job_id = (await web.upload(TWO_WEEKS)).body["job_id"]
+    await web.finished(job_id)
+
+    pictures = []
+    for _ in range(2):
+        async with web.session.get(f"/api/jobs/{job_id}/chart.png") as response:
+            assert response.status == 200
+            assert response.content_type == "image/png"
+            pictures.append(await response.read())
+
+    assert pictures[0].startswith(b"\x89PNG\r\n\x1a\n")
+    assert pictures[0] == pictures[1]
+
+
+async def test_config_says_whether_a_token_is_needed(serve: Serve) -> None:
+    """GET /api/config tells the page about the token, the size limit and the currency."""
+    open_web = await serve(max_file_size_bytes=5 << 20, currency="EUR")
+    locked_web = await serve(upload_token="t0ken")
+
+    assert (await open_web.get_json("/api/config")).body == {
+        "auth_required": False,
+        "max_file_size_bytes": 5 << 20,
+        "currency": "EUR",
+    }
+    locked = await locked_web.get_json("/api/config")
+    assert locked.body["auth_required"] is True
+    assert "t0ken" not in repr(locked.body)
+
+
+async def test_health(web: Web) -> None:
+    """/health is ok, and says Slack is off in local mode."""
+    answer = await web.get_json("/health")
+
+    assert answer.status == 200
+    assert answer.body == {"status": "ok", "slack": "disabled"}
+
+
+async def test_metrics_count_uploads_jobs_and_rows(web: Web, sample_bytes: bytes) -> None:
+    """/metrics in Prometheus format counts uploads by outcome, jobs and rows."""
+    job_id = (await web.upload(sample_bytes, "events-sample.csv")).body["job_id"]
+    await web.finished(job_id)
+    await web.upload(TWO_WEEKS, "events.txt")
+
+    async with web.session.get("/metrics") as response:
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        text = await response.text()
+
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    uploads = {
+        dict(labels)["outcome"]: value
+        for (name, labels), value in samples.items()
+        if name == "clinic_events_uploads_total"
+    }
+    assert uploads == {"accepted": 1.0, "unsupported_type": 1.0}
+    assert (
+        samples[("clinic_events_jobs_total", (("source", "upload"), ("status", "succeeded")))] == 1
+    )
+    assert samples[("clinic_events_rows_processed_total", ())] == 3000
+    assert samples[("clinic_events_invalid_rows_total", (("reason", "invalid_revenue"),))] == 4
+
+
+async def test_the_page_and_its_files_are_served(web: Web) -> None:
+    """GET / is the upload page; its script and styles come from this server only."""
+    async with web.session.get("/") as response:
+        assert response.status == 200
+        assert response.content_type == "text/html"
+        html = await response.text()
+        policy = response.headers["Content-Security-Policy"]
+    assert 'type="file"' in html
+    assert "default-src 'self'" in policy
+
+    for path, content_type in (
+        ("/static/app.js", "text/javascript"),
+        ("/static/style.css", "text/css"),
+    ):
+        async with web.session.get(path) as response:
+            assert response.status == 200, path
+            assert response.content_type in (content_type, "application/javascript"), path
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_page_uses_no_outside_resources_and_no_inner_html() -> None:
+    """No CDN, font or other outside address; no HTML built from strings."""
+    for name in ("index.html", "app.js", "style.css"):
+        text = (STATIC_DIR / name).read_text()
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.IGNORECASE), name
+        assert "innerHTML" not in text and "insertAdjacentHTML" not in text, name
+
+
+async def test_unknown_api_address_is_json(web: Web) -> None:
+    """aiohttp's own 404 and 405 answers are JSON under /api/ too."""
+    missing = await web.get_json("/api/nothing-here")
+    wrong_method = await web.get_json("/api/upload")
+
+    assert missing.status == 404
+    assert missing.body == {"error": "There is nothing at this address."}
+    assert wrong_method.status == 405
+    assert wrong_method.headers["Allow"] == "POST"
+
+
+async def test_invalid_rows_are_reported(web: Web) -> None:
+    """Bad rows are counted by reason in the report, not fatal."""
+    data = tiny_csv(
+        "e1,C1,P1,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,12.00,cleaning",
+        "e2,C1,P2,TREATMENT_COMPLETED,not-a-date,12.00,cleaning",
+    )
+    job = await web.finished((await web.upload(data)).body["job_id"])
+
+    report: dict[str, Any] = job["report"]
+    assert report["rows"] == {"total": 2, "valid": 1, "invalid": 1}
+    assert report["errors"]["invalid_timestamp"]["count"] == 1
+    assert job["progress"]["invalid"] == 1
