@@ -226,12 +226,12 @@ def progress_line(progress: Progress, total_bytes: int | None, currency: str) ->
     if total_bytes:
         parts.insert(0, f"{min(progress.bytes_read / total_bytes, 1.0):.0%}")
     errors = [
-        f"{reason} {progress.invalid_by_reason[reason]:,}"
+        f"{reason.replace('_', ' ')} {progress.invalid_by_reason[reason]:,}"
         for reason in REASONS
         if progress.invalid_by_reason.get(reason)
     ]
     if errors:
-        parts.append("(" + ", ".join(errors) + ")")
+        parts.append("invalid rows by reason: " + ", ".join(errors))
     return ", ".join(parts)
 
 
