@@ -30,12 +30,17 @@ class FileTooLargeError(SourceError):
     def __init__(self, size_bytes: int | None, limit_bytes: int) -> None:
         self.size_bytes = size_bytes
         self.limit_bytes = limit_bytes
-        limit = f"{limit_bytes / 1_048_576:,.0f} MB"
+        limit = _megabytes(limit_bytes)
         if size_bytes is None:
             message = f"the file is larger than the {limit} limit"
         else:
-            message = f"the file is {size_bytes / 1_048_576:,.1f} MB, over the {limit} limit"
+            message = f"the file is {_megabytes(size_bytes)}, over the {limit} limit"
         super().__init__(f"{message}; split the export or ask an admin to raise MAX_FILE_SIZE_MB")
+
+
+def _megabytes(size_bytes: int) -> str:
+    megabytes = size_bytes / 1_048_576
+    return f"{megabytes:,.0f} MB" if megabytes >= 10 else f"{megabytes:,.3g} MB"
 
 
 class NotCsvFileError(SourceError):
