@@ -233,16 +233,32 @@ class S3ObjectSource:
         self.info = info
         self._object = opened
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        iterator = self._object.chunks()
-        try:
-            while True:
-                chunk = await asyncio.to_thread(next, iterator, None)
-                if chunk is None:
-                    return
-                yield chunk
-        finally:
-            await asyncio.to_thread(self._object.close)
+    def chunks(self) -> AsyncIterator[bytes]:
+        return _chunks_of(self._object)
+
+
+async def _chunks_of(opened: s3.S3Object) -> AsyncIterator[bytes]:
+    pieces = opened.chunks()
+    try:
+        while (chunk := await asyncio.to_thread(next, pieces, None)) is not None:
+            yield chunk
+    finally:
+        await asyncio.to_thread(opened.close)
+
+
+async def s3_object_chunks(
+    client: Any, location: s3.S3Location, *, allowed_buckets: frozenset[str], max_size_bytes: int
+) -> AsyncIterator[bytes]:
+    """An object's bytes, opened only when first read: a queued job holds no S3 connection."""
+    opened = await asyncio.to_thread(
+        s3.open_object,
+        client,
+        location,
+        allowed_buckets=allowed_buckets,
+        max_size_bytes=max_size_bytes,
+    )
+    async for chunk in _chunks_of(opened):
+        yield chunk
 
 
 class S3Reader:

@@ -1,34 +1,16 @@
-"""The web app: the upload page, POST /api/upload, the job API, /health and /metrics.
+"""POST /api/upload: the body streamed into a job, or staged in S3 first.
 
-```
-GET  /                          the upload page (bot/static: plain HTML, CSS, JavaScript)
-GET  /api/config                {"auth_required", "max_file_size_bytes", "currency"}
-POST /api/upload                multipart field `file` -> 202 {"job_id", "status_url"}
-GET  /api/jobs                  {"jobs": [job, ...]}, newest first, without reports
-GET  /api/jobs/{id}             one job, with its report once it succeeded
-GET  /api/jobs/{id}/chart.png   the revenue chart, once the job succeeded
-GET  /health, /metrics          for the orchestrator and Prometheus
-```
-
-An upload streams: the body goes chunk by chunk into the job (or into S3 when S3_BUCKET is
-set), never whole into memory and never onto local disk. Every API error is JSON
-`{"error": "..."}` in words a clinic manager understands. When UPLOAD_TOKEN is set, uploads
-and the job API need `Authorization: Bearer <token>`: job reports are business figures.
+Never whole in memory, never on local disk. Every request counts towards the client's rate
+limit; every rejection answers JSON in words, with the status that fits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import math
 import threading
-import time
-from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from datetime import UTC
-from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import structlog
@@ -36,11 +18,8 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot import s3
-from bot.chart import revenue_chart_png
-from bot.config import Settings
 from bot.errors import FileTooLargeError, S3Error, SourceError
-from bot.jobs import Job, JobRunner, JobStatus, NotAccepting, Replier
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.jobs import Job, NotAccepting, Replier
 from bot.replies import SilentReplier
 from bot.sources import (
     CallbackSource,
@@ -48,148 +27,28 @@ from bot.sources import (
     SourceInfo,
     UploadSource,
     is_csv_name,
+    s3_object_chunks,
 )
-from processing.render import amount, to_dict
+from bot.web.context import (
+    ASK_FOR_TOKEN,
+    CONTEXT,
+    LIMITER,
+    TASKS,
+    UNAUTHORIZED,
+    WebContext,
+    authorized,
+    error_response,
+)
 
 log = structlog.get_logger("bot.web")
 T = TypeVar("T")
 
-SLACK_DOWN_LIMIT_S = 60.0
-STATIC_DIR = Path(__file__).parent / "static"
 CHUNK_BYTES = 256 * 1024
 # Room for the form's boundaries, part headers and any small extra fields around the file:
 # a Content-Length this far over the file limit cannot hold a file within it.
 FORM_OVERHEAD_BYTES = 64 * 1024
-RATE_WINDOW_S = 60.0
-CHARTS_CACHED = 16
 MAX_NAME_CHARS = 200
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    # The page loads nothing from elsewhere; the chart is shown from a blob: URL, since an
-    # <img src> cannot send the Authorization header.
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    ),
-}
-
 INTERRUPTED = "the upload stopped before the whole file arrived; please upload the file again"
-
-
-@dataclass(frozen=True, kw_only=True)
-class WebContext:
-    settings: Settings
-    jobs: JobRunner
-    metrics: Metrics
-    slack_state: Callable[[], Awaitable[str]]
-    slack_down_for_s: Callable[[], float]
-    upload_replier: Callable[[], Replier | None]
-    s3_client: Any | None = None
-
-
-CONTEXT = web.AppKey("context", WebContext)
-
-
-# -- small parts ------------------------------------------------------------------------------
-
-
-class RateLimiter:
-    """At most `limit` requests per client in any sliding window of `window_s` seconds.
-
-    A request turned away here is not counted, so Retry-After is true: after that many
-    seconds the client has a free slot, however often it knocked in between.
-    """
-
-    def __init__(
-        self,
-        limit: int,
-        window_s: float = RATE_WINDOW_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._clock = clock
-        self._hits: dict[str, deque[float]] = {}
-        self._next_sweep = clock() + window_s
-
-    def hit(self, client: str) -> float | None:
-        """Count a request; None if allowed, else the seconds until the client may retry."""
-        now = self._clock()
-        self._sweep(now)
-        hits = self._hits.setdefault(client, deque())
-        while hits and hits[0] <= now - self.window_s:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return hits[0] + self.window_s - now
-        hits.append(now)
-        return None
-
-    def _sweep(self, now: float) -> None:
-        """Forget clients that have been quiet for a whole window, so memory stays bounded."""
-        if now < self._next_sweep:
-            return
-        self._next_sweep = now + self.window_s
-        for client, hits in list(self._hits.items()):
-            if not hits or hits[-1] <= now - self.window_s:
-                del self._hits[client]
-
-
-class ChartCache:
-    """The last few charts drawn. A finished report never changes, and drawing costs CPU."""
-
-    def __init__(self, size: int = CHARTS_CACHED) -> None:
-        self._size = size
-        self._charts: OrderedDict[str, asyncio.Task[bytes]] = OrderedDict()
-
-    async def get(self, job: Job, currency: str) -> bytes:
-        task = self._charts.get(job.id)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            assert job.report is not None
-            task = asyncio.create_task(
-                asyncio.to_thread(revenue_chart_png, job.report, currency=currency)
-            )
-            self._charts[job.id] = task
-            while len(self._charts) > self._size:
-                self._charts.popitem(last=False)
-        self._charts.move_to_end(job.id)
-        # Shielded: a client that goes away must not cancel a drawing others may wait for.
-        return await asyncio.shield(task)
-
-
-LIMITER = web.AppKey("limiter", RateLimiter)
-CHARTS = web.AppKey("charts", ChartCache)
-TASKS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")
-
-
-def error_response(
-    status: int, message: str, *, headers: dict[str, str] | None = None, close: bool = False
-) -> web.Response:
-    response = web.json_response({"error": message}, status=status, headers=headers)
-    if close:
-        # Answered before the body was read: the connection cannot carry another request.
-        response.force_close()
-    return response
-
-
-def authorized(request: web.Request, token: str | None) -> bool:
-    if token is None:
-        return True
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-UNAUTHORIZED = (
-    "This service needs an access code. Enter the code your administrator gave you and try again."
-)
-ASK_FOR_TOKEN = {"WWW-Authenticate": 'Bearer realm="clinic-events"'}
-
-
-def unauthorized() -> web.Response:
-    return error_response(401, UNAUTHORIZED, headers=ASK_FOR_TOKEN)
 
 
 def clean_name(filename: str) -> str:
@@ -197,116 +56,6 @@ def clean_name(filename: str) -> str:
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(char for char in name if char.isprintable()).strip()
     return name[-MAX_NAME_CHARS:]
-
-
-# -- job API ----------------------------------------------------------------------------------
-
-
-def job_json(
-    job: Job, jobs: JobRunner, currency: str, *, with_report: bool = True
-) -> dict[str, Any]:
-    progress = job.progress
-    size = job.source.size_bytes
-    progress_json = None
-    if progress is not None:
-        percent = None
-        if size:
-            done = job.status is JobStatus.SUCCEEDED
-            percent = 100.0 if done else round(min(progress.bytes_read / size, 1.0) * 100, 1)
-        progress_json = {
-            "rows": progress.rows_total,
-            "valid": progress.rows_valid,
-            "invalid": progress.rows_invalid,
-            "revenue": amount(progress.revenue_cents),
-            "bytes": progress.bytes_read,
-            "percent": percent,
-        }
-    duration_s = job.duration_s
-    body: dict[str, Any] = {
-        "id": job.id,
-        "status": job.status.value,
-        "source": {
-            "kind": job.source.kind,
-            "name": job.source.name,
-            "label": job.source.label,
-            "size_bytes": size,
-        },
-        "created_at": job.created_at.astimezone(UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
-        "queue_position": jobs.queue_position(job),
-        "duration_s": None if duration_s is None else round(duration_s, 3),
-        "progress": progress_json,
-        "error": job.error if job.status is JobStatus.FAILED else None,
-    }
-    if with_report:
-        report = job.report if job.status is JobStatus.SUCCEEDED else None
-        body["report"] = None if report is None else to_dict(report, job.source.name, currency)
-    return body
-
-
-def _job_or_404(request: web.Request) -> Job | web.Response:
-    context = request.app[CONTEXT]
-    if not authorized(request, context.settings.upload_token):
-        return unauthorized()
-    job = context.jobs.get(request.match_info["job_id"])
-    if job is None:
-        return error_response(
-            404, "No such job: it may have finished more than an hour ago, or the link is wrong."
-        )
-    return job
-
-
-async def get_job(request: web.Request) -> web.Response:
-    job = _job_or_404(request)
-    if isinstance(job, web.Response):
-        return job
-    context = request.app[CONTEXT]
-    return web.json_response(job_json(job, context.jobs, context.settings.currency))
-
-
-async def list_jobs(request: web.Request) -> web.Response:
-    context = request.app[CONTEXT]
-    if not authorized(request, context.settings.upload_token):
-        return unauthorized()
-    jobs = [
-        job_json(job, context.jobs, context.settings.currency, with_report=False)
-        for job in context.jobs.recent()
-    ]
-    return web.json_response({"jobs": jobs})
-
-
-async def get_chart(request: web.Request) -> web.Response:
-    job = _job_or_404(request)
-    if isinstance(job, web.Response):
-        return job
-    if job.status is not JobStatus.SUCCEEDED:
-        return error_response(404, "The chart is ready once the report is finished.")
-    context = request.app[CONTEXT]
-    png = await request.app[CHARTS].get(job, context.settings.currency)
-    return web.Response(
-        body=png,
-        content_type="image/png",
-        headers={"Cache-Control": "private, max-age=3600"},
-    )
-
-
-async def get_config(request: web.Request) -> web.Response:
-    settings = request.app[CONTEXT].settings
-    return web.json_response(
-        {
-            "auth_required": settings.upload_token is not None,
-            "max_file_size_bytes": settings.max_file_size_bytes,
-            "currency": settings.currency,
-        }
-    )
-
-
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-# -- upload -----------------------------------------------------------------------------------
 
 
 class Rejected(Exception):
@@ -623,7 +372,12 @@ async def _stage_in_s3(
     log.info("upload.staged", job_id=job_id, bucket=location.bucket, size_bytes=size_bytes)
 
     info = SourceInfo(kind="upload", name=name, label=f"upload {name}", size_bytes=size_bytes)
-    source = CallbackSource(info, lambda: _object_chunks(client, location, limit))
+    source = CallbackSource(
+        info,
+        lambda: s3_object_chunks(
+            client, location, allowed_buckets=frozenset({location.bucket}), max_size_bytes=limit
+        ),
+    )
 
     async def delete_staged() -> None:
         await asyncio.to_thread(s3.delete_object, client, location)
@@ -657,104 +411,3 @@ def _not_stored(error: S3Error, job_id: str) -> Rejected:
         "The file could not be stored for processing. Please try again later; if it keeps "
         f"happening, tell your administrator (reference {job_id}).",
     )
-
-
-async def _object_chunks(
-    client: Any, location: s3.S3Location, limit_bytes: int
-) -> AsyncIterator[bytes]:
-    """The staged object's bytes, opened only when the job starts: a queued job holds no
-    S3 connection."""
-    opened = await asyncio.to_thread(
-        s3.open_object,
-        client,
-        location,
-        allowed_buckets=frozenset({location.bucket}),
-        max_size_bytes=limit_bytes,
-    )
-    pieces = opened.chunks()
-    try:
-        while (chunk := await asyncio.to_thread(next, pieces, None)) is not None:
-            yield chunk
-    finally:
-        await asyncio.to_thread(opened.close)
-
-
-# -- health and metrics -----------------------------------------------------------------------
-
-
-async def health(request: web.Request) -> web.Response:
-    context = request.app[CONTEXT]
-    state = await context.slack_state()
-    down_too_long = state == "disconnected" and context.slack_down_for_s() > SLACK_DOWN_LIMIT_S
-    return web.json_response(
-        {"status": "degraded" if down_too_long else "ok", "slack": state},
-        status=503 if down_too_long else 200,
-    )
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = request.app[CONTEXT].metrics.exposition()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-
-
-# -- the app ----------------------------------------------------------------------------------
-
-
-@web.middleware
-async def json_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """aiohttp's own 404 and 405 answers as JSON under /api/, like every other API error."""
-    try:
-        return await handler(request)
-    except web.HTTPException as error:
-        if not request.path.startswith("/api/") or error.status < 400:
-            raise
-        words = {
-            404: "There is nothing at this address.",
-            405: "This address does not take that method.",
-        }
-        allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
-        return error_response(error.status, words.get(error.status, error.reason), headers=allow)
-
-
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-
-
-async def _cancel_tasks(app: web.Application) -> None:
-    tasks = app[TASKS]
-    for task in list(tasks):
-        task.cancel()
-
-
-def build_web_app(context: WebContext) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
-    app[CONTEXT] = context
-    app[LIMITER] = RateLimiter(context.settings.uploads_per_minute)
-    app[CHARTS] = ChartCache()
-    tasks: set[asyncio.Task[Any]] = set()
-    app[TASKS] = tasks
-    app.on_response_prepare.append(_security_headers)
-    app.on_cleanup.append(_cancel_tasks)
-    app.router.add_get("/", index)
-    app.router.add_static("/static", STATIC_DIR)
-    app.router.add_get("/api/config", get_config)
-    app.router.add_post("/api/upload", upload)
-    app.router.add_get("/api/jobs", list_jobs)
-    app.router.add_get("/api/jobs/{job_id}", get_job)
-    app.router.add_get("/api/jobs/{job_id}/chart.png", get_chart)
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics)
-    return app
-
-
-async def start(context: WebContext) -> tuple[web.AppRunner, int]:
-    """Serve on HOST:PORT (port 0 picks a free one); returns the runner and the real port."""
-    runner = web.AppRunner(build_web_app(context), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, context.settings.host, context.settings.port)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, port

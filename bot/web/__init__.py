@@ -1,0 +1,105 @@
+"""The web app: the upload page, POST /api/upload, the job API, /health and /metrics.
+
+```
+GET  /                          the upload page (bot/static: plain HTML, CSS, JavaScript)
+GET  /api/config                {"auth_required", "max_file_size_bytes", "currency"}
+POST /api/upload                multipart field `file` -> 202 {"job_id", "status_url"}
+GET  /api/jobs                  {"jobs": [job, ...]}, newest first, without reports
+GET  /api/jobs/{id}             one job, with its report once it succeeded
+GET  /api/jobs/{id}/chart.png   the revenue chart, once the job succeeded
+GET  /health, /metrics          for the orchestrator and Prometheus
+```
+
+An upload streams: the body goes chunk by chunk into the job (or into S3 when S3_BUCKET is
+set), never whole into memory and never onto local disk. Every API error is JSON
+`{"error": "..."}` in words a clinic manager understands. When UPLOAD_TOKEN is set, uploads
+and the job API need `Authorization: Bearer <token>`: job reports are business figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot.web.context import CONTEXT, LIMITER, STATIC_DIR, TASKS, WebContext, error_response
+from bot.web.guards import RateLimiter
+from bot.web.jobs_api import CHARTS, ChartCache, get_chart, get_config, get_job, index, list_jobs
+from bot.web.ops import health, metrics
+from bot.web.uploads import upload
+
+__all__ = ["STATIC_DIR", "RateLimiter", "WebContext", "build_web_app", "start"]
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    # The page loads nothing from elsewhere; the chart is shown from a blob: URL, since an
+    # <img src> cannot send the Authorization header.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+}
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """aiohttp's own 404 and 405 answers as JSON under /api/, like every other API error."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if not request.path.startswith("/api/") or error.status < 400:
+            raise
+        words = {
+            404: "There is nothing at this address.",
+            405: "This address does not take that method.",
+        }
+        allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        return error_response(error.status, words.get(error.status, error.reason), headers=allow)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+async def _cancel_tasks(app: web.Application) -> None:
+    tasks = app[TASKS]
+    for task in list(tasks):
+        task.cancel()
+
+
+def build_web_app(context: WebContext) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[CONTEXT] = context
+    app[LIMITER] = RateLimiter(context.settings.uploads_per_minute)
+    app[CHARTS] = ChartCache()
+    tasks: set[asyncio.Task[Any]] = set()
+    app[TASKS] = tasks
+    app.on_response_prepare.append(_security_headers)
+    app.on_cleanup.append(_cancel_tasks)
+    app.router.add_get("/", index)
+    app.router.add_static("/static", STATIC_DIR)
+    app.router.add_get("/api/config", get_config)
+    app.router.add_post("/api/upload", upload)
+    app.router.add_get("/api/jobs", list_jobs)
+    app.router.add_get("/api/jobs/{job_id}", get_job)
+    app.router.add_get("/api/jobs/{job_id}/chart.png", get_chart)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def start(context: WebContext) -> tuple[web.AppRunner, int]:
+    """Serve on HOST:PORT (port 0 picks a free one); returns the runner and the real port."""
+    runner = web.AppRunner(build_web_app(context), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, context.settings.host, context.settings.port)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, port

@@ -1,0 +1,66 @@
+"""What every handler shares: the service's parts, app keys, and the JSON error answer."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.jobs import JobRunner, Replier
+from bot.metrics import Metrics
+from bot.web.guards import RateLimiter
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebContext:
+    settings: Settings
+    jobs: JobRunner
+    metrics: Metrics
+    slack_state: Callable[[], Awaitable[str]]
+    slack_down_for_s: Callable[[], float]
+    upload_replier: Callable[[], Replier | None]
+    s3_client: Any | None = None
+
+
+CONTEXT = web.AppKey("context", WebContext)
+
+
+LIMITER = web.AppKey("limiter", RateLimiter)
+TASKS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")
+
+
+def error_response(
+    status: int, message: str, *, headers: dict[str, str] | None = None, close: bool = False
+) -> web.Response:
+    response = web.json_response({"error": message}, status=status, headers=headers)
+    if close:
+        # Answered before the body was read: the connection cannot carry another request.
+        response.force_close()
+    return response
+
+
+def authorized(request: web.Request, token: str | None) -> bool:
+    if token is None:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+UNAUTHORIZED = (
+    "This service needs an access code. Enter the code your administrator gave you and try again."
+)
+ASK_FOR_TOKEN = {"WWW-Authenticate": 'Bearer realm="clinic-events"'}
+
+
+def unauthorized() -> web.Response:
+    return error_response(401, UNAUTHORIZED, headers=ASK_FOR_TOKEN)

@@ -1,0 +1,148 @@
+"""The job API: status and report as JSON, the chart, the page and its config."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from datetime import UTC
+from typing import Any
+
+from aiohttp import web
+
+from bot.chart import revenue_chart_png
+from bot.jobs import Job, JobRunner, JobStatus
+from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
+from processing.render import amount, to_dict
+
+CHARTS_CACHED = 16
+
+
+class ChartCache:
+    """The last few charts drawn. A finished report never changes, and drawing costs CPU."""
+
+    def __init__(self, size: int = CHARTS_CACHED) -> None:
+        self._size = size
+        self._charts: OrderedDict[str, asyncio.Task[bytes]] = OrderedDict()
+
+    async def get(self, job: Job, currency: str) -> bytes:
+        task = self._charts.get(job.id)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            assert job.report is not None
+            task = asyncio.create_task(
+                asyncio.to_thread(revenue_chart_png, job.report, currency=currency)
+            )
+            self._charts[job.id] = task
+            while len(self._charts) > self._size:
+                self._charts.popitem(last=False)
+        self._charts.move_to_end(job.id)
+        # Shielded: a client that goes away must not cancel a drawing others may wait for.
+        return await asyncio.shield(task)
+
+
+CHARTS = web.AppKey("charts", ChartCache)
+
+
+def job_json(
+    job: Job, jobs: JobRunner, currency: str, *, with_report: bool = True
+) -> dict[str, Any]:
+    progress = job.progress
+    size = job.source.size_bytes
+    progress_json = None
+    if progress is not None:
+        percent = None
+        if size:
+            done = job.status is JobStatus.SUCCEEDED
+            percent = 100.0 if done else round(min(progress.bytes_read / size, 1.0) * 100, 1)
+        progress_json = {
+            "rows": progress.rows_total,
+            "valid": progress.rows_valid,
+            "invalid": progress.rows_invalid,
+            "revenue": amount(progress.revenue_cents),
+            "bytes": progress.bytes_read,
+            "percent": percent,
+        }
+    duration_s = job.duration_s
+    body: dict[str, Any] = {
+        "id": job.id,
+        "status": job.status.value,
+        "source": {
+            "kind": job.source.kind,
+            "name": job.source.name,
+            "label": job.source.label,
+            "size_bytes": size,
+        },
+        "created_at": job.created_at.astimezone(UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "queue_position": jobs.queue_position(job),
+        "duration_s": None if duration_s is None else round(duration_s, 3),
+        "progress": progress_json,
+        "error": job.error if job.status is JobStatus.FAILED else None,
+    }
+    if with_report:
+        report = job.report if job.status is JobStatus.SUCCEEDED else None
+        body["report"] = None if report is None else to_dict(report, job.source.name, currency)
+    return body
+
+
+def _job_or_404(request: web.Request) -> Job | web.Response:
+    context = request.app[CONTEXT]
+    if not authorized(request, context.settings.upload_token):
+        return unauthorized()
+    job = context.jobs.get(request.match_info["job_id"])
+    if job is None:
+        kept_min = context.settings.job_retention_s / 60
+        return error_response(
+            404,
+            f"No such job: finished jobs are kept for {kept_min:g} minutes, or the link is wrong.",
+        )
+    return job
+
+
+async def get_job(request: web.Request) -> web.Response:
+    job = _job_or_404(request)
+    if isinstance(job, web.Response):
+        return job
+    context = request.app[CONTEXT]
+    return web.json_response(job_json(job, context.jobs, context.settings.currency))
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    if not authorized(request, context.settings.upload_token):
+        return unauthorized()
+    jobs = [
+        job_json(job, context.jobs, context.settings.currency, with_report=False)
+        for job in context.jobs.recent()
+    ]
+    return web.json_response({"jobs": jobs})
+
+
+async def get_chart(request: web.Request) -> web.Response:
+    job = _job_or_404(request)
+    if isinstance(job, web.Response):
+        return job
+    if job.status is not JobStatus.SUCCEEDED:
+        return error_response(404, "The chart is ready once the report is finished.")
+    context = request.app[CONTEXT]
+    png = await request.app[CHARTS].get(job, context.settings.currency)
+    return web.Response(
+        body=png,
+        content_type="image/png",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+async def get_config(request: web.Request) -> web.Response:
+    settings = request.app[CONTEXT].settings
+    return web.json_response(
+        {
+            "auth_required": settings.upload_token is not None,
+            "max_file_size_bytes": settings.max_file_size_bytes,
+            "currency": settings.currency,
+        }
+    )
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
