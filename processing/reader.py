@@ -159,8 +159,10 @@ def map_rows(raw: bytes, field_count: int, first_row: int) -> RowMap:
                 fields = record.count(",") + 1
             (parsed if fields == field_count else malformed).append(row)
         row += 1  # whitespace-only lines are dropped by pyarrow, yet occupy a row
-    if pending:  # an unclosed quote runs to the end of the block
-        parsed.append(row)
+    if pending:  # an unclosed quote runs to the end of the block, as in pyarrow
+        record = "\n".join(pending)
+        fields = len(next(csv.reader(io.StringIO(record, newline="")), [""]))
+        (parsed if fields == field_count else malformed).append(row)
         row += 1
     return RowMap(parsed=parsed, empty=empty, malformed=malformed, records=row - first_row)
 

@@ -340,3 +340,18 @@ def test_progress_snapshots_and_cancel() -> None:
     assert all(a.rows_total <= b.rows_total for a, b in itertools.pairwise(seen))
     with pytest.raises(AnalysisCancelled):
         analyze(io.BytesIO(data), cancelled=lambda: True, block_size=4096)
+
+
+def test_an_unclosed_quote_on_the_last_row_is_malformed_with_its_row_number() -> None:
+    """The quote runs to the end of the file; the row is counted and cited, like any other."""
+    for ending in ("\n", ""):
+        data = (
+            csv_of(
+                "E1,C1,P1,APPOINTMENT_SCHEDULED,2024-01-01T10:00:00Z,,",
+                'E2,C1,"P2,APPOINTMENT_SCHEDULED,2024-01-01T10:00:00Z,,',
+            ).rstrip("\n")
+            + ending
+        )
+        report = report_of(data)
+        assert report["rows"] == {"total": 2, "valid": 1, "invalid": 1}
+        assert report["errors"]["malformed_row"] == {"count": 1, "first_rows": [3]}
