@@ -12,6 +12,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import reference  # noqa: E402
 
+pytest_plugins = ["tests.aws"]  # moto's S3 server: s3_endpoint, aws_env, s3
+
 from processing import analyze, to_dict  # noqa: E402
 
 HEADER = "event_id,clinic_id,patient_id,event_type,event_timestamp,treatment_type,revenue_amount"

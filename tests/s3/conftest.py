@@ -8,76 +8,16 @@ on through its /moto-api/reset-auth endpoint.
 from __future__ import annotations
 
 import json
-import logging
 import socket
-import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from bot.s3 import make_client
+from tests.aws import post as _post
 
 BUCKET = "clinic-exports"
-
-
-def _post(url: str, body: bytes = b"") -> None:
-    # text/plain: with a form type, werkzeug would swallow the body moto reads.
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "text/plain"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """The moto server's URL; port 0 lets the OS pick a free port, with no race."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3_endpoint: str) -> Iterator[str]:
-    """The standard AWS variables pointing at moto, with the host's AWS config shut out."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_ENDPOINT_URL_IAM",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-        "AWS_MAX_ATTEMPTS",
-        "AWS_RETRY_MODE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the one botocore reads
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role probe
-    _post(f"{s3_endpoint}/moto-api/reset")
-    yield s3_endpoint
-
-
-@pytest.fixture
-def s3(aws_env: str) -> Any:
-    """A client from bot.s3.make_client(), talking HTTP to an empty moto."""
-    return make_client()
 
 
 @pytest.fixture

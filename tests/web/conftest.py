@@ -11,16 +11,13 @@ import asyncio
 import contextlib
 import io
 import json
-import logging
-import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from moto.server import ThreadedMotoServer
 
 from bot.app import Service, running
 from bot.config import Settings
@@ -173,49 +170,8 @@ def sample_bytes() -> bytes:
     return SAMPLE.read_bytes()
 
 
-# -- S3: moto's server mode on loopback, reached through the standard AWS variables ---------
-# The same approach as tests/s3/conftest.py; worth sharing from tests/conftest.py.
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, moto_endpoint: str) -> Any:
-    """An empty moto with BUCKET in it; the service's own client reads the same variables."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_MAX_ATTEMPTS",
-        "AWS_RETRY_MODE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    reset = urllib.request.Request(
-        f"{moto_endpoint}/moto-api/reset",
-        data=b"",
-        method="POST",
-        headers={"Content-Type": "text/plain"},
-    )
-    with urllib.request.urlopen(reset, timeout=10) as response:
-        response.read()
-    from bot.s3 import make_client
-
-    client = make_client()
-    client.create_bucket(Bucket=BUCKET)
-    return client
+def s3_client(s3: Any) -> Any:
+    """An empty moto (tests/aws.py) with BUCKET in it; the service's client reads the same variables."""
+    s3.create_bucket(Bucket=BUCKET)
+    return s3
