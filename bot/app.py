@@ -21,17 +21,13 @@ import structlog
 from aiohttp import web as aioweb
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import listeners, s3, web
 from bot.config import Settings
 from bot.jobs import JobRunner, Replier
 from bot.metrics import Metrics
 from bot.replies import ConsoleReplier, SlackReplier
+from bot.slack_api import slack_client
 from bot.slack_jobs import SlackJobs
 from bot.sources import S3Reader, SlackDownloader
 
@@ -40,17 +36,6 @@ log = structlog.get_logger("bot.app")
 SlackState = Literal["connected", "disconnected", "disabled"]
 RATE_LIMIT_RETRIES = 4
 CONNECTION_CHECK_S = 5.0
-
-
-def slack_client(token: str | None, base_url: str) -> AsyncWebClient:
-    return AsyncWebClient(
-        token=token,
-        base_url=base_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-        ],
-    )
 
 
 class SlackConnection:
@@ -160,7 +145,7 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
 
     slack: SlackConnection | None = None
     if settings.slack is not None:
-        client = slack_client(settings.slack.bot_token, settings.slack_api_url)
+        client = slack_client(settings.slack.bot_token, settings.slack_api_url, metrics)
         bolt = AsyncApp(
             token=settings.slack.bot_token,
             client=client,
@@ -178,7 +163,7 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
         handler = AsyncSocketModeHandler(
             bolt,
             settings.slack.app_token,
-            web_client=slack_client(None, settings.slack_api_url),
+            web_client=slack_client(None, settings.slack_api_url, metrics),
         )
         slack = SlackConnection(bolt, handler)
 
@@ -188,7 +173,6 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
                 slack.app.client,  # type: ignore[union-attr]
                 settings.slack_channel,
                 currency=settings.currency,
-                metrics=metrics,
             )
         if settings.slack is None:
             return console_replier()

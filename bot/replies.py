@@ -21,7 +21,6 @@ from bot import blocks
 from bot.chart import revenue_chart_png
 from bot.currency import format_money
 from bot.jobs import Job, Replier
-from bot.metrics import Metrics
 from processing import Progress, WeeklyReport, to_csv, to_text
 from processing.schema import REASONS
 
@@ -39,12 +38,10 @@ class SlackReplier:
         channel: str,
         *,
         currency: str,
-        metrics: Metrics,
     ) -> None:
         self._client = client
         self.channel = channel
         self._currency = currency
-        self._metrics = metrics
         self.start_ts: str | None = None
         self.progress_ts: str | None = None
 
@@ -52,11 +49,9 @@ class SlackReplier:
         try:
             return await call()
         except SlackApiError as error:
-            self._metrics.slack_api_errors.labels(method).inc()
             log.warning("slack.api_error", method=method, error=error.response.get("error"))
             raise
         except Exception as error:
-            self._metrics.slack_api_errors.labels(method).inc()
             log.warning("slack.api_error", method=method, error=type(error).__name__)
             raise
 

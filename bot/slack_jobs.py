@@ -81,9 +81,7 @@ class SlackJobs:
         self._shares_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     def replier(self, channel: str) -> SlackReplier | Fanout:
-        slack = SlackReplier(
-            self._client, channel, currency=self._currency, metrics=self._jobs.metrics
-        )
+        slack = SlackReplier(self._client, channel, currency=self._currency)
         if self._extra_replier is None:
             return slack
         return Fanout([slack, self._extra_replier()])
