@@ -96,3 +96,37 @@ async def test_the_same_file_shared_in_two_channels_is_processed_in_each(
     assert [job.status for job in jobs] == ["succeeded", "succeeded"]
     channels = {call.args["channel"] for call in slack.calls_to("chat.postMessage")}
     assert channels == {CHANNEL, "C0OTHER"}
+
+
+async def test_every_other_message_event_is_acked_and_ignored(
+    slack: SlackStandIn, bot: Service
+) -> None:
+    """Plain messages, edits and bot messages are acked (else Slack retries) and start nothing."""
+    events = [
+        {"type": "message", "channel": CHANNEL, "user": "UALICE", "text": "hello", "ts": "1.1"},
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": CHANNEL,
+            "ts": "1.2",
+            "message": {"type": "message", "text": "hello again", "user": "UALICE", "ts": "1.1"},
+        },
+        {
+            "type": "message",
+            "subtype": "channel_join",
+            "channel": CHANNEL,
+            "user": "UBOB",
+            "ts": "1.3",
+        },
+        {
+            "type": "message",
+            "subtype": "bot_message",
+            "channel": CHANNEL,
+            "bot_id": "BOTHER",
+            "ts": "1.4",
+        },
+    ]
+    for event in events:
+        await slack.wait_ack(await slack.send_event({**event, "event_ts": event["ts"]}))
+    assert not bot.jobs.recent()
+    assert not [c for c in slack.calls if c.method.startswith(("chat.", "files."))]
