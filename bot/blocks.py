@@ -24,6 +24,7 @@ from datetime import date
 from typing import Any, Final, TypedDict
 
 from bot.currency import format_money
+from bot.dates import day_month, day_month_year
 from processing.report import Progress, WeeklyReport, WeekStats
 from processing.schema import (
     INVALID_REVENUE,
@@ -73,20 +74,6 @@ REASON_LABELS: Final = {
     INVALID_TIMESTAMP: "invalid timestamp",
     INVALID_REVENUE: "invalid revenue",
 }
-_MONTHS: Final = (
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-)
 _SLACK_ID: Final = re.compile(r"[A-Z0-9]{2,32}")
 _SEP: Final = " · "
 _DASH: Final = " \u2013 "  # an en dash between dates
@@ -448,13 +435,13 @@ def _eta(fraction: float, elapsed_s: float) -> str:
 
 
 def _day(day: date) -> str:
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return day_month_year(day)
 
 
 def _span(start: date, end: date) -> str:
     """'1 Jan - 7 Jan 2024' (with an en dash), and both years when the span crosses one."""
     if start.year == end.year:
-        return f"{start.day} {_MONTHS[start.month - 1]}{_DASH}{_day(end)}"
+        return f"{day_month(start)}{_DASH}{_day(end)}"
     return f"{_day(start)}{_DASH}{_day(end)}"
 
 

@@ -21,6 +21,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from bot.currency import SYMBOLS, format_money
+from bot.dates import day_month, day_month_year
 from processing.report import WeeklyReport
 
 TYPES_SHOWN: Final = 8  # the largest types by revenue; the rest are stacked as one
@@ -45,20 +46,6 @@ COLORS: Final = (
     "#17becf",
 )
 OTHER_COLOR: Final = "#9e9e9e"
-_MONTHS: Final = (
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-)
 
 
 def revenue_chart_png(report: WeeklyReport, *, currency: str) -> bytes:
@@ -177,7 +164,7 @@ def _draw_weeks(axes: Axes, mondays: Sequence[date]) -> None:
     previous_year = None
     for index in ticks:
         monday = mondays[index]
-        label = f"{monday.day} {_MONTHS[monday.month - 1]}"
+        label = day_month(monday)
         if monday.year != previous_year:
             label += f"\n{monday.year}"
             previous_year = monday.year
@@ -221,4 +208,4 @@ def _legend_name(name: str) -> str:
 
 
 def _day(day: date) -> str:
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return day_month_year(day)
