@@ -1,0 +1,71 @@
+"""JobRunner on its own: retention of finished jobs, and the bound on how many are kept."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot import jobs as jobs_module
+from bot.errors import DownloadError
+from bot.jobs import JobRunner
+from bot.replies import SilentReplier
+from bot.sources import CallbackSource, SourceInfo
+from tests.conftest import csv_of
+
+CSV = csv_of("E1,C1,P1,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,cleaning,10.00").encode()
+
+
+def source(name: str = "events.csv", data: bytes = CSV) -> CallbackSource:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield data
+
+    return CallbackSource(SourceInfo(kind="upload", name=name, label=name), chunks)
+
+
+async def run(runner: JobRunner, name: str = "events.csv") -> str:
+    job = await runner.submit(source(name), SilentReplier())
+    await runner.wait_until(lambda: job.done.is_set(), 10)
+    return job.id
+
+
+async def test_a_finished_job_is_kept_for_the_retention_period_then_forgotten() -> None:
+    """Within JOB_RETENTION_MINUTES it is found; after, get() no longer has it."""
+    kept = JobRunner(retention_s=3600)
+    job_id = await run(kept)
+    assert kept.get(job_id) is not None and kept.get(job_id).status == "succeeded"
+
+    forgetful = JobRunner(retention_s=0)
+    job_id = await run(forgetful)
+    assert forgetful.get(job_id) is None
+    assert forgetful.recent() == []
+
+
+async def test_the_number_of_finished_jobs_kept_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond MAX_JOBS_KEPT the oldest finished jobs go first; the newest stay."""
+    monkeypatch.setattr(jobs_module, "MAX_JOBS_KEPT", 3)
+    runner = JobRunner(retention_s=3600)
+    ids = [await run(runner, f"events-{n}.csv") for n in range(6)]
+    await run(runner, "last.csv")
+    recent = [job.id for job in runner.recent()]
+    assert len(recent) == 4  # at most MAX_JOBS_KEPT finished, plus the newest
+    assert recent[1:3] == [ids[5], ids[4]]
+    assert ids[0] not in recent
+
+
+async def test_a_source_that_fails_mid_stream_fails_the_job_with_its_words() -> None:
+    """A SourceError from the download becomes the job's error; the runner goes on."""
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield CSV[:40]
+        raise DownloadError("the download from Slack failed (HTTP 500); try again later")
+
+    runner = JobRunner()
+    job = await runner.submit(
+        CallbackSource(SourceInfo(kind="slack", name="x.csv", label="x.csv"), broken),
+        SilentReplier(),
+    )
+    await runner.wait_until(lambda: job.done.is_set(), 10)
+    assert job.status == "failed" and job.error is not None and "HTTP 500" in job.error
+    second = await run(runner)
+    assert runner.get(second).status == "succeeded"
