@@ -88,6 +88,7 @@ def start_message(
     file_name: str,
     size_bytes: int | None,
     requested_by: str | None,
+    via_command: bool = False,
     queue_position: int | None,
 ) -> Message:
     """The channel message that announces a job; `requested_by` is a Slack user id."""
@@ -97,7 +98,7 @@ def start_message(
     def line(name: str) -> str:
         described = name if size_bytes is None else f"{name} ({_size(size_bytes)})"
         if mention:
-            described += f" shared by {mention}"
+            described += f" {'requested' if via_command else 'shared'} by {mention}"
         if queue_position is None:
             return f"Processing {described}"
         return (

@@ -86,6 +86,7 @@ class SlackReplier:
                 file_name=job.source.name,
                 size_bytes=job.source.size_bytes,
                 requested_by=job.source.requested_by,
+                via_command=job.source.via_command,
                 queue_position=queue_position,
             )
         )
@@ -101,6 +102,7 @@ class SlackReplier:
                 file_name=job.source.name,
                 size_bytes=job.source.size_bytes,
                 requested_by=job.source.requested_by,
+                via_command=job.source.via_command,
                 queue_position=None,
             ),
         )

@@ -204,7 +204,9 @@ class SlackJobs:
             raise CommandProblem(
                 f"I can't process {name}: {FileTooLargeError(size, self._max_bytes)}."
             )
-        return SlackFileSource.from_file(file, self._downloader, requested_by=user)
+        return SlackFileSource.from_file(
+            file, self._downloader, requested_by=user, via_command=True
+        )
 
     async def _file_info(self, file_id: str) -> dict[str, Any]:
         try:

@@ -35,6 +35,7 @@ class SourceInfo:
     label: str  # what the job API shows: "events.csv (Slack F0123)", "s3://b/k", ...
     size_bytes: int | None = None
     requested_by: str | None = None  # a Slack user id, when a person in Slack asked
+    via_command: bool = False  # asked for with /process-events rather than shared
 
 
 class Source(Protocol):
@@ -167,7 +168,12 @@ class SlackFileSource:
 
     @classmethod
     def from_file(
-        cls, file: dict[str, Any], downloader: SlackDownloader, requested_by: str | None
+        cls,
+        file: dict[str, Any],
+        downloader: SlackDownloader,
+        requested_by: str | None,
+        *,
+        via_command: bool = False,
     ) -> SlackFileSource:
         name = str(file.get("name") or file.get("title") or file["id"])
         if not is_csv_name(name, file.get("filetype")):
@@ -182,6 +188,7 @@ class SlackFileSource:
                 label=f"{name} (Slack {file['id']})",
                 size_bytes=file.get("size"),
                 requested_by=requested_by,
+                via_command=via_command,
             ),
             url=str(url),
             downloader=downloader,
@@ -287,6 +294,7 @@ class S3Reader:
                 label=location.url,
                 size_bytes=opened.size_bytes,
                 requested_by=requested_by,
+                via_command=requested_by is not None,
             ),
             opened,
         )

@@ -516,3 +516,17 @@ def test_three_hundred_weeks_need_few_messages() -> None:
     report = analyzed(weekly_csv(300))
     messages = summary_messages(report, file_name="f.csv", currency="USD")
     assert len(messages) <= math.ceil(300 / 25)
+
+
+def test_the_start_message_says_who_shared_or_who_asked() -> None:
+    """A share names the person who shared; /process-events the person who asked."""
+    common = {
+        "job_id": "7f3a9c01",
+        "file_name": "events.csv",
+        "size_bytes": 1000,
+        "queue_position": None,
+    }
+    shared = start_message(requested_by="U0ALICE", **common)
+    asked = start_message(requested_by="U0ALICE", via_command=True, **common)
+    assert "shared by <@U0ALICE>" in shared["text"]
+    assert "requested by <@U0ALICE>" in asked["text"]
