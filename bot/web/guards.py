@@ -12,8 +12,9 @@ RATE_WINDOW_S = 60.0
 class RateLimiter:
     """At most `limit` requests per client in any sliding window of `window_s` seconds.
 
-    A request turned away here is not counted, so Retry-After is true: after that many
-    seconds the client has a free slot, however often it knocked in between.
+    Every request counts, the ones turned away here too: a client that keeps knocking stays
+    out. Retry-After is true for a client that waits as told. Only the last `limit` requests
+    decide, so that is all each client's memory holds.
     """
 
     def __init__(
@@ -32,13 +33,12 @@ class RateLimiter:
         """Count a request; None if allowed, else the seconds until the client may retry."""
         now = self._clock()
         self._sweep(now)
-        hits = self._hits.setdefault(client, deque())
-        while hits and hits[0] <= now - self.window_s:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return hits[0] + self.window_s - now
+        hits = self._hits.setdefault(client, deque(maxlen=self.limit))
+        allowed = len(hits) < self.limit or hits[0] <= now - self.window_s
         hits.append(now)
-        return None
+        if allowed:
+            return None
+        return hits[0] + self.window_s - now
 
     def _sweep(self, now: float) -> None:
         """Forget clients that have been quiet for a whole window, so memory stays bounded."""

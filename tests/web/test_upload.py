@@ -371,18 +371,19 @@ async def test_a_client_that_disconnects_mid_upload_fails_its_job() -> None:
 
 
 def test_rate_limiter_slides_and_forgets() -> None:
-    """The window slides per client, and quiet clients are forgotten."""
+    """The window slides per client, refused requests count too, quiet clients are forgotten."""
     now = [0.0]
     limiter = web_module.RateLimiter(2, window_s=60, clock=lambda: now[0])
 
     assert limiter.hit("a") is None
     now[0] = 10
     assert limiter.hit("a") is None
-    assert limiter.hit("a") == pytest.approx(50)
+    assert limiter.hit("a") == pytest.approx(60)  # refused, and counted: wait a full window
     assert limiter.hit("b") is None
     now[0] = 60.5
-    assert limiter.hit("a") is None  # the first hit left the window
-    assert limiter.hit("a") == pytest.approx(9.5)
+    assert limiter.hit("a") == pytest.approx(9.5)  # knocking early is refused, and counts
+    now[0] = 70.5
+    assert limiter.hit("a") is None  # waited as told
     now[0] = 500
     assert limiter.hit("c") is None
     assert set(limiter._hits) == {"c"}
