@@ -43,7 +43,7 @@ from bot.web.context import (
 log = structlog.get_logger("bot.web")
 T = TypeVar("T")
 
-CHUNK_BYTES = 256 * 1024
+CHUNK_BYTES = 1024 * 1024
 # Room for the form's boundaries, part headers and any small extra fields around the file:
 # a Content-Length this far over the file limit cannot hold a file within it.
 FORM_OVERHEAD_BYTES = 64 * 1024
