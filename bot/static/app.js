@@ -50,6 +50,8 @@
     errorTitle: $("error-title"),
     chart: $("chart"),
     chartStatus: $("chart-status"),
+    downloadCsv: $("download-csv"),
+    downloadStatus: $("download-status"),
   };
 
   const state = {
@@ -58,6 +60,7 @@
     pollTimer: null,
     chartUrl: null,
     fileName: null, // the file being worked on, to name it in messages
+    jobId: null, // the job whose report is shown
     run: 0, // bumps on every new upload, so answers about an older one are ignored
   };
 
@@ -224,6 +227,8 @@
   // A file dropped next to the zone would otherwise make the browser leave the page.
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
+
+  el.downloadCsv.addEventListener("click", () => downloadCsv());
 
   for (const button of document.querySelectorAll(".again")) {
     button.addEventListener("click", () => {
@@ -392,6 +397,32 @@
     document.getElementById("report-title").setAttribute("tabindex", "-1");
     document.getElementById("report-title").focus();
     loadChart(job.id, run);
+    state.jobId = job.id;
+    el.downloadStatus.hidden = true;
+  }
+
+  // Through fetch, like the chart, so the request can carry the access code.
+  async function downloadCsv() {
+    if (!state.jobId) return;
+    try {
+      const response = await fetch(
+        "/api/jobs/" + encodeURIComponent(state.jobId) + "/weekly-report.csv",
+        { headers: authHeaders() },
+      );
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const url = URL.createObjectURL(await response.blob());
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = "weekly-report.csv";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (error) {
+      el.downloadStatus.hidden = false;
+      el.downloadStatus.textContent =
+        "The CSV could not be downloaded; the tables above have every figure.";
+    }
   }
 
   function fillSummary(report) {

@@ -7,6 +7,7 @@ POST /api/upload                multipart field `file` -> 202 {"job_id", "status
 GET  /api/jobs                  {"jobs": [job, ...]}, newest first, without reports
 GET  /api/jobs/{id}             one job, with its report once it succeeded
 GET  /api/jobs/{id}/chart.png   the revenue chart, once the job succeeded
+GET  /api/jobs/{id}/weekly-report.csv   one row per week, as `report --format csv`
 GET  /health, /metrics          for the orchestrator and Prometheus
 ```
 
@@ -26,7 +27,16 @@ from aiohttp import web
 
 from bot.web.context import CONTEXT, LIMITER, STATIC_DIR, TASKS, WebContext, error_response
 from bot.web.guards import RateLimiter
-from bot.web.jobs_api import CHARTS, ChartCache, get_chart, get_config, get_job, index, list_jobs
+from bot.web.jobs_api import (
+    CHARTS,
+    ChartCache,
+    get_chart,
+    get_config,
+    get_job,
+    get_report_csv,
+    index,
+    list_jobs,
+)
 from bot.web.ops import health, metrics
 from bot.web.uploads import upload
 
@@ -90,6 +100,7 @@ def build_web_app(context: WebContext) -> web.Application:
     app.router.add_get("/api/jobs", list_jobs)
     app.router.add_get("/api/jobs/{job_id}", get_job)
     app.router.add_get("/api/jobs/{job_id}/chart.png", get_chart)
+    app.router.add_get("/api/jobs/{job_id}/weekly-report.csv", get_report_csv)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     return app

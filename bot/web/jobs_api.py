@@ -12,9 +12,10 @@ from aiohttp import web
 from bot.chart import revenue_chart_png
 from bot.jobs import Job, JobRunner, JobStatus
 from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
-from processing.render import amount, to_dict
+from processing.render import amount, to_csv, to_dict
 
 CHARTS_CACHED = 16
+REPORT_CSV_NAME = "weekly-report.csv"
 
 
 class ChartCache:
@@ -130,6 +131,24 @@ async def get_chart(request: web.Request) -> web.Response:
         body=png,
         content_type="image/png",
         headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+async def get_report_csv(request: web.Request) -> web.Response:
+    """weekly-report.csv: exactly `clinic-events report --format csv`, as posted in Slack."""
+    job = _job_or_404(request)
+    if isinstance(job, web.Response):
+        return job
+    if job.status is not JobStatus.SUCCEEDED or job.report is None:
+        return error_response(404, "The weekly CSV is ready once the report is finished.")
+    return web.Response(
+        text=to_csv(job.report),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{REPORT_CSV_NAME}"',
+            "Cache-Control": "private, max-age=3600",
+        },
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.web import STATIC_DIR
+from processing import analyze, to_csv
 from tests.web.conftest import (
     FORM_TYPE,
     TWO_WEEKS,
@@ -161,6 +162,20 @@ async def test_chart_png_once_succeeded(web: Web) -> None:
 
     assert pictures[0].startswith(b"\x89PNG\r\n\x1a\n")
     assert pictures[0] == pictures[1]
+
+
+async def test_weekly_csv_once_succeeded_is_the_engines_csv(web: Web, sample_bytes: bytes) -> None:
+    """weekly-report.csv is exactly `report --format csv`, as a download; 404 before."""
+    job_id = (await web.upload(sample_bytes)).body["job_id"]
+    await web.finished(job_id)
+    async with web.session.get(f"/api/jobs/{job_id}/weekly-report.csv") as response:
+        assert response.status == 200
+        assert response.content_type == "text/csv"
+        assert 'filename="weekly-report.csv"' in response.headers["Content-Disposition"]
+        text = await response.text()
+    assert text == to_csv(analyze(iter([sample_bytes])))
+    missing = await web.get_json("/api/jobs/nope1234/weekly-report.csv")
+    assert missing.status == 404
 
 
 async def test_config_says_whether_a_token_is_needed(serve: Serve) -> None:

@@ -85,6 +85,12 @@ async def test_upload_shows_the_weekly_table_and_the_chart(
     assert "$3,005.38" in await by_type.inner_text()  # orthodontics that week
     assert "10 of 3,000 rows were skipped" in await page.locator("#invalid-rows").inner_text()
     await page.wait_for_function(CHART_SHOWN)
+    async with page.expect_download() as download_info:
+        await page.click("#download-csv")
+    download = await download_info.value
+    assert download.suggested_filename == "weekly-report.csv"
+    saved = await download.path()
+    assert saved is not None and saved.read_text().startswith("week_start,week_end,revenue")
     assert problems == []
 
 
