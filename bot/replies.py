@@ -119,6 +119,7 @@ class SlackReplier:
         )
 
     async def succeeded(self, job: Job, report: WeeklyReport) -> None:
+        # Each step on its own: a summary Slack refuses must not hide the files or the outcome.
         await _each(
             self._update(
                 self.progress_ts,
@@ -126,12 +127,7 @@ class SlackReplier:
                     report, elapsed_s=job.duration_s or 0.0, currency=self._currency
                 ),
             ),
-        )
-        for message in blocks.summary_messages(
-            report, file_name=job.source.name, currency=self._currency
-        ):
-            await self._post(message, thread_ts=self.start_ts)
-        await _each(
+            self._post_summary(job, report),
             self._upload_files(report),
             self._update(
                 self.start_ts,
@@ -140,6 +136,12 @@ class SlackReplier:
                 ),
             ),
         )
+
+    async def _post_summary(self, job: Job, report: WeeklyReport) -> None:
+        for message in blocks.summary_messages(
+            report, file_name=job.source.name, currency=self._currency
+        ):
+            await self._post(message, thread_ts=self.start_ts)
 
     async def _upload_files(self, report: WeeklyReport) -> None:
         chart = await asyncio.to_thread(revenue_chart_png, report, currency=self._currency)

@@ -265,3 +265,18 @@ async def test_no_patient_id_reaches_slack_or_the_logs(
     assert any(entry["event"] == "job.finished" for entry in logs)
     assert SECRET not in json.dumps(logs, default=str)
     assert SECRET not in caplog.text
+
+
+async def test_a_refused_summary_still_leaves_the_files_and_the_outcome(
+    slack: SlackStandIn, bot: Service
+) -> None:
+    """Slack refusing the summary post does not stop the CSV, the chart or the outcome line."""
+    slack.add_file("F0REFUSE01", "events.csv", SAMPLE, chunk_size=64 * 1024, chunk_delay_s=0.05)
+    await share(slack, "F0REFUSE01")
+    await slack.wait_for_call("download")  # start and progress posted; the summary comes after
+    slack.fail_next("chat.postMessage", status=200, error="invalid_blocks")
+    [job] = await finished_jobs(bot)
+    assert job.status == "succeeded"
+    await slack.wait_for_call("files.completeUploadExternal")
+    start = next(m for m in slack.messages(CHANNEL) if "events.csv" in m["text"])
+    assert "see thread" in start["text"]
