@@ -120,6 +120,8 @@ class SlackJobs:
         try:
             info = await self._file_info(file_id)
         except CommandProblem:
+            # Let the upload's other event, or Slack's redelivery, try again.
+            self._shares_seen.pop((file_id, channel), None)
             log.info("share.file_unavailable")
             return
         if info.get("user") == context.bot_user_id or not is_csv_name(

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
+
 from bot.app import Service
+from bot.jobs import JobRunner
+from bot.slack_api import slack_client
+from bot.slack_jobs import SlackContext, SlackJobs
+from bot.sources import SlackDownloader
 from processing import analyze, to_csv
 from tests.integration.conftest import CHANNEL, SAMPLE, StartBot, finished_jobs
 from tests.standin.slack import BOT_TOKEN, BOT_USER_ID, SlackStandIn
@@ -130,3 +136,31 @@ async def test_every_other_message_event_is_acked_and_ignored(
         await slack.wait_ack(await slack.send_event({**event, "event_ts": event["ts"]}))
     assert not bot.jobs.recent()
     assert not [c for c in slack.calls if c.method.startswith(("chat.", "files."))]
+
+
+async def test_a_share_whose_lookup_fails_is_picked_up_by_the_other_event(
+    slack: SlackStandIn,
+) -> None:
+    """files.info failing for the first event does not lose the file: the second one runs it."""
+    runner = JobRunner(progress_interval_s=60)
+    async with aiohttp.ClientSession() as session:
+        client = slack_client(BOT_TOKEN, slack.base_url)
+        slack_jobs = SlackJobs(
+            client=client,
+            downloader=SlackDownloader(session, BOT_TOKEN, slack.base_url),
+            jobs=runner,
+            currency="USD",
+            max_file_size_bytes=1 << 30,
+        )
+        context = SlackContext(bot_user_id=BOT_USER_ID, bot_id="BBOT")
+        slack.add_file("F0RETRY01", "events.csv", SAMPLE[:20_000])
+        slack.fail_next("files.info", status=200, error="internal_error")
+        for _ in range(2):  # file_shared, then the message event of the same upload
+            await slack_jobs.on_share(
+                file_id="F0RETRY01", channel=CHANNEL, user="UALICE", context=context
+            )
+        await runner.wait_until(lambda: all(job.done.is_set() for job in runner.recent()), 30)
+    [job] = runner.recent()
+    assert job.status == "succeeded"
+    assert len(slack.calls_to("files.info")) == 2
+    assert len(slack.calls_to("download")) == 1
