@@ -80,32 +80,13 @@ class SlackReplier:
         )
 
     async def announce(self, job: Job, queue_position: int | None) -> None:
-        self.start_ts = await self._post(
-            blocks.start_message(
-                job_id=job.id,
-                file_name=job.source.name,
-                size_bytes=job.source.size_bytes,
-                requested_by=job.source.requested_by,
-                via_command=job.source.via_command,
-                queue_position=queue_position,
-            )
-        )
+        self.start_ts = await self._post(_start(job, queue_position))
         self.progress_ts = await self._post(
             blocks.waiting_message(queue_position=queue_position), thread_ts=self.start_ts
         )
 
     async def running(self, job: Job) -> None:
-        await self._update(
-            self.start_ts,
-            blocks.start_message(
-                job_id=job.id,
-                file_name=job.source.name,
-                size_bytes=job.source.size_bytes,
-                requested_by=job.source.requested_by,
-                via_command=job.source.via_command,
-                queue_position=None,
-            ),
-        )
+        await self._update(self.start_ts, _start(job, queue_position=None))
 
     async def progress(self, job: Job, progress: Progress) -> None:
         await self._update(
@@ -173,6 +154,17 @@ class SlackReplier:
                 blocks.failed_outcome_message(reason, file_name=job.source.name, job_id=job.id),
             ),
         )
+
+
+def _start(job: Job, queue_position: int | None) -> blocks.Message:
+    return blocks.start_message(
+        job_id=job.id,
+        file_name=job.source.name,
+        size_bytes=job.source.size_bytes,
+        requested_by=job.source.requested_by,
+        via_command=job.source.via_command,
+        queue_position=queue_position,
+    )
 
 
 async def _each(*steps: Awaitable[Any]) -> None:

@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bot import s3
 from bot.errors import FileTooLargeError, S3Error, SourceError
-from bot.jobs import Job, NotAccepting, Replier
+from bot.jobs import Job, NotAccepting
 from bot.replies import SilentReplier
 from bot.sources import (
     CallbackSource,
@@ -229,19 +229,18 @@ async def _rest_of_form(form: MultipartReader) -> None:
 async def _submit(context: WebContext, source: Source, **options: Any) -> Job:
     """Submit with the configured replier; if telling people fails (Slack said no), the
     upload still counts: the job runs with the job API as its only reporter."""
-    replier: Replier
     try:
-        replier = context.upload_replier() or SilentReplier()
+        replier = context.upload_replier()
     except Exception as error:
         log.warning("upload.replier_failed", error=type(error).__name__)
-        replier = SilentReplier()
+        replier = None
+    if replier is None:
+        return await context.jobs.submit(source, SilentReplier(), **options)
     try:
         return await context.jobs.submit(source, replier, **options)
     except NotAccepting:
         raise
     except Exception as error:
-        if isinstance(replier, SilentReplier):
-            raise
         log.warning("upload.announce_failed", error=type(error).__name__)
         return await context.jobs.submit(source, SilentReplier(), **options)
 

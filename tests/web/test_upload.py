@@ -15,7 +15,7 @@ from bot import web as web_module
 from bot.config import Settings
 from bot.jobs import Job, JobRunner
 from bot.metrics import Metrics
-from processing import Progress, WeeklyReport
+from bot.replies import SilentReplier
 from tests.web.conftest import (
     FORM_TYPE,
     HEADER,
@@ -285,7 +285,7 @@ async def test_no_patient_id_or_token_is_logged_or_echoed(serve: Serve) -> None:
 # -- with a web app of our own: repliers that fail or tell us when a job is announced ---------
 
 
-class Announcing:
+class Announcing(SilentReplier):
     """Records announcements; can refuse them, as Slack does for a channel it is not in."""
 
     def __init__(self, *, fail: bool = False) -> None:
@@ -296,18 +296,6 @@ class Announcing:
         self.announced.set()
         if self.fail:
             raise RuntimeError("not_in_channel")
-
-    async def running(self, job: Job) -> None:
-        pass
-
-    async def progress(self, job: Job, progress: Progress) -> None:
-        pass
-
-    async def succeeded(self, job: Job, report: WeeklyReport) -> None:
-        pass
-
-    async def failed(self, job: Job, reason: str) -> None:
-        pass
 
 
 @contextlib.asynccontextmanager
