@@ -129,14 +129,19 @@ class JobRunner:
         if not self.accepting:
             raise NotAccepting()
         job = Job(id=job_id or self.new_job_id(), source=source.info, created_at=datetime.now(UTC))
-        busy = self._running + len(self._waiting) >= self._concurrency
-        position = len(self._waiting) + 1 if busy else None
-        with structlog.contextvars.bound_contextvars(job_id=job.id, source=job.source.kind):
-            await replier.announce(job, position)
-            log.info("job.queued", queue_position=position, size_bytes=job.source.size_bytes)
+        # Take the place in line before announcing: two jobs submitted at once must not
+        # both be told they are first.
+        self._waiting.append(job)
+        position = self.queue_position(job)
+        try:
+            with structlog.contextvars.bound_contextvars(job_id=job.id, source=job.source.kind):
+                await replier.announce(job, position)
+                log.info("job.queued", queue_position=position, size_bytes=job.source.size_bytes)
+        except BaseException:
+            self._waiting.remove(job)
+            raise
         self._prune()
         self._jobs[job.id] = job
-        self._waiting.append(job)
         task = asyncio.create_task(self._run(job, source, replier, cleanup), name=f"job-{job.id}")
         self._tasks[job] = task
         task.add_done_callback(lambda _: self._tasks.pop(job, None))
@@ -161,7 +166,11 @@ class JobRunner:
         return list(reversed(self._jobs.values()))
 
     def queue_position(self, job: Job) -> int | None:
-        return self._waiting.index(job) + 1 if job in self._waiting else None
+        """1 for the next job to get a slot; None when it runs, or will the moment it can."""
+        if job not in self._waiting:
+            return None
+        ahead = self._waiting.index(job) + self._running
+        return ahead - self._concurrency + 1 if ahead >= self._concurrency else None
 
     @property
     def active(self) -> int:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from bot import jobs as jobs_module
 from bot.errors import DownloadError
-from bot.jobs import JobRunner
+from bot.jobs import Job, JobRunner
 from bot.replies import SilentReplier
 from bot.sources import CallbackSource, SourceInfo
 from tests.conftest import csv_of
@@ -69,3 +70,32 @@ async def test_a_source_that_fails_mid_stream_fails_the_job_with_its_words() -> 
     assert job.status == "failed" and job.error is not None and "HTTP 500" in job.error
     second = await run(runner)
     assert runner.get(second).status == "succeeded"
+
+
+class Recording(SilentReplier):
+    def __init__(self) -> None:
+        self.positions: list[int | None] = []
+
+    async def announce(self, job: Job, queue_position: int | None) -> None:
+        self.positions.append(queue_position)
+
+
+async def test_jobs_submitted_at_once_get_distinct_places_in_line() -> None:
+    """With 2 slots, 4 jobs at once: 2 start, the others are 1 and 2 in line, never both 1."""
+    release = asyncio.Event()
+
+    async def held() -> AsyncIterator[bytes]:
+        await release.wait()
+        yield CSV
+
+    runner = JobRunner(concurrency=2)
+    replier = Recording()
+    sources = [
+        CallbackSource(SourceInfo(kind="upload", name=f"{n}.csv", label=""), held) for n in range(4)
+    ]
+    submitted = await asyncio.gather(*(runner.submit(s, replier) for s in sources))
+    assert replier.positions == [None, None, 1, 2]
+    assert [runner.queue_position(job) for job in submitted] == [None, None, 1, 2]
+    release.set()
+    await runner.wait_until(lambda: all(job.done.is_set() for job in submitted), 10)
+    assert all(job.status == "succeeded" for job in submitted)
