@@ -34,7 +34,6 @@ from bot.sources import S3Reader, SlackDownloader
 log = structlog.get_logger("bot.app")
 
 SlackState = Literal["connected", "disconnected", "disabled"]
-RATE_LIMIT_RETRIES = 4
 CONNECTION_CHECK_S = 5.0
 
 
@@ -93,11 +92,10 @@ class Service:
     web_runner: aioweb.AppRunner
     port: int
     slack: SlackConnection | None = None
-    console: TextIO | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def slack_state(self) -> SlackState:
-        return "disabled" if self.slack is None else await self.slack.state()
+        return await _state(self.slack)
 
     async def stop(self) -> None:
         """Stop taking work, let running jobs finish within the grace period, then close."""
@@ -139,10 +137,6 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
         else None
     )
     console_out = console if console is not None else sys.stdout
-
-    def console_replier() -> Replier:
-        return ConsoleReplier(settings.currency, console_out)
-
     slack: SlackConnection | None = None
     if settings.slack is not None:
         client = slack_client(settings.slack.bot_token, settings.slack_api_url, metrics)
@@ -175,7 +169,7 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
                 currency=settings.currency,
             )
         if settings.slack is None:
-            return console_replier()
+            return ConsoleReplier(settings.currency, console_out)
         return None
 
     web_runner, port = await web.start(
@@ -197,7 +191,6 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
         web_runner=web_runner,
         port=port,
         slack=slack,
-        console=console_out,
     )
     if slack is not None:
         try:

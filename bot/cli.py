@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import BinaryIO, NoReturn, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.config import ConfigError, Settings, allowed_buckets_from_env
 from bot.currency import UnknownCurrencyError, parse_currency
 from bot.errors import BucketNotAllowedError, S3Error, UnsupportedSourceError
 from processing import InputError, Progress, analyze, to_csv, to_json, to_text
@@ -111,7 +112,7 @@ def _open_s3(url: str, env: Mapping[str, str]) -> tuple[Iterable[bytes], int, Ca
     from bot import s3  # boto3 takes a moment to import; local files don't need it
 
     location = s3.parse_s3_url(url)
-    allowed = s3.allowed_buckets_from_env(env)
+    allowed = allowed_buckets_from_env(env)
     s3.check_bucket_allowed(location, allowed)  # a usage error wins over any AWS problem
     client = s3.make_client(env.get("AWS_REGION") or None)
     s3_object = s3.open_object(client, location, allowed_buckets=allowed)
@@ -208,7 +209,6 @@ def serve_command(env: Mapping[str, str], stderr: TextIO) -> int:
 
     from bot import logs
     from bot.app import serve
-    from bot.config import ConfigError, Settings
 
     try:
         settings = Settings.from_env(env)

@@ -60,7 +60,6 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Self:
         read = _Reader(env)
         s3_bucket = read.text("S3_BUCKET")
-        allowed = read.text("S3_ALLOWED_BUCKETS")
         settings = cls(
             slack=_slack_tokens(read),
             slack_api_url=_api_url(read.text("SLACK_API_URL") or DEFAULT_SLACK_API_URL),
@@ -79,11 +78,7 @@ class Settings:
             allow_unauthenticated_uploads=read.flag("ALLOW_UNAUTHENTICATED_UPLOADS"),
             uploads_per_minute=read.integer("UPLOADS_PER_MINUTE", 10, minimum=1),
             s3_bucket=s3_bucket,
-            s3_allowed_buckets=(
-                frozenset(b.strip() for b in allowed.split(",") if b.strip())
-                if allowed
-                else frozenset({s3_bucket} if s3_bucket else ())
-            ),
+            s3_allowed_buckets=allowed_buckets_from_env(env),
             s3_keep_uploads=read.flag("S3_KEEP_UPLOADS"),
             aws_region=read.text("AWS_REGION"),
             shutdown_grace_s=read.number("SHUTDOWN_GRACE_SECONDS", 30, minimum=0),
@@ -104,6 +99,16 @@ class Settings:
     @property
     def slack_mode(self) -> bool:
         return self.slack is not None
+
+
+def allowed_buckets_from_env(env: Mapping[str, str]) -> frozenset[str]:
+    """S3_ALLOWED_BUCKETS (comma-separated), else S3_BUCKET alone. The CLI reads it too,
+    without the rest of Settings (which checks server-only variables such as HOST)."""
+    allowed = env.get("S3_ALLOWED_BUCKETS", "").strip()
+    if allowed:
+        return frozenset(name.strip() for name in allowed.split(",") if name.strip())
+    bucket = env.get("S3_BUCKET", "").strip()
+    return frozenset({bucket}) if bucket else frozenset()
 
 
 def is_loopback(host: str) -> bool:

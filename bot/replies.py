@@ -1,4 +1,5 @@
-"""Repliers: what people see of a job. Slack (a thread updated in place), console, or both.
+"""Repliers: what people see of a job. Slack (a thread updated in place), the console, or
+only the job API (SilentReplier).
 
 SlackReplier: a start message in the channel, the progress message as the first reply in its
 thread (edited with chat.update, never re-posted), then the summary, weekly-report.csv and
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO, TypeVar
 
 import structlog
@@ -20,7 +21,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from bot import blocks
 from bot.chart import revenue_chart_png
 from bot.currency import format_money
-from bot.jobs import Job, Replier
+from bot.jobs import Job
 from processing import Progress, WeeklyReport, to_csv, to_text
 from processing.schema import REASONS
 
@@ -243,26 +244,3 @@ class SilentReplier:
 
     async def failed(self, job: Job, reason: str) -> None:
         pass
-
-
-class Fanout:
-    """Several repliers for one job (a web upload shown in the API, Slack and the console)."""
-
-    def __init__(self, repliers: Sequence[Replier]) -> None:
-        self._repliers = list(repliers)
-
-    async def announce(self, job: Job, queue_position: int | None) -> None:
-        for replier in self._repliers:
-            await replier.announce(job, queue_position)
-
-    async def running(self, job: Job) -> None:
-        await _each(*(r.running(job) for r in self._repliers))
-
-    async def progress(self, job: Job, progress: Progress) -> None:
-        await _each(*(r.progress(job, progress) for r in self._repliers))
-
-    async def succeeded(self, job: Job, report: WeeklyReport) -> None:
-        await _each(*(r.succeeded(job, report) for r in self._repliers))
-
-    async def failed(self, job: Job, reason: str) -> None:
-        await _each(*(r.failed(job, reason) for r in self._repliers))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
@@ -90,15 +90,6 @@ def parse_s3_url(text: str) -> S3Location:
             f"s3://{bucket}/{key} is a folder, not a file: give the object's full key"
         )
     return S3Location(bucket, key)
-
-
-def allowed_buckets_from_env(env: Mapping[str, str]) -> frozenset[str]:
-    """S3_ALLOWED_BUCKETS (comma-separated), else S3_BUCKET alone: Settings.from_env's rule."""
-    allowed = env.get("S3_ALLOWED_BUCKETS", "").strip()
-    if allowed:
-        return frozenset(name.strip() for name in allowed.split(",") if name.strip())
-    bucket = env.get("S3_BUCKET", "").strip()
-    return frozenset({bucket}) if bucket else frozenset()
 
 
 def make_client(region_name: str | None = None) -> S3Client:

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import FileTooLargeError, SourceError, UnsupportedSourceError
 from bot.jobs import JobRunner, NotAccepting
-from bot.replies import Fanout, SlackReplier
+from bot.replies import SlackReplier
 from bot.sources import (
     S3Reader,
     SlackDownloader,
@@ -69,7 +69,6 @@ class SlackJobs:
         currency: str,
         max_file_size_bytes: int,
         s3_reader: S3Reader | None = None,
-        extra_replier: Callable[[], Any] | None = None,
     ) -> None:
         self._client = client
         self._downloader = downloader
@@ -77,14 +76,10 @@ class SlackJobs:
         self._currency = currency
         self._max_bytes = max_file_size_bytes
         self._s3 = s3_reader
-        self._extra_replier = extra_replier
         self._shares_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
 
-    def replier(self, channel: str) -> SlackReplier | Fanout:
-        slack = SlackReplier(self._client, channel, currency=self._currency)
-        if self._extra_replier is None:
-            return slack
-        return Fanout([slack, self._extra_replier()])
+    def replier(self, channel: str) -> SlackReplier:
+        return SlackReplier(self._client, channel, currency=self._currency)
 
     # -- shares ---------------------------------------------------------------------------
 
@@ -196,7 +191,7 @@ class SlackJobs:
             file = await self._file_info(file_id)
         else:
             file = await self._latest_csv(channel, context)
-        name = str(file.get("name") or file_id_of(file))
+        name = str(file.get("name") or file.get("id", "file"))
         if not is_csv_name(name, file.get("filetype")):
             raise CommandProblem(
                 f"{name} is not a CSV file. Export the events as .csv and share that."
@@ -252,7 +247,3 @@ class SlackJobs:
             "I found no CSV shared in this channel recently. Share the export here, "
             "or use `/process-events <file link>`."
         )
-
-
-def file_id_of(file: dict[str, Any]) -> str:
-    return str(file.get("id", "file"))

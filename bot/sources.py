@@ -253,16 +253,24 @@ async def _chunks_of(opened: s3.S3Object) -> AsyncIterator[bytes]:
         await asyncio.to_thread(opened.close)
 
 
-async def s3_object_chunks(
+async def _open_object(
     client: Any, location: s3.S3Location, *, allowed_buckets: frozenset[str], max_size_bytes: int
-) -> AsyncIterator[bytes]:
-    """An object's bytes, opened only when first read: a queued job holds no S3 connection."""
-    opened = await asyncio.to_thread(
+) -> s3.S3Object:
+    return await asyncio.to_thread(
         s3.open_object,
         client,
         location,
         allowed_buckets=allowed_buckets,
         max_size_bytes=max_size_bytes,
+    )
+
+
+async def s3_object_chunks(
+    client: Any, location: s3.S3Location, *, allowed_buckets: frozenset[str], max_size_bytes: int
+) -> AsyncIterator[bytes]:
+    """An object's bytes, opened only when first read: a queued job holds no S3 connection."""
+    opened = await _open_object(
+        client, location, allowed_buckets=allowed_buckets, max_size_bytes=max_size_bytes
     )
     async for chunk in _chunks_of(opened):
         yield chunk
@@ -280,8 +288,7 @@ class S3Reader:
 
     async def open(self, url: str, *, requested_by: str | None = None) -> S3ObjectSource:
         location = s3.parse_s3_url(url)
-        opened = await asyncio.to_thread(
-            s3.open_object,
+        opened = await _open_object(
             self._client,
             location,
             allowed_buckets=self.allowed_buckets,

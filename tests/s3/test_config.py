@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import Settings
-from bot.s3 import allowed_buckets_from_env
+from bot.config import Settings, allowed_buckets_from_env
 
 
 @pytest.mark.parametrize(
