@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -108,28 +109,43 @@ async def wait_for_job(http: aiohttp.ClientSession, url: str, job_id: str | None
         await asyncio.sleep(POLL_EVERY_S)
 
 
+async def timed_job(
+    name: str,
+    process: asyncio.subprocess.Process,
+    url: str,
+    trigger: Callable[[], Awaitable[str | None]],
+) -> dict:
+    """Run trigger() (it returns the job id when it knows it), wait for the job to finish,
+    and watch /health meanwhile."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+        stop = asyncio.Event()
+        health = asyncio.create_task(watch_health(http, url, stop))
+        started = time.perf_counter()
+        job = await wait_for_job(http, url, await trigger())
+        wall = time.perf_counter() - started
+        stop.set()
+        latencies = await health
+    return summary(name, job, wall, peak_rss_mib(process.pid), latencies)
+
+
 async def via_upload(path: Path) -> dict:
     process, url = await start_serve({})
+
+    async def upload() -> str:
+        # curl streams the file from disk, as a browser would; the server never sees it whole
+        curl = await asyncio.create_subprocess_exec(
+            "curl",
+            "-sS",
+            "-F",
+            f"file=@{path};type=text/csv",
+            url + "/api/upload",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await curl.communicate()
+        return str(json.loads(out)["job_id"])
+
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
-            stop = asyncio.Event()
-            health = asyncio.create_task(watch_health(http, url, stop))
-            started = time.perf_counter()
-            # curl streams the file from disk, as a browser would; the server never sees it whole
-            curl = await asyncio.create_subprocess_exec(
-                "curl",
-                "-sS",
-                "-F",
-                f"file=@{path};type=text/csv",
-                url + "/api/upload",
-                stdout=asyncio.subprocess.PIPE,
-            )
-            out, _ = await curl.communicate()
-            job = await wait_for_job(http, url, json.loads(out)["job_id"])
-            wall = time.perf_counter() - started
-            stop.set()
-            latencies = await health
-            return summary("web upload", job, wall, peak_rss_mib(process.pid), latencies)
+        return await timed_job("web upload", process, url, upload)
     finally:
         process.terminate()
         await process.wait()
@@ -144,18 +160,13 @@ async def via_slack(path: Path) -> dict:
             "SLACK_API_URL": slack.base_url,
         }
         process, url = await start_serve(env)
+
+        async def share() -> None:
+            await slack.send_event(slack.file_shared_event("F0BENCH01"))
+
         try:
             await slack.wait_for_connection(timeout=30)
-            async with aiohttp.ClientSession() as http:
-                stop = asyncio.Event()
-                health = asyncio.create_task(watch_health(http, url, stop))
-                started = time.perf_counter()
-                await slack.send_event(slack.file_shared_event("F0BENCH01"))
-                job = await wait_for_job(http, url, None)
-                wall = time.perf_counter() - started
-                stop.set()
-                latencies = await health
-                return summary("Slack share", job, wall, peak_rss_mib(process.pid), latencies)
+            return await timed_job("Slack share", process, url, share)
         finally:
             process.terminate()
             await process.wait()
