@@ -65,10 +65,11 @@ async def bot(start_bot: StartBot) -> Service:
 
 
 async def finished_jobs(service: Service, count: int = 1, timeout: float = 30) -> list[Job]:
-    """Waits until `count` jobs exist and all have finished; returns them oldest first."""
+    """Waits until `count` jobs exist and all are done (replied and cleaned up); returns them
+    oldest first. Waiting for the status alone would race the final replies."""
     jobs = service.jobs
     await jobs.wait_until(
-        lambda: len(jobs.recent()) >= count and all(job.finished for job in jobs.recent()),
+        lambda: len(jobs.recent()) >= count and all(job.done.is_set() for job in jobs.recent()),
         timeout,
     )
     return list(reversed(jobs.recent()))
