@@ -1,22 +1,20 @@
-"""A deliberately plain implementation of the CSV contract: csv.reader, one row at a time.
+"""A deliberately plain implementation of the CSV contract: the whole file, one character at a
+time where quotes are involved.
 
-Two jobs: the benchmark's baseline ("a plain csv.reader implementation of the same rules")
-and the oracle the engine's property tests compare against. It favours being obviously
-right over being fast; it shares no code with `processing`.
+Two jobs: the benchmark's baseline ("a plain Python implementation of the same rules") and the
+oracle the engine's property tests compare against. It favours being obviously right over
+being fast; it shares no code with `processing`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, TextIO
+from typing import Any
 from zoneinfo import ZoneInfo
 
 REQUIRED = ("event_id", "clinic_id", "patient_id", "event_type", "event_timestamp")
@@ -27,26 +25,107 @@ TIMESTAMP = re.compile(
     re.ASCII,
 )
 REVENUE = re.compile(r"\+?[0-9]+(\.[0-9]+)?", re.ASCII)
+REVENUE_DECIMAL_COMMA = re.compile(r"\+?[0-9]+([.,][0-9]+)?", re.ASCII)
+DELIMITERS = (",", ";", "\t", "|")
+ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
+MAX_RECORD_BYTES = 1 << 20
+MAX_HEADER_BYTES = 1 << 20
+SNIFF_BYTES = 1 << 20
+MAX_LABELS = 10_000
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"%PDF", b"BZh", b"\xfd7zXZ\x00",
+         b"\x28\xb5\x2f\xfd", b"PAR1", b"SQLite format 3")  # fmt: skip
 
 
 class Rejected(Exception):
     pass
 
 
-def _records(stream: TextIO) -> Iterator[tuple[str, list[str]]]:
-    """(raw text, fields) per record; lines end at \\n only, as the contract says."""
-    captured: list[str] = []
+def _cp1252(data: bytes) -> str:
+    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in data)
 
-    def lines() -> Iterator[str]:
-        for line in stream:
-            captured.append(line)
-            yield line
 
-    reader = csv.reader(lines())
-    for fields in reader:
-        raw = "".join(captured)
-        captured.clear()
-        yield raw, fields
+def _decode(data: bytes) -> tuple[str, str]:
+    """(encoding, text) by the contract's rules; Rejected for binary or non-UTF-8 files."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        body = data[3:]
+        if any(body.startswith(m) for m in MAGIC) or b"\x00" in body[:4096]:
+            raise Rejected("binary")
+        try:
+            return "utf-8-sig", body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise Rejected("not UTF-8") from error
+    for bom, name in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            try:
+                text = data[2:].decode(name)
+            except UnicodeDecodeError as error:
+                raise Rejected("not UTF-16") from error
+            if "\x00" in text.encode("utf-8")[:4096]:
+                raise Rejected("binary")
+            return name, text
+    if any(data.startswith(m) for m in MAGIC) or b"\x00" in data[:4096]:
+        raise Rejected("binary")
+    try:
+        return "utf-8", data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        first_block_ok = True
+        try:
+            data[:SNIFF_BYTES].decode("utf-8")
+        except UnicodeDecodeError as first:
+            # A character cut at the end of the first block is not an error yet.
+            first_block_ok = len(data) > SNIFF_BYTES and first.start >= SNIFF_BYTES - 3
+        if not first_block_ok or data[: error.start].isascii():
+            return "windows-1252", _cp1252(data)
+        raise Rejected("not UTF-8") from error
+
+
+def _parse_record(lines: list[str], first: int, delimiter: str) -> tuple[list[str], int] | None:
+    """Fields of the record starting at lines[first], and its last line; None if unclosed."""
+    fields: list[str] = []
+    value: list[str] = []
+    state = "start"
+    index = first
+    size = 0
+    while index < len(lines):
+        line = lines[index]
+        size += len(line.encode("utf-8")) + (index > first)
+        if size > MAX_RECORD_BYTES:
+            return None
+        for char in line:
+            if state == "start":
+                if char == '"':
+                    state = "quoted"
+                elif char == delimiter:
+                    fields.append("")
+                else:
+                    value, state = [char], "plain"
+            elif state == "plain":
+                if char == delimiter:
+                    fields.append("".join(value))
+                    value, state = [], "start"
+                else:
+                    value.append(char)
+            elif state == "quoted":
+                if char == '"':
+                    state = "quote in quoted"
+                else:
+                    value.append(char)
+            elif char == '"':  # quote in quoted: a doubled quote
+                value.append('"')
+                state = "quoted"
+            elif char == delimiter:
+                fields.append("".join(value))
+                value, state = [], "start"
+            else:
+                value.append(char)  # after the closing quote: kept as written
+                state = "plain"
+        if state != "quoted":
+            fields.append("".join(value))
+            return fields, index
+        value.append("\n")
+        index += 1
+    return None  # the end of the file inside quotes
 
 
 def _day(value: str, zone: ZoneInfo) -> date | None:
@@ -54,6 +133,8 @@ def _day(value: str, zone: ZoneInfo) -> date | None:
     if not match:
         return None
     year, month, day, hour, minute, second, offset = match.groups()
+    if not 1899 <= int(year) <= 2200:
+        return None
     try:
         moment = datetime(
             int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
@@ -61,73 +142,113 @@ def _day(value: str, zone: ZoneInfo) -> date | None:
     except ValueError:
         return None
     if offset is None:
-        return moment.date()
-    if offset in ("Z", "z"):
-        delta = timedelta(0)
+        local = moment.date()
     else:
-        digits = offset[1:].replace(":", "")
-        hours, minutes = int(digits[:2]), int(digits[2:])
-        if hours > 23 or minutes > 59:
-            return None
-        delta = timedelta(hours=hours, minutes=minutes) * (-1 if offset[0] == "-" else 1)
-    return moment.replace(tzinfo=timezone(delta)).astimezone(zone).date()
+        if offset in ("Z", "z"):
+            delta = timedelta(0)
+        else:
+            digits = offset[1:].replace(":", "")
+            hours, minutes = int(digits[:2]), int(digits[2:])
+            if hours > 23 or minutes > 59:
+                return None
+            delta = timedelta(hours=hours, minutes=minutes) * (-1 if offset[0] == "-" else 1)
+        local = moment.replace(tzinfo=timezone(delta)).astimezone(zone).date()
+    return local if FIRST_DAY <= local <= LAST_DAY else None
+
+
+def _header(text: str) -> tuple[int, int, str, str]:
+    """(index of the header's first character, its row, its line, the line end)."""
+    start = 0
+    while start < len(text) and text[start] in ASCII_WHITESPACE:
+        start += 1
+    if start == len(text):
+        raise Rejected("no rows")
+    line_start = max(text.rfind("\n", 0, start), text.rfind("\r", 0, start)) + 1
+    breaks = [i for i in (text.find("\n", line_start), text.find("\r", line_start)) if i >= 0]
+    end = min(breaks) if breaks else len(text)
+    if end - line_start > MAX_HEADER_BYTES or len(text[line_start:end].encode()) > MAX_HEADER_BYTES:
+        raise Rejected("header too long")
+    if not breaks or text[end] == "\n":
+        line_end = "\n"
+    else:
+        line_end = "\r\n" if text[end + 1 : end + 2] == "\n" else "\r"
+    row = text.count("\r" if line_end == "\r" else "\n", 0, line_start) + 1
+    return line_start, row, text[line_start:end], line_end
 
 
 def analyze(data: bytes, tz: str = "UTC") -> dict[str, Any]:
     """The report as the engine's JSON shows it, minus source and currency."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise Rejected("not UTF-8") from error
-    return analyze_text(io.StringIO(text, newline="\n"), tz)
-
-
-def analyze_text(stream: TextIO, tz: str = "UTC") -> dict[str, Any]:
-    """Same, from a text stream opened with newline="\\n" (so \\r stays in the line)."""
-    zone = ZoneInfo(tz)
-    records = _records(stream)
-    first = True
-    row = 0
-    header: list[str] | None = None
-    for raw, fields in records:
-        row += 1
-        if first:
-            raw = raw.removeprefix("\ufeff")
-            fields[:1] = [fields[0].removeprefix("\ufeff")] if fields else []
-            first = False
-        if raw.strip():
-            header = [name.strip().lower() for name in fields]
+    encoding, text = _decode(data)
+    if not text:
+        raise Rejected("empty")
+    line_start, row, header_line, line_end = _header(text)
+    delimiter, header = ",", []
+    for candidate in DELIMITERS:
+        parsed = _parse_record([header_line], 0, candidate)
+        names = [name.strip().lower() for name in (parsed[0] if parsed else header_line.split(candidate))]
+        if candidate == ",":
+            header = names
+        if all(name in names for name in REQUIRED):
+            delimiter, header = candidate, names
             break
-    if header is None:
-        raise Rejected("no rows")
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise Rejected("missing columns: " + ", ".join(missing))
+    body = text[line_start:]
+    if line_end == "\r":
+        body = body.translate(str.maketrans("\r\n", "\n\r"))  # CR and LF trade places
+    lines = body.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return _report(lines[1:], row, header, delimiter, tz) | {
+        "dialect": {"encoding": encoding, "delimiter": delimiter, "line_end": line_end}
+    }
+
+
+def _report(
+    lines: list[str], header_row: int, header: list[str], delimiter: str, tz: str
+) -> dict[str, Any]:
+    zone = ZoneInfo(tz)
     index = {
         name: header.index(name)
         for name in (*REQUIRED, "revenue_amount", "treatment_type")
         if name in header
     }
+    revenue_grammar = REVENUE_DECIMAL_COMMA if delimiter == ";" else REVENUE
     errors: dict[str, list[int]] = {reason: [] for reason in REASONS}
     counts: Counter[str] = Counter()
     total = valid = other_revenue = 0
     events: defaultdict[date, Counter[str]] = defaultdict(Counter)
     revenue: defaultdict[date, Counter[str]] = defaultdict(Counter)
     treatments: Counter[date] = Counter()
+    event_types: set[str] = set()
+    treatment_types: set[str] = set()
+    row = header_row
 
     def bad(reason: str) -> None:
         counts[reason] += 1
         if len(errors[reason]) < 20:
             errors[reason].append(row)
 
-    for raw, fields in records:
+    at = 0
+    while at < len(lines):
         row += 1
-        if not raw.strip():
+        first = at
+        parsed = _parse_record(lines, at, delimiter)
+        if parsed is None or (parsed[1] > first and len(parsed[0]) != len(header)):
+            total += 1
+            bad("malformed_row")  # unclosed, too long or broken: its first line only
+            at = first + 1
             continue
-        total += 1
+        fields, last = parsed
+        at = last + 1
         if len(fields) != len(header):
+            if not "\n".join(lines[first : last + 1]).strip(ASCII_WHITESPACE):
+                continue  # a blank line: a row of the file, not of data
+            total += 1
             bad("malformed_row")
             continue
+        total += 1
         values = {name: fields[position].strip() for name, position in index.items()}
         if any(not values[name] for name in REQUIRED):
             bad("missing_required_field")
@@ -137,18 +258,25 @@ def analyze_text(stream: TextIO, tz: str = "UTC") -> dict[str, Any]:
             bad("invalid_timestamp")
             continue
         amount = values.get("revenue_amount", "")
-        if amount and not REVENUE.fullmatch(amount):
+        if amount and not revenue_grammar.fullmatch(amount):
             bad("invalid_revenue")
             continue
         valid += 1
         monday = day - timedelta(days=day.weekday())
         event_type = values["event_type"].upper()
+        event_types.add(event_type)
+        if len(event_types) > MAX_LABELS:
+            raise Rejected("too many event types")
         events[monday][event_type] += 1
         if event_type == "TREATMENT_COMPLETED":
             kind = values.get("treatment_type", "").lower() or "unknown"
+            treatment_types.add(kind)
+            if len(treatment_types) > MAX_LABELS:
+                raise Rejected("too many treatment types")
             cents = 0
             if amount:
-                cents = int(Decimal(amount).quantize(Decimal("0.01"), ROUND_HALF_EVEN) * 100)
+                exact = Decimal(amount.replace(",", "."))
+                cents = int(exact.quantize(Decimal("0.01"), ROUND_HALF_EVEN) * 100)
             revenue[monday][kind] += cents
             treatments[monday] += 1
         elif amount:
@@ -188,10 +316,16 @@ def analyze_text(stream: TextIO, tz: str = "UTC") -> dict[str, Any]:
     }
 
 
+def ordered(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with its keys in the engine's JSON order."""
+    order = ("timezone", "dialect", "rows", "errors", "warnings", "revenue", "weeks")
+    return {key: report[key] for key in order if key in report}
+
+
 def main() -> int:
     path, tz = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "UTC")
-    with open(path, encoding="utf-8", newline="\n") as stream:
-        report = analyze_text(stream, tz)
+    with open(path, "rb") as stream:
+        report = ordered(analyze(stream.read(), tz))
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
@@ -12,9 +13,9 @@ import pyarrow.compute as pc
 
 from processing import fields
 from processing.errors import AnalysisCancelled, NoRowsError
-from processing.fields import BoolArray
+from processing.fields import BoolArray, IntArray
 from processing.prefetch import prefetched
-from processing.reader import DEFAULT_BLOCK_SIZE, Block, BlockReader, RowMap
+from processing.reader import DEFAULT_BLOCK_SIZE, Block, BlockReader
 from processing.report import Progress, ReasonSummary, WeeklyReport
 from processing.schema import (
     FIRST_ROWS_KEPT,
@@ -66,6 +67,24 @@ class _ErrorLog:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Checks:
+    """One block's trimmed columns and the rule masks over its rows, in the order applied."""
+
+    event_types: pa.Array
+    amounts: pa.Array | None  # None: the file has no revenue column
+    days: IntArray  # local day numbers; meaningful where the timestamp is valid
+    missing: BoolArray
+    bad_timestamp: BoolArray
+    bad_revenue: BoolArray
+    revenue_present: BoolArray
+
+    @property
+    def valid(self) -> BoolArray:
+        valid: BoolArray = ~(self.missing | self.bad_timestamp | self.bad_revenue)
+        return valid
+
+
 class _Analysis:
     def __init__(self, zone_name: str) -> None:
         self.zone = None if zone_name == "UTC" else fields.ZoneOffsets(ZoneInfo(zone_name))
@@ -74,51 +93,32 @@ class _Analysis:
         self.rows_total = 0
         self.rows_valid = 0
         self.revenue_on_other_event = 0
+        self.decimal_comma = False
 
     def add(self, block: Block) -> None:
-        table = block.table
-        ascii_only = block.ascii_only
-        row_map: RowMap | None = None
-
-        def walk() -> RowMap:
-            nonlocal row_map
-            if row_map is None:
-                row_map = block.row_map()
-            return row_map
-
         if block.malformed:
-            rows = walk().malformed if self.errors.wants_rows(MALFORMED_ROW) else []
-            self.errors.add(MALFORMED_ROW, block.malformed, rows)
-        self.rows_total += block.malformed
+            self.errors.add(MALFORMED_ROW, block.malformed, block.malformed_rows.tolist())
+        table = block.table
+        self.rows_total += block.malformed + table.num_rows
         if table.num_rows == 0:
             return
+        checks = self._check(table, block.ascii_only)
+        for reason, mask in (
+            (MISSING_REQUIRED_FIELD, checks.missing),
+            (INVALID_TIMESTAMP, checks.bad_timestamp),
+            (INVALID_REVENUE, checks.bad_revenue),
+        ):
+            count = int(np.count_nonzero(mask))
+            if count:
+                rows = block.rows[mask][:FIRST_ROWS_KEPT] if self.errors.wants_rows(reason) else ()
+                self.errors.add(reason, count, [int(row) for row in rows])
+        valid = checks.valid
+        valid_count = int(np.count_nonzero(valid))
+        self.rows_valid += valid_count
+        if valid_count:
+            self._aggregate(table, checks, valid, valid_count, block.ascii_only)
 
-        # pyarrow returns an empty line as a row of empty values, and so it returns ",,,,".
-        # Only the first is blank (not a row at all); the walk tells them apart.
-        positions = np.arange(table.num_rows)
-        all_empty = np.ones(table.num_rows, np.bool_)
-        for name in table.column_names:
-            all_empty &= fields.is_empty(table.column(name).combine_chunks())
-        if all_empty.any():
-            walked = walk()
-            if len(walked.parsed) == table.num_rows:
-                blank = np.fromiter((row in walked.empty for row in walked.parsed), np.bool_)
-            else:
-                blank = all_empty
-            if blank.any():
-                positions = np.flatnonzero(~blank)
-                table = table.filter(pa.array(~blank))
-        self.rows_total += table.num_rows
-        if table.num_rows == 0:
-            return
-
-        def rows_of(mask: BoolArray) -> list[int]:
-            walked = walk()
-            if len(walked.parsed) != block.table.num_rows:
-                return []  # the walk and pyarrow disagree: keep the count, not the rows
-            picked = positions[np.flatnonzero(mask)[:FIRST_ROWS_KEPT]]
-            return [walked.parsed[int(index)] for index in picked]
-
+    def _check(self, table: pa.Table, ascii_only: bool) -> _Checks:
         def column(name: str) -> pa.Array:
             return fields.trim(table.column(name).combine_chunks(), ascii_only)
 
@@ -130,52 +130,55 @@ class _Analysis:
         missing |= fields.is_empty(event_types) | fields.is_empty(timestamps)
         ts_valid, days = fields.local_days(timestamps, self.zone)
         bad_timestamp = ~missing & ~ts_valid
-        has_revenue = REVENUE_COLUMN in table.column_names
-        if has_revenue:
+        amounts = None
+        revenue_present = bad_revenue = np.zeros(table.num_rows, np.bool_)
+        if REVENUE_COLUMN in table.column_names:
             amounts = column(REVENUE_COLUMN)
             revenue_present = ~fields.is_empty(amounts)
-            bad_revenue = ~missing & ts_valid & revenue_present & ~fields.revenue_valid(amounts)
-        else:
-            revenue_present = bad_revenue = np.zeros(table.num_rows, np.bool_)
-        for reason, mask in (
-            (MISSING_REQUIRED_FIELD, missing),
-            (INVALID_TIMESTAMP, bad_timestamp),
-            (INVALID_REVENUE, bad_revenue),
-        ):
-            count = int(np.count_nonzero(mask))
-            if count:
-                rows = rows_of(mask) if self.errors.wants_rows(reason) else []
-                self.errors.add(reason, count, rows)
+            well_formed = fields.revenue_valid(amounts, decimal_comma=self.decimal_comma)
+            bad_revenue = ~missing & ts_valid & revenue_present & ~well_formed
+        return _Checks(
+            event_types=event_types,
+            amounts=amounts,
+            days=days,
+            missing=missing,
+            bad_timestamp=bad_timestamp,
+            bad_revenue=bad_revenue,
+            revenue_present=revenue_present,
+        )
 
-        valid = ~(missing | bad_timestamp | bad_revenue)
-        valid_count = int(np.count_nonzero(valid))
-        self.rows_valid += valid_count
-        if valid_count == 0:
-            return
+    def _aggregate(
+        self, table: pa.Table, checks: _Checks, valid: BoolArray, valid_count: int, ascii_only: bool
+    ) -> None:
         valid_mask = pa.array(valid) if valid_count < table.num_rows else None
 
         def only_valid(values: pa.Array) -> pa.Array:
             return values if valid_mask is None else values.filter(valid_mask)
 
-        event_types = _upper(only_valid(event_types), ascii_only)
-        mondays = fields.monday_of(days[valid])
+        event_types = _upper(only_valid(checks.event_types), ascii_only)
+        mondays = fields.monday_of(checks.days[valid])
         self.weekly.add_events(mondays, event_types)
 
         completed_mask = pc.equal(event_types, _TREATMENT_COMPLETED)
         completed = fields.numpy_bool(completed_mask)
-        if has_revenue:
-            other_with_revenue = revenue_present[valid] & ~completed
+        if checks.amounts is not None:
+            other_with_revenue = checks.revenue_present[valid] & ~completed
             self.revenue_on_other_event += int(np.count_nonzero(other_with_revenue))
         if not completed.any():
             return
         if TREATMENT_COLUMN in table.column_names:
-            treatments = only_valid(column(TREATMENT_COLUMN)).filter(completed_mask)
+            treatments = only_valid(
+                fields.trim(table.column(TREATMENT_COLUMN).combine_chunks(), ascii_only)
+            ).filter(completed_mask)
             treatments = _lower(treatments, ascii_only)
             treatments = pc.if_else(pc.equal(treatments, _EMPTY), _UNKNOWN, treatments)
         else:
             treatments = pa.array([UNKNOWN_TREATMENT] * int(completed.sum()), pa.string())
-        if has_revenue:
-            cents, large = fields.to_cents(only_valid(amounts).filter(completed_mask))
+        if checks.amounts is not None:
+            amounts = only_valid(checks.amounts).filter(completed_mask)
+            if self.decimal_comma:
+                amounts = pc.replace_substring(amounts, ",", ".")
+            cents, large = fields.to_cents(amounts)
         else:
             cents, large = np.zeros(len(treatments), np.int64), {}
         self.weekly.add_treatments(mondays[completed], treatments, cents, large)
@@ -214,6 +217,7 @@ def analyze(
     """
     analysis = _Analysis(timezone)
     reader = BlockReader(source, block_size=block_size)
+    analysis.decimal_comma = reader.dialect.delimiter == ";"
     bytes_read = reader.header.bytes_consumed
     with prefetched(reader, depth=PREFETCH_BLOCKS) as blocks:
         for block in blocks:
@@ -233,4 +237,5 @@ def analyze(
         revenue_on_other_event=analysis.revenue_on_other_event,
         weeks=analysis.weekly.weeks(),
         bytes_read=bytes_read,
+        dialect=reader.dialect,
     )

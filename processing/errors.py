@@ -62,3 +62,20 @@ class CsvSyntaxError(InputError):
 class AnalysisCancelled(ClinicEventsError):
     def __init__(self) -> None:
         super().__init__("cancelled")
+
+
+class HeaderTooLongError(InputError):
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(
+            f"the first line (the header) is longer than {limit_bytes // 1_048_576} MiB, so it "
+            "cannot be a header of column names; check that this is the events export"
+        )
+
+
+class TooManyValuesError(InputError):
+    def __init__(self, column: str, limit: int) -> None:
+        self.column = column
+        super().__init__(
+            f"the column {column} holds more than {limit:,} different values; it cannot be a "
+            "list of types: check that the columns are in the right place"
+        )

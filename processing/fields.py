@@ -28,8 +28,14 @@ TIMESTAMP_PATTERN: Final = (
     rf"(?:[Tt ]{_HOUR}:{_SIXTY}(?::{_SIXTY}(?:\.[0-9]{{1,9}})?)?(?:[Zz]|[+-]{_HOUR}:?{_SIXTY})?)?$"
 )
 REVENUE_PATTERN: Final = r"^\+?[0-9]+(?:\.[0-9]+)?$"
+# Semicolon-separated exports come from locales that write a decimal comma.
+REVENUE_PATTERN_DECIMAL_COMMA: Final = r"^\+?[0-9]+(?:[.,][0-9]+)?$"
 
 SECONDS_PER_DAY: Final = 86_400
+# Local dates outside these years are invalid timestamps: weeks stay bounded (about 15,600)
+# and no date arithmetic can overflow, whatever a file claims.
+FIRST_YEAR: Final = 1900
+LAST_YEAR: Final = 2199
 # Buckets for looking up a zone's UTC offset: every real-world transition since 1970 falls
 # on a quarter hour, so one lookup per bucket is exact.
 _OFFSET_BUCKET_S: Final = 900
@@ -95,6 +101,10 @@ def days_from_civil(year: IntArray, month: IntArray, day: IntArray) -> IntArray:
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
     days: IntArray = era * 146_097 + day_of_era - 719_468
     return days
+
+
+FIRST_DAY: Final = int(days_from_civil(np.array([FIRST_YEAR]), np.array([1]), np.array([1]))[0])
+LAST_DAY: Final = int(days_from_civil(np.array([LAST_YEAR]), np.array([12]), np.array([31]))[0])
 
 
 def monday_of(days: IntArray) -> IntArray:
@@ -169,7 +179,10 @@ def local_days(timestamps: pa.Array, zone: ZoneOffsets | None) -> tuple[BoolArra
     month = _two_digits(distinct, 5)
     day = _two_digits(distinct, 8)
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    distinct_ok = (year >= 1) & (day <= _DAYS_IN_MONTH[month] + ((month == 2) & leap))
+    # Written years just outside the range may still land inside it after their offset;
+    # anything further out is refused here, before any arithmetic can overflow.
+    plausible = (year >= FIRST_YEAR - 1) & (year <= LAST_YEAR + 1)
+    distinct_ok = plausible & (day <= _DAYS_IN_MONTH[month] + ((month == 2) & leap))
     codes = encoded.indices.to_numpy()
     date_ok = distinct_ok[codes]
     result = days_from_civil(year, month, day)[codes]
@@ -206,13 +219,15 @@ def local_days(timestamps: pa.Array, zone: ZoneOffsets | None) -> tuple[BoolArra
         if zone is not None:
             utc_seconds = zone.local_seconds(utc_seconds)
         result[picked] = utc_seconds // SECONDS_PER_DAY
+    date_ok &= (result >= FIRST_DAY) & (result <= LAST_DAY)
     valid[rows] = date_ok
     days[rows] = np.where(date_ok, result, 0)
     return valid, days
 
 
-def revenue_valid(amounts: pa.Array) -> BoolArray:
-    return numpy_bool(pc.match_substring_regex(amounts, REVENUE_PATTERN))
+def revenue_valid(amounts: pa.Array, *, decimal_comma: bool = False) -> BoolArray:
+    pattern = REVENUE_PATTERN_DECIMAL_COMMA if decimal_comma else REVENUE_PATTERN
+    return numpy_bool(pc.match_substring_regex(amounts, pattern))
 
 
 def cents_of(amount: str) -> int:

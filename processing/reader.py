@@ -1,46 +1,60 @@
-"""Byte stream -> header + parsed column blocks. The only module that knows the CSV engine.
+"""Byte stream -> dialect, header and parsed column blocks. The only module that knows the CSV
+engine.
 
 Goal: parse at native speed with flat memory, yet name every bad row by the row number a
-spreadsheet shows (header = row 1, one row per record, blank lines occupy a row).
+spreadsheet shows (the first line is row 1, one row per record, blank lines occupy a row),
+and never let one bad quote swallow the rest of the file.
 
-Plan: we cut the stream ourselves into record-aligned blocks of about `block_size` bytes
-(a newline outside quotes ends a record; quote parity is all it takes, since RFC 4180's
-doubled quotes keep the parity). Each block goes to pyarrow's `read_csv`, which releases
-the GIL, so the event loop of the process that calls us keeps running. Because every block
-is parsed on its own, the rows pyarrow drops (field-count mismatches and whitespace-only
-lines, via `invalid_row_handler`) are counted per block, and empty lines come back as rows
-of empty values; so records per block are counted without looking at each one. Only a
-block that holds a bad row whose number we still need, or a row that may be an empty
-line, is re-walked in Python to map its records to rows.
+Plan: the stream is transcoded to UTF-8 with LF line ends when it is anything else (see
+dialect.py), then cut into record-aligned blocks of about `block_size` bytes. For a block
+whose quoting is regular (records.regular_records, a few vectorised passes), pyarrow's
+`read_csv` parses it with the GIL released, and the rows it names as having a wrong field
+count are matched to record numbers, so every table row knows its spreadsheet row without a
+Python walk. A block with irregular quoting, a lone CR, or an overlong or unclosed record goes
+through the exact Python walk (records.RecordGrammar), which applies the recovery rules.
 
 Not yet measured: whether more than one parse thread pays off on more than 2 cores.
 """
 
 from __future__ import annotations
 
-import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from processing import dialect as dialects
+from processing.dialect import Dialect, Encoding, LineEnd
 from processing.errors import (
-    CsvSyntaxError,
     EncodingError,
+    HeaderTooLongError,
     MissingColumnsError,
     NoRowsError,
     NotCsvError,
 )
+from processing.records import (
+    ASCII_WHITESPACE,
+    MAX_RECORD_BYTES,
+    CR,
+    IntArray,
+    RecordBounds,
+    RecordGrammar,
+    regular_records,
+)
 from processing.schema import REQUIRED_COLUMNS, REVENUE_COLUMN, TREATMENT_COLUMN
 
-BOM = b"\xef\xbb\xbf"
-DEFAULT_BLOCK_SIZE = 1 << 20  # 1 MiB: larger blocks are not faster, only hungrier
-READ_SIZE = 1 << 20
+DEFAULT_BLOCK_SIZE: Final = 1 << 20  # 1 MiB: larger blocks are not faster, only hungrier
+READ_SIZE: Final = 1 << 20
+MAX_HEADER_BYTES: Final = 1 << 20
+# "The first block" that decides between UTF-8 and Windows-1252, whatever the block size.
+ENCODING_SNIFF_BYTES: Final = 1 << 20
 
-_MAGIC = (
+_MAGIC: Final = (
     (b"\x1f\x8b", "a gzip archive"),
     (b"PK\x03\x04", "a zip archive or an Excel .xlsx workbook"),
     (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook"),
@@ -51,8 +65,10 @@ _MAGIC = (
     (b"PAR1", "a Parquet file"),
     (b"SQLite format 3", "an SQLite database"),
 )
+_NOT_BLANK: Final = re.compile(rb"[^" + re.escape(ASCII_WHITESPACE) + rb"]")
+_LINE_BREAK: Final = re.compile(rb"[\r\n]")
 
-COLUMNS_USED = (*REQUIRED_COLUMNS, REVENUE_COLUMN, TREATMENT_COLUMN)
+COLUMNS_USED: Final = (*REQUIRED_COLUMNS, REVENUE_COLUMN, TREATMENT_COLUMN)
 
 
 def iter_chunks(source: Iterable[bytes] | BinaryIO, read_size: int = READ_SIZE) -> Iterator[bytes]:
@@ -67,26 +83,11 @@ def iter_chunks(source: Iterable[bytes] | BinaryIO, read_size: int = READ_SIZE) 
             yield bytes(chunk)
 
 
-def last_record_end(buffer: bytes, limit: int | None = None) -> int:
-    """Index just past the last newline outside quotes within buffer[:limit], or 0 if none.
-
-    `buffer` must start at a record boundary.
-    """
-    end = len(buffer) if limit is None else min(limit, len(buffer))
-    quotes_before = buffer.count(b'"', 0, end)
-    while (newline := buffer.rfind(b"\n", 0, end)) >= 0:
-        quotes_before -= buffer.count(b'"', newline, end)
-        if quotes_before % 2 == 0:
-            return newline + 1
-        end = newline
-    return 0
-
-
 @dataclass(frozen=True, slots=True)
 class Header:
     names: tuple[str, ...]  # trimmed and lower-cased, in file order
     row: int  # spreadsheet row of the header: 1 unless blank lines precede it
-    bytes_consumed: int  # BOM, leading blank lines and the header record itself
+    bytes_consumed: int  # BOM, leading blank lines and the header line itself
 
     @property
     def field_count(self) -> int:
@@ -103,68 +104,15 @@ class Header:
 class Block:
     """One record-aligned slice of the body, parsed."""
 
-    raw: bytes
     table: pa.Table  # columns named as in COLUMNS_USED; missing optional ones are absent
-    first_row: int  # spreadsheet row of the block's first record (blank or not)
-    malformed: int  # records pyarrow dropped for a wrong field count
+    rows: IntArray  # spreadsheet row of each table row
+    malformed_rows: IntArray  # spreadsheet rows of the malformed records, in order
     ascii_only: bool  # lets callers pick the cheaper ASCII string kernels
-    end_offset: int  # bytes of the stream consumed once this block is done
-    field_count: int
+    end_offset: int  # bytes of the source consumed once this block is done
 
-    def row_map(self) -> RowMap:
-        return map_rows(self.raw, self.field_count, self.first_row)
-
-
-@dataclass(frozen=True, slots=True)
-class RowMap:
-    """Spreadsheet rows of a block's records, by what pyarrow did with them."""
-
-    parsed: list[int]  # rows pyarrow returned, in table order (empty lines included)
-    empty: set[int]  # those of them that are empty lines
-    malformed: list[int]  # rows pyarrow dropped for a wrong field count
-    records: int
-
-
-def map_rows(raw: bytes, field_count: int, first_row: int) -> RowMap:
-    """Walk a block's records in Python, the way pyarrow splits them.
-
-    Slow (tens of ms per MiB): only for blocks holding a row whose number is still needed,
-    or rows that may be empty lines.
-    """
-    parsed: list[int] = []
-    empty: set[int] = set()
-    malformed: list[int] = []
-    text = raw.decode("utf-8", errors="replace")
-    row = first_row
-    pending: list[str] = []
-    quotes = 0
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    for line in lines:
-        pending.append(line)
-        quotes += line.count('"')
-        if quotes % 2:
-            continue
-        record = "\n".join(pending)
-        pending.clear()
-        quotes = 0
-        if record in ("", "\r"):
-            parsed.append(row)  # pyarrow keeps empty lines as rows of empty values
-            empty.add(row)
-        elif record.strip():
-            if '"' in record:
-                fields = len(next(csv.reader(io.StringIO(record, newline="")), [""]))
-            else:
-                fields = record.count(",") + 1
-            (parsed if fields == field_count else malformed).append(row)
-        row += 1  # whitespace-only lines are dropped by pyarrow, yet occupy a row
-    if pending:  # an unclosed quote runs to the end of the block, as in pyarrow
-        record = "\n".join(pending)
-        fields = len(next(csv.reader(io.StringIO(record, newline="")), [""]))
-        (parsed if fields == field_count else malformed).append(row)
-        row += 1
-    return RowMap(parsed=parsed, empty=empty, malformed=malformed, records=row - first_row)
+    @property
+    def malformed(self) -> int:
+        return len(self.malformed_rows)
 
 
 def _sniff_binary(head: bytes) -> None:
@@ -175,46 +123,46 @@ def _sniff_binary(head: bytes) -> None:
         raise NotCsvError("binary data")
 
 
-def _check_utf8(raw: bytes, first_row: int, field_count: int) -> None:
+def _utf8_error_at(raw: bytes) -> int | None:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        prefix = raw[: exc.start]
-        line_start = prefix.rfind(b"\n") + 1
-        rows_before = map_rows(prefix[:line_start], field_count, first_row).records
-        raise EncodingError(first_row + rows_before) from None
-
-
-def _parse_header(record: bytes, row: int) -> tuple[str, ...]:
-    try:
-        text = record.decode("utf-8")
-    except UnicodeDecodeError:
-        raise EncodingError(row) from None
-    fields = next(csv.reader(io.StringIO(text, newline="")), [])
-    return tuple(name.strip().lower() for name in fields)
+        return exc.start
+    return None
 
 
 class BlockReader:
-    """Iterate parsed blocks of a CSV byte stream. Reads the header on construction."""
+    """Iterate parsed blocks of a CSV byte stream. Reads the dialect and header on construction."""
 
     def __init__(
         self, source: Iterable[bytes] | BinaryIO, block_size: int = DEFAULT_BLOCK_SIZE
     ) -> None:
-        self._chunks = iter_chunks(source)
+        self._source_bytes = 0  # bytes taken from the source so far
+        self._chunks: Iterator[bytes] = self._counted(iter_chunks(source))
         self._block_size = block_size
         self._buffer = b""
         self._eof = False
-        self._consumed = 0
-        self.header = self._read_header()
+        self._consumed = 0  # bytes of the (transcoded) stream consumed
+        self._transcoded = False  # byte offsets then come from the source count
+        self._ascii_so_far = True
+        self._skipping_line = False
+        encoding = self._read_encoding()
+        self.header, delimiter, line_end = self._read_header()
+        self.dialect = Dialect(encoding=encoding, delimiter=delimiter, line_end=line_end)
         self._next_row = self.header.row + 1
         self._schema_options()
 
-    # -- header ---------------------------------------------------------------------------
+    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self._source_bytes += len(chunk)
+            yield chunk
 
-    def _fill(self, at_least: int) -> bool:
-        """Grow the buffer to `at_least` bytes if the stream allows. False at end of stream."""
-        if self._eof:
-            return False
+    # -- buffer -----------------------------------------------------------------------------
+
+    def _fill(self, at_least: int) -> None:
+        """Grow the buffer to `at_least` bytes if the stream allows."""
+        if self._eof or len(self._buffer) >= at_least:
+            return
         pieces = [self._buffer]
         size = len(self._buffer)
         while size < at_least:
@@ -225,38 +173,87 @@ class BlockReader:
             pieces.append(chunk)
             size += len(chunk)
         self._buffer = b"".join(pieces)
-        return not self._eof or size > 0
 
-    def _read_header(self) -> Header:
-        self._fill(64 * 1024)
+    def _consume(self, count: int) -> bytes:
+        taken, self._buffer = self._buffer[:count], self._buffer[count:]
+        self._consumed += len(taken)
+        return taken
+
+    def _offset(self) -> int:
+        """Source bytes consumed: exact for UTF-8, as read so far for a transcoded stream."""
+        return self._source_bytes if self._transcoded else self._consumed
+
+    def _transcode(self, transcode: dialects.Transcoder) -> None:
+        """From here on the parser sees UTF-8, whatever the file holds."""
+        chunks = self._chunks
+        self._buffer = transcode(self._buffer, self._eof)
+        self._chunks = dialects.transcoded(chunks, transcode)
+        self._transcoded = True
+
+    # -- dialect and header -------------------------------------------------------------------
+
+    def _read_encoding(self) -> Encoding:
+        self._fill(ENCODING_SNIFF_BYTES)
         if not self._buffer:
             raise NoRowsError("no content at all (it is empty)")
-        if self._buffer.startswith(BOM):
-            self._buffer = self._buffer[len(BOM) :]
-            self._consumed += len(BOM)
-        _sniff_binary(self._buffer)
-        row = 1
-        while True:
-            end = first_record_end(self._buffer)
-            while end == 0 and not self._eof:
-                self._fill(max(2 * len(self._buffer), self._block_size))
-                end = first_record_end(self._buffer)
-            if end == 0:
-                end = len(self._buffer)
-            record, self._buffer = self._buffer[:end], self._buffer[end:]
-            self._consumed += len(record)
-            if record.strip():
-                break
-            if not self._buffer:
+        head = self._buffer
+        if head.startswith(dialects.UTF8_BOM):
+            self._consume(len(dialects.UTF8_BOM))
+            _sniff_binary(self._buffer)
+            return "utf-8-sig"
+        for bom, name in ((dialects.UTF16_LE_BOM, "utf-16-le"), (dialects.UTF16_BE_BOM, "utf-16-be")):
+            if head.startswith(bom):
+                self._consume(len(bom))
+                self._transcode(dialects.Utf16ToUtf8(name))  # type: ignore[arg-type]
                 self._fill(self._block_size)
-                if not self._buffer:
-                    raise NoRowsError("only blank lines")
-            row += 1
-        names = _parse_header(record, row)
-        missing = [column for column in REQUIRED_COLUMNS if column not in names]
-        if missing:
-            raise MissingColumnsError(missing)
-        return Header(names=names, row=row, bytes_consumed=self._consumed)
+                _sniff_binary(self._buffer)
+                return name  # type: ignore[return-value]
+        _sniff_binary(head)
+        first = head[:ENCODING_SNIFF_BYTES]
+        complete = self._eof and len(head) <= ENCODING_SNIFF_BYTES
+        if first.isascii() or dialects.is_utf8_prefix(first, complete=complete):
+            self._ascii_so_far = first.isascii()
+            return "utf-8"
+        self._transcode(dialects.cp1252_to_utf8)
+        return "windows-1252"
+
+    def _skip_blank_lines(self) -> tuple[int, int]:
+        """Drop the blank lines before the header; (LF count, CR count) among them."""
+        lf = cr = 0
+        while True:
+            found = _NOT_BLANK.search(self._buffer)
+            if found is not None:
+                line_start = max(self._buffer.rfind(b"\n", 0, found.start()),
+                                 self._buffer.rfind(b"\r", 0, found.start())) + 1
+                blank = self._consume(line_start)
+                return lf + blank.count(b"\n"), cr + blank.count(b"\r")
+            blank = self._consume(len(self._buffer))
+            lf, cr = lf + blank.count(b"\n"), cr + blank.count(b"\r")
+            self._fill(self._block_size)
+            if not self._buffer:
+                raise NoRowsError("only blank lines")
+
+    def _read_header(self) -> tuple[Header, str, LineEnd]:
+        lf, cr = self._skip_blank_lines()
+        self._fill(MAX_HEADER_BYTES + 2)
+        found = _LINE_BREAK.search(self._buffer, 0, MAX_HEADER_BYTES + 1)
+        line_end: LineEnd
+        if found is None:
+            if len(self._buffer) > MAX_HEADER_BYTES:
+                raise HeaderTooLongError(MAX_HEADER_BYTES)
+            end, line_end, ending = len(self._buffer), "\n", 0
+        elif self._buffer[found.start()] == CR and self._buffer[found.start() + 1 : found.start() + 2] != b"\n":
+            end, line_end, ending = found.start(), "\r", 1
+        else:
+            end = found.start()
+            line_end, ending = ("\r\n", 2) if self._buffer[end] == CR else ("\n", 1)
+        row = (cr if line_end == "\r" else lf) + 1
+        line = self._consume(end + ending)[:end]
+        delimiter, names = _choose_delimiter(line, row)
+        if line_end == "\r":
+            self._buffer = self._buffer.translate(dialects.CR_LF_SWAP)
+            self._chunks = dialects.swapped_cr_lf(self._chunks)
+        return Header(names=names, row=row, bytes_consumed=self._offset()), delimiter, line_end
 
     def _schema_options(self) -> None:
         header = self.header
@@ -264,10 +261,13 @@ class BlockReader:
         # with a given name wins.
         generated = [f"c{index}" for index in range(header.field_count)]
         self._used: dict[str, str] = {}
+        wanted: list[int] = []
         for column in COLUMNS_USED:
             index = header.index_of(column)
             if index is not None:
                 self._used[generated[index]] = column
+                wanted.append(index)
+        self._grammar = RecordGrammar(self.dialect.delimiter, header.field_count, wanted)
         self._column_names = generated
         self._convert_options = pacsv.ConvertOptions(
             include_columns=list(self._used),
@@ -275,84 +275,160 @@ class BlockReader:
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         )
+        self._parse_options = pacsv.ParseOptions(
+            delimiter=self.dialect.delimiter,
+            newlines_in_values=True,
+            ignore_empty_lines=True,
+            invalid_row_handler=self._on_invalid_row,
+        )
+        self._invalid: list[tuple[int, str]] = []
 
-    # -- body -----------------------------------------------------------------------------
-
-    def _next_raw_block(self) -> bytes | None:
-        while True:
-            if len(self._buffer) >= self._block_size:
-                end = last_record_end(self._buffer, self._block_size) or last_record_end(
-                    self._buffer
-                )
-                if end == 0 and not self._eof:
-                    self._fill(len(self._buffer) * 2)  # one record longer than a block
-                    continue
-                if end == 0:
-                    end = len(self._buffer)
-                raw, self._buffer = self._buffer[:end], self._buffer[end:]
-                return raw
-            if self._eof:
-                raw, self._buffer = self._buffer, b""
-                return raw or None
-            self._fill(self._block_size)
+    # -- body -------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Block]:
-        while (raw := self._next_raw_block()) is not None:
-            yield self._parse(raw)
+        while True:
+            if self._skipping_line:
+                self._skip_rest_of_line()
+            self._fill(self._block_size)
+            if not self._buffer:
+                return
+            yield self._next_block()
 
-    def _parse(self, raw: bytes) -> Block:
-        first_row = self._next_row
-        field_count = self.header.field_count
-        ascii_only = raw.isascii()
-        if not ascii_only:
-            _check_utf8(raw, first_row, field_count)
-        dropped = [0, 0]  # malformed, whitespace-only
+    def _skip_rest_of_line(self) -> None:
+        """A malformed line too long to hold: drop it, without keeping it in memory."""
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                self._consume(newline + 1)
+                self._skipping_line = False
+                return
+            self._consume(len(self._buffer))
+            self._fill(self._block_size)
+            if not self._buffer:
+                self._skipping_line = False
+                return
 
-        def on_invalid_row(row: pacsv.InvalidRow) -> str:
-            dropped[0 if row.text.strip() else 1] += 1
-            return "skip"
+    def _next_block(self) -> Block:
+        bounds = regular_records(
+            self._buffer, self._block_size, self._eof, ord(self.dialect.delimiter)
+        )
+        if bounds is not None:
+            block = self._parse_regular(bounds)
+            if block is not None:
+                return block
+        self._fill(self._block_size + MAX_RECORD_BYTES + 1)
+        return self._parse_exact()
 
-        try:
-            table = pacsv.read_csv(
-                io.BytesIO(raw),
-                # One pyarrow block per raw block: its own chunker then never has to find
-                # record ends (we did), and dropped rows are attributed to this block.
-                read_options=pacsv.ReadOptions(
-                    column_names=self._column_names, block_size=len(raw) + 1, use_threads=False
-                ),
-                parse_options=pacsv.ParseOptions(
-                    newlines_in_values=True,
-                    ignore_empty_lines=False,
-                    invalid_row_handler=on_invalid_row,
-                ),
-                convert_options=self._convert_options,
+    def _on_invalid_row(self, row: pacsv.InvalidRow) -> str:
+        self._invalid.append((row.number, row.text))
+        return "skip"
+
+    def _check_encoding(self, raw: bytes, records_before: IntArray | None) -> bool:
+        """Whether raw is fine as it is. Switches to Windows-1252 (and says False) when a file
+        that was ASCII so far turns out not to be UTF-8; rejects it when it was UTF-8."""
+        if raw.isascii():
+            return True
+        error_at = _utf8_error_at(raw)
+        if error_at is None:
+            self._ascii_so_far = False
+            return True
+        if self._ascii_so_far and raw[:error_at].isascii() and not self._transcoded:
+            self._transcode(dialects.cp1252_to_utf8)
+            self.dialect = Dialect(
+                encoding="windows-1252",
+                delimiter=self.dialect.delimiter,
+                line_end=self.dialect.line_end,
             )
-        except pa.ArrowInvalid:
-            rows = map_rows(raw, field_count, first_row)
-            last = (rows.parsed or rows.malformed or [first_row])[-1]
-            raise CsvSyntaxError(last, "a quoted field is never closed") from None
+            return False
+        line_start = raw.rfind(b"\n", 0, error_at) + 1
+        walk = self._grammar.walk(raw[:line_start], line_start, True)
+        raise EncodingError(self._next_row + walk.records)
+
+    def _parse_regular(self, bounds: RecordBounds) -> Block | None:
+        raw = self._buffer[: bounds.cut]
+        if not self._check_encoding(raw, bounds.ends):
+            return None  # transcoded: the exact walk takes the block
+        self._invalid.clear()
+        table = pacsv.read_csv(
+            io.BytesIO(raw),
+            # One pyarrow block per raw block: its own chunker then never has to find
+            # record ends (we did), and dropped rows are numbered within this block.
+            read_options=pacsv.ReadOptions(
+                column_names=self._column_names, block_size=len(raw) + 1, use_threads=False
+            ),
+            parse_options=self._parse_options,
+            convert_options=self._convert_options,
+        )
+        if any("\n" in text for _, text in self._invalid):
+            return None  # a broken quote: the exact walk recovers from it
+        starts, ends = bounds.starts, bounds.ends
+        lengths = ends - starts
+        data = np.frombuffer(raw, np.uint8)
+        empty = lengths == 0
+        single = np.flatnonzero(lengths == 1)
+        empty[single] = data[starts[single]] == CR
+        # pyarrow numbers rows among the non-empty lines it saw, from 1.
+        nonempty = np.flatnonzero(~empty)
+        dropped = np.array([number - 1 for number, _ in self._invalid], np.int64)
+        if dropped.size and (dropped.min() < 0 or dropped.max() >= nonempty.size):
+            return None  # numbering we cannot place: take the exact walk
+        blank = np.array(
+            [not text.strip(ASCII_WHITESPACE.decode()) for _, text in self._invalid], np.bool_
+        )
+        good = np.delete(nonempty, dropped)
+        if good.size != table.num_rows:
+            return None
+        first_row = self._next_row
+        self._next_row += len(ends)
+        self._consume(bounds.cut)
         table = table.rename_columns([self._used[name] for name in table.column_names])
-        malformed, whitespace = dropped
-        self._consumed += len(raw)
-        self._next_row += table.num_rows + malformed + whitespace
         return Block(
-            raw=raw,
             table=table,
-            first_row=first_row,
-            malformed=malformed,
-            ascii_only=ascii_only,
-            end_offset=self._consumed,
-            field_count=field_count,
+            rows=first_row + good,
+            malformed_rows=first_row + nonempty[dropped[~blank]] if dropped.size else _NO_ROWS,
+            ascii_only=raw.isascii(),
+            end_offset=self._offset(),
+        )
+
+    def _parse_exact(self) -> Block:
+        walk = self._grammar.walk(self._buffer, self._block_size, self._eof)
+        raw = self._buffer[: walk.cut]
+        if not self._check_encoding(raw, None):
+            return self._parse_exact()
+        first_row = self._next_row
+        self._next_row += walk.records
+        self._consume(walk.cut)
+        self._skipping_line = walk.skip_rest_of_line
+        names = list(self._used.values())
+        table = pa.table(
+            {name: pa.array(values, pa.string()) for name, values in zip(names, walk.values, strict=True)}
+        )
+        return Block(
+            table=table,
+            rows=first_row + np.array(walk.good, np.int64),
+            malformed_rows=first_row + np.array(walk.malformed, np.int64),
+            ascii_only=raw.isascii(),
+            end_offset=self._offset(),
         )
 
 
-def first_record_end(buffer: bytes) -> int:
-    """Index just past the first newline outside quotes, or 0 if there is none."""
-    start = 0
-    quotes = 0
-    while (newline := buffer.find(b"\n", start)) >= 0:
-        quotes += buffer.count(b'"', start, newline)
-        if quotes % 2 == 0:
-            return newline + 1
-        start = newline + 1
-    return 0
+_NO_ROWS: Final = np.zeros(0, np.int64)
+
+
+def _choose_delimiter(line: bytes, row: int) -> tuple[str, tuple[str, ...]]:
+    """The first delimiter whose split of the header holds every required column."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EncodingError(row) from None
+    by_comma: tuple[str, ...] = ()
+    for delimiter in dialects.DELIMITERS:
+        grammar = RecordGrammar(delimiter, 0, ())
+        names = tuple(
+            name.decode("utf-8").strip().lower() for name in grammar.fields(line)
+        )
+        if delimiter == ",":
+            by_comma = names
+        if all(column in names for column in REQUIRED_COLUMNS):
+            return delimiter, names
+    raise MissingColumnsError([column for column in REQUIRED_COLUMNS if column not in by_comma])

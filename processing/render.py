@@ -39,6 +39,11 @@ def to_dict(report: WeeklyReport, source: str, currency: str) -> dict[str, Any]:
         "source": source,
         "timezone": report.timezone,
         "currency": currency,
+        "dialect": {
+            "encoding": report.dialect.encoding,
+            "delimiter": report.dialect.delimiter,
+            "line_end": report.dialect.line_end,
+        },
         "rows": {
             "total": report.rows_total,
             "valid": report.rows_valid,

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from processing.dialect import Dialect
 from processing.schema import REASONS, is_appointment, is_booking
 
 
@@ -51,6 +52,7 @@ class WeeklyReport:
     revenue_on_other_event: int
     weeks: tuple[WeekStats, ...]
     bytes_read: int
+    dialect: Dialect = Dialect()
 
     @property
     def rows_invalid(self) -> int:

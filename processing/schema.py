@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 REQUIRED_COLUMNS: Final = ("event_id", "clinic_id", "patient_id", "event_type", "event_timestamp")
+EVENT_TYPE_COLUMN: Final = "event_type"
 REVENUE_COLUMN: Final = "revenue_amount"
 TREATMENT_COLUMN: Final = "treatment_type"
 
@@ -16,6 +17,9 @@ INVALID_REVENUE: Final = "invalid_revenue"
 REASONS: Final = (MALFORMED_ROW, MISSING_REQUIRED_FIELD, INVALID_TIMESTAMP, INVALID_REVENUE)
 
 FIRST_ROWS_KEPT: Final = 20
+# Distinct values per label column (event types, treatment types): types are a short list,
+# so a file past this has its columns mixed up, and memory stays bounded.
+MAX_DISTINCT_VALUES: Final = 10_000
 
 TREATMENT_COMPLETED: Final = "TREATMENT_COMPLETED"
 UNKNOWN_TREATMENT: Final = "unknown"

@@ -17,8 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from processing.errors import TooManyValuesError
 from processing.fields import IntArray
 from processing.report import WeekStats
+from processing.schema import EVENT_TYPE_COLUMN, MAX_DISTINCT_VALUES, TREATMENT_COLUMN
 
 _EPOCH = date(1970, 1, 1)
 _LABEL_BITS = 24
@@ -34,9 +36,11 @@ def _sum_by_key(keys: IntArray, values: IntArray) -> tuple[IntArray, IntArray]:
 
 
 class _Labels:
-    """Small integer ids for label strings, stable for one analysis."""
+    """Small integer ids for label strings, stable for one analysis; at most MAX_DISTINCT_VALUES
+    of them, far below what the key's label bits could hold."""
 
-    def __init__(self) -> None:
+    def __init__(self, column: str) -> None:
+        self._column = column
         self._ids: dict[str, int] = {}
         self.names: list[str] = []
 
@@ -52,6 +56,8 @@ class _Labels:
     def _id(self, name: str) -> int:
         label_id = self._ids.get(name)
         if label_id is None:
+            if len(self.names) >= MAX_DISTINCT_VALUES:
+                raise TooManyValuesError(self._column, MAX_DISTINCT_VALUES)
             label_id = self._ids[name] = len(self.names)
             self.names.append(name)
         return label_id
@@ -90,8 +96,8 @@ class _Table:
 
 class WeeklyAccumulator:
     def __init__(self) -> None:
-        self._event_types = _Labels()
-        self._treatment_types = _Labels()
+        self._event_types = _Labels(EVENT_TYPE_COLUMN)
+        self._treatment_types = _Labels(TREATMENT_COLUMN)
         self._events = _Table(self._event_types)
         self._revenue = _Table(self._treatment_types)  # cents per (week, treatment type)
         self._treatments = _Table(self._treatment_types)  # completed treatments

@@ -35,6 +35,20 @@ def csv_of(*rows: str, header: str = HEADER) -> str:
     return "\n".join((header, *rows)) + "\n"
 
 
+UTF8_ROWS_BEFORE_BAD_BYTE = 40_000  # enough UTF-8 text (é) to fill the first 1 MiB block
+
+
+def utf8_then_latin1(*rows: str, header: str = HEADER) -> bytes:
+    """A UTF-8 file, é and all, whose last rows come in Latin-1: the first of those is
+    row UTF8_ROWS_BEFORE_BAD_BYTE + 2, and the file is rejected there (a UTF-8 file that
+    turns out not to be UTF-8 after the first block)."""
+    filler = [
+        f"e{i},c1,p1,APPOINTMENT_SCHEDULED,2024-01-01,é,"
+        for i in range(UTF8_ROWS_BEFORE_BAD_BYTE)
+    ]
+    return csv_of(*filler, header=header).encode() + "\n".join(rows).encode("latin-1") + b"\n"
+
+
 @pytest.fixture
 def engine() -> Callable[..., dict[str, Any]]:
     return report_of

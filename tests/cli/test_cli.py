@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import reference
 
-from tests.conftest import ROOT, csv_of
+from tests.conftest import ROOT, csv_of, utf8_then_latin1
 
 ROWS = csv_of(
     "e,c,p,TREATMENT_COMPLETED,2024-01-03T10:00:00Z,Implants,300.50",
@@ -54,6 +54,7 @@ def test_json_format_is_the_contract(events_csv: Path) -> None:
         "source",
         "timezone",
         "currency",
+        "dialect",
         "rows",
         "errors",
         "warnings",
@@ -176,7 +177,7 @@ def test_bad_usage_exits_2(args: list[str], message: str, events_csv: Path) -> N
         ),
         (b"", "nothing to report"),
         (csv_of().encode(), "nothing to report"),
-        (csv_of("e,c,p,X,2024-01-01,caf\xe9,").encode("latin-1"), "row 2 is not valid UTF-8"),
+        (utf8_then_latin1("e,c,p,X,2024-01-01,caf\xe9,"), "row 40002 is not valid UTF-8"),
         (gzip.compress(ROWS.encode()), "gzip"),
     ],
 )
@@ -194,7 +195,7 @@ def test_rejected_input_exits_3(content: bytes, message: str, tmp_path: Path) ->
 def test_no_patient_values_in_errors(tmp_path: Path) -> None:
     """Error output cites rows and columns, never values."""
     path = tmp_path / "input.csv"
-    path.write_bytes(csv_of("e,c,SECRET-PATIENT,X,2024-01-01,\xff,").encode("latin-1"))
+    path.write_bytes(utf8_then_latin1("e,c,SECRET-PATIENT,X,2024-01-01,\xff,"))
     result = cli("report", str(path))
     assert result.returncode == 3
     assert "SECRET" not in result.stderr + result.stdout

@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from bot.app import Service
+from tests.conftest import utf8_then_latin1
 from tests.integration.conftest import (
     CHANNEL,
     HEADER,
@@ -229,10 +230,10 @@ SECRET_ROWS = "\n".join(
         f"E6,C1,{SECRET}-106,TREATMENT_COMPLETED,2024-01-09T10:00:00Z,implants,1500.00",
     ]
 )
-NOT_UTF8 = (
-    f"{HEADER}\nE1,C1,{SECRET}-201,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,cleaning,1.00\n"
-    f"E2,C1,{SECRET}-202,TREATMENT_COMPLETED,2024-01-02T11:00:00Z,caf\u00e9,2.00\n"
-).encode("latin-1")
+NOT_UTF8 = utf8_then_latin1(
+    f"E1,C1,{SECRET}-201,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,cleaning,1.00",
+    f"E2,C1,{SECRET}-202,TREATMENT_COMPLETED,2024-01-02T11:00:00Z,caf\u00e9,2.00",
+)
 
 
 async def test_no_patient_id_reaches_slack_or_the_logs(
@@ -249,7 +250,7 @@ async def test_no_patient_id_reaches_slack_or_the_logs(
         await slack.wait_for_call("files.completeUploadExternal")
     assert (first.status, second.status) == ("succeeded", "failed")
     assert first.report is not None and first.report.rows_invalid == 4
-    assert "row 3 is not valid UTF-8" in str(second.error)
+    assert "row 40003 is not valid UTF-8" in str(second.error)
 
     seen_by_slack = json.dumps(
         {

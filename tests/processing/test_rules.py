@@ -98,10 +98,12 @@ def test_all_empty_fields_is_a_row_not_a_blank_line() -> None:
     assert report["rows"]["total"] == 3
 
 
-def test_invalid_utf8_names_the_row() -> None:
-    """Bytes that are not UTF-8 reject the file with the row they are on."""
-    data = csv_of(OK, OK).encode() + b"e,c,p,X,2024-01-01,caf\xe9,\n"
-    with pytest.raises(EncodingError, match="row 4 is not valid UTF-8") as caught:
+def test_a_utf8_file_with_a_bad_byte_later_names_the_row() -> None:
+    """UTF-8 text (é) in the first block, then a byte that is not UTF-8: rejected with its row."""
+    filler = [f"e{i},c1,p1,X,2024-01-01,é,1" for i in range(40_000)]  # past the first 1 MiB
+    data = csv_of(*filler).encode() + b"e,c,p,X,2024-01-01,caf\xe9,\n"
+    assert len(data) > 1 << 20
+    with pytest.raises(EncodingError, match="row 40002 is not valid UTF-8") as caught:
         analyze(io.BytesIO(data))
     assert "CSV UTF-8" in str(caught.value)
 
