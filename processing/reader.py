@@ -42,8 +42,10 @@ from processing.records import (
     MAX_RECORD_BYTES,
     CR,
     IntArray,
-    RecordBounds,
+    RegularBlock,
     RecordGrammar,
+    empty_lines,
+    record_bounds,
     regular_records,
 )
 from processing.schema import REQUIRED_COLUMNS, REVENUE_COLUMN, TREATMENT_COLUMN
@@ -51,6 +53,8 @@ from processing.schema import REQUIRED_COLUMNS, REVENUE_COLUMN, TREATMENT_COLUMN
 DEFAULT_BLOCK_SIZE: Final = 1 << 20  # 1 MiB: larger blocks are not faster, only hungrier
 READ_SIZE: Final = 1 << 20
 MAX_HEADER_BYTES: Final = 1 << 20
+# How far the exact walk goes before the regular path tries again (doubling while it fails).
+EXACT_STEP_BYTES: Final = 64 * 1024
 # "The first block" that decides between UTF-8 and Windows-1252, whatever the block size.
 ENCODING_SNIFF_BYTES: Final = 1 << 20
 
@@ -146,6 +150,7 @@ class BlockReader:
         self._transcoded = False  # byte offsets then come from the source count
         self._ascii_so_far = True
         self._skipping_line = False
+        self._exact_step = EXACT_STEP_BYTES
         encoding = self._read_encoding()
         self.header, delimiter, line_end = self._read_header()
         self.dialect = Dialect(encoding=encoding, delimiter=delimiter, line_end=line_end)
@@ -278,7 +283,7 @@ class BlockReader:
         self._parse_options = pacsv.ParseOptions(
             delimiter=self.dialect.delimiter,
             newlines_in_values=True,
-            ignore_empty_lines=True,
+            ignore_empty_lines=False,
             invalid_row_handler=self._on_invalid_row,
         )
         self._invalid: list[tuple[int, str]] = []
@@ -315,15 +320,21 @@ class BlockReader:
         if bounds is not None:
             block = self._parse_regular(bounds)
             if block is not None:
+                self._exact_step = EXACT_STEP_BYTES
                 return block
-        self._fill(self._block_size + MAX_RECORD_BYTES + 1)
-        return self._parse_exact()
+        # The exact walk takes over for a short stretch, then the regular path tries again;
+        # each failure in a row doubles the stretch, so a file of stray quotes costs the
+        # walk's linear time, never a regular attempt per line.
+        step = min(self._exact_step, self._block_size)
+        self._exact_step = min(self._exact_step * 2, self._block_size)
+        self._fill(step + MAX_RECORD_BYTES + 1)
+        return self._parse_exact(step)
 
     def _on_invalid_row(self, row: pacsv.InvalidRow) -> str:
         self._invalid.append((row.number, row.text))
         return "skip"
 
-    def _check_encoding(self, raw: bytes, records_before: IntArray | None) -> bool:
+    def _check_encoding(self, raw: bytes) -> bool:
         """Whether raw is fine as it is. Switches to Windows-1252 (and says False) when a file
         that was ASCII so far turns out not to be UTF-8; rejects it when it was UTF-8."""
         if raw.isascii():
@@ -344,9 +355,9 @@ class BlockReader:
         walk = self._grammar.walk(raw[:line_start], line_start, True)
         raise EncodingError(self._next_row + walk.records)
 
-    def _parse_regular(self, bounds: RecordBounds) -> Block | None:
+    def _parse_regular(self, bounds: RegularBlock) -> Block | None:
         raw = self._buffer[: bounds.cut]
-        if not self._check_encoding(raw, bounds.ends):
+        if not self._check_encoding(raw):
             return None  # transcoded: the exact walk takes the block
         self._invalid.clear()
         table = pacsv.read_csv(
@@ -359,42 +370,65 @@ class BlockReader:
             parse_options=self._parse_options,
             convert_options=self._convert_options,
         )
-        if any("\n" in text for _, text in self._invalid):
-            return None  # a broken quote: the exact walk recovers from it
-        starts, ends = bounds.starts, bounds.ends
-        lengths = ends - starts
-        data = np.frombuffer(raw, np.uint8)
-        empty = lengths == 0
-        single = np.flatnonzero(lengths == 1)
-        empty[single] = data[starts[single]] == CR
-        # pyarrow numbers rows among the non-empty lines it saw, from 1.
-        nonempty = np.flatnonzero(~empty)
+        # pyarrow numbers every record from 1, empty lines included (they come back as rows
+        # of empty strings), so a dropped row's number is its record index plus one.
+        records = table.num_rows + len(self._invalid)
         dropped = np.array([number - 1 for number, _ in self._invalid], np.int64)
-        if dropped.size and (dropped.min() < 0 or dropped.max() >= nonempty.size):
+        if dropped.size and (dropped.min() < 0 or dropped.max() >= records):
             return None  # numbering we cannot place: take the exact walk
-        blank = np.array(
-            [not text.strip(ASCII_WHITESPACE.decode()) for _, text in self._invalid], np.bool_
-        )
-        good = np.delete(nonempty, dropped)
-        if good.size != table.num_rows:
-            return None
+        broken = [number - 1 for number, text in self._invalid if "\n" in text]
+        if broken:
+            # A broken quote: the records before it are fine; the exact walk recovers from it.
+            starts, _ = record_bounds(raw, bounds.cut)
+            start = int(starts[broken[0]])
+            return self._parse_regular(RegularBlock(start)) if start else None
+        good = np.delete(np.arange(records, dtype=np.int64), dropped) if dropped.size else None
+        if good is None:
+            good = np.arange(records, dtype=np.int64)
+        table, good = self._without_empty_lines(table, good, raw, bounds.cut)
+        blank = np.array([not text.strip(_WHITESPACE) for _, text in self._invalid], np.bool_)
         first_row = self._next_row
-        self._next_row += len(ends)
+        self._next_row += records
         self._consume(bounds.cut)
-        table = table.rename_columns([self._used[name] for name in table.column_names])
         return Block(
-            table=table,
+            table=table.rename_columns([self._used[name] for name in table.column_names]),
             rows=first_row + good,
-            malformed_rows=first_row + nonempty[dropped[~blank]] if dropped.size else _NO_ROWS,
+            malformed_rows=first_row + dropped[~blank] if dropped.size else _NO_ROWS,
             ascii_only=raw.isascii(),
             end_offset=self._offset(),
         )
 
-    def _parse_exact(self) -> Block:
-        walk = self._grammar.walk(self._buffer, self._block_size, self._eof)
+    def _without_empty_lines(
+        self, table: pa.Table, good: IntArray, raw: bytes, cut: int
+    ) -> tuple[pa.Table, IntArray]:
+        """Empty lines come back as rows of empty strings, as does ",,,,": only the first is
+        blank. Told apart by their bytes, for the rare block that has such rows at all."""
+        if table.num_rows == 0:
+            return table, good
+        all_empty = np.ones(table.num_rows, np.bool_)
+        for name in table.column_names:
+            values = table.column(name).combine_chunks()
+            offsets = np.frombuffer(values.buffers()[1], np.int32)[
+                values.offset : values.offset + len(values) + 1
+            ]
+            all_empty &= offsets[1:] == offsets[:-1]
+            if not all_empty.any():
+                return table, good
+        starts, lengths = record_bounds(raw, cut)
+        candidates = np.flatnonzero(all_empty)
+        records = good[candidates]
+        blank = empty_lines(raw, starts[records], lengths[records])
+        if not blank.any():
+            return table, good
+        keep = np.ones(table.num_rows, np.bool_)
+        keep[candidates[blank]] = False
+        return table.filter(pa.array(keep)), good[keep]
+
+    def _parse_exact(self, limit: int) -> Block:
+        walk = self._grammar.walk(self._buffer, limit, self._eof)
         raw = self._buffer[: walk.cut]
-        if not self._check_encoding(raw, None):
-            return self._parse_exact()
+        if not self._check_encoding(raw):
+            return self._parse_exact(limit)
         first_row = self._next_row
         self._next_row += walk.records
         self._consume(walk.cut)
@@ -413,6 +447,7 @@ class BlockReader:
 
 
 _NO_ROWS: Final = np.zeros(0, np.int64)
+_WHITESPACE: Final = ASCII_WHITESPACE.decode()
 
 
 def _choose_delimiter(line: bytes, row: int) -> tuple[str, tuple[str, ...]]:

@@ -42,72 +42,118 @@ QUOTE, LF, CR = ord('"'), ord("\n"), ord("\r")
 
 
 @dataclass(frozen=True, slots=True)
-class RecordBounds:
-    """Records of buf[:cut]: record i spans starts[i]..ends[i] (its LF, or the end of file)."""
+class RegularBlock:
+    """buf[:cut] holds whole records, and their quoting is regular."""
 
     cut: int
-    starts: IntArray
-    ends: IntArray
 
 
-def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> RecordBounds | None:
-    """Record bounds of the whole records within buf[:limit], or None when the exact walk is
-    needed: irregular quotes, a lone CR outside quotes, an overlong or unclosed record, or no
-    record end at all. `at_eof`: buf holds the rest of the file."""
+def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> RegularBlock | None:
+    """The whole records within buf[:limit] when their quoting is regular, or None when the
+    exact walk is needed: irregular quotes, a lone CR outside quotes, an overlong or unclosed
+    record, or no record end at all. `at_eof`: buf holds the rest of the file.
+
+    Measured per 1 MiB block: one vectorised pass for the quotes (~0.5 ms) and a few memchr
+    scans; newline positions are only computed when the block has empty lines or when blocks
+    are larger than a record may be.
+    """
     size = min(limit, len(buf))
-    whole = at_eof and size == len(buf)
     data = np.frombuffer(buf, np.uint8, count=size)
     quotes = np.flatnonzero(data == QUOTE)
-    newlines = np.flatnonzero(data == LF)
-    ends = newlines[(np.searchsorted(quotes, newlines) & 1) == 0] if quotes.size else newlines
-    if whole:
+    if at_eof and size == len(buf):
         if quotes.size & 1:
             return None  # a quote still open at the end of the file
         cut = size
-        if size and data[-1] != LF:
-            ends = np.append(ends, size)
     else:
-        if ends.size == 0:
+        cut = _last_record_end(buf, size, quotes)
+        if cut == 0:
             return None
-        cut = int(ends[-1]) + 1
-    if ends.size == 0:
-        return RecordBounds(cut, ends, ends)
-    inner = quotes[quotes < cut] if quotes.size else quotes
-    if inner.size and not _regular_quotes(data, inner, delimiter):
-        return None
-    carriage_returns = np.flatnonzero(data[:cut] == CR)
-    if carriage_returns.size:
-        after = carriage_returns + 1
-        lone = after >= size
-        lone[~lone] = data[after[~lone]] != LF
-        if lone.any():
-            lone_at = carriage_returns[lone]
-            outside = (np.searchsorted(quotes, lone_at) & 1) == 0 if quotes.size else lone
-            if outside.any():
-                return None
+    # Irregular quoting or a lone CR: the records before it are still regular.
+    inner = quotes[: np.searchsorted(quotes, cut)]
+    irregular = _first_irregular_quote(data, inner, delimiter) if inner.size else None
+    if buf.find(b"\r", 0, cut) >= 0:
+        lone = _first_lone_cr_outside_quotes(data, cut, quotes)
+        if lone is not None and (irregular is None or lone < irregular):
+            irregular = lone
+    if irregular is not None:
+        cut = _last_record_end(buf, irregular, quotes)
+        if cut == 0:
+            return None
+    if limit > MAX_RECORD_BYTES:
+        _, lengths = record_bounds(buf, cut)
+        if lengths.size and int(lengths.max()) > MAX_RECORD_BYTES:
+            return None
+    return RegularBlock(cut)
+
+
+def record_bounds(buf: bytes, cut: int) -> tuple[IntArray, IntArray]:
+    """(start, length without the LF) of each record of a regular block buf[:cut]. Costs a
+    pass over the block's newlines: only for blocks that need it (blank lines, broken quotes)."""
+    data = np.frombuffer(buf, np.uint8, count=cut)
+    quotes = np.flatnonzero(data == QUOTE)
+    newlines = np.flatnonzero(data == LF)
+    ends = newlines[(np.searchsorted(quotes, newlines) & 1) == 0] if quotes.size else newlines
+    if cut and data[cut - 1] != LF:
+        ends = np.append(ends, cut)
     starts = np.empty_like(ends)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    if int((ends - starts).max()) > MAX_RECORD_BYTES:
-        return None
-    return RecordBounds(cut, starts, ends)
+    if ends.size:
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+    return starts, ends - starts
 
 
-def _regular_quotes(data: npt.NDArray[np.uint8], quotes: IntArray, delimiter: int) -> bool:
-    """Quote k opens a field when k is even, closes it when odd: true iff every opening quote
-    is at a field start (or right after a closing one: a doubled quote) and every closing one
-    is followed by a delimiter, a line end or another quote."""
+def empty_lines(buf: bytes, starts: IntArray, lengths: IntArray) -> npt.NDArray[np.bool_]:
+    """Which of these records are empty lines ("" or a lone CR before the LF)."""
+    empty: npt.NDArray[np.bool_] = lengths == 0
+    single = lengths == 1
+    if single.any():
+        data = np.frombuffer(buf, np.uint8)
+        empty[single] = data[starts[single]] == CR
+    return empty
+
+
+def _last_record_end(buf: bytes, size: int, quotes: IntArray) -> int:
+    """Just past the last LF outside quotes in buf[:size], or 0."""
+    end = size
+    while (newline := buf.rfind(b"\n", 0, end)) >= 0:
+        before = int(np.searchsorted(quotes, newline))
+        if before % 2 == 0:
+            return newline + 1
+        end = int(quotes[before - 1])  # inside a quoted value: look before it opened
+    return 0
+
+
+def _first_lone_cr_outside_quotes(
+    data: npt.NDArray[np.uint8], cut: int, quotes: IntArray
+) -> int | None:
+    carriage_returns = np.flatnonzero(data[:cut] == CR)
+    after = carriage_returns + 1
+    lone = after >= len(data)
+    lone[~lone] = data[after[~lone]] != LF
+    candidates = carriage_returns[lone]
+    if quotes.size and candidates.size:
+        candidates = candidates[(np.searchsorted(quotes, candidates) & 1) == 0]
+    return int(candidates[0]) if candidates.size else None
+
+
+def _first_irregular_quote(
+    data: npt.NDArray[np.uint8], quotes: IntArray, delimiter: int
+) -> int | None:
+    """Quote k opens a field when k is even, closes it when odd. That reading is the
+    grammar's iff every opening quote is at a field start (or right after a closing one: a
+    doubled quote) and every closing one is followed by a delimiter, a line end or another
+    quote. The position of the first quote where it is not, or None."""
     before = _lookup((delimiter, LF, QUOTE))
     after = _lookup((delimiter, LF, CR, QUOTE))
-    opening, closing = quotes[0::2], quotes[1::2]
-    open_ok = opening == 0
-    open_ok[~open_ok] = before[data[opening[~open_ok] - 1]]
-    if not open_ok.all():
-        return False
-    following = closing + 1
-    close_ok = following >= len(data)
-    close_ok[~close_ok] = after[data[following[~close_ok]]]
-    return bool(close_ok.all())
+    ok = np.ones(quotes.size, np.bool_)
+    opening = quotes[0::2]
+    inside = opening > 0
+    ok[0::2][inside] = before[data[opening[inside] - 1]]
+    following = quotes[1::2] + 1
+    inside = following < len(data)
+    ok[1::2][inside] = after[data[following[inside]]]
+    bad = np.flatnonzero(~ok)
+    return int(quotes[bad[0]]) if bad.size else None
 
 
 def _lookup(codes: Sequence[int]) -> npt.NDArray[np.bool_]:
