@@ -61,7 +61,7 @@ def _decode(data: bytes) -> tuple[str, str]:
                 text = data[2:].decode(name)
             except UnicodeDecodeError as error:
                 raise Rejected("not UTF-16") from error
-            if "\x00" in text.encode("utf-8")[:4096]:
+            if b"\x00" in text.encode("utf-8")[:4096]:
                 raise Rejected("binary")
             return name, text
     if any(data.startswith(m) for m in MAGIC) or b"\x00" in data[:4096]:

@@ -3,16 +3,19 @@
 Pure: no logging, no network, no asyncio; callers decide which thread runs it.
 """
 
+from processing.dialect import Dialect
 from processing.engine import analyze
 from processing.errors import (
     AnalysisCancelled,
     ClinicEventsError,
     CsvSyntaxError,
     EncodingError,
+    HeaderTooLongError,
     InputError,
     MissingColumnsError,
     NoRowsError,
     NotCsvError,
+    TooManyValuesError,
 )
 from processing.render import to_csv, to_dict, to_json, to_text
 from processing.report import Progress, ReasonSummary, WeeklyReport, WeekStats
@@ -24,13 +27,16 @@ __all__ = [
     "AnalysisCancelled",
     "ClinicEventsError",
     "CsvSyntaxError",
+    "Dialect",
     "EncodingError",
+    "HeaderTooLongError",
     "InputError",
     "MissingColumnsError",
     "NoRowsError",
     "NotCsvError",
     "Progress",
     "ReasonSummary",
+    "TooManyValuesError",
     "WeekStats",
     "WeeklyReport",
     "analyze",

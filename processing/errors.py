@@ -36,9 +36,12 @@ class NotCsvError(InputError):
 
 
 class EncodingError(InputError):
-    def __init__(self, row: int) -> None:
+    def __init__(self, row: int, encoding: str = "UTF-8") -> None:
         self.row = row
-        super().__init__(f"row {row} is not valid UTF-8 text; {UTF8_HINT}")
+        if encoding == "UTF-8":
+            super().__init__(f"row {row} is not valid UTF-8 text; {UTF8_HINT}")
+        else:  # a transcoded stream: the row is the one being read, the error may be in it
+            super().__init__(f"the file is not valid {encoding} text at row {row}; {UTF8_HINT}")
 
 
 class MissingColumnsError(InputError):

@@ -171,13 +171,19 @@ class BlockReader:
         pieces = [self._buffer]
         size = len(self._buffer)
         while size < at_least:
-            chunk = next(self._chunks, None)
+            chunk = self._next_chunk()
             if chunk is None:
                 self._eof = True
                 break
             pieces.append(chunk)
             size += len(chunk)
         self._buffer = b"".join(pieces)
+
+    def _next_chunk(self) -> bytes | None:
+        try:
+            return next(self._chunks, None)
+        except UnicodeDecodeError:  # only a transcoder raises it: UTF-16 that is not
+            raise EncodingError(getattr(self, "_next_row", 1), "UTF-16") from None
 
     def _consume(self, count: int) -> bytes:
         taken, self._buffer = self._buffer[:count], self._buffer[count:]
@@ -191,7 +197,10 @@ class BlockReader:
     def _transcode(self, transcode: dialects.Transcoder) -> None:
         """From here on the parser sees UTF-8, whatever the file holds."""
         chunks = self._chunks
-        self._buffer = transcode(self._buffer, self._eof)
+        try:
+            self._buffer = transcode(self._buffer, self._eof)
+        except UnicodeDecodeError:
+            raise EncodingError(getattr(self, "_next_row", 1), "UTF-16") from None
         self._chunks = dialects.transcoded(chunks, transcode)
         self._transcoded = True
 
@@ -205,6 +214,7 @@ class BlockReader:
         if head.startswith(dialects.UTF8_BOM):
             self._consume(len(dialects.UTF8_BOM))
             _sniff_binary(self._buffer)
+            self._ascii_so_far = False  # the BOM says UTF-8: a bad byte is an error, never a hint
             return "utf-8-sig"
         for bom, name in ((dialects.UTF16_LE_BOM, "utf-16-le"), (dialects.UTF16_BE_BOM, "utf-16-be")):
             if head.startswith(bom):

@@ -57,6 +57,8 @@ def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> Reg
     scans; newline positions are only computed when the block has empty lines or when blocks
     are larger than a record may be.
     """
+    if buf.startswith(b"\xef\xbb\xbf"):
+        return None  # pyarrow would drop it as a byte order mark; here it is data
     size = min(limit, len(buf))
     data = np.frombuffer(buf, np.uint8, count=size)
     quotes = np.flatnonzero(data == QUOTE)

@@ -118,6 +118,7 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
     lines = [
         f"Weekly report for {source}",
         f"Timezone {report.timezone}, amounts in {currency}",
+        *([f"File {report.dialect.describe()}"] if not report.dialect.plain else []),
         "",
         f"Rows:     {report.rows_total:,} total, {report.rows_valid:,} valid, "
         f"{report.rows_invalid:,} invalid",
