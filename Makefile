@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 fuzz: $(STAMP)  # the engine's fuzz tests, far longer than in make test
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-20000} $(PY) -m pytest tests/processing/test_fuzz.py -p no:cacheprovider
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-20000} $(PY) -m pytest tests/processing/test_fuzz.py -p no:cacheprovider --timeout=0
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -26,6 +26,7 @@ from typing import Any, Final, TypedDict
 from bot.currency import format_money
 from bot.dates import day_month, day_month_year
 from processing.report import Progress, WeeklyReport, WeekStats
+from processing.text import displayable
 from processing.schema import (
     INVALID_REVENUE,
     INVALID_TIMESTAMP,
@@ -58,6 +59,9 @@ MAX_MESSAGE_TEXT_CHARS: Final = 4000
 MAX_BLOCKS_JSON_CHARS: Final = 12_000
 
 # What we choose to show.
+WEEKS_SHOWN: Final = 104  # two years; weekly-report.csv in the thread has every week
+MAX_SUMMARY_MESSAGES: Final = 10  # what WEEKS_SHOWN keeps the summary within (tested)
+REPORT_CSV_NAME: Final = "weekly-report.csv"
 TYPES_SHOWN: Final = 8  # treatment types per week and for the whole period
 FIRST_ROWS_SHOWN: Final = 5  # row numbers per invalid-row reason
 MAX_TYPE_NAME_CHARS: Final = 40
@@ -218,10 +222,12 @@ def failed_message(reason: str, *, job_id: str) -> Message:
 
 
 def summary_messages(report: WeeklyReport, *, file_name: str, currency: str) -> list[Message]:
-    """The weekly report: totals, then one section per week, over as many messages as needed.
+    """The weekly report: totals, then one section per week, the newest WEEKS_SHOWN weeks.
 
-    Nothing is dropped: the weeks fill a message until Slack's block count or size limit,
-    then go on in the next one, which opens with a small "continued (2/3)" line.
+    The weeks fill a message until Slack's block count or size limit, then go on in the next
+    one, which opens with a small "continued (2/3)" line. A longer report says that the CSV
+    has the older weeks: a thread is read, not searched, and its length stays bounded
+    (at most MAX_SUMMARY_MESSAGES) whatever the file holds.
     """
     name = _file_name(file_name)
     head = [
@@ -229,7 +235,18 @@ def summary_messages(report: WeeklyReport, *, file_name: str, currency: str) -> 
         *_totals(report, currency),
         _divider(),
     ]
-    week_blocks = [_week_section(week, currency) for week in report.weeks]
+    shown = report.weeks[-WEEKS_SHOWN:]
+    if len(shown) < len(report.weeks):
+        older = len(report.weeks) - len(shown)
+        head.insert(
+            -1,
+            _context(
+                f"Showing the newest {len(shown):,} of {len(report.weeks):,} weeks; "
+                f"{REPORT_CSV_NAME} below has all of them ({_plural(older, 'older week')} "
+                "not shown here)."
+            ),
+        )
+    week_blocks = [_week_section(week, currency) for week in shown]
     pages = _paginate(head, week_blocks, continued=_continued(name, 9999, 9999))
     messages = []
     for number, blocks in enumerate(pages, start=1):
@@ -476,13 +493,19 @@ def _plural(count: int, noun: str) -> str:
 # -- outside text -------------------------------------------------------------------------
 
 
+def outside_text(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """Text from outside (a file name, an error naming one) made safe for mrkdwn: one line,
+    no control or bidi characters, `&`, `<` and `>` escaped."""
+    return _escape(_clip(_one_line(text), limit))
+
+
 def _escape(text: str) -> str:
     """Slack's three control characters; `<!channel>` must not notify anyone."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return displayable(text)
 
 
 def _clip(text: str, limit: int) -> str:

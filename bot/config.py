@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Self
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.currency import UnknownCurrencyError, parse_currency
@@ -48,6 +49,9 @@ class Settings:
     upload_token: str | None = field(default=None, repr=False)
     allow_unauthenticated_uploads: bool = False
     uploads_per_minute: int = 10
+    upload_idle_timeout_s: float = 30.0
+    job_api_per_minute: int = 120
+    public_url: str | None = None  # where people reach the page, when not on loopback
     s3_bucket: str | None = None
     s3_allowed_buckets: frozenset[str] = frozenset()
     s3_keep_uploads: bool = False
@@ -77,6 +81,9 @@ class Settings:
             upload_token=read.text("UPLOAD_TOKEN"),
             allow_unauthenticated_uploads=read.flag("ALLOW_UNAUTHENTICATED_UPLOADS"),
             uploads_per_minute=read.integer("UPLOADS_PER_MINUTE", 10, minimum=1),
+            upload_idle_timeout_s=read.number("UPLOAD_IDLE_TIMEOUT_SECONDS", 30, minimum=1),
+            job_api_per_minute=read.integer("JOB_API_PER_MINUTE", 120, minimum=1),
+            public_url=_public_url(read.text("PUBLIC_URL")),
             s3_bucket=s3_bucket,
             s3_allowed_buckets=allowed_buckets_from_env(env),
             s3_keep_uploads=read.flag("S3_KEEP_UPLOADS"),
@@ -206,6 +213,15 @@ def _api_url(url: str) -> str:
     if not url.startswith(("https://", "http://")):
         raise ConfigError("SLACK_API_URL must be an http(s) URL such as https://slack.com/api/")
     return url if url.endswith("/") else url + "/"
+
+
+def _public_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("PUBLIC_URL must be an http(s) URL such as https://reports.example.com/")
+    return url
 
 
 def _timezone(name: str) -> str:

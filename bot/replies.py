@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 import structlog
@@ -24,11 +25,12 @@ from bot.currency import format_money
 from bot.jobs import Job
 from processing import Progress, WeeklyReport, to_csv, to_text
 from processing.schema import REASONS
+from processing.text import displayable
 
 log = structlog.get_logger("bot.replies")
 T = TypeVar("T")
 
-REPORT_CSV_NAME = "weekly-report.csv"
+REPORT_CSV_NAME = blocks.REPORT_CSV_NAME
 CHART_PNG_NAME = "weekly-revenue.png"
 
 
@@ -101,32 +103,42 @@ class SlackReplier:
         )
 
     async def succeeded(self, job: Job, report: WeeklyReport) -> None:
+        # Everything is drawn in a worker thread: a long report (thousands of weeks) must not
+        # hold up Socket Mode or the web server. If drawing fails, the thread still ends.
+        try:
+            final = await asyncio.to_thread(self._final_replies, job, report)
+        except Exception:
+            log.exception("slack.render_failed")
+            await self.failed(
+                job, f"the report was computed but could not be drawn (job {job.id}); please try again"
+            )
+            return
         # Each step on its own: a summary Slack refuses must not hide the files or the outcome.
         await _each(
-            self._update(
-                self.progress_ts,
-                blocks.done_message(
-                    report, elapsed_s=job.duration_s or 0.0, currency=self._currency
-                ),
-            ),
-            self._post_summary(job, report),
-            self._upload_files(report),
-            self._update(
-                self.start_ts,
-                blocks.outcome_message(
-                    report, file_name=job.source.name, job_id=job.id, currency=self._currency
-                ),
-            ),
+            self._update(self.progress_ts, final.done),
+            self._post_summary(final.summary),
+            self._upload_files(final.csv, final.chart),
+            self._update(self.start_ts, final.outcome),
         )
 
-    async def _post_summary(self, job: Job, report: WeeklyReport) -> None:
-        for message in blocks.summary_messages(
-            report, file_name=job.source.name, currency=self._currency
-        ):
+    def _final_replies(self, job: Job, report: WeeklyReport) -> _FinalReplies:
+        return _FinalReplies(
+            done=blocks.done_message(report, elapsed_s=job.duration_s or 0.0, currency=self._currency),
+            summary=blocks.summary_messages(
+                report, file_name=job.source.name, currency=self._currency
+            ),
+            outcome=blocks.outcome_message(
+                report, file_name=job.source.name, job_id=job.id, currency=self._currency
+            ),
+            csv=to_csv(report).encode(),
+            chart=revenue_chart_png(report, currency=self._currency),
+        )
+
+    async def _post_summary(self, summary: list[blocks.Message]) -> None:
+        for message in summary:
             await self._post(message, thread_ts=self.start_ts)
 
-    async def _upload_files(self, report: WeeklyReport) -> None:
-        chart = await asyncio.to_thread(revenue_chart_png, report, currency=self._currency)
+    async def _upload_files(self, csv: bytes, chart: bytes) -> None:
         await self._call(
             "files.upload",
             lambda: self._client.files_upload_v2(
@@ -134,7 +146,7 @@ class SlackReplier:
                 thread_ts=self.start_ts,
                 file_uploads=[
                     {
-                        "content": to_csv(report).encode(),
+                        "content": csv,
                         "filename": REPORT_CSV_NAME,
                         "title": "Weekly report (CSV)",
                     },
@@ -155,6 +167,15 @@ class SlackReplier:
                 blocks.failed_outcome_message(reason, file_name=job.source.name, job_id=job.id),
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _FinalReplies:
+    done: blocks.Message
+    summary: list[blocks.Message]
+    outcome: blocks.Message
+    csv: bytes
+    chart: bytes
 
 
 def _start(job: Job, queue_position: int | None) -> blocks.Message:
@@ -191,7 +212,7 @@ class ConsoleReplier:
     async def announce(self, job: Job, queue_position: int | None) -> None:
         size = f" ({job.source.size_bytes / 1e6:,.1f} MB)" if job.source.size_bytes else ""
         queued = f", waiting for a free slot (position {queue_position})" if queue_position else ""
-        self._say(job, f"processing {job.source.name}{size}{queued}")
+        self._say(job, f"processing {displayable(job.source.name)}{size}{queued}")
 
     async def running(self, job: Job) -> None:
         self._say(job, "started")
@@ -200,12 +221,13 @@ class ConsoleReplier:
         self._say(job, progress_line(progress, job.source.size_bytes, self._currency))
 
     async def succeeded(self, job: Job, report: WeeklyReport) -> None:
+        text = await asyncio.to_thread(to_text, report, job.source.name, self._currency)
         self._say(job, f"done in {job.duration_s or 0:,.1f}s")
-        self._out.write(to_text(report, job.source.name, self._currency))
+        self._out.write(text)
         self._out.flush()
 
     async def failed(self, job: Job, reason: str) -> None:
-        self._say(job, f"failed: {reason}")
+        self._say(job, f"failed: {displayable(reason)}")
 
 
 def progress_line(progress: Progress, total_bytes: int | None, currency: str) -> str:

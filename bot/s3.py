@@ -89,6 +89,11 @@ def parse_s3_url(text: str) -> S3Location:
         raise UnsupportedSourceError(
             f"s3://{bucket}/{key} is a folder, not a file: give the object's full key"
         )
+    if any(segment in (".", "..") for segment in key.split("/")):
+        # S3 takes them literally, but proxies, SDKs and people do not: refuse the doubt.
+        raise UnsupportedSourceError(
+            "an S3 key with . or .. path segments is refused: give the object's plain key"
+        )
     return S3Location(bucket, key)
 
 

@@ -16,6 +16,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import blocks
 from bot.errors import FileTooLargeError, SourceError, UnsupportedSourceError
 from bot.jobs import JobRunner, NotAccepting
 from bot.replies import SlackReplier
@@ -42,7 +43,7 @@ Respond = Callable[[str], Awaitable[Any]]
 
 HELP = """*`/process-events`* turns a clinic event export (CSV) into a weekly report in this channel.
 • `/process-events` processes the most recent CSV shared in this channel.
-• `/process-events <file link or ID>` processes that file: in Slack, open the file's menu, *Copy link*, and paste it.
+• `/process-events &lt;file link or ID&gt;` processes that file: in Slack, open the file's menu, *Copy link*, and paste it.
 • `/process-events s3://bucket/path/events.csv` processes an export stored in S3 (allowed buckets only).
 • `/process-events help` shows this.
 You can also just share a `.csv` file in a channel I'm in: I pick it up by myself.
@@ -161,7 +162,7 @@ class SlackJobs:
         except CommandProblem as problem:
             await respond(str(problem))
         except SourceError as error:
-            await respond(f"I can't process that: {error}.")
+            await respond(f"I can't process that: {blocks.outside_text(str(error))}.")
         except NotAccepting:
             await respond(SHUTTING_DOWN)
         except SlackApiError as error:
@@ -184,7 +185,7 @@ class SlackJobs:
             file_id = parse_file_reference(argument)
             if file_id is None:
                 raise CommandProblem(
-                    "That doesn't look like a Slack file. Use `/process-events <file link>` "
+                    "That doesn't look like a Slack file. Use `/process-events &lt;file link&gt;` "
                     "(file menu → *Copy link*), `/process-events` for the latest CSV here, "
                     "or `/process-events help`."
                 )
@@ -194,12 +195,12 @@ class SlackJobs:
         name = str(file.get("name") or file.get("id", "file"))
         if not is_csv_name(name, file.get("filetype")):
             raise CommandProblem(
-                f"{name} is not a CSV file. Export the events as .csv and share that."
+                f"{blocks.outside_text(name)} is not a CSV file. Export the events as .csv and share that."
             )
         size = file.get("size")
         if size is not None and size > self._max_bytes:
             raise CommandProblem(
-                f"I can't process {name}: {FileTooLargeError(size, self._max_bytes)}."
+                f"I can't process {blocks.outside_text(name)}: {FileTooLargeError(size, self._max_bytes)}."
             )
         return SlackFileSource.from_file(
             file, self._downloader, requested_by=user, via_command=True
@@ -245,5 +246,5 @@ class SlackJobs:
                 break
         raise CommandProblem(
             "I found no CSV shared in this channel recently. Share the export here, "
-            "or use `/process-events <file link>`."
+            "or use `/process-events &lt;file link&gt;`."
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 from processing.report import WeeklyReport
 from processing.schema import REASONS, TREATMENT_COMPLETED
+from processing.text import displayable
 
 CSV_COLUMNS = (
     "week_start",
@@ -116,7 +117,7 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
 
 def to_text(report: WeeklyReport, source: str, currency: str) -> str:
     lines = [
-        f"Weekly report for {source}",
+        f"Weekly report for {displayable(source)}",
         f"Timezone {report.timezone}, amounts in {currency}",
         *([f"File {report.dialect.describe()}"] if not report.dialect.plain else []),
         "",
@@ -154,7 +155,7 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
             "  " + line
             for line in _table(
                 ["Treatment", "Revenue"],
-                [[kind, grouped_amount(cents)] for kind, cents in ranked],
+                [[displayable(kind, 60), grouped_amount(cents)] for kind, cents in ranked],
                 right={1},
             )
         ]

@@ -117,8 +117,16 @@
     return format.format(day(start)) + " – " + format.format(day(end));
   }
 
+  // Labels and file names are anybody's text: no control or bidi characters reach the page
+  // (the same set as processing/text.py, so `evil\u202Egsj.csv` cannot pose as a PDF).
+  const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g;
+
+  function displayable(text) {
+    return String(text).replace(INVISIBLE, " ").replace(/\s+/g, " ").trim();
+  }
+
   function treatmentName(kind) {
-    const words = String(kind).replace(/_/g, " ").trim();
+    const words = displayable(kind).replace(/_/g, " ").trim();
     return words.charAt(0).toUpperCase() + words.slice(1);
   }
 
@@ -126,7 +134,7 @@
 
   function node(tag, text, className) {
     const element = document.createElement(tag);
-    if (text !== undefined && text !== null) element.textContent = String(text);
+    if (text !== undefined && text !== null) element.textContent = displayable(text);
     if (className) element.className = className;
     return element;
   }
@@ -267,7 +275,7 @@
     state.run += 1;
     const run = state.run;
     clearTimeout(state.pollTimer);
-    el.fileName.textContent = file.name;
+    el.fileName.textContent = displayable(file.name);
     setMeter(el.uploadProgress, el.uploadPercent, 0);
     setMeter(el.jobProgress, el.jobPercent, 0);
     el.status.textContent = "Uploading the file…";
@@ -386,7 +394,7 @@
     const report = job.report;
     if (report.currency) state.config.currency = report.currency;
     el.reportSource.textContent =
-      `From ${job.source.name} · weeks in ${report.timezone} · amounts in ${report.currency}`;
+      `From ${displayable(job.source.name)} · weeks in ${report.timezone} · amounts in ${report.currency}`;
     fillSummary(report);
     fillInvalidRows(report);
     fillWeeks(report);

@@ -20,13 +20,24 @@ and the job API need `Authorization: Bearer <token>`: job reports are business f
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 
-from bot.web.context import CONTEXT, LIMITER, STATIC_DIR, TASKS, WebContext, error_response
-from bot.web.guards import RateLimiter
+from bot.web.context import (
+    CONTEXT,
+    IN_FLIGHT,
+    JOB_LIMITER,
+    LIMITER,
+    STATIC_DIR,
+    TASKS,
+    WebContext,
+    error_response,
+)
+from bot.web.guards import InFlight, RateLimiter, client_of, host_allowed, origin_allowed
 from bot.web.jobs_api import (
     CHARTS,
     ChartCache,
@@ -42,6 +53,8 @@ from bot.web.uploads import upload
 
 __all__ = ["STATIC_DIR", "RateLimiter", "WebContext", "build_web_app", "start"]
 
+log = structlog.get_logger("bot.web")
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -55,22 +68,72 @@ SECURITY_HEADERS = {
 }
 
 
+# Answered whatever the Host: an orchestrator's probe and Prometheus use whatever address
+# they reach the container by, and neither route reveals a report.
+UNGUARDED_PATHS = frozenset({"/health", "/metrics"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ERROR_WORDS = {
+    404: "There is nothing at this address.",
+    405: "This address does not take that method.",
+}
+
+
 @web.middleware
-async def json_errors(
+async def guarded(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """aiohttp's own 404 and 405 answers as JSON under /api/, like every other API error."""
+    """The browser boundary, body encodings and the job API's rate limit, then the handler;
+    every error answer, aiohttp's own and a crash included, is JSON."""
     try:
+        refusal = _refusal(request)
+        if refusal is not None:
+            return refusal
         return await handler(request)
     except web.HTTPException as error:
-        if not request.path.startswith("/api/") or error.status < 400:
+        if error.status < 400:
             raise
-        words = {
-            404: "There is nothing at this address.",
-            405: "This address does not take that method.",
-        }
         allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
-        return error_response(error.status, words.get(error.status, error.reason), headers=allow)
+        return error_response(
+            error.status, ERROR_WORDS.get(error.status, error.reason), headers=allow
+        )
+    except Exception:
+        log.exception("web.crashed", path=request.path)
+        return error_response(500, "Something went wrong on our side; please try again.")
+
+
+def _refusal(request: web.Request) -> web.Response | None:
+    settings = request.app[CONTEXT].settings
+    has_body = request.method not in SAFE_METHODS
+    if settings.upload_token is None and request.path not in UNGUARDED_PATHS:
+        if not host_allowed(request, settings.public_url):
+            return error_response(
+                421,
+                "This service answers only at its own address (127.0.0.1 or localhost, or "
+                "the PUBLIC_URL its administrator set). Open the page from there.",
+                close=has_body,
+            )
+        if has_body and not origin_allowed(request, settings.public_url):
+            return error_response(
+                403,
+                "Files are taken only from this service's own upload page.",
+                close=True,
+            )
+    if has_body and request.headers.get("Content-Encoding", "identity").lower() != "identity":
+        # aiohttp would inflate it, and every size limit is about bytes on the wire.
+        return error_response(
+            415, "Send the file as it is, without a Content-Encoding (no gzip).", close=True
+        )
+    if request.path.startswith("/api/jobs"):
+        retry_after_s = request.app[JOB_LIMITER].hit(client_of(request))
+        if retry_after_s is not None:
+            wait_s = max(1, math.ceil(retry_after_s))
+            return error_response(
+                429,
+                f"Too many requests from your address: at most {settings.job_api_per_minute} "
+                f"a minute. Please wait {wait_s} seconds.",
+                headers={"Retry-After": str(wait_s)},
+            )
+    return None
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -85,9 +148,11 @@ async def _cancel_tasks(app: web.Application) -> None:
 
 
 def build_web_app(context: WebContext) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[guarded])
     app[CONTEXT] = context
     app[LIMITER] = RateLimiter(context.settings.uploads_per_minute)
+    app[JOB_LIMITER] = RateLimiter(context.settings.job_api_per_minute)
+    app[IN_FLIGHT] = InFlight()
     app[CHARTS] = ChartCache()
     tasks: set[asyncio.Task[Any]] = set()
     app[TASKS] = tasks
@@ -108,7 +173,12 @@ def build_web_app(context: WebContext) -> web.Application:
 
 async def start(context: WebContext) -> tuple[web.AppRunner, int]:
     """Serve on HOST:PORT (port 0 picks a free one); returns the runner and the real port."""
-    runner = web.AppRunner(build_web_app(context), access_log=None)
+    runner = web.AppRunner(
+        build_web_app(context),
+        access_log=None,
+        # An idle keep-alive connection is closed as soon as a stalled upload would be.
+        keepalive_timeout=context.settings.upload_idle_timeout_s,
+    )
     await runner.setup()
     site = web.TCPSite(runner, context.settings.host, context.settings.port)
     await site.start()

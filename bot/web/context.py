@@ -14,7 +14,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.jobs import JobRunner, Replier
 from bot.metrics import Metrics
-from bot.web.guards import RateLimiter
+from bot.web.guards import InFlight, RateLimiter
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -33,7 +33,9 @@ class WebContext:
 CONTEXT = web.AppKey("context", WebContext)
 
 
-LIMITER = web.AppKey("limiter", RateLimiter)
+LIMITER = web.AppKey("limiter", RateLimiter)  # uploads
+JOB_LIMITER = web.AppKey("job_limiter", RateLimiter)  # the job API
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 TASKS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")
 
 
@@ -53,7 +55,11 @@ def authorized(request: web.Request, token: str | None) -> bool:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    try:
+        offered = given.strip().encode()
+    except UnicodeEncodeError:  # bytes that were not UTF-8 (aiohttp keeps them as surrogates)
+        return False
+    return hmac.compare_digest(offered, token.encode())
 
 
 UNAUTHORIZED = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import OrderedDict
 from datetime import UTC
 from typing import Any
@@ -91,7 +92,7 @@ def _job_or_404(request: web.Request) -> Job | web.Response:
     if not authorized(request, context.settings.upload_token):
         return unauthorized()
     job = context.jobs.get(request.match_info["job_id"])
-    if job is None:
+    if job is None or not _web_job(job):
         kept_min = context.settings.job_retention_s / 60
         return error_response(
             404,
@@ -100,12 +101,26 @@ def _job_or_404(request: web.Request) -> Job | web.Response:
     return job
 
 
+def _web_job(job: Job) -> bool:
+    """Jobs that came in through the web API. A Slack channel's jobs stay in Slack."""
+    return job.source.kind == "upload"
+
+
 async def get_job(request: web.Request) -> web.Response:
     job = _job_or_404(request)
     if isinstance(job, web.Response):
         return job
     context = request.app[CONTEXT]
-    return web.json_response(job_json(job, context.jobs, context.settings.currency))
+    currency = context.settings.currency
+    body = job_json(job, context.jobs, currency, with_report=False)
+    report = job.report if job.status is JobStatus.SUCCEEDED else None
+
+    def encoded() -> str:
+        # A report of thousands of weeks takes a while to turn into JSON: not on the loop.
+        body["report"] = None if report is None else to_dict(report, job.source.name, currency)
+        return json.dumps(body)
+
+    return web.Response(text=await asyncio.to_thread(encoded), content_type="application/json")
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -115,6 +130,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     jobs = [
         job_json(job, context.jobs, context.settings.currency, with_report=False)
         for job in context.jobs.recent()
+        if _web_job(job)
     ]
     return web.json_response({"jobs": jobs})
 
@@ -142,7 +158,7 @@ async def get_report_csv(request: web.Request) -> web.Response:
     if job.status is not JobStatus.SUCCEEDED or job.report is None:
         return error_response(404, "The weekly CSV is ready once the report is finished.")
     return web.Response(
-        text=to_csv(job.report),
+        text=await asyncio.to_thread(to_csv, job.report),
         content_type="text/csv",
         charset="utf-8",
         headers={

@@ -32,6 +32,7 @@ from bot.sources import (
 from bot.web.context import (
     ASK_FOR_TOKEN,
     CONTEXT,
+    IN_FLIGHT,
     LIMITER,
     TASKS,
     UNAUTHORIZED,
@@ -39,6 +40,8 @@ from bot.web.context import (
     authorized,
     error_response,
 )
+from bot.web.guards import client_of
+from processing.text import displayable
 
 log = structlog.get_logger("bot.web")
 T = TypeVar("T")
@@ -51,11 +54,31 @@ MAX_NAME_CHARS = 200
 INTERRUPTED = "the upload stopped before the whole file arrived; please upload the file again"
 
 
+def stalled_reason(idle_s: float) -> str:
+    return (
+        f"the upload stalled: nothing arrived for {idle_s:g} seconds, so the connection was "
+        "closed; please upload the file again"
+    )
+
+
+class Stalled(Exception):
+    """The client sent nothing for UPLOAD_IDLE_TIMEOUT_SECONDS."""
+
+
+async def _chunk(part: BodyPartReader, idle_s: float) -> bytes:
+    """The next piece of the file, or Stalled when the client goes quiet: a connection that
+    trickles a byte now and then must not hold a job slot for hours."""
+    try:
+        async with asyncio.timeout(idle_s):
+            return await part.read_chunk(CHUNK_BYTES)
+    except TimeoutError:
+        raise Stalled() from None
+
+
 def clean_name(filename: str) -> str:
     """The file's own name, without any folders a browser or client put in front of it."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(char for char in name if char.isprintable()).strip()
-    return name[-MAX_NAME_CHARS:]
+    return displayable(name)[-MAX_NAME_CHARS:]
 
 
 class Rejected(Exception):
@@ -116,7 +139,7 @@ async def upload(request: web.Request) -> web.Response:
 async def _upload(request: web.Request, context: WebContext) -> web.Response:
     settings = context.settings
     # Every upload request counts, whatever becomes of it: a wrong token is no free retry.
-    retry_after_s = request.app[LIMITER].hit(request.remote or "unknown")
+    retry_after_s = request.app[LIMITER].hit(client_of(request))
     if retry_after_s is not None:
         wait_s = max(1, math.ceil(retry_after_s))
         raise Rejected(
@@ -130,6 +153,25 @@ async def _upload(request: web.Request, context: WebContext) -> web.Response:
         raise Rejected(401, "unauthorized", UNAUTHORIZED, headers=ASK_FOR_TOKEN)
     if not context.jobs.accepting:
         raise _unavailable()
+    in_flight = request.app[IN_FLIGHT]
+    client = client_of(request)
+    if not in_flight.enter(client):
+        raise Rejected(
+            429,
+            "rate_limited",
+            f"You already have {in_flight.limit} uploads on their way from your address. "
+            "Please wait until one has finished.",
+            headers={"Retry-After": "10"},
+        )
+    try:
+        return await _accept(request, context)
+    finally:
+        in_flight.leave(client)
+
+
+async def _accept(request: web.Request, context: WebContext) -> web.Response:
+    settings = context.settings
+    idle_s = settings.upload_idle_timeout_s
     limit = settings.max_file_size_bytes
     declared = request.content_length
     if declared is not None and declared > limit + FORM_OVERHEAD_BYTES:
@@ -142,11 +184,21 @@ async def _upload(request: web.Request, context: WebContext) -> web.Response:
         )
     try:
         form = await request.multipart()
-        part = await _file_part(form)
+        async with asyncio.timeout(idle_s):
+            part = await _file_part(form, idle_s)
     except (ValueError, RuntimeError, AssertionError):
         raise _malformed() from None
-    except (ConnectionError, HttpProcessingError):
+    except HttpProcessingError:
+        raise Rejected(
+            400,
+            "bad_request",
+            "The upload's form headers could not be read; a file name with a line break in "
+            "it does that. Rename the file and upload it again.",
+        ) from None
+    except ConnectionError:
         raise _interrupted() from None
+    except (TimeoutError, Stalled):
+        raise _stalled(idle_s) from None
     name = clean_name(part.filename or "")
     if not is_csv_name(name):
         raise Rejected(
@@ -189,7 +241,11 @@ def _interrupted() -> Rejected:
     return Rejected(400, "failed", _sentence(INTERRUPTED))
 
 
-async def _file_part(form: MultipartReader) -> BodyPartReader:
+def _stalled(idle_s: float) -> Rejected:
+    return Rejected(408, "stalled", _sentence(stalled_reason(idle_s)))
+
+
+async def _file_part(form: MultipartReader, idle_s: float) -> BodyPartReader:
     """The first part named `file` that carries a file; other small fields are skipped."""
     skipped = 0
     while True:
@@ -208,19 +264,26 @@ async def _file_part(form: MultipartReader) -> BodyPartReader:
                     400, "bad_request", "No file was attached. Choose a CSV file and upload it."
                 )
             return part
-        while chunk := await part.read_chunk(CHUNK_BYTES):
+        while chunk := await _chunk(part, idle_s):
             skipped += len(chunk)
             if skipped > FORM_OVERHEAD_BYTES:
                 raise _malformed()
 
 
-async def _rest_of_form(form: MultipartReader) -> None:
+async def _rest_of_form(form: MultipartReader, idle_s: float) -> None:
     """Read to the closing boundary, so the body is done when we answer; bounded."""
     extra = 0
-    while (part := await form.next()) is not None:
+    while True:
+        try:
+            async with asyncio.timeout(idle_s):
+                part = await form.next()
+        except TimeoutError:
+            raise Stalled() from None
+        if part is None:
+            return
         if not isinstance(part, BodyPartReader):
             raise ValueError("nested multipart")
-        while chunk := await part.read_chunk(CHUNK_BYTES):
+        while chunk := await _chunk(part, idle_s):
             extra += len(chunk)
             if extra > FORM_OVERHEAD_BYTES:
                 raise ValueError("too much besides the file")
@@ -295,16 +358,20 @@ async def _stream_into_job(
         job = await _submit(context, source)
     except NotAccepting:
         raise _unavailable() from None
+    idle_s = context.settings.upload_idle_timeout_s
     reading = True  # False once the job stopped taking chunks: the rest is read and dropped
     received = 0
     try:
-        while chunk := await part.read_chunk(CHUNK_BYTES):
+        while chunk := await _chunk(part, idle_s):
             received += len(chunk)
             if received > limit:
                 raise TooLarge()
             if reading:
                 reading = await _until_done(source.put(chunk), job)
-        await _rest_of_form(form)
+        await _rest_of_form(form, idle_s)
+    except Stalled:
+        _hand_over(request.app, source.finish(SourceError(stalled_reason(idle_s))), job)
+        raise _stalled(idle_s) from None
     except TooLarge:
         _hand_over(request.app, source.finish(FileTooLargeError(None, limit)), job)
         raise too_large(limit) from None
@@ -347,20 +414,23 @@ async def _stage_in_s3(
         with one_at_a_time:
             return call(*args)
 
+    idle_s = settings.upload_idle_timeout_s
     try:
         received = 0
-        while chunk := await part.read_chunk(CHUNK_BYTES):
+        while chunk := await _chunk(part, idle_s):
             received += len(chunk)
             if received > limit:
                 raise TooLarge()
             await asyncio.to_thread(locked, staging.write, chunk)
-        await _rest_of_form(form)
+        await _rest_of_form(form, idle_s)
         size_bytes = await asyncio.to_thread(locked, staging.complete)
     except BaseException as error:
         # Shielded: even a cancelled handler must not leave parts behind in S3.
         await asyncio.shield(asyncio.to_thread(locked, _abort_quietly, staging))
         if isinstance(error, TooLarge):
             raise too_large(limit) from None
+        if isinstance(error, Stalled):
+            raise _stalled(idle_s) from None
         if isinstance(error, S3Error):
             raise _not_stored(error, job_id) from None
         if isinstance(error, ValueError):

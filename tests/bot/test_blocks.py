@@ -13,6 +13,8 @@ from slack_sdk.models.blocks import Block
 
 from bot.blocks import (
     MAX_BLOCKS_JSON_CHARS,
+    MAX_SUMMARY_MESSAGES,
+    WEEKS_SHOWN,
     Message,
     done_message,
     failed_message,
@@ -23,7 +25,7 @@ from bot.blocks import (
     summary_messages,
     waiting_message,
 )
-from processing import Progress, WeeklyReport, analyze
+from processing import Progress, WeeklyReport, WeekStats, analyze
 from tests.conftest import HEADER, csv_of
 
 
@@ -108,12 +110,16 @@ def test_every_message_of_a_long_report_is_within_slack_limits(long_report: Week
 
 
 def test_every_week_appears_once_and_in_order(long_report: WeeklyReport) -> None:
-    """No week is cut, repeated or reordered across the messages."""
+    """The newest two years of weeks, none cut, repeated or reordered across the messages;
+    a longer report says the CSV has the rest."""
     messages = summary_messages(long_report, file_name="events.csv", currency="USD")
     shown = [
         b["block_id"] for b in all_blocks(messages) if b.get("block_id", "").startswith("week-")
     ]
-    assert shown == [f"week-{week.week_start}" for week in long_report.weeks]
+    newest = long_report.weeks[-WEEKS_SHOWN:]
+    assert shown == [f"week-{week.week_start}" for week in newest]
+    note = f"Showing the newest {WEEKS_SHOWN} of {len(long_report.weeks)} weeks"
+    assert (note in json.dumps(messages[0])) == (len(long_report.weeks) > WEEKS_SHOWN)
 
 
 def test_following_messages_say_they_continue(long_report: WeeklyReport) -> None:
@@ -512,10 +518,39 @@ def test_huge_reasons_and_names_are_clipped() -> None:
 
 
 def test_three_hundred_weeks_need_few_messages() -> None:
-    """300 weeks take about 30 weeks per message, not one message per week."""
+    """300 weeks: the newest 104 take about 30 weeks per message, not one message per week."""
     report = analyzed(weekly_csv(300))
     messages = summary_messages(report, file_name="f.csv", currency="USD")
-    assert len(messages) <= math.ceil(300 / 25)
+    assert len(messages) <= math.ceil(WEEKS_SHOWN / 25)
+
+
+@pytest.mark.parametrize("weeks", [1, 104, 600, 15_000])
+def test_the_summary_is_bounded_whatever_the_weeks(weeks: int) -> None:
+    """Up to 15,000 weeks, each with nine long treatment names: never more than 10 messages."""
+    kinds = [f"{'treatment-name-of-forty-characters-'}{k:04d}" for k in range(9)]
+    start = date(1920, 1, 6)
+    report = WeeklyReport(
+        timezone="UTC",
+        rows_total=weeks,
+        rows_valid=weeks,
+        errors={},
+        revenue_on_other_event=0,
+        weeks=tuple(
+            WeekStats(
+                week_start=start + timedelta(weeks=index),
+                revenue_cents=9 * 123_456_789,
+                revenue_by_treatment_cents={kind: 123_456_789 for kind in kinds},
+                treatments_completed=9,
+                events_by_type={"APPOINTMENT_SCHEDULED": 1_000_000},
+            )
+            for index in range(weeks)
+        ),
+        bytes_read=0,
+    )
+    messages = summary_messages(report, file_name="f.csv", currency="USD")
+    assert 1 <= len(messages) <= MAX_SUMMARY_MESSAGES
+    for message in messages:
+        assert_within_slack_limits(message)
 
 
 def test_the_start_message_says_who_shared_or_who_asked() -> None:

@@ -120,7 +120,9 @@ async def test_help_is_an_ephemeral_usage_and_posts_nothing(
     reply = await command_reply(slack, "help")
     assert reply["response_type"] == "ephemeral"
     text = str(reply["text"])
-    assert "/process-events <file link or ID>" in text and "s3://" in text
+    # Escaped: Slack would read a bare <...> as a link or a mention.
+    assert "/process-events &lt;file link or ID&gt;" in text and "s3://" in text
+    assert "<" not in text.replace("&lt;", "")
     assert not slack.calls_to("chat.postMessage")
     assert not slack.calls_to("files.info")
     assert not bot.jobs.recent()

@@ -99,16 +99,14 @@ async def test_a_waiting_job_shows_its_place_in_line_and_no_chart(serve: Serve) 
     web = await serve(job_concurrency=1)
     reader, writer = await open_raw(
         web.port,
-        "POST /api/upload HTTP/1.1\r\nHost: test\r\n"
+        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: {FORM_TYPE}\r\nTransfer-Encoding: chunked\r\n\r\n",
     )
     try:
         writer.write(chunk(form_head("slow.csv") + TWO_WEEKS))
         await writer.drain()
         # The first upload's job is running and waits for the rest of its body.
-        async with asyncio.timeout(10):
-            while not (await web.get_json("/api/jobs")).body["jobs"]:
-                pass
+        await web.jobs.wait_until(lambda: bool(web.jobs.recent()), 10)
         second = await web.upload(TWO_WEEKS, "waiting.csv")
         queued = await web.get_json(second.body["status_url"])
         chart = await web.get_json(second.body["status_url"] + "/chart.png")

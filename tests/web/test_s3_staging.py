@@ -109,7 +109,7 @@ async def test_client_gone_half_way_leaves_nothing_in_s3(serve: Serve, s3_client
     web = await serve(s3_bucket=BUCKET)
     _, writer = await open_raw(
         web.port,
-        "POST /api/upload HTTP/1.1\r\nHost: test\r\n"
+        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: {FORM_TYPE}\r\nTransfer-Encoding: chunked\r\n\r\n",
     )
     writer.write(chunk(form_head("cut.csv") + HEADER.encode() + b"\n"))

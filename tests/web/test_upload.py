@@ -110,7 +110,7 @@ async def test_too_large_by_content_length_is_refused_before_the_body(serve: Ser
     web = await serve(max_file_size_bytes=1 << 20)
     reader, writer = await open_raw(
         web.port,
-        "POST /api/upload HTTP/1.1\r\nHost: test\r\n"
+        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: {FORM_TYPE}\r\nContent-Length: {50 << 20}\r\n\r\n",
     )
     try:
@@ -131,7 +131,7 @@ async def test_too_large_mid_stream_is_answered_before_the_body_ends(serve: Serv
     web = await serve(max_file_size_bytes=limit)
     reader, writer = await open_raw(
         web.port,
-        "POST /api/upload HTTP/1.1\r\nHost: test\r\n"
+        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: {FORM_TYPE}\r\nTransfer-Encoding: chunked\r\n\r\n",
     )
     try:
@@ -254,12 +254,13 @@ async def test_missing_columns_fail_the_job_and_the_upload_still_completes(web: 
 async def test_concurrent_uploads_all_succeed(
     serve: Serve, sample_bytes: bytes, pinned_report: dict[str, Any]
 ) -> None:
-    """Four uploads at once with two job slots: all are processed, none mixed up."""
-    web = await serve(job_concurrency=2)
+    """Two uploads at once (the most one address may have open) with one job slot: both are
+    processed, none mixed up."""
+    web = await serve(job_concurrency=1)
 
-    answers = await asyncio.gather(*(web.upload(sample_bytes, f"sample-{n}.csv") for n in range(4)))
+    answers = await asyncio.gather(*(web.upload(sample_bytes, f"sample-{n}.csv") for n in range(2)))
 
-    assert [answer.status for answer in answers] == [202] * 4
+    assert [answer.status for answer in answers] == [202] * 2
     jobs = [await web.finished(answer.body["job_id"]) for answer in answers]
     for n, job in enumerate(jobs):
         assert job["status"] == "succeeded"
@@ -341,7 +342,7 @@ async def test_a_client_that_disconnects_mid_upload_fails_its_job() -> None:
     async with bare_web(replier) as web:
         _, writer = await open_raw(
             web.port,
-            "POST /api/upload HTTP/1.1\r\nHost: test\r\n"
+            "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Content-Type: {FORM_TYPE}\r\nTransfer-Encoding: chunked\r\n\r\n",
         )
         writer.write(chunk(form_head("cut.csv") + rows_of(64 << 10)))
