@@ -185,7 +185,9 @@ def analyze(data: bytes, tz: str = "UTC") -> dict[str, Any]:
     delimiter, header = ",", []
     for candidate in DELIMITERS:
         parsed = _parse_record([header_line], 0, candidate)
-        names = [name.strip().lower() for name in (parsed[0] if parsed else header_line.split(candidate))]
+        names = [
+            name.strip().lower() for name in (parsed[0] if parsed else header_line.split(candidate))
+        ]
         if candidate == ",":
             header = names
         if all(name in names for name in REQUIRED):

@@ -26,7 +26,6 @@ from typing import Any, Final, TypedDict
 from bot.currency import format_money
 from bot.dates import day_month, day_month_year
 from processing.report import Progress, WeeklyReport, WeekStats
-from processing.text import displayable
 from processing.schema import (
     INVALID_REVENUE,
     INVALID_TIMESTAMP,
@@ -34,6 +33,7 @@ from processing.schema import (
     MISSING_REQUIRED_FIELD,
     REASONS,
 )
+from processing.text import displayable
 
 
 class Message(TypedDict):

@@ -110,7 +110,8 @@ class SlackReplier:
         except Exception:
             log.exception("slack.render_failed")
             await self.failed(
-                job, f"the report was computed but could not be drawn (job {job.id}); please try again"
+                job,
+                f"the report was computed but could not be drawn (job {job.id}); please try again",
             )
             return
         # Each step on its own: a summary Slack refuses must not hide the files or the outcome.
@@ -123,7 +124,9 @@ class SlackReplier:
 
     def _final_replies(self, job: Job, report: WeeklyReport) -> _FinalReplies:
         return _FinalReplies(
-            done=blocks.done_message(report, elapsed_s=job.duration_s or 0.0, currency=self._currency),
+            done=blocks.done_message(
+                report, elapsed_s=job.duration_s or 0.0, currency=self._currency
+            ),
             summary=blocks.summary_messages(
                 report, file_name=job.source.name, currency=self._currency
             ),

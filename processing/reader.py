@@ -39,11 +39,11 @@ from processing.errors import (
 )
 from processing.records import (
     ASCII_WHITESPACE,
-    MAX_RECORD_BYTES,
     CR,
+    MAX_RECORD_BYTES,
     IntArray,
-    RegularBlock,
     RecordGrammar,
+    RegularBlock,
     empty_lines,
     record_bounds,
     regular_records,
@@ -216,7 +216,10 @@ class BlockReader:
             _sniff_binary(self._buffer)
             self._ascii_so_far = False  # the BOM says UTF-8: a bad byte is an error, never a hint
             return "utf-8-sig"
-        for bom, name in ((dialects.UTF16_LE_BOM, "utf-16-le"), (dialects.UTF16_BE_BOM, "utf-16-be")):
+        for bom, name in (
+            (dialects.UTF16_LE_BOM, "utf-16-le"),
+            (dialects.UTF16_BE_BOM, "utf-16-be"),
+        ):
             if head.startswith(bom):
                 self._consume(len(bom))
                 self._transcode(dialects.Utf16ToUtf8(name))  # type: ignore[arg-type]
@@ -238,8 +241,13 @@ class BlockReader:
         while True:
             found = _NOT_BLANK.search(self._buffer)
             if found is not None:
-                line_start = max(self._buffer.rfind(b"\n", 0, found.start()),
-                                 self._buffer.rfind(b"\r", 0, found.start())) + 1
+                line_start = (
+                    max(
+                        self._buffer.rfind(b"\n", 0, found.start()),
+                        self._buffer.rfind(b"\r", 0, found.start()),
+                    )
+                    + 1
+                )
                 blank = self._consume(line_start)
                 return lf + blank.count(b"\n"), cr + blank.count(b"\r")
             blank = self._consume(len(self._buffer))
@@ -257,7 +265,10 @@ class BlockReader:
             if len(self._buffer) > MAX_HEADER_BYTES:
                 raise HeaderTooLongError(MAX_HEADER_BYTES)
             end, line_end, ending = len(self._buffer), "\n", 0
-        elif self._buffer[found.start()] == CR and self._buffer[found.start() + 1 : found.start() + 2] != b"\n":
+        elif (
+            self._buffer[found.start()] == CR
+            and self._buffer[found.start() + 1 : found.start() + 2] != b"\n"
+        ):
             end, line_end, ending = found.start(), "\r", 1
         else:
             end = found.start()
@@ -445,7 +456,10 @@ class BlockReader:
         self._skipping_line = walk.skip_rest_of_line
         names = list(self._used.values())
         table = pa.table(
-            {name: pa.array(values, pa.string()) for name, values in zip(names, walk.values, strict=True)}
+            {
+                name: pa.array(values, pa.string())
+                for name, values in zip(names, walk.values, strict=True)
+            }
         )
         return Block(
             table=table,
@@ -469,9 +483,7 @@ def _choose_delimiter(line: bytes, row: int) -> tuple[str, tuple[str, ...]]:
     by_comma: tuple[str, ...] = ()
     for delimiter in dialects.DELIMITERS:
         grammar = RecordGrammar(delimiter, 0, ())
-        names = tuple(
-            name.decode("utf-8").strip().lower() for name in grammar.fields(line)
-        )
+        names = tuple(name.decode("utf-8").strip().lower() for name in grammar.fields(line))
         if delimiter == ",":
             by_comma = names
         if all(column in names for column in REQUIRED_COLUMNS):

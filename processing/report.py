@@ -52,7 +52,7 @@ class WeeklyReport:
     revenue_on_other_event: int
     weeks: tuple[WeekStats, ...]
     bytes_read: int
-    dialect: Dialect = Dialect()
+    dialect: Dialect = field(default_factory=Dialect)
 
     @property
     def rows_invalid(self) -> int:

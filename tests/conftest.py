@@ -43,8 +43,7 @@ def utf8_then_latin1(*rows: str, header: str = HEADER) -> bytes:
     row UTF8_ROWS_BEFORE_BAD_BYTE + 2, and the file is rejected there (a UTF-8 file that
     turns out not to be UTF-8 after the first block)."""
     filler = [
-        f"e{i},c1,p1,APPOINTMENT_SCHEDULED,2024-01-01,é,"
-        for i in range(UTF8_ROWS_BEFORE_BAD_BYTE)
+        f"e{i},c1,p1,APPOINTMENT_SCHEDULED,2024-01-01,é," for i in range(UTF8_ROWS_BEFORE_BAD_BYTE)
     ]
     return csv_of(*filler, header=header).encode() + "\n".join(rows).encode("latin-1") + b"\n"
 

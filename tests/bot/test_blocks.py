@@ -20,6 +20,7 @@ from bot.blocks import (
     failed_message,
     failed_outcome_message,
     outcome_message,
+    outside_text,
     progress_message,
     start_message,
     summary_messages,
@@ -313,6 +314,31 @@ def test_names_from_the_file_cannot_notify_or_inject() -> None:
         "type": "plain_text",
         "text": "Weekly report: <!here>.csv",
     }
+
+
+def test_control_and_bidi_characters_never_reach_slack() -> None:
+    """An ESC sequence or a right-to-left override in a name or type is stripped everywhere."""
+    report = analyzed(
+        csv_of("e1,c1,p1,TREATMENT_COMPLETED,2024-01-01T10:00:00Z,\x1b[31mroot\u202ecanal,10.00")
+    )
+    name = "invoice\u202efdp\u2066.csv"
+    messages = [
+        *summary_messages(report, file_name=name, currency="USD"),
+        outcome_message(report, file_name=name, job_id="j", currency="USD"),
+        failed_outcome_message("bad\x1b]0;x\x07", file_name=name, job_id="j"),
+        start_message(
+            job_id="j", file_name=name, size_bytes=1, requested_by=None, queue_position=None
+        ),
+    ]
+    text = json.dumps(messages, ensure_ascii=False)
+    for invisible in ("\x1b", "\x07", "\u202e", "\u2066"):
+        assert invisible not in text
+    assert "invoice fdp .csv" in text
+
+
+def test_slash_command_texts_escape_names() -> None:
+    """A file name in a command reply is plain text in mrkdwn: escaped, one line."""
+    assert outside_text("<!channel> & a\nb.csv") == "&lt;!channel&gt; &amp; a b.csv"
 
 
 def test_no_patient_id_note_or_raw_value_reaches_any_message() -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
 import aiohttp
 
 from bot.app import running
 from bot.config import Settings
-from bot.replies import progress_line
+from bot.jobs import Job
+from bot.replies import ConsoleReplier, progress_line
+from bot.sources import SourceInfo
 from processing import Progress
 from tests.integration.conftest import SAMPLE
 
@@ -55,3 +58,18 @@ def test_console_progress_lines_say_percent_rows_revenue_and_reasons() -> None:
         "invalid rows by reason: invalid timestamp 10"
     )
     assert progress_line(progress, None, "USD").startswith("120,000 rows")
+
+
+async def test_console_lines_strip_control_characters() -> None:
+    """Local mode: a file name with an ESC sequence never reaches the terminal raw."""
+    out = io.StringIO()
+    replier = ConsoleReplier("USD", out)
+    job = Job(
+        id="j1",
+        source=SourceInfo(kind="upload", name="ev\x1b[2Jil\u202e.csv", label="x"),
+        created_at=datetime.now(UTC),
+    )
+    await replier.announce(job, None)
+    await replier.failed(job, "broken \x1b]0;t\x07 here")
+    assert "\x1b" not in out.getvalue() and "\u202e" not in out.getvalue()
+    assert "processing ev [2Jil .csv" in out.getvalue()

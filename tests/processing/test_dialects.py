@@ -38,7 +38,10 @@ def test_plain_utf8_comma_lf(plain: dict) -> None:
     """The common case: UTF-8, comma, LF."""
     assert dialect(plain) == ("utf-8", ",", "\n")
     assert plain["revenue"] == "112.75"
-    assert plain["weeks"][0]["revenue_by_treatment"] == {"café crème": "12.50", "root canal, upper": "100.25"}
+    assert plain["weeks"][0]["revenue_by_treatment"] == {
+        "café crème": "12.50",
+        "root canal, upper": "100.25",
+    }
 
 
 @pytest.mark.parametrize(
@@ -97,7 +100,9 @@ def test_other_delimiters(delimiter: str) -> None:
         ["e2", "c1", "p2", "X", "2024-01-03", "", ""],
     ]
     quote = '"cleaning, deep"' if delimiter == "," else "cleaning, deep"
-    text = "\n".join(delimiter.join(quote if f == "cleaning, deep" else f for f in row) for row in table)
+    text = "\n".join(
+        delimiter.join(quote if f == "cleaning, deep" else f for f in row) for row in table
+    )
     report = report_of(text + "\n")
     assert dialect(report) == ("utf-8", delimiter, "\n")
     assert report["revenue"] == "12.50"

@@ -16,9 +16,7 @@ from processing import InputError
 from tests.conftest import HEADER, report_of
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
-SETTINGS = settings(
-    max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck)
-)
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 ROW = "e{0},c{1},p{0},{2},2024-01-{3:02d}T10:00:00Z,{4},{5}"
 SNIPPETS = [
@@ -78,7 +76,9 @@ def check(data: bytes, chunk: int, block_size: int) -> None:
 
 
 @SETTINGS
-@given(data=csv_shaped(), chunk=st.integers(1, 64), block_size=st.sampled_from([1, 16, 256, 1 << 20]))
+@given(
+    data=csv_shaped(), chunk=st.integers(1, 64), block_size=st.sampled_from([1, 16, 256, 1 << 20])
+)
 def test_csv_shaped_mutations(data: bytes, chunk: int, block_size: int) -> None:
     """Stray quotes, delimiters, CRs, BOMs, NULs, bad UTF-8: the engine agrees with the reference."""
     check(data, chunk, block_size)

@@ -86,7 +86,12 @@ def test_an_unclosed_quote_at_the_end_of_the_file_resumes_at_the_next_line() -> 
 def test_a_huge_quoted_note_and_a_bad_row_in_the_same_block() -> None:
     """A 220 KB quoted note is data; a short row next to it is named, no field-size crash."""
     note = '"' + "note, " * 37_000 + '\n""quoted"" end"'
-    lines = [ROW.format(1) + ",", f"e2,c1,p2,X,2024-01-03,,,{note}", "e3,c1,p3,X", ROW.format(4) + ","]
+    lines = [
+        ROW.format(1) + ",",
+        f"e2,c1,p2,X,2024-01-03,,,{note}",
+        "e3,c1,p3,X",
+        ROW.format(4) + ",",
+    ]
     report = report_of(csv_of(*lines, header=HEADER + ",notes"))
     assert errors(report)["malformed_row"] == (1, [4])
     assert report["rows"] == {"total": 4, "valid": 3, "invalid": 1}
@@ -195,4 +200,6 @@ def test_more_than_ten_thousand_labels_are_refused(column: str, template: str) -
     data = csv_of(*(template.format(i) for i in range(10_001)))
     with pytest.raises(TooManyValuesError, match=column):
         analyze(io.BytesIO(data.encode()))
-    assert report_of(csv_of(*(template.format(i) for i in range(10_000))))["rows"]["valid"] == 10_000
+    assert (
+        report_of(csv_of(*(template.format(i) for i in range(10_000))))["rows"]["valid"] == 10_000
+    )

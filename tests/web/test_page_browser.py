@@ -137,3 +137,25 @@ async def test_a_file_the_server_refuses_shows_the_reason(serve: Serve, browser:
     await message.wait_for()
     assert (await message.inner_text()).startswith("The header lacks the required columns")
     assert problems == []
+
+
+async def test_control_and_bidi_characters_never_reach_the_page(
+    serve: Serve, browser: Browser
+) -> None:
+    """A treatment type holding ESC sequences and a right-to-left override shows without them."""
+    hostile = "\x1b[31mroot\u202ecanal\u2066"
+    data = (
+        "event_id,clinic_id,patient_id,event_type,event_timestamp,revenue_amount,treatment_type\n"
+        f"e1,C1,P1,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,10.00,{hostile}\n"
+    ).encode()
+    web = await serve()
+    page, problems = await open_page(browser, web.port)
+    await page.set_input_files(
+        "#file-input", {"name": "ev\u202evsc.csv", "mimeType": "text/csv", "buffer": data}
+    )
+    await page.locator('#weeks-body tr[data-week="2024-01-01"]').wait_for()
+    text = await page.evaluate("document.body.innerText")
+    assert "canal" in text
+    for invisible in ("\x1b", "\u202e", "\u2066"):
+        assert invisible not in text
+    assert problems == []

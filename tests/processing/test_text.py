@@ -1,0 +1,41 @@
+"""Text from files and people, shown on one line without control or bidi characters."""
+
+from __future__ import annotations
+
+import pytest
+
+from processing import analyze, to_text
+from processing.text import displayable
+from tests.conftest import csv_of
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("root_canal", "root_canal"),
+        ("\x1b[31mred\x1b[0m", "[31mred [0m"),
+        ("\x1b]0;owned\x07title", "]0;owned title"),
+        ("invoice\u202efdp.csv", "invoice fdp.csv"),
+        ("a\u2066b\u2069c", "a b c"),
+        ("two\nlines\r\tand tabs", "two lines and tabs"),
+        ("  padded  ", "padded"),
+        ("\x85\u2028\u200f", ""),
+    ],
+)
+def test_displayable_strips_controls_and_bidi(raw: str, shown: str) -> None:
+    """Each run of invisible characters becomes one space; the line is trimmed."""
+    assert displayable(raw) == shown
+
+
+def test_displayable_clips_with_an_ellipsis() -> None:
+    assert displayable("x" * 50, limit=10) == "x" * 9 + "…"
+
+
+def test_text_output_never_writes_escape_sequences() -> None:
+    """--format text: an ESC or OSC sequence in a treatment type or file name stays inert."""
+    data = csv_of("e1,c1,p1,TREATMENT_COMPLETED,2024-01-03,\x1b]0;pwned\x07x\u202e,1")
+    report = analyze(iter([data.encode()]))
+    text = to_text(report, "evil\x1b[2J\u202e.csv", "USD")
+    for invisible in ("\x1b", "\x07", "\u202e"):
+        assert invisible not in text
+    assert "]0;pwned x" in text
