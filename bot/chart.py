@@ -23,6 +23,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from bot.currency import SYMBOLS, format_money
 from bot.dates import day_month, day_month_year
 from processing.report import WeeklyReport
+from processing.text import displayable
 
 TYPES_SHOWN: Final = 8  # the largest types by revenue; the rest are stacked as one
 OTHER_LABEL: Final = "all other types"
@@ -201,10 +202,7 @@ def _draw_money(axes: Axes, currency: str, *, has_revenue: bool) -> None:
 
 
 def _legend_name(name: str) -> str:
-    name = " ".join(name.split())
-    if len(name) > MAX_LEGEND_NAME_CHARS:
-        name = name[: MAX_LEGEND_NAME_CHARS - 1] + "…"
-    return name.replace("$", r"\$")
+    return displayable(name, MAX_LEGEND_NAME_CHARS).replace("$", r"\$")
 
 
 def _day(day: date) -> str:
