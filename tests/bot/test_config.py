@@ -118,3 +118,26 @@ def test_a_public_host_needs_a_token_or_an_explicit_opt_out() -> None:
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     """127.0.0.0/8, localhost and ::1 are loopback; anything else is not."""
     assert is_loopback(host) is loopback
+
+
+def test_web_boundary_settings() -> None:
+    """Idle timeout, job API rate and PUBLIC_URL: defaults, values, and errors naming them."""
+    defaults = Settings.from_env({})
+    assert (defaults.upload_idle_timeout_s, defaults.job_api_per_minute) == (30.0, 120)
+    assert defaults.public_url is None
+    set_ = Settings.from_env(
+        {
+            "UPLOAD_IDLE_TIMEOUT_SECONDS": "5",
+            "JOB_API_PER_MINUTE": "10",
+            "PUBLIC_URL": "https://reports.example.com/",
+        }
+    )
+    assert (set_.upload_idle_timeout_s, set_.job_api_per_minute) == (5.0, 10)
+    assert set_.public_url == "https://reports.example.com/"
+    for env, named in (
+        ({"UPLOAD_IDLE_TIMEOUT_SECONDS": "0"}, "UPLOAD_IDLE_TIMEOUT_SECONDS"),
+        ({"JOB_API_PER_MINUTE": "0"}, "JOB_API_PER_MINUTE"),
+        ({"PUBLIC_URL": "reports.example.com"}, "PUBLIC_URL"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            Settings.from_env(env)
