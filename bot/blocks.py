@@ -305,6 +305,8 @@ def _totals(report: WeeklyReport, currency: str) -> list[Block]:
             _section("*Revenue by treatment type*\n" + _by_type(totals_by_type, currency, "\n"))
         )
     notes = [f"Amounts in {currency}", f"weeks run Monday to Sunday, {report.timezone} time"]
+    if not report.dialect.plain:
+        notes.append(f"file {report.dialect.describe()}")
     if report.rows_invalid:
         notes.append("row numbers as in a spreadsheet, the header being row 1")
     blocks.append(_context(_SEP.join(notes)))

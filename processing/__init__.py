@@ -8,7 +8,6 @@ from processing.engine import analyze
 from processing.errors import (
     AnalysisCancelled,
     ClinicEventsError,
-    CsvSyntaxError,
     EncodingError,
     HeaderTooLongError,
     InputError,
@@ -26,7 +25,6 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "AnalysisCancelled",
     "ClinicEventsError",
-    "CsvSyntaxError",
     "Dialect",
     "EncodingError",
     "HeaderTooLongError",

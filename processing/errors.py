@@ -4,11 +4,14 @@
 ClinicEventsError
 ├── InputError            str(exc) is safe to show a user: no values, only rows and columns
 │   ├── NotCsvError       binary data (gzip, Excel, PDF ...) instead of CSV text
-│   ├── EncodingError     bytes that are not UTF-8, with the row they are on
+│   ├── EncodingError     UTF-8 that turns out not to be (or broken UTF-16), with the row
 │   ├── MissingColumnsError(columns)
 │   ├── NoRowsError       empty file, or a header and nothing else
-│   └── CsvSyntaxError    a record the CSV parser cannot read (e.g. an unclosed quote)
+│   ├── HeaderTooLongError  a first line over 1 MiB
+│   └── TooManyValuesError(column)  over 10,000 distinct types in a column
 └── AnalysisCancelled     the caller asked the engine to stop
+
+A stray or unclosed quote is not an error of the file: it costs one malformed row.
 ```
 
 The bot adds `SourceError` (fetching the file failed) under `ClinicEventsError`.
@@ -54,12 +57,6 @@ class MissingColumnsError(InputError):
 class NoRowsError(InputError):
     def __init__(self, detail: str = "no rows") -> None:
         super().__init__(f"the file has {detail}: nothing to report")
-
-
-class CsvSyntaxError(InputError):
-    def __init__(self, row: int, problem: str) -> None:
-        self.row = row
-        super().__init__(f"row {row} cannot be read as CSV: {problem}")
 
 
 class AnalysisCancelled(ClinicEventsError):

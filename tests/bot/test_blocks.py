@@ -591,3 +591,17 @@ def test_the_start_message_says_who_shared_or_who_asked() -> None:
     asked = start_message(requested_by="U0ALICE", via_command=True, **common)
     assert "shared by <@U0ALICE>" in shared["text"]
     assert "requested by <@U0ALICE>" in asked["text"]
+
+
+def test_an_unusual_dialect_is_named_in_the_summary() -> None:
+    """A semicolon file in Windows-1252 says so; a plain UTF-8 comma file says nothing."""
+    text = csv_of(
+        "e1;c1;p1;TREATMENT_COMPLETED;2024-01-01;caf\xe9;1,50", header=HEADER.replace(",", ";")
+    )
+    report = analyze(iter([text.encode("cp1252")]))
+    summary = json.dumps(summary_messages(report, file_name="f.csv", currency="EUR"))
+    assert "file read as Windows-1252, semicolon-separated" in summary
+    plain = json.dumps(
+        summary_messages(analyzed(csv_of("e1,c1,p1,X,2024-01-01,,")), file_name="f", currency="EUR")
+    )
+    assert "read as" not in plain and "separated" not in plain
