@@ -32,6 +32,7 @@ MAX_RECORD_BYTES = 1 << 20
 MAX_HEADER_BYTES = 1 << 20
 SNIFF_BYTES = 1 << 20
 MAX_LABELS = 10_000
+MAX_WEEK_LABEL_PAIRS = 200_000
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"%PDF", b"BZh", b"\xfd7zXZ\x00",
          b"\x28\xb5\x2f\xfd", b"PAR1", b"SQLite format 3")  # fmt: skip
@@ -285,6 +286,9 @@ def _report(
             other_revenue += 1
     if total == 0:
         raise Rejected("no rows")
+    for by_week in (events, revenue):
+        if sum(len(labels) for labels in by_week.values()) > MAX_WEEK_LABEL_PAIRS:
+            raise Rejected("too many (week, type) pairs")
 
     def money(cents: int) -> str:
         return f"{cents // 100}.{cents % 100:02d}"

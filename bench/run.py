@@ -81,7 +81,7 @@ def bench(rows: int) -> dict[str, Run]:
             ["cat", path, "|", PY, "-m", "bot", "report", "-", "--format", "json"], shell=True
         ),
         "duckdb": measure([PY, str(HERE / "duckdb_anchor.py"), path]),
-        "csv.reader baseline": measure([PY, str(HERE / "reference.py"), path]),
+        "plain Python baseline": measure([PY, str(HERE / "reference.py"), path]),
     }
     for name, run in runs.items():
         print(
@@ -90,7 +90,7 @@ def bench(rows: int) -> dict[str, Run]:
 
     engine = json.loads(runs["engine"].output)
     piped = json.loads(runs["engine via pipe"].output)
-    baseline = json.loads(runs["csv.reader baseline"].output)
+    baseline = json.loads(runs["plain Python baseline"].output)
     duck = json.loads(runs["duckdb"].output)
     for report in (engine, piped):
         report.pop("source"), report.pop("currency")
@@ -98,7 +98,7 @@ def bench(rows: int) -> dict[str, Run]:
     duck_weeks = duck["weeks"]
     engine_weeks = weekly_totals(engine)
     differing = [week for week in engine_weeks if engine_weeks[week] != duck_weeks.get(week)]
-    print(f"engine == csv.reader baseline == pipe: {agree_baseline}")
+    print(f"engine == plain Python baseline == pipe: {agree_baseline}")
     print(
         f"engine vs duckdb: {len(engine_weeks) - len(differing)}/{len(engine_weeks)} weeks identical; "
         f"valid rows {engine['rows']['valid']:,} vs {duck['valid']:,} "
@@ -106,7 +106,7 @@ def bench(rows: int) -> dict[str, Run]:
         "more rows through; not yet traced row by row)"
     )
     e, d, b, p = (
-        runs[k].wall_s for k in ("engine", "duckdb", "csv.reader baseline", "engine via pipe")
+        runs[k].wall_s for k in ("engine", "duckdb", "plain Python baseline", "engine via pipe")
     )
     print(
         f"ratios: engine/duckdb {e / d:.2f}x, baseline/engine {b / e:.2f}x faster, pipe/file {p / e:.2f}x"

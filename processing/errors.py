@@ -8,7 +8,8 @@ ClinicEventsError
 │   ├── MissingColumnsError(columns)
 │   ├── NoRowsError       empty file, or a header and nothing else
 │   ├── HeaderTooLongError  a first line over 1 MiB
-│   └── TooManyValuesError(column)  over 10,000 distinct types in a column
+│   └── TooManyValuesError(column)  over 10,000 distinct types in a column, or over
+│                         200,000 distinct (week, type) pairs
 └── AnalysisCancelled     the caller asked the engine to stop
 
 A stray or unclosed quote is not an error of the file: it costs one malformed row.
@@ -73,8 +74,15 @@ class HeaderTooLongError(InputError):
 
 
 class TooManyValuesError(InputError):
-    def __init__(self, column: str, limit: int) -> None:
+    def __init__(self, column: str, limit: int, *, per_week: bool = False) -> None:
         self.column = column
+        if per_week:
+            super().__init__(
+                f"the file holds more than {limit:,} different pairs of a week and a value of "
+                f"{column}; a clinic's export has far fewer: check that the columns are in the "
+                "right place"
+            )
+            return
         super().__init__(
             f"the column {column} holds more than {limit:,} different values; it cannot be a "
             "list of types: check that the columns are in the right place"

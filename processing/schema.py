@@ -20,6 +20,10 @@ FIRST_ROWS_KEPT: Final = 20
 # Distinct values per label column (event types, treatment types): types are a short list,
 # so a file past this has its columns mixed up, and memory stays bounded.
 MAX_DISTINCT_VALUES: Final = 10_000
+# Distinct (week, type) pairs per label column. Both bounds alone still allow 15,654 weeks x
+# 10,000 types; a real export has a few thousand pairs. This keeps the report, and memory
+# (about 150 bytes a pair), bounded whatever the file.
+MAX_WEEK_VALUE_PAIRS: Final = 200_000
 
 TREATMENT_COMPLETED: Final = "TREATMENT_COMPLETED"
 UNKNOWN_TREATMENT: Final = "unknown"

@@ -20,7 +20,12 @@ import pyarrow.compute as pc
 from processing.errors import TooManyValuesError
 from processing.fields import IntArray
 from processing.report import WeekStats
-from processing.schema import EVENT_TYPE_COLUMN, MAX_DISTINCT_VALUES, TREATMENT_COLUMN
+from processing.schema import (
+    EVENT_TYPE_COLUMN,
+    MAX_DISTINCT_VALUES,
+    MAX_WEEK_VALUE_PAIRS,
+    TREATMENT_COLUMN,
+)
 
 _EPOCH = date(1970, 1, 1)
 _LABEL_BITS = 24
@@ -40,7 +45,7 @@ class _Labels:
     of them, far below what the key's label bits could hold."""
 
     def __init__(self, column: str) -> None:
-        self._column = column
+        self.column = column
         self._ids: dict[str, int] = {}
         self.names: list[str] = []
 
@@ -57,14 +62,16 @@ class _Labels:
         label_id = self._ids.get(name)
         if label_id is None:
             if len(self.names) >= MAX_DISTINCT_VALUES:
-                raise TooManyValuesError(self._column, MAX_DISTINCT_VALUES)
+                raise TooManyValuesError(self.column, MAX_DISTINCT_VALUES)
             label_id = self._ids[name] = len(self.names)
             self.names.append(name)
         return label_id
 
 
 class _Table:
-    """Integer totals per (week, label), fed in vectorised batches."""
+    """Integer totals per (week, label), fed in vectorised batches; at most
+    MAX_WEEK_VALUE_PAIRS of them (checked as pending batches are merged, so memory stays
+    bounded by that plus COMPACT_EVERY blocks of keys)."""
 
     def __init__(self, labels: _Labels) -> None:
         self._labels = labels
@@ -81,6 +88,7 @@ class _Table:
 
     def add_one(self, monday: int, label: str, value: int) -> None:
         self.totals[(monday, label)] += value
+        self._check_size()
 
     def compact(self) -> None:
         if not self._pending_keys:
@@ -90,8 +98,16 @@ class _Table:
         )
         self._pending_keys.clear()
         self._pending_values.clear()
+        if len(keys) > MAX_WEEK_VALUE_PAIRS:  # distinct already: no need to merge them first
+            raise TooManyValuesError(self._labels.column, MAX_WEEK_VALUE_PAIRS, per_week=True)
         for key, total in zip(keys.tolist(), sums.tolist(), strict=True):
             self.totals[(key >> _LABEL_BITS, self._labels.names[key & _LABEL_MASK])] += total
+            if len(self.totals) > MAX_WEEK_VALUE_PAIRS:
+                self._check_size()
+
+    def _check_size(self) -> None:
+        if len(self.totals) > MAX_WEEK_VALUE_PAIRS:
+            raise TooManyValuesError(self._labels.column, MAX_WEEK_VALUE_PAIRS, per_week=True)
 
 
 class WeeklyAccumulator:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from datetime import date, timedelta
 from collections.abc import Iterator
 
 import pytest
@@ -203,3 +204,12 @@ def test_more_than_ten_thousand_labels_are_refused(column: str, template: str) -
     assert (
         report_of(csv_of(*(template.format(i) for i in range(10_000))))["rows"]["valid"] == 10_000
     )
+
+
+def test_more_than_two_hundred_thousand_week_type_pairs_are_refused() -> None:
+    """Every type in every week: each bound holds alone, together they would not; refused."""
+    types, weeks = 300, 700  # 210,000 pairs
+    mondays = [date(1950, 1, 2) + timedelta(weeks=week) for week in range(weeks)]
+    rows = (f"e,c,p,T{k},{monday},," for monday in mondays for k in range(types))
+    with pytest.raises(TooManyValuesError, match="pairs of a week and a value of event_type"):
+        analyze(iter([csv_of(*rows).encode()]))
