@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import itertools
-from datetime import date, timedelta
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import pytest
 import reference
