@@ -14,6 +14,7 @@ import sys
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,8 @@ MAX_HEADER_BYTES = 1 << 20
 SNIFF_BYTES = 1 << 20
 MAX_LABELS = 10_000
 MAX_WEEK_LABEL_PAIRS = 200_000
+MAX_WEEK_CLINIC_PAIRS = 1_000_000
+OUTCOMES = ("scheduled", "completed", "cancelled", "no_show", "rescheduled")
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"%PDF", b"BZh", b"\xfd7zXZ\x00",
          b"\x28\xb5\x2f\xfd", b"PAR1", b"SQLite format 3")  # fmt: skip
@@ -226,6 +229,9 @@ def _report(
     treatments: Counter[date] = Counter()
     event_types: set[str] = set()
     treatment_types: set[str] = set()
+    missing_columns: Counter[str] = Counter()
+    days: list[date] = []  # first and last valid local date
+    clinic_cells: defaultdict[tuple[str, date], Counter[str]] = defaultdict(Counter)
     row = header_row
 
     def bad(reason: str) -> None:
@@ -253,8 +259,10 @@ def _report(
             continue
         total += 1
         values = {name: fields[position].strip() for name, position in index.items()}
-        if any(not values[name] for name in REQUIRED):
+        empty = [name for name in REQUIRED if not values[name]]
+        if empty:
             bad("missing_required_field")
+            missing_columns[empty[0]] += 1
             continue
         day = _day(values["event_timestamp"], zone)
         if day is None:
@@ -265,8 +273,16 @@ def _report(
             bad("invalid_revenue")
             continue
         valid += 1
+        days[:] = [min(day, days[0]), max(day, days[1])] if days else [day, day]
         monday = day - timedelta(days=day.weekday())
         event_type = values["event_type"].upper()
+        cell = clinic_cells[(values["clinic_id"], monday)]
+        cell["events"] += 1
+        cell["appointments"] += "APPOINTMENT" in event_type
+        cell["bookings"] += "BOOKING" in event_type or "BOOKED" in event_type
+        outcome = _outcome(event_type)
+        cell["cancelled"] += outcome == "cancelled"
+        cell["no_show"] += outcome == "no_show"
         event_types.add(event_type)
         if len(event_types) > MAX_LABELS:
             raise Rejected("too many event types")
@@ -282,6 +298,8 @@ def _report(
                 cents = int(exact.quantize(Decimal("0.01"), ROUND_HALF_EVEN) * 100)
             revenue[monday][kind] += cents
             treatments[monday] += 1
+            cell["revenue"] += cents
+            cell["treatments"] += 1
         elif amount:
             other_revenue += 1
     if total == 0:
@@ -289,6 +307,10 @@ def _report(
     for by_week in (events, revenue):
         if sum(len(labels) for labels in by_week.values()) > MAX_WEEK_LABEL_PAIRS:
             raise Rejected("too many (week, type) pairs")
+    if len({clinic for clinic, _ in clinic_cells}) > MAX_LABELS:
+        raise Rejected("too many clinics")
+    if len(clinic_cells) > MAX_WEEK_CLINIC_PAIRS:
+        raise Rejected("too many (week, clinic) pairs")
 
     def money(cents: int) -> str:
         return f"{cents // 100}.{cents % 100:02d}"
@@ -299,6 +321,13 @@ def _report(
         while monday <= max(events):
             by_type = revenue.get(monday, Counter())
             kinds = events.get(monday, Counter())
+            outcomes = Counter({name: 0 for name in OUTCOMES})
+            for kind, count in kinds.items():
+                if (outcome := _outcome(kind)) is not None:
+                    outcomes[outcome] += count
+            judged = outcomes["completed"] + outcomes["cancelled"] + outcomes["no_show"]
+            first_in, last_in = max(monday, days[0]), min(monday + timedelta(days=6), days[1])
+            covered = (last_in - first_in).days + 1
             weeks.append(
                 {
                     "week_start": monday.isoformat(),
@@ -309,22 +338,153 @@ def _report(
                     "appointments": sum(n for k, n in kinds.items() if "APPOINTMENT" in k),
                     "bookings": sum(n for k, n in kinds.items() if "BOOKING" in k or "BOOKED" in k),
                     "events_by_type": dict(sorted(kinds.items())),
+                    "days_covered": covered,
+                    "status": "empty" if not kinds else "partial" if covered < 7 else "complete",
+                    "appointment_outcomes": {name: outcomes[name] for name in OUTCOMES},
+                    "cancellation_rate": _percent(outcomes["cancelled"], judged),
+                    "no_show_rate": _percent(outcomes["no_show"], judged),
+                    "new_patients": sum(
+                        n for k, n in kinds.items() if "REGISTER" in k or "NEW_PATIENT" in k
+                    ),
                 }
             )
             monday += timedelta(days=7)
+    headline = _headline(weeks)
     return {
         "timezone": tz,
         "rows": {"total": total, "valid": valid, "invalid": total - valid},
-        "errors": {r: {"count": counts[r], "first_rows": errors[r]} for r in REASONS},
+        "errors": _errors(errors, counts, missing_columns),
         "warnings": {"revenue_on_other_event": other_revenue},
         "revenue": money(sum(sum(by_type.values()) for by_type in revenue.values())),
+        "first_day": days[0].isoformat() if days else None,
+        "last_day": days[1].isoformat() if days else None,
+        "headline": headline,
         "weeks": weeks,
+        "clinics": _clinics(clinic_cells, headline),
     }
+
+
+def _errors(
+    rows: dict[str, list[int]], counts: Counter[str], columns: Counter[str]
+) -> dict[str, Any]:
+    result: dict[str, Any] = {r: {"count": counts[r], "first_rows": rows[r]} for r in REASONS}
+    result["missing_required_field"]["columns"] = {c: columns[c] for c in REQUIRED if columns[c]}
+    return result
+
+
+def _outcome(event_type: str) -> str | None:
+    """The appointment outcome an (upper-cased) event type stands for, if any."""
+    if "CANCEL" in event_type:
+        return "cancelled"
+    if "NO_SHOW" in event_type or "NOSHOW" in event_type or "MISSED" in event_type:
+        return "no_show"
+    if "RESCHEDUL" in event_type:
+        return "rescheduled"
+    if "APPOINTMENT" not in event_type:
+        return None
+    if any(word in event_type for word in ("COMPLETED", "ATTENDED", "CHECKED_OUT")):
+        return "completed"
+    if any(word in event_type for word in ("SCHEDULED", "CREATED", "BOOKED", "CONFIRMED")):
+        return "scheduled"
+    return None
+
+
+def _percent(part: int, whole: int | None) -> str | None:
+    """part / whole in percent, one decimal, half to even; None when whole is 0 or None."""
+    if not whole:
+        return None
+    tenths = round(Fraction(part * 1000, whole))
+    return ("-" if tenths < 0 else "") + f"{abs(tenths) // 10}.{abs(tenths) % 10}"
+
+
+def _cents(text: str | None) -> int | None:
+    return None if text is None else int(text.replace(".", ""))
+
+
+def _money(cents: int | None) -> str | None:
+    return None if cents is None else f"{cents // 100}.{cents % 100:02d}"
+
+
+def _headline(weeks: list[dict[str, Any]]) -> dict[str, Any]:
+    complete = [week for week in weeks if week["status"] == "complete"]
+    result: dict[str, Any] = {
+        "latest_week": None,
+        "latest_revenue": None,
+        "previous_week": None,
+        "previous_revenue": None,
+        "change_pct": None,
+        "average_4w_revenue": None,
+        "best_week": None,
+        "worst_week": None,
+        "empty_weeks": [w["week_start"] for w in weeks if w["status"] == "empty"],
+        "partial_weeks": [w["week_start"] for w in weeks if w["status"] == "partial"],
+    }
+    if not complete:
+        return result
+    latest = complete[-1]
+    before = complete[:-1]
+    result["latest_week"], result["latest_revenue"] = latest["week_start"], latest["revenue"]
+    if before:
+        previous = before[-1]
+        result["previous_week"], result["previous_revenue"] = (
+            previous["week_start"],
+            previous["revenue"],
+        )
+        old = _cents(previous["revenue"]) or 0
+        if old:
+            result["change_pct"] = _percent((_cents(latest["revenue"]) or 0) - old, old)
+        recent = [_cents(w["revenue"]) or 0 for w in before[-4:]]
+        result["average_4w_revenue"] = _money(round(Fraction(sum(recent), len(recent))))
+    by_revenue = sorted(complete, key=lambda w: (_cents(w["revenue"]), w["week_start"]))
+    result["worst_week"] = by_revenue[0]["week_start"]
+    best = max(_cents(w["revenue"]) or 0 for w in complete)
+    result["best_week"] = next(w["week_start"] for w in complete if _cents(w["revenue"]) == best)
+    return result
+
+
+def _clinics(
+    cells: dict[tuple[str, date], Counter[str]], headline: dict[str, Any]
+) -> list[dict[str, Any]]:
+    latest = date.fromisoformat(headline["latest_week"]) if headline["latest_week"] else None
+    previous = date.fromisoformat(headline["previous_week"]) if headline["previous_week"] else None
+    clinics: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for (clinic, _), cell in cells.items():
+        clinics[clinic].update(cell)
+        clinics[clinic]["weeks_active"] += 1
+    result = []
+    for clinic, totals in clinics.items():
+        latest_cents = None if latest is None else cells.get((clinic, latest), Counter())["revenue"]
+        previous_cents = (
+            None if previous is None else cells.get((clinic, previous), Counter())["revenue"]
+        )
+        change = None
+        if latest_cents is not None and previous_cents:
+            change = _percent(latest_cents - previous_cents, previous_cents)
+        result.append(
+            {
+                "clinic_id": clinic,
+                "revenue": _money(totals["revenue"]),
+                "treatments_completed": totals["treatments"],
+                "appointments": totals["appointments"],
+                "bookings": totals["bookings"],
+                "cancelled": totals["cancelled"],
+                "no_show": totals["no_show"],
+                "weeks_active": totals["weeks_active"],
+                "latest_week_revenue": _money(latest_cents),
+                "previous_week_revenue": _money(previous_cents),
+                "change_pct": change,
+            }
+        )
+    result.sort(key=lambda c: (-(_cents(c["revenue"]) or 0), c["clinic_id"]))
+    return result
 
 
 def ordered(report: dict[str, Any]) -> dict[str, Any]:
     """The report with its keys in the engine's JSON order."""
-    order = ("timezone", "dialect", "rows", "errors", "warnings", "revenue", "weeks")
+    order = (
+        "timezone", "dialect", "rows", "errors", "warnings", "revenue", "first_day", "last_day",
+        "headline", "weeks", "clinics",
+    )  # fmt: skip
     return {key: report[key] for key in order if key in report}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
@@ -11,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from processing import fields
+from processing import fields, insights
 from processing.errors import AnalysisCancelled, NoRowsError
-from processing.fields import BoolArray, IntArray
+from processing.fields import FIRST_DAY, LAST_DAY, BoolArray, IntArray
 from processing.prefetch import prefetched
 from processing.reader import DEFAULT_BLOCK_SIZE, Block, BlockReader
 from processing.report import Progress, ReasonSummary, WeeklyReport
@@ -24,12 +25,16 @@ from processing.schema import (
     MALFORMED_ROW,
     MISSING_REQUIRED_FIELD,
     REASONS,
+    REQUIRED_COLUMNS,
     REVENUE_COLUMN,
     TREATMENT_COLUMN,
     TREATMENT_COMPLETED,
     UNKNOWN_TREATMENT,
 )
-from processing.weekly import WeeklyAccumulator
+from processing.weekly import ClinicAccumulator, WeeklyAccumulator
+
+_EPOCH = date(1970, 1, 1)
+_NO_CENTS = np.zeros(0, np.int64)
 
 # Reading and parsing block n+1 (pyarrow, GIL released) overlaps with analysing block n.
 PREFETCH_BLOCKS = 2
@@ -48,6 +53,7 @@ class _ErrorLog:
     def __init__(self) -> None:
         self.counts = dict.fromkeys(REASONS, 0)
         self.rows: dict[str, list[int]] = {reason: [] for reason in REASONS}
+        self.columns: dict[str, int] = {}
 
     def wants_rows(self, reason: str) -> bool:
         return len(self.rows[reason]) < FIRST_ROWS_KEPT
@@ -60,9 +66,19 @@ class _ErrorLog:
                 break
             kept.append(row)
 
+    def count_column(self, column: str, count: int) -> None:
+        """Rows missing a value, by their first empty required column."""
+        self.columns[column] = self.columns.get(column, 0) + count
+
     def summary(self) -> dict[str, ReasonSummary]:
         return {
-            reason: ReasonSummary(self.counts[reason], tuple(self.rows[reason]))
+            reason: ReasonSummary(
+                self.counts[reason],
+                tuple(self.rows[reason]),
+                {c: self.columns[c] for c in REQUIRED_COLUMNS if c in self.columns}
+                if reason == MISSING_REQUIRED_FIELD
+                else {},
+            )
             for reason in REASONS
         }
 
@@ -71,6 +87,7 @@ class _ErrorLog:
 class _Checks:
     """One block's trimmed columns and the rule masks over its rows, in the order applied."""
 
+    clinics: pa.Array
     event_types: pa.Array
     amounts: pa.Array | None  # None: the file has no revenue column
     days: IntArray  # local day numbers; meaningful where the timestamp is valid
@@ -94,6 +111,9 @@ class _Analysis:
         self.rows_valid = 0
         self.revenue_on_other_event = 0
         self.decimal_comma = False
+        self.clinics = ClinicAccumulator(self.weekly.event_type_names)
+        self.first_day = LAST_DAY  # day numbers; crossed over until a valid row is seen
+        self.last_day = FIRST_DAY
 
     def add(self, block: Block) -> None:
         if block.malformed:
@@ -122,12 +142,16 @@ class _Analysis:
         def column(name: str) -> pa.Array:
             return fields.trim(table.column(name).combine_chunks(), ascii_only)
 
+        columns = {name: column(name) for name in REQUIRED_COLUMNS}
         missing = np.zeros(table.num_rows, np.bool_)
-        for name in ("event_id", "clinic_id", "patient_id"):
-            missing |= fields.is_empty(column(name))
-        event_types = column("event_type")
-        timestamps = column("event_timestamp")
-        missing |= fields.is_empty(event_types) | fields.is_empty(timestamps)
+        for name, values in columns.items():
+            empty = fields.is_empty(values)
+            first_empty = empty & ~missing  # a row counts under its first empty column
+            if first_empty.any():
+                self.errors.count_column(name, int(np.count_nonzero(first_empty)))
+            missing |= empty
+        event_types = columns["event_type"]
+        timestamps = columns["event_timestamp"]
         ts_valid, days = fields.local_days(timestamps, self.zone)
         bad_timestamp = ~missing & ~ts_valid
         amounts = None
@@ -138,6 +162,7 @@ class _Analysis:
             well_formed = fields.revenue_valid(amounts, decimal_comma=self.decimal_comma)
             bad_revenue = ~missing & ts_valid & revenue_present & ~well_formed
         return _Checks(
+            clinics=columns["clinic_id"],
             event_types=event_types,
             amounts=amounts,
             days=days,
@@ -156,15 +181,20 @@ class _Analysis:
             return values if valid_mask is None else values.filter(valid_mask)
 
         event_types = _upper(only_valid(checks.event_types), ascii_only)
-        mondays = fields.monday_of(checks.days[valid])
-        self.weekly.add_events(mondays, event_types)
+        days = checks.days[valid]
+        self.first_day = min(self.first_day, int(days.min()))
+        self.last_day = max(self.last_day, int(days.max()))
+        mondays = fields.monday_of(days)
+        event_type_ids = self.weekly.add_events(mondays, event_types)
 
         completed_mask = pc.equal(event_types, _TREATMENT_COMPLETED)
         completed = fields.numpy_bool(completed_mask)
         if checks.amounts is not None:
             other_with_revenue = checks.revenue_present[valid] & ~completed
             self.revenue_on_other_event += int(np.count_nonzero(other_with_revenue))
+        clinics = only_valid(checks.clinics)
         if not completed.any():
+            self.clinics.add(mondays, clinics, event_type_ids, completed, _NO_CENTS, {})
             return
         if TREATMENT_COLUMN in table.column_names:
             treatments = only_valid(
@@ -182,6 +212,7 @@ class _Analysis:
         else:
             cents, large = np.zeros(len(treatments), np.int64), {}
         self.weekly.add_treatments(mondays[completed], treatments, cents, large)
+        self.clinics.add(mondays, clinics, event_type_ids, completed, cents, large)
 
     def progress(self, bytes_read: int) -> Progress:
         return Progress(
@@ -229,13 +260,26 @@ def analyze(
                 on_progress(analysis.progress(bytes_read))
     if analysis.rows_total == 0:
         raise NoRowsError("a header but no rows")
+    weeks = analysis.weekly.weeks()
+    first_day = last_day = None
+    if weeks:
+        first_day = _EPOCH + timedelta(days=analysis.first_day)
+        last_day = _EPOCH + timedelta(days=analysis.last_day)
+        weeks = tuple(insights.complete_week(week, first_day, last_day) for week in weeks)
+    headline = insights.headline(weeks)
+    clinic_weeks = analysis.clinics.cells()
     return WeeklyReport(
         timezone=timezone,
         rows_total=analysis.rows_total,
         rows_valid=analysis.rows_valid,
         errors=analysis.errors.summary(),
         revenue_on_other_event=analysis.revenue_on_other_event,
-        weeks=analysis.weekly.weeks(),
+        weeks=weeks,
         bytes_read=bytes_read,
         dialect=reader.dialect,
+        first_day=first_day,
+        last_day=last_day,
+        headline=headline,
+        clinics=insights.clinic_stats(clinic_weeks, headline),
+        clinic_weeks=clinic_weeks,
     )

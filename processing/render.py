@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import date
 from typing import Any
 
-from processing.report import WeeklyReport
-from processing.schema import REASONS, TREATMENT_COMPLETED
+from processing.report import ClinicStats, Headline, WeeklyReport, WeekStats
+from processing.schema import MISSING_REQUIRED_FIELD, REASONS, TREATMENT_COMPLETED
 from processing.text import displayable
 
 CSV_COLUMNS = (
@@ -35,7 +36,86 @@ def grouped_amount(cents: int) -> str:
     return f"{sign}{whole:,}.{part:02d}"
 
 
+def _money(cents: int | None) -> str | None:
+    return None if cents is None else amount(cents)
+
+
+def _day(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def _errors(report: WeeklyReport) -> dict[str, Any]:
+    errors: dict[str, Any] = {}
+    for reason in REASONS:
+        summary = report.error(reason)
+        entry: dict[str, Any] = {"count": summary.count, "first_rows": list(summary.first_rows)}
+        if reason == MISSING_REQUIRED_FIELD:
+            entry["columns"] = dict(summary.columns)
+        errors[reason] = entry
+    return errors
+
+
+def _headline(headline: Headline) -> dict[str, Any]:
+    return {
+        "latest_week": _day(headline.latest_week),
+        "latest_revenue": _money(headline.latest_revenue_cents),
+        "previous_week": _day(headline.previous_week),
+        "previous_revenue": _money(headline.previous_revenue_cents),
+        "change_pct": headline.change_pct,
+        "average_4w_revenue": _money(headline.average_4w_revenue_cents),
+        "best_week": _day(headline.best_week),
+        "worst_week": _day(headline.worst_week),
+        "empty_weeks": [day.isoformat() for day in headline.empty_weeks],
+        "partial_weeks": [day.isoformat() for day in headline.partial_weeks],
+    }
+
+
+def _week(week: WeekStats) -> dict[str, Any]:
+    outcomes = week.outcomes
+    return {
+        "week_start": week.week_start.isoformat(),
+        "week_end": week.week_end.isoformat(),
+        "revenue": amount(week.revenue_cents),
+        "revenue_by_treatment": {
+            kind: amount(cents) for kind, cents in week.revenue_by_treatment_cents.items()
+        },
+        "treatments_completed": week.treatments_completed,
+        "appointments": week.appointments,
+        "bookings": week.bookings,
+        "events_by_type": dict(week.events_by_type),
+        "days_covered": week.days_covered,
+        "status": week.status,
+        "appointment_outcomes": {
+            "scheduled": outcomes.scheduled,
+            "completed": outcomes.completed,
+            "cancelled": outcomes.cancelled,
+            "no_show": outcomes.no_show,
+            "rescheduled": outcomes.rescheduled,
+        },
+        "cancellation_rate": week.cancellation_rate,
+        "no_show_rate": week.no_show_rate,
+        "new_patients": week.new_patients,
+    }
+
+
+def _clinic(clinic: ClinicStats) -> dict[str, Any]:
+    return {
+        "clinic_id": clinic.clinic_id,
+        "revenue": amount(clinic.revenue_cents),
+        "treatments_completed": clinic.treatments_completed,
+        "appointments": clinic.appointments,
+        "bookings": clinic.bookings,
+        "cancelled": clinic.cancelled,
+        "no_show": clinic.no_show,
+        "weeks_active": clinic.weeks_active,
+        "latest_week_revenue": _money(clinic.latest_week_revenue_cents),
+        "previous_week_revenue": _money(clinic.previous_week_revenue_cents),
+        "change_pct": clinic.change_pct,
+    }
+
+
 def to_dict(report: WeeklyReport, source: str, currency: str) -> dict[str, Any]:
+    """The report as JSON values; the keys' order is part of the contract (README)."""
     return {
         "source": source,
         "timezone": report.timezone,
@@ -50,30 +130,14 @@ def to_dict(report: WeeklyReport, source: str, currency: str) -> dict[str, Any]:
             "valid": report.rows_valid,
             "invalid": report.rows_invalid,
         },
-        "errors": {
-            reason: {
-                "count": report.error(reason).count,
-                "first_rows": list(report.error(reason).first_rows),
-            }
-            for reason in REASONS
-        },
+        "errors": _errors(report),
         "warnings": {"revenue_on_other_event": report.revenue_on_other_event},
         "revenue": amount(report.revenue_cents),
-        "weeks": [
-            {
-                "week_start": week.week_start.isoformat(),
-                "week_end": week.week_end.isoformat(),
-                "revenue": amount(week.revenue_cents),
-                "revenue_by_treatment": {
-                    kind: amount(cents) for kind, cents in week.revenue_by_treatment_cents.items()
-                },
-                "treatments_completed": week.treatments_completed,
-                "appointments": week.appointments,
-                "bookings": week.bookings,
-                "events_by_type": dict(week.events_by_type),
-            }
-            for week in report.weeks
-        ],
+        "first_day": _day(report.first_day),
+        "last_day": _day(report.last_day),
+        "headline": _headline(report.headline),
+        "weeks": [_week(week) for week in report.weeks],
+        "clinics": [_clinic(clinic) for clinic in report.clinics],
     }
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
 
 from processing.dialect import Dialect
 from processing.schema import REASONS, is_appointment, is_booking
+
+WeekStatus = Literal["complete", "partial", "empty"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +22,16 @@ class ReasonSummary:
 
     count: int = 0
     first_rows: tuple[int, ...] = ()
+    columns: Mapping[str, int] = field(default_factory=dict)  # missing_required_field only
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentOutcomes:
+    scheduled: int = 0
+    completed: int = 0
+    cancelled: int = 0
+    no_show: int = 0
+    rescheduled: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +41,12 @@ class WeekStats:
     revenue_by_treatment_cents: Mapping[str, int] = field(default_factory=dict)
     treatments_completed: int = 0
     events_by_type: Mapping[str, int] = field(default_factory=dict)
+    days_covered: int = 7  # days of this Monday-Sunday within the report's first..last day
+    status: WeekStatus = "complete"
+    outcomes: AppointmentOutcomes = field(default_factory=AppointmentOutcomes)
+    cancellation_rate: str | None = None  # percent, one decimal; None without outcomes
+    no_show_rate: str | None = None
+    new_patients: int = 0
 
     @property
     def week_end(self) -> date:
@@ -44,6 +66,96 @@ class WeekStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Headline:
+    """How the latest complete week went, against the weeks before it. Only complete weeks
+    count: an empty or cut-short week is no collapse."""
+
+    latest_week: date | None = None
+    latest_revenue_cents: int | None = None
+    previous_week: date | None = None
+    previous_revenue_cents: int | None = None
+    change_pct: str | None = None
+    average_4w_revenue_cents: int | None = None
+    best_week: date | None = None
+    worst_week: date | None = None
+    empty_weeks: tuple[date, ...] = ()
+    partial_weeks: tuple[date, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicStats:
+    clinic_id: str
+    revenue_cents: int
+    treatments_completed: int
+    appointments: int
+    bookings: int
+    cancelled: int
+    no_show: int
+    weeks_active: int
+    latest_week_revenue_cents: int | None  # in the headline's latest week
+    previous_week_revenue_cents: int | None
+    change_pct: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicWeek:
+    week_start: date
+    clinic_id: str
+    revenue_cents: int
+    treatments_completed: int
+    appointments: int
+    bookings: int
+    cancelled: int
+    no_show: int
+
+
+_FIRST_MONDAY = date(1900, 1, 1)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ClinicWeeks:
+    """Sums per (week, clinic) that had a valid row, as columns: up to a million cells, so
+    never a Python object each until someone iterates them."""
+
+    weeks: npt.NDArray[np.int64]  # weeks since 1900-01-01 (a Monday)
+    clinic_ids: npt.NDArray[np.int64]  # index into clinic_names
+    values: npt.NDArray[Any]  # per cell: revenue_cents, treatments, appointments, bookings,
+    # cancelled, no_show, events (int64; object when an amount needed Python ints)
+    clinic_names: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.weeks)
+
+    def rows(self) -> Iterator[ClinicWeek]:
+        """By week, then clinic id."""
+        rank = np.argsort(np.argsort(np.array(self.clinic_names, dtype=object)))
+        order = np.lexsort((rank[self.clinic_ids], self.weeks)) if len(self) else []
+        for index in order:
+            revenue, treatments, appointments, bookings, cancelled, no_show, _ = (
+                int(value) for value in self.values[index]
+            )
+            yield ClinicWeek(
+                week_start=_FIRST_MONDAY + timedelta(weeks=int(self.weeks[index])),
+                clinic_id=self.clinic_names[int(self.clinic_ids[index])],
+                revenue_cents=revenue,
+                treatments_completed=treatments,
+                appointments=appointments,
+                bookings=bookings,
+                cancelled=cancelled,
+                no_show=no_show,
+            )
+
+
+def no_clinic_weeks() -> ClinicWeeks:
+    return ClinicWeeks(
+        weeks=np.zeros(0, np.int64),
+        clinic_ids=np.zeros(0, np.int64),
+        values=np.zeros((0, 7), np.int64),
+        clinic_names=(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class WeeklyReport:
     timezone: str
     rows_total: int
@@ -53,6 +165,11 @@ class WeeklyReport:
     weeks: tuple[WeekStats, ...]
     bytes_read: int
     dialect: Dialect = field(default_factory=Dialect)
+    first_day: date | None = None  # local dates of the earliest and latest valid row
+    last_day: date | None = None
+    headline: Headline = field(default_factory=Headline)
+    clinics: tuple[ClinicStats, ...] = ()  # by revenue, highest first, then id
+    clinic_weeks: ClinicWeeks = field(default_factory=no_clinic_weeks)
 
     @property
     def rows_invalid(self) -> int:

@@ -6,6 +6,7 @@ from typing import Final
 
 REQUIRED_COLUMNS: Final = ("event_id", "clinic_id", "patient_id", "event_type", "event_timestamp")
 EVENT_TYPE_COLUMN: Final = "event_type"
+CLINIC_COLUMN: Final = "clinic_id"
 REVENUE_COLUMN: Final = "revenue_amount"
 TREATMENT_COLUMN: Final = "treatment_type"
 
@@ -24,6 +25,8 @@ MAX_DISTINCT_VALUES: Final = 10_000
 # 10,000 types; a real export has a few thousand pairs. This keeps the report, and memory
 # (about 150 bytes a pair), bounded whatever the file.
 MAX_WEEK_VALUE_PAIRS: Final = 200_000
+# Distinct (week, clinic) pairs: 5,000 clinics over two years fit; memory ~60 bytes a pair.
+MAX_WEEK_CLINIC_PAIRS: Final = 1_000_000
 
 TREATMENT_COMPLETED: Final = "TREATMENT_COMPLETED"
 UNKNOWN_TREATMENT: Final = "unknown"
@@ -39,3 +42,33 @@ def is_appointment(event_type: str) -> bool:
 
 def is_booking(event_type: str) -> bool:
     return "BOOKING" in event_type or "BOOKED" in event_type
+
+
+# Appointment outcomes: substring rules on the upper-cased type, the first match wins; the
+# last two apply only to types that contain APPOINTMENT.
+SCHEDULED: Final = "scheduled"
+COMPLETED: Final = "completed"
+CANCELLED: Final = "cancelled"
+NO_SHOW: Final = "no_show"
+RESCHEDULED: Final = "rescheduled"
+OUTCOMES: Final = (SCHEDULED, COMPLETED, CANCELLED, NO_SHOW, RESCHEDULED)
+_OUTCOME_RULES: Final = (
+    (("CANCEL",), CANCELLED, False),
+    (("NO_SHOW", "NOSHOW", "MISSED"), NO_SHOW, False),
+    (("RESCHEDUL",), RESCHEDULED, False),
+    (("COMPLETED", "ATTENDED", "CHECKED_OUT"), COMPLETED, True),
+    (("SCHEDULED", "CREATED", "BOOKED", "CONFIRMED"), SCHEDULED, True),
+)
+
+
+def appointment_outcome(event_type: str) -> str | None:
+    """'APPOINTMENT_CANCELLED' -> 'cancelled'; None for types that are no outcome."""
+    appointment = is_appointment(event_type)
+    for words, outcome, needs_appointment in _OUTCOME_RULES:
+        if (appointment or not needs_appointment) and any(w in event_type for w in words):
+            return outcome
+    return None
+
+
+def is_new_patient(event_type: str) -> bool:
+    return "REGISTER" in event_type or "NEW_PATIENT" in event_type

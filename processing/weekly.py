@@ -12,20 +12,31 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date, timedelta
+from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from processing.errors import TooManyValuesError
-from processing.fields import IntArray
-from processing.report import WeekStats
+from processing.fields import FIRST_DAY, IntArray
+from processing.report import ClinicWeeks, WeekStats
 from processing.schema import (
+    CANCELLED,
+    CLINIC_COLUMN,
     EVENT_TYPE_COLUMN,
     MAX_DISTINCT_VALUES,
+    MAX_WEEK_CLINIC_PAIRS,
     MAX_WEEK_VALUE_PAIRS,
+    NO_SHOW,
     TREATMENT_COLUMN,
+    appointment_outcome,
+    is_appointment,
+    is_booking,
 )
+
+FIRST_MONDAY: Final = FIRST_DAY  # 1900-01-01 was a Monday
 
 _EPOCH = date(1970, 1, 1)
 _LABEL_BITS = 24
@@ -49,13 +60,16 @@ class _Labels:
         self._ids: dict[str, int] = {}
         self.names: list[str] = []
 
-    def keys(self, mondays: IntArray, labels: pa.Array) -> IntArray:
+    def ids(self, labels: pa.Array) -> IntArray:
         encoded = pc.dictionary_encode(labels)
         local_ids = np.fromiter(
             (self._id(name) for name in encoded.dictionary.to_pylist()), dtype=np.int64
         )
-        label_ids = local_ids[encoded.indices.to_numpy()]
-        keys: IntArray = (mondays.astype(np.int64) << _LABEL_BITS) | label_ids
+        label_ids: IntArray = local_ids[encoded.indices.to_numpy()]
+        return label_ids
+
+    def keys(self, mondays: IntArray, labels: pa.Array) -> IntArray:
+        keys: IntArray = (mondays.astype(np.int64) << _LABEL_BITS) | self.ids(labels)
         return keys
 
     def _id(self, name: str) -> int:
@@ -119,11 +133,17 @@ class WeeklyAccumulator:
         self._treatments = _Table(self._treatment_types)  # completed treatments
         self.revenue_cents = 0
 
-    def add_events(self, mondays: IntArray, event_types: pa.Array) -> None:
-        """Count events per (week, type); `mondays` are day numbers since 1970-01-01."""
-        if len(mondays):
-            keys = self._event_types.keys(mondays, event_types)
-            self._events.add(keys, np.ones(len(keys), np.int64))
+    def add_events(self, mondays: IntArray, event_types: pa.Array) -> IntArray:
+        """Count events per (week, type); `mondays` are day numbers since 1970-01-01.
+        Returns each row's event type id (see `event_type_names`)."""
+        keys = self._event_types.keys(mondays, event_types)
+        self._events.add(keys, np.ones(len(keys), np.int64))
+        label_ids: IntArray = keys & _LABEL_MASK
+        return label_ids
+
+    @property
+    def event_type_names(self) -> list[str]:
+        return self._event_types.names
 
     def add_treatments(
         self, mondays: IntArray, treatments: pa.Array, cents: IntArray, large_cents: dict[int, int]
@@ -167,3 +187,109 @@ class WeeklyAccumulator:
                 )
             )
         return tuple(result)
+
+
+# Per (week, clinic) cell, in this column order.
+CLINIC_METRICS: Final = (
+    "revenue_cents",
+    "treatments_completed",
+    "appointments",
+    "bookings",
+    "cancelled",
+    "no_show",
+    "events",
+)
+_CLINIC_BITS: Final = 14  # ids below 16,384 > MAX_DISTINCT_VALUES
+_FLAG_COLUMNS: Final = slice(2, 6)  # appointments, bookings, cancelled, no_show
+
+
+class ClinicAccumulator:
+    """Per (week, clinic) sums, kept as sorted numpy arrays (never one Python object per cell)
+    and merged every COMPACT_EVERY blocks, like the weekly tables."""
+
+    def __init__(self, event_type_names: list[str]) -> None:
+        self._clinics = _Labels(CLINIC_COLUMN)
+        self._event_type_names = event_type_names  # grows as the analysis meets new types
+        self._flags = np.zeros((0, 4), np.int64)
+        self._pending: list[tuple[IntArray, npt.NDArray[np.int64]]] = []
+        self._keys: IntArray = np.zeros(0, np.int64)
+        self._values: npt.NDArray[np.int64] = np.zeros((0, len(CLINIC_METRICS)), np.int64)
+        self._large_cents: Counter[int] = Counter()
+
+    def add(
+        self,
+        mondays: IntArray,
+        clinics: pa.Array,
+        event_type_ids: IntArray,
+        completed: npt.NDArray[np.bool_],
+        cents: IntArray,
+        large_cents: dict[int, int],
+    ) -> None:
+        """One block's valid rows; `cents` and `large_cents` (by position) are those of the
+        completed rows, in order."""
+        if len(mondays) == 0:
+            return
+        keys = ((mondays - FIRST_MONDAY) // 7 << _CLINIC_BITS) | self._clinics.ids(clinics)
+        values = np.zeros((len(keys), len(CLINIC_METRICS)), np.int64)
+        completed_rows = np.flatnonzero(completed)
+        values[completed_rows, 0] = cents
+        values[completed_rows, 1] = 1
+        values[:, _FLAG_COLUMNS] = self._flags_of(event_type_ids)
+        values[:, 6] = 1
+        for position, amount in large_cents.items():
+            self._large_cents[int(keys[completed_rows[position]])] += amount
+        self._pending.append(_sum_rows_by_key(keys, values))
+        if len(self._pending) >= COMPACT_EVERY:
+            self.compact()
+
+    def _flags_of(self, event_type_ids: IntArray) -> npt.NDArray[np.int64]:
+        names = self._event_type_names
+        if len(self._flags) < len(names):
+            new = [
+                [
+                    is_appointment(name),
+                    is_booking(name),
+                    appointment_outcome(name) == CANCELLED,
+                    appointment_outcome(name) == NO_SHOW,
+                ]
+                for name in names[len(self._flags) :]
+            ]
+            self._flags = np.concatenate([self._flags, np.array(new, np.int64)])
+        flags: npt.NDArray[np.int64] = self._flags[event_type_ids]
+        return flags
+
+    def compact(self) -> None:
+        if not self._pending:
+            return
+        self._keys, self._values = _sum_rows_by_key(
+            np.concatenate([self._keys, *(keys for keys, _ in self._pending)]),
+            np.concatenate([self._values, *(values for _, values in self._pending)]),
+        )
+        self._pending.clear()
+        if len(self._keys) > MAX_WEEK_CLINIC_PAIRS:
+            raise TooManyValuesError(CLINIC_COLUMN, MAX_WEEK_CLINIC_PAIRS, per_week=True)
+
+    def cells(self) -> ClinicWeeks:
+        self.compact()
+        values = self._values.copy()
+        if self._large_cents:
+            # Amounts beyond the int64 fast path: exact, as Python ints, in an object array.
+            values = values.astype(object)
+            positions = np.searchsorted(self._keys, list(self._large_cents))
+            for position, amount in zip(positions, self._large_cents.values(), strict=True):
+                values[position, 0] += amount
+        return ClinicWeeks(
+            weeks=self._keys >> _CLINIC_BITS,
+            clinic_ids=self._keys & ((1 << _CLINIC_BITS) - 1),
+            values=values,
+            clinic_names=self._clinics.names,
+        )
+
+
+def _sum_rows_by_key(
+    keys: IntArray, values: npt.NDArray[np.int64]
+) -> tuple[IntArray, npt.NDArray[np.int64]]:
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    return sorted_keys[starts], np.add.reduceat(values[order], starts, axis=0)

@@ -59,7 +59,11 @@ def test_json_format_is_the_contract(events_csv: Path) -> None:
         "errors",
         "warnings",
         "revenue",
+        "first_day",
+        "last_day",
+        "headline",
         "weeks",
+        "clinics",
     ]
     assert (report["source"], report["timezone"], report["currency"]) == (
         str(events_csv),
@@ -81,6 +85,37 @@ def test_json_format_is_the_contract(events_csv: Path) -> None:
         "appointments",
         "bookings",
         "events_by_type",
+        "days_covered",
+        "status",
+        "appointment_outcomes",
+        "cancellation_rate",
+        "no_show_rate",
+        "new_patients",
+    ]
+    assert list(report["headline"]) == [
+        "latest_week",
+        "latest_revenue",
+        "previous_week",
+        "previous_revenue",
+        "change_pct",
+        "average_4w_revenue",
+        "best_week",
+        "worst_week",
+        "empty_weeks",
+        "partial_weeks",
+    ]
+    assert list(report["clinics"][0]) == [
+        "clinic_id",
+        "revenue",
+        "treatments_completed",
+        "appointments",
+        "bookings",
+        "cancelled",
+        "no_show",
+        "weeks_active",
+        "latest_week_revenue",
+        "previous_week_revenue",
+        "change_pct",
     ]
     del report["source"], report["currency"]
     assert report == reference.analyze(ROWS.encode())

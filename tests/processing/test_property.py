@@ -24,7 +24,7 @@ COLUMNS = [
 timestamps = st.one_of(
     st.builds(
         "{:04d}-{:02d}-{:02d}{}".format,
-        st.integers(1999, 2026),
+        st.sampled_from([1899, 1900, 2023, 2024, 2199, 2200]),
         st.integers(0, 13),
         st.integers(0, 32),
         st.sampled_from(
@@ -58,6 +58,12 @@ event_types = st.sampled_from(
         "APPOINTMENT_SCHEDULED",
         "ONLINE_BOOKING",
         "TREATMENT_BOOKED",
+        "APPOINTMENT_CANCELLED",
+        "appointment_no_show",
+        "APPOINTMENT_COMPLETED",
+        "APPOINTMENT_RESCHEDULED",
+        "MISSED_CALL",
+        "PATIENT_REGISTERED",
         "X",
         "",
         "  ",
@@ -80,7 +86,7 @@ def csv_files(draw: st.DrawFn) -> bytes:
             continue
         values = {
             "event_id": draw(st.sampled_from(["e1", "", " e2 "])),
-            "clinic_id": "c",
+            "clinic_id": draw(st.sampled_from(["c1", "c2", " c3 ", "C1"])),
             "patient_id": draw(st.sampled_from(["p", "", "p 2"])),
             "event_type": draw(event_types),
             "event_timestamp": draw(timestamps),

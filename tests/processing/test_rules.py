@@ -311,6 +311,18 @@ def test_week_metrics_and_gaps() -> None:
         "appointments": 0,
         "bookings": 0,
         "events_by_type": {},
+        "days_covered": 7,
+        "status": "empty",
+        "appointment_outcomes": {
+            "scheduled": 0,
+            "completed": 0,
+            "cancelled": 0,
+            "no_show": 0,
+            "rescheduled": 0,
+        },
+        "cancellation_rate": None,
+        "no_show_rate": None,
+        "new_patients": 0,
     }
     assert weeks[3]["revenue_by_treatment"] == {"whitening": "0.00"}
 
