@@ -20,7 +20,11 @@ The bot adds `SourceError` (fetching the file failed) under `ClinicEventsError`.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
+
+from processing.schema import REQUIRED_COLUMNS
+from processing.text import displayable
 
 UTF8_HINT = "export the file again as CSV UTF-8"
 
@@ -49,10 +53,69 @@ class EncodingError(InputError):
 
 
 class MissingColumnsError(InputError):
-    def __init__(self, columns: Sequence[str]) -> None:
+    """Names what is missing, the closest header name for each when one is close (so a
+    renamed or re-cased column can be fixed), and the columns found. Header names only,
+    never a value."""
+
+    def __init__(self, columns: Sequence[str], found: Sequence[str] = ()) -> None:
         self.columns = tuple(columns)
-        noun = "column" if len(self.columns) == 1 else "columns"
-        super().__init__(f"the header lacks the required {noun}: {', '.join(self.columns)}")
+        self.found = tuple(found)
+        # A name that already is a required column is taken: never the near match of another.
+        spare = [name for name in self.found[:MAX_NAMES_COMPARED] if name.lower() not in _REQUIRED]
+        self.near = near_matches(self.columns, spare)
+        missing = [
+            f'{column} (found "{_shown(near)}"? rename it)' if near else column
+            for column, near in self.near.items()
+        ]
+        message = f"the header lacks {_and(missing)}"
+        if self.found:
+            shown = [_shown(name) or "(empty)" for name in self.found[:MAX_NAMES_SHOWN]]
+            more = len(self.found) - len(shown)
+            message += (
+                "; columns found: " + ", ".join(shown) + (f" and {more:,} more" if more else "")
+            )
+        super().__init__(message)
+
+
+_REQUIRED = frozenset(REQUIRED_COLUMNS)
+MAX_NAMES_SHOWN = 30
+MAX_NAMES_COMPARED = 1000  # a header of a million columns must not cost a million diffs
+MAX_NAME_CHARS = 40
+NEAR_RATIO = 0.6
+
+
+def near_matches(columns: Sequence[str], found: Sequence[str]) -> dict[str, str | None]:
+    """For each missing column, the found header name closest to it (difflib ratio >= 0.6,
+    ignoring case and `_`, space and `-`), if any; each name is offered once, to the column
+    it resembles most."""
+    pairs = sorted(
+        (
+            (-difflib.SequenceMatcher(None, _squeezed(column), _squeezed(name)).ratio(), i, j)
+            for i, column in enumerate(columns)
+            for j, name in enumerate(found)
+        )
+    )
+    near: dict[str, str | None] = dict.fromkeys(columns)
+    taken: set[int] = set()
+    for negative_ratio, i, j in pairs:
+        if -negative_ratio < NEAR_RATIO:
+            break
+        if near[columns[i]] is None and j not in taken:
+            near[columns[i]] = found[j]
+            taken.add(j)
+    return near
+
+
+def _squeezed(name: str) -> str:
+    return "".join(char for char in name[:MAX_NAME_CHARS].lower() if char not in "_ -")
+
+
+def _shown(name: str | None) -> str:
+    return displayable(name or "", MAX_NAME_CHARS)
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class NoRowsError(InputError):

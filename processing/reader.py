@@ -483,9 +483,12 @@ def _choose_delimiter(line: bytes, row: int) -> tuple[str, tuple[str, ...]]:
     by_comma: tuple[str, ...] = ()
     for delimiter in dialects.DELIMITERS:
         grammar = RecordGrammar(delimiter, 0, ())
-        names = tuple(name.decode("utf-8").strip().lower() for name in grammar.fields(line))
+        raw_names = tuple(name.decode("utf-8").strip() for name in grammar.fields(line))
+        names = tuple(name.lower() for name in raw_names)
         if delimiter == ",":
-            by_comma = names
+            by_comma = raw_names
         if all(column in names for column in REQUIRED_COLUMNS):
             return delimiter, names
-    raise MissingColumnsError([column for column in REQUIRED_COLUMNS if column not in by_comma])
+    lowered = [name.lower() for name in by_comma]
+    missing = [column for column in REQUIRED_COLUMNS if column not in lowered]
+    raise MissingColumnsError(missing, found=by_comma)

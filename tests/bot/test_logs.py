@@ -53,7 +53,7 @@ def test_our_own_errors_keep_their_messages() -> None:
         raise MissingColumnsError(["event_id"])
     except MissingColumnsError:
         structlog.get_logger().exception("job.failed")
-    assert "lacks the required column: event_id" in out.getvalue()
+    assert "the header lacks event_id" in out.getvalue()
 
 
 def test_json_lines_carry_bound_context_and_level() -> None:

@@ -208,7 +208,7 @@ def test_bad_usage_exits_2(args: list[str], message: str, events_csv: Path) -> N
     [
         (
             b"event_id,clinic_id\ne,c\n",
-            "lacks the required columns: patient_id, event_type, event_timestamp",
+            "lacks patient_id, event_type and event_timestamp; columns found: event_id, clinic_id",
         ),
         (b"", "nothing to report"),
         (csv_of().encode(), "nothing to report"),

@@ -65,7 +65,10 @@ async def test_missing_columns_are_named_in_the_progress_message(
     [job] = await finished_jobs(bot)
     assert job.status == "failed"
     assert_failed_in_thread(
-        slack, "events.csv", "the header lacks the required columns: patient_id, event_timestamp"
+        slack,
+        "events.csv",
+        "the header lacks patient_id and event_timestamp; "
+        "columns found: event_id, clinic_id, event_type, revenue_amount",
     )
 
 

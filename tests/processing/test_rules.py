@@ -55,7 +55,7 @@ def test_missing_columns_are_all_named() -> None:
     with pytest.raises(MissingColumnsError) as caught:
         analyze(io.BytesIO(b"event_id,clinic_id,event_type\ne,c,X\n"))
     assert caught.value.columns == ("patient_id", "event_timestamp")
-    assert "patient_id, event_timestamp" in str(caught.value)
+    assert "lacks patient_id and event_timestamp;" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -369,3 +369,21 @@ def test_an_unclosed_quote_on_the_last_row_is_malformed_with_its_row_number() ->
         report = report_of(data)
         assert report["rows"] == {"total": 2, "valid": 1, "invalid": 1}
         assert report["errors"]["malformed_row"] == {"count": 1, "first_rows": [3]}
+
+
+def test_missing_columns_name_the_near_matches_and_what_was_found() -> None:
+    """A renamed or re-cased column is pointed at; unrelated names are not; values never."""
+    data = b"event_id,clinic_id,PATIENT ID,Event-Type,when,notes\n1,2,SECRET-PATIENT,4,5,6\n"
+    with pytest.raises(MissingColumnsError) as caught:
+        analyze(io.BytesIO(data))
+    assert str(caught.value) == (
+        'the header lacks patient_id (found "PATIENT ID"? rename it), event_type (found '
+        '"Event-Type"? rename it) and event_timestamp; columns found: event_id, clinic_id, '
+        "PATIENT ID, Event-Type, when, notes"
+    )
+    assert caught.value.near == {
+        "patient_id": "PATIENT ID",
+        "event_type": "Event-Type",
+        "event_timestamp": None,
+    }
+    assert "SECRET" not in str(caught.value)

@@ -138,8 +138,8 @@ async def test_failed_job_shows_the_reason_and_has_no_chart(web: Web) -> None:
 
     assert job["status"] == "failed"
     assert job["error"] == (
-        "the header lacks the required columns: "
-        "event_id, clinic_id, patient_id, event_type, event_timestamp"
+        "the header lacks event_id, clinic_id, patient_id, event_type and event_timestamp; "
+        "columns found: date, amount"
     )
     assert job["report"] is None
     assert chart.status == 404

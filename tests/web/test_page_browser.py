@@ -135,7 +135,10 @@ async def test_a_file_the_server_refuses_shows_the_reason(serve: Serve, browser:
 
     message = page.locator("#error-message")
     await message.wait_for()
-    assert (await message.inner_text()).startswith("The header lacks the required columns")
+    assert (await message.inner_text()).startswith(
+        "The header lacks event_id, clinic_id, patient_id, event_type and event_timestamp; "
+        "columns found: date, amount"
+    )
     assert problems == []
 
 
