@@ -18,7 +18,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.config import ConfigError, Settings, allowed_buckets_from_env
 from bot.currency import UnknownCurrencyError, parse_currency
 from bot.errors import BucketNotAllowedError, S3Error, UnsupportedSourceError
-from processing import InputError, Progress, analyze, to_csv, to_json, to_text
+from processing import (
+    InputError,
+    InvalidRowsCsv,
+    Progress,
+    analyze,
+    to_clinic_csv,
+    to_csv,
+    to_json,
+    to_text,
+)
 from processing.render import grouped_amount
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
@@ -51,6 +60,17 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="path to a CSV file, s3://BUCKET/KEY (a bucket in $S3_ALLOWED_BUCKETS or $S3_BUCKET), or - for standard input",
     )
     report.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    report.add_argument(
+        "--by",
+        choices=("week", "clinic"),
+        default="week",
+        help="with --format csv: one row per week (default), or per week and clinic",
+    )
+    report.add_argument(
+        "--invalid-rows",
+        metavar="FILE",
+        help="also write every invalid row (row, reason, column, detail) to FILE as CSV",
+    )
     report.add_argument(
         "--timezone",
         default=env.get("REPORT_TIMEZONE") or "UTC",
@@ -166,6 +186,16 @@ class ProgressBar:
         self._out.flush()
 
 
+def _open_invalid_rows(path: str | None) -> tuple[InvalidRowsCsv, TextIO] | None:
+    if path is None:
+        return None
+    try:
+        out = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+    return InvalidRowsCsv(out), out
+
+
 def report_command(
     args: argparse.Namespace,
     stdin: BinaryIO,
@@ -178,6 +208,9 @@ def report_command(
         currency = parse_currency(args.currency)
     except UnknownCurrencyError as error:
         raise UsageError(str(error)) from None
+    if args.by == "clinic" and args.format != "csv":
+        raise UsageError("--by clinic goes with --format csv")
+    invalid_rows = _open_invalid_rows(args.invalid_rows)
     stream: BinaryIO | Iterable[bytes]
     size: int | None
     close: Callable[[], None] | None
@@ -189,16 +222,24 @@ def report_command(
     label = "stdin" if args.source == "-" else args.source
     bar = ProgressBar(stderr, size, currency) if (args.progress or stderr.isatty()) else None
     try:
-        report = analyze(stream, timezone=timezone, on_progress=bar.update if bar else None)
+        report = analyze(
+            stream,
+            timezone=timezone,
+            on_progress=bar.update if bar else None,
+            on_invalid_rows=invalid_rows[0].add if invalid_rows else None,
+        )
     finally:
         if bar:
             bar.finish()
         if close is not None:
             close()
+        if invalid_rows:
+            invalid_rows[0].close()
+            invalid_rows[1].close()
     if args.format == "json":
         stdout.write(to_json(report, label, currency))
     elif args.format == "csv":
-        stdout.write(to_csv(report))
+        stdout.write(to_clinic_csv(report) if args.by == "clinic" else to_csv(report))
     else:
         stdout.write(to_text(report, label, currency))
     return EXIT_OK

@@ -16,8 +16,16 @@ from processing.errors import (
     NotCsvError,
     TooManyValuesError,
 )
-from processing.render import to_csv, to_dict, to_json, to_text
-from processing.report import Progress, ReasonSummary, WeeklyReport, WeekStats
+from processing.render import InvalidRowsCsv, to_clinic_csv, to_csv, to_dict, to_json, to_text
+from processing.report import (
+    ClinicStats,
+    Headline,
+    InvalidRow,
+    Progress,
+    ReasonSummary,
+    WeeklyReport,
+    WeekStats,
+)
 from processing.schema import REASONS, REQUIRED_COLUMNS
 
 __all__ = [
@@ -25,10 +33,14 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "AnalysisCancelled",
     "ClinicEventsError",
+    "ClinicStats",
     "Dialect",
     "EncodingError",
     "HeaderTooLongError",
+    "Headline",
     "InputError",
+    "InvalidRow",
+    "InvalidRowsCsv",
     "MissingColumnsError",
     "NoRowsError",
     "NotCsvError",
@@ -38,6 +50,7 @@ __all__ = [
     "WeekStats",
     "WeeklyReport",
     "analyze",
+    "to_clinic_csv",
     "to_csv",
     "to_dict",
     "to_json",

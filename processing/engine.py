@@ -17,7 +17,7 @@ from processing.errors import AnalysisCancelled, NoRowsError
 from processing.fields import FIRST_DAY, LAST_DAY, BoolArray, IntArray
 from processing.prefetch import prefetched
 from processing.reader import DEFAULT_BLOCK_SIZE, Block, BlockReader
-from processing.report import Progress, ReasonSummary, WeeklyReport
+from processing.report import InvalidRow, Progress, ReasonSummary, WeeklyReport
 from processing.schema import (
     FIRST_ROWS_KEPT,
     INVALID_REVENUE,
@@ -27,6 +27,7 @@ from processing.schema import (
     REASONS,
     REQUIRED_COLUMNS,
     REVENUE_COLUMN,
+    TIMESTAMP_COLUMN,
     TREATMENT_COLUMN,
     TREATMENT_COMPLETED,
     UNKNOWN_TREATMENT,
@@ -40,6 +41,7 @@ _NO_CENTS = np.zeros(0, np.int64)
 PREFETCH_BLOCKS = 2
 
 ProgressCallback = Callable[[Progress], None]
+InvalidRowsCallback = Callable[[list[InvalidRow]], None]
 # pyarrow scalars, not Python values: converting a Python value costs ~100 us per call.
 _TREATMENT_COMPLETED = pa.scalar(TREATMENT_COMPLETED, pa.string())
 _UNKNOWN = pa.scalar(UNKNOWN_TREATMENT, pa.string())
@@ -90,6 +92,8 @@ class _Checks:
     clinics: pa.Array
     event_types: pa.Array
     amounts: pa.Array | None  # None: the file has no revenue column
+    timestamps: pa.Array
+    first_empty: IntArray  # index into REQUIRED_COLUMNS of each row's first empty value, or -1
     days: IntArray  # local day numbers; meaningful where the timestamp is valid
     missing: BoolArray
     bad_timestamp: BoolArray
@@ -112,6 +116,7 @@ class _Analysis:
         self.revenue_on_other_event = 0
         self.decimal_comma = False
         self.clinics = ClinicAccumulator(self.weekly.event_type_names)
+        self.on_invalid_rows: InvalidRowsCallback | None = None
         self.first_day = LAST_DAY  # day numbers; crossed over until a valid row is seen
         self.last_day = FIRST_DAY
 
@@ -121,6 +126,8 @@ class _Analysis:
         table = block.table
         self.rows_total += block.malformed + table.num_rows
         if table.num_rows == 0:
+            if block.malformed and self.on_invalid_rows is not None:
+                self.on_invalid_rows(_malformed(block))
             return
         checks = self._check(table, block.ascii_only)
         for reason, mask in (
@@ -132,11 +139,43 @@ class _Analysis:
             if count:
                 rows = block.rows[mask][:FIRST_ROWS_KEPT] if self.errors.wants_rows(reason) else ()
                 self.errors.add(reason, count, [int(row) for row in rows])
+        if self.on_invalid_rows is not None:
+            self._report_invalid(block, checks)
         valid = checks.valid
         valid_count = int(np.count_nonzero(valid))
         self.rows_valid += valid_count
         if valid_count:
             self._aggregate(table, checks, valid, valid_count, block.ascii_only)
+
+    def _report_invalid(self, block: Block, checks: _Checks) -> None:
+        """Every invalid row of the block, in row order, for the invalid-rows file. Python
+        per invalid row only (words for a timestamp need a look at it)."""
+        found = _malformed(block)
+        missing = np.flatnonzero(checks.missing)
+        found += [
+            InvalidRow(int(block.rows[i]), MISSING_REQUIRED_FIELD, REQUIRED_COLUMNS[k], "empty")
+            for i, k in zip(missing.tolist(), checks.first_empty[missing].tolist(), strict=True)
+        ]
+        bad_timestamps = np.flatnonzero(checks.bad_timestamp)
+        if bad_timestamps.size:
+            values = checks.timestamps.take(pa.array(bad_timestamps)).to_pylist()
+            found += [
+                InvalidRow(
+                    int(block.rows[i]),
+                    INVALID_TIMESTAMP,
+                    TIMESTAMP_COLUMN,
+                    fields.timestamp_problem(value),
+                )
+                for i, value in zip(bad_timestamps.tolist(), values, strict=True)
+            ]
+        problem = fields.revenue_problem(self.decimal_comma)
+        found += [
+            InvalidRow(int(block.rows[i]), INVALID_REVENUE, REVENUE_COLUMN, problem)
+            for i in np.flatnonzero(checks.bad_revenue).tolist()
+        ]
+        if found:
+            assert self.on_invalid_rows is not None
+            self.on_invalid_rows(sorted(found, key=lambda invalid: invalid.row))
 
     def _check(self, table: pa.Table, ascii_only: bool) -> _Checks:
         def column(name: str) -> pa.Array:
@@ -144,11 +183,13 @@ class _Analysis:
 
         columns = {name: column(name) for name in REQUIRED_COLUMNS}
         missing = np.zeros(table.num_rows, np.bool_)
-        for name, values in columns.items():
+        first_empty = np.full(table.num_rows, -1, np.int64)
+        for index, (name, values) in enumerate(columns.items()):
             empty = fields.is_empty(values)
-            first_empty = empty & ~missing  # a row counts under its first empty column
-            if first_empty.any():
-                self.errors.count_column(name, int(np.count_nonzero(first_empty)))
+            first = empty & ~missing  # a row counts under its first empty column
+            if first.any():
+                self.errors.count_column(name, int(np.count_nonzero(first)))
+                first_empty[first] = index
             missing |= empty
         event_types = columns["event_type"]
         timestamps = columns["event_timestamp"]
@@ -162,6 +203,8 @@ class _Analysis:
             well_formed = fields.revenue_valid(amounts, decimal_comma=self.decimal_comma)
             bad_revenue = ~missing & ts_valid & revenue_present & ~well_formed
         return _Checks(
+            timestamps=timestamps,
+            first_empty=first_empty,
             clinics=columns["clinic_id"],
             event_types=event_types,
             amounts=amounts,
@@ -224,6 +267,15 @@ class _Analysis:
         )
 
 
+def _malformed(block: Block) -> list[InvalidRow]:
+    return [
+        InvalidRow(int(row), MALFORMED_ROW, "", problem)
+        for row, problem in zip(
+            block.malformed_rows.tolist(), block.malformed_problems, strict=True
+        )
+    ]
+
+
 def _upper(values: pa.Array, ascii_only: bool) -> pa.Array:
     return pc.ascii_upper(values) if ascii_only else pc.utf8_upper(values)
 
@@ -239,14 +291,18 @@ def analyze(
     on_progress: ProgressCallback | None = None,
     cancelled: CancelCheck | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    on_invalid_rows: InvalidRowsCallback | None = None,
 ) -> WeeklyReport:
     """Analyse a CSV export given as a binary file object or an iterable of byte chunks.
 
     `timezone` is an IANA name (weeks start Monday 00:00 there). `on_progress` gets a
     snapshot after every block; `cancelled` is polled as often and stops the analysis with
-    AnalysisCancelled. Raises an InputError subclass when the file cannot be analysed.
+    AnalysisCancelled. `on_invalid_rows` gets every invalid row (not only the first 20 per
+    reason), a block's worth at a time in row order, as the rows are read. Raises an
+    InputError subclass when the file cannot be analysed.
     """
     analysis = _Analysis(timezone)
+    analysis.on_invalid_rows = on_invalid_rows
     reader = BlockReader(source, block_size=block_size)
     analysis.decimal_comma = reader.dialect.delimiter == ";"
     bytes_read = reader.header.bytes_consumed

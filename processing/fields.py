@@ -7,7 +7,8 @@ amount too large for int64 arithmetic.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -223,6 +224,37 @@ def local_days(timestamps: pa.Array, zone: ZoneOffsets | None) -> tuple[BoolArra
     valid[rows] = date_ok
     days[rows] = np.where(date_ok, result, 0)
     return valid, days
+
+
+_LOOSE_TIMESTAMP: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:?\d{2})?)?",
+    re.ASCII,
+)
+NOT_A_TIMESTAMP: Final = "not a date and time such as 2024-01-31 or 2024-01-31T09:30:00Z"
+NO_SUCH_DATE: Final = "no such date or time (a month, day, hour, minute or offset out of range)"
+OUT_OF_RANGE: Final = f"date out of range {FIRST_YEAR}-{LAST_YEAR}"
+
+
+def timestamp_problem(value: str) -> str:
+    """Why a timestamp is invalid, in words. For the few invalid rows only: Python per value."""
+    match = _LOOSE_TIMESTAMP.fullmatch(value)
+    if match is None:
+        return NOT_A_TIMESTAMP
+    year, month, day = (int(part) for part in match.groups())
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        return OUT_OF_RANGE
+    if re.fullmatch(TIMESTAMP_PATTERN.strip("^$"), value) is None:
+        return NO_SUCH_DATE
+    try:
+        date(year, month, day)
+    except ValueError:
+        return NO_SUCH_DATE
+    return OUT_OF_RANGE  # valid as written; its offset moves it out of the range
+
+
+def revenue_problem(decimal_comma: bool) -> str:
+    example = "1234,50" if decimal_comma else "1234.50"
+    return f"not an amount such as {example} (digits, one decimal separator, no sign or symbol)"
 
 
 def revenue_valid(amounts: pa.Array, *, decimal_comma: bool = False) -> BoolArray:

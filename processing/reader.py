@@ -47,6 +47,7 @@ from processing.records import (
     empty_lines,
     record_bounds,
     regular_records,
+    wrong_count,
 )
 from processing.schema import REQUIRED_COLUMNS, REVENUE_COLUMN, TREATMENT_COLUMN
 
@@ -111,6 +112,7 @@ class Block:
     table: pa.Table  # columns named as in COLUMNS_USED; missing optional ones are absent
     rows: IntArray  # spreadsheet row of each table row
     malformed_rows: IntArray  # spreadsheet rows of the malformed records, in order
+    malformed_problems: tuple[str, ...]  # what is wrong with each, in words
     ascii_only: bool  # lets callers pick the cheaper ASCII string kernels
     end_offset: int  # bytes of the source consumed once this block is done
 
@@ -308,6 +310,7 @@ class BlockReader:
             invalid_row_handler=self._on_invalid_row,
         )
         self._invalid: list[tuple[int, str]] = []
+        self._counts: list[tuple[int, int]] = []
 
     # -- body -------------------------------------------------------------------------------
 
@@ -353,6 +356,7 @@ class BlockReader:
 
     def _on_invalid_row(self, row: pacsv.InvalidRow) -> str:
         self._invalid.append((row.number, row.text))
+        self._counts.append((row.expected_columns, row.actual_columns))
         return "skip"
 
     def _check_encoding(self, raw: bytes) -> bool:
@@ -381,6 +385,7 @@ class BlockReader:
         if not self._check_encoding(raw):
             return None  # transcoded: the exact walk takes the block
         self._invalid.clear()
+        self._counts.clear()
         table = pacsv.read_csv(
             io.BytesIO(raw),
             # One pyarrow block per raw block: its own chunker then never has to find
@@ -415,6 +420,11 @@ class BlockReader:
             table=table.rename_columns([self._used[name] for name in table.column_names]),
             rows=first_row + good,
             malformed_rows=first_row + dropped[~blank] if dropped.size else _NO_ROWS,
+            malformed_problems=tuple(
+                wrong_count(expected, found)
+                for (expected, found), is_blank in zip(self._counts, blank, strict=True)
+                if not is_blank
+            ),
             ascii_only=raw.isascii(),
             end_offset=self._offset(),
         )
@@ -465,6 +475,7 @@ class BlockReader:
             table=table,
             rows=first_row + np.array(walk.good, np.int64),
             malformed_rows=first_row + np.array(walk.malformed, np.int64),
+            malformed_problems=tuple(walk.problems),
             ascii_only=raw.isascii(),
             end_offset=self._offset(),
         )

@@ -37,6 +37,23 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int64]
 
 MAX_RECORD_BYTES: Final = 1 << 20
+
+# What is wrong with a malformed row, in words for the invalid-rows file (no values).
+UNCLOSED_QUOTE: Final = "unclosed quote"
+LONG_QUOTE: Final = "quote not closed within 1 MiB"
+TOO_LONG: Final = "row longer than 1 MiB"
+
+
+def wrong_count(expected: int, found: int) -> str:
+    return f"expected {expected} fields, found {found}"
+
+
+def broken_quote(expected: int, found: int) -> str:
+    return (
+        f"broken quote: a quoted value spans lines and the row has {found} fields, not {expected}"
+    )
+
+
 ASCII_WHITESPACE: Final = b" \t\n\r\x0b\x0c"
 QUOTE, LF, CR = ord('"'), ord("\n"), ord("\r")
 
@@ -172,6 +189,7 @@ class ExactRecords:
     records: int = 0  # rows, blank and malformed included
     good: list[int] = field(default_factory=list)  # record index of each good record
     malformed: list[int] = field(default_factory=list)  # record index of each malformed one
+    problems: list[str] = field(default_factory=list)  # what is wrong with each, in words
     values: list[list[str]] = field(default_factory=list)  # per wanted column, per good record
     skip_rest_of_line: bool = False  # the last malformed line goes on past the buffer
 
@@ -233,15 +251,22 @@ class RecordGrammar:
                 line_end = size
             hard_end = min(size, at + MAX_RECORD_BYTES + 1)
             fields: list[bytes] | None
+            problem = ""
             if buf.find(b'"', at, line_end) < 0:
                 fields, end = buf[at:line_end].split(self.delimiter), line_end
                 if end - at > MAX_RECORD_BYTES:
-                    fields = None
+                    fields, problem = None, TOO_LONG
             else:
                 parsed = self._record(buf, at, hard_end, at_eof=at_eof)
-                fields, end = parsed if parsed is not None else (None, line_end)
+                if parsed is None:
+                    fields, end = None, line_end
+                    problem = UNCLOSED_QUOTE if hard_end == size and at_eof else LONG_QUOTE
+                else:
+                    fields, end = parsed
                 if fields is not None and end > line_end and len(fields) != self.field_count:
-                    fields, end = None, line_end  # a broken quote: only its first line is lost
+                    # A broken quote: only its first line is lost.
+                    problem = broken_quote(self.field_count, len(fields))
+                    fields, end = None, line_end
             if fields is not None and len(fields) == self.field_count:
                 found.good.append(record)
                 for values, index in zip(found.values, self.wanted, strict=True):
@@ -250,6 +275,7 @@ class RecordGrammar:
                 pass  # blank: a row of the file, not of data
             else:
                 found.malformed.append(record)
+                found.problems.append(problem or wrong_count(self.field_count, len(fields or ())))
                 if end >= size and not at_eof:
                     found.skip_rest_of_line = True
             record += 1

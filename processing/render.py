@@ -6,9 +6,10 @@ import csv
 import io
 import json
 from datetime import date
-from typing import Any
+from decimal import Decimal
+from typing import Any, TextIO
 
-from processing.report import ClinicStats, Headline, WeeklyReport, WeekStats
+from processing.report import ClinicStats, Headline, InvalidRow, WeeklyReport, WeekStats
 from processing.schema import MISSING_REQUIRED_FIELD, REASONS, TREATMENT_COMPLETED
 from processing.text import displayable
 
@@ -19,6 +20,26 @@ CSV_COLUMNS = (
     "treatments_completed",
     "appointments",
     "bookings",
+    "status",
+    "days_covered",
+    "scheduled",
+    "completed",
+    "cancelled",
+    "no_show",
+    "rescheduled",
+    "cancellation_rate",
+    "no_show_rate",
+    "new_patients",
+)
+CLINIC_CSV_COLUMNS = (
+    "week_start",
+    "clinic_id",
+    "revenue",
+    "treatments_completed",
+    "appointments",
+    "bookings",
+    "cancelled",
+    "no_show",
 )
 
 
@@ -146,12 +167,14 @@ def to_json(report: WeeklyReport, source: str, currency: str) -> str:
 
 
 def to_csv(report: WeeklyReport) -> str:
+    """One row per week; rates are empty where there is nothing to divide by."""
     treatment_types = report.treatment_types
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*CSV_COLUMNS, *(f"revenue_{kind}" for kind in treatment_types)])
     for week in report.weeks:
         by_type = week.revenue_by_treatment_cents
+        outcomes = week.outcomes
         writer.writerow(
             [
                 week.week_start.isoformat(),
@@ -160,10 +183,71 @@ def to_csv(report: WeeklyReport) -> str:
                 week.treatments_completed,
                 week.appointments,
                 week.bookings,
+                week.status,
+                week.days_covered,
+                outcomes.scheduled,
+                outcomes.completed,
+                outcomes.cancelled,
+                outcomes.no_show,
+                outcomes.rescheduled,
+                week.cancellation_rate or "",
+                week.no_show_rate or "",
+                week.new_patients,
                 *(amount(by_type.get(kind, 0)) for kind in treatment_types),
             ]
         )
     return out.getvalue()
+
+
+def to_clinic_csv(report: WeeklyReport) -> str:
+    """One row per (week, clinic) with any valid row: `report --format csv --by clinic`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CLINIC_CSV_COLUMNS)
+    for cell in report.clinic_weeks.rows():
+        writer.writerow(
+            [
+                cell.week_start.isoformat(),
+                cell.clinic_id,
+                amount(cell.revenue_cents),
+                cell.treatments_completed,
+                cell.appointments,
+                cell.bookings,
+                cell.cancelled,
+                cell.no_show,
+            ]
+        )
+    return out.getvalue()
+
+
+INVALID_ROWS_COLUMNS = ("row", "reason", "column", "detail")
+INVALID_ROWS_LIMIT = 100_000
+
+
+class InvalidRowsCsv:
+    """The invalid-rows file (`report --invalid-rows FILE`, invalid-rows.csv in Slack):
+    every invalid row as it is read, at most `limit` of them, then one line saying how many
+    more there were. Row numbers, reasons, column names and words; never a value."""
+
+    def __init__(self, out: TextIO, limit: int = INVALID_ROWS_LIMIT) -> None:
+        self._writer = csv.writer(out, lineterminator="\n")
+        self._limit = limit
+        self.written = 0
+        self.left_out = 0
+        self._writer.writerow(INVALID_ROWS_COLUMNS)
+
+    def add(self, rows: list[InvalidRow]) -> None:
+        room = self._limit - self.written
+        for invalid in rows[:room]:
+            self._writer.writerow([invalid.row, invalid.reason, invalid.column, invalid.detail])
+        self.written += min(room, len(rows))
+        self.left_out += max(0, len(rows) - room)
+
+    def close(self) -> None:
+        if self.left_out:
+            self._writer.writerow(
+                ["", "", "", f"and {self.left_out:,} more invalid rows, not listed here"]
+            )
 
 
 def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
@@ -179,11 +263,18 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
     return [fmt(header), "  ".join("-" * width for width in widths), *map(fmt, rows)]
 
 
+STATUS_MARKS = {"complete": "", "partial": "partial", "empty": "no data"}
+CLINICS_SHOWN = 5
+
+
 def to_text(report: WeeklyReport, source: str, currency: str) -> str:
+    """For a terminal: the headline first, then clinics, then the weeks newest first."""
     lines = [
         f"Weekly report for {displayable(source)}",
         f"Timezone {report.timezone}, amounts in {currency}",
         *([f"File {report.dialect.describe()}"] if not report.dialect.plain else []),
+        "",
+        *_headline_lines(report, currency),
         "",
         f"Rows:     {report.rows_total:,} total, {report.rows_valid:,} valid, "
         f"{report.rows_invalid:,} invalid",
@@ -194,6 +285,7 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
             f"Weeks:    {len(report.weeks)} "
             f"({report.weeks[0].week_start} to {report.weeks[-1].week_end})"
         )
+    lines += _clinic_lines(report)
     lines.append("")
     rows = [
         [
@@ -202,24 +294,26 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
             f"{week.treatments_completed:,}",
             f"{week.appointments:,}",
             f"{week.bookings:,}",
+            "" if week.cancellation_rate is None else f"{week.cancellation_rate}%",
             f"{week.events:,}",
+            STATUS_MARKS[week.status]
+            + (f" ({week.days_covered} of 7 days)" if week.status == "partial" else ""),
         ]
-        for week in report.weeks
+        for week in reversed(report.weeks)
     ]
-    header = ["Week of", "Revenue", "Treatments", "Appointments", "Bookings", "Events"]
-    lines += _table(header, rows, right={1, 2, 3, 4, 5})
-    totals: dict[str, int] = {}
-    for week in report.weeks:
-        for kind, cents in week.revenue_by_treatment_cents.items():
-            totals[kind] = totals.get(kind, 0) + cents
+    header = [
+        "Week of", "Revenue", "Treatments", "Appointments", "Bookings", "Cancelled", "Events",
+        "",
+    ]  # fmt: skip
+    lines += _table(header, rows, right={1, 2, 3, 4, 5, 6})
+    totals = report.revenue_by_treatment_cents
     if totals:
         lines += ["", "Revenue by treatment type:"]
-        ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
         lines += [
             "  " + line
             for line in _table(
                 ["Treatment", "Revenue"],
-                [[displayable(kind, 60), grouped_amount(cents)] for kind, cents in ranked],
+                [[displayable(kind, 60), grouped_amount(cents)] for kind, cents in totals.items()],
                 right={1},
             )
         ]
@@ -237,3 +331,66 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
             f"other than {TREATMENT_COMPLETED}; those amounts are not counted.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _change(pct: str | None) -> str:
+    if pct is None:
+        return "no earlier week to compare"
+    return f"{'+' if not pct.startswith('-') else ''}{pct}%"
+
+
+def _headline_lines(report: WeeklyReport, currency: str) -> list[str]:
+    headline = report.headline
+    if headline.latest_week is None or headline.latest_revenue_cents is None:
+        lines = ["Latest complete week: none (no week with data on all seven days)"]
+    else:
+        line = (
+            f"Latest complete week ({headline.latest_week}): "
+            f"{grouped_amount(headline.latest_revenue_cents)} {currency}"
+        )
+        if headline.previous_week is not None:
+            line += f", {_change(headline.change_pct)} vs {headline.previous_week}"
+        if headline.average_4w_revenue_cents is not None:
+            line += f", 4-week average {grouped_amount(headline.average_4w_revenue_cents)}"
+        lines = [line, f"Best week {headline.best_week}, worst week {headline.worst_week}"]
+    gaps = []
+    if headline.empty_weeks:
+        gaps.append("no data in the weeks of " + ", ".join(map(str, headline.empty_weeks[:10])))
+        if len(headline.empty_weeks) > 10:
+            gaps[-1] += f" and {len(headline.empty_weeks) - 10:,} more"
+    if headline.partial_weeks:
+        gaps.append("partial weeks " + ", ".join(map(str, headline.partial_weeks)))
+    quality = "Data quality: every row valid"
+    if report.rows_invalid:
+        quality = (
+            f"Data quality: {report.rows_invalid:,} of {report.rows_total:,} rows invalid "
+            f"({report.invalid_pct}%), left out of every figure"
+        )
+    return [*lines, *(["; ".join(gaps).capitalize()] if gaps else []), quality]
+
+
+def _clinic_lines(report: WeeklyReport) -> list[str]:
+    compared = [clinic for clinic in report.clinics if clinic.change_pct is not None]
+    if not compared or report.headline.latest_week is None:
+        return []
+    ranked = sorted(
+        compared, key=lambda clinic: (-Decimal(clinic.change_pct or "0"), clinic.clinic_id)
+    )
+    top = ranked[:CLINICS_SHOWN]
+    bottom = [clinic for clinic in ranked[::-1][:CLINICS_SHOWN] if clinic not in top]
+
+    def names(clinics: list[ClinicStats]) -> str:
+        return ", ".join(
+            f"{displayable(clinic.clinic_id, 30)} {_change(clinic.change_pct)}"
+            for clinic in clinics
+        )
+
+    lines = [
+        "",
+        f"Clinics by revenue change, week of {report.headline.latest_week} "
+        f"vs {report.headline.previous_week}:",
+        f"  Up most:   {names(top)}",
+    ]
+    if bottom:
+        lines.append(f"  Down most: {names(bottom)}")
+    return lines

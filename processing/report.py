@@ -26,6 +26,16 @@ class ReasonSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class InvalidRow:
+    """One row left out, as the invalid-rows file lists it: never a value of the row."""
+
+    row: int  # as a spreadsheet shows it
+    reason: str  # one of REASONS
+    column: str  # the first empty required column, event_timestamp, revenue_amount, or ""
+    detail: str  # in words: "expected 10 fields, found 12", "date out of range 1900-2199"
+
+
+@dataclass(frozen=True, slots=True)
 class AppointmentOutcomes:
     scheduled: int = 0
     completed: int = 0
@@ -178,6 +188,22 @@ class WeeklyReport:
     @property
     def revenue_cents(self) -> int:
         return sum(week.revenue_cents for week in self.weeks)
+
+    @property
+    def revenue_by_treatment_cents(self) -> dict[str, int]:
+        """The period's revenue per treatment type, largest first (then by name)."""
+        totals: dict[str, int] = {}
+        for week in self.weeks:
+            for kind, cents in week.revenue_by_treatment_cents.items():
+                totals[kind] = totals.get(kind, 0) + cents
+        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+
+    @property
+    def invalid_pct(self) -> str | None:
+        """Invalid rows as a percentage of all rows, one decimal (None without rows)."""
+        from processing.insights import rate
+
+        return rate(self.rows_invalid, self.rows_total)
 
     @property
     def treatment_types(self) -> list[str]:

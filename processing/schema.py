@@ -7,6 +7,7 @@ from typing import Final
 REQUIRED_COLUMNS: Final = ("event_id", "clinic_id", "patient_id", "event_type", "event_timestamp")
 EVENT_TYPE_COLUMN: Final = "event_type"
 CLINIC_COLUMN: Final = "clinic_id"
+TIMESTAMP_COLUMN: Final = "event_timestamp"
 REVENUE_COLUMN: Final = "revenue_amount"
 TREATMENT_COLUMN: Final = "treatment_type"
 

@@ -134,13 +134,84 @@ def test_csv_format(events_csv: Path) -> None:
         "treatments_completed",
         "appointments",
         "bookings",
+        "status",
+        "days_covered",
+        "scheduled",
+        "completed",
+        "cancelled",
+        "no_show",
+        "rescheduled",
+        "cancellation_rate",
+        "no_show_rate",
+        "new_patients",
         "revenue_cleaning",
         "revenue_implants",
     ]
-    assert rows[1] == ["2024-01-01", "2024-01-07", "300.50", "1", "1", "0", "0.00", "300.50"]
-    assert rows[2][:3] == ["2024-01-08", "2024-01-14", "0.00"]
-    assert rows[4] == ["2024-01-22", "2024-01-28", "12.00", "1", "0", "0", "12.00", "0.00"]
+    counts = ["1", "1", "0"]
+    # The first and last weeks are cut short by the data (Wed..Sun, Mon only).
+    assert rows[1] == ["2024-01-01", "2024-01-07", "300.50", *counts, "partial", "5",
+                       "1", "0", "0", "0", "0", "", "", "0", "0.00", "300.50"]  # fmt: skip
+    assert rows[2][:8] == ["2024-01-08", "2024-01-14", "0.00", "0", "0", "0", "empty", "7"]
+    assert rows[4][:8] == ["2024-01-22", "2024-01-28", "12.00", "1", "0", "0", "partial", "1"]
+    assert rows[4][-2:] == ["12.00", "0.00"]
     assert len(rows) == 5  # the two empty weeks in between are listed
+
+
+def test_csv_by_clinic(tmp_path: Path) -> None:
+    """--format csv --by clinic: one row per week and clinic that had a valid row."""
+    path = tmp_path / "clinics.csv"
+    path.write_text(
+        csv_of(
+            "e,B,p,TREATMENT_COMPLETED,2024-01-03,x,10.00",
+            "e,A,p,APPOINTMENT_CANCELLED,2024-01-04,,",
+            "e,A,p,APPOINTMENT_NO_SHOW,2024-01-09,,",
+            "e,A,p,TREATMENT_COMPLETED,2024-01-10,x,2.50",
+        )
+    )
+    result = cli("report", str(path), "--format", "csv", "--by", "clinic")
+    assert result.returncode == 0, result.stderr
+    assert list(csv.reader(io.StringIO(result.stdout))) == [
+        ["week_start", "clinic_id", "revenue", "treatments_completed", "appointments",
+         "bookings", "cancelled", "no_show"],
+        ["2024-01-01", "A", "0.00", "0", "1", "0", "1", "0"],
+        ["2024-01-01", "B", "10.00", "1", "0", "0", "0", "0"],
+        ["2024-01-08", "A", "2.50", "1", "1", "0", "0", "1"],
+    ]  # fmt: skip
+    assert cli("report", str(path), "--by", "clinic").returncode == 2
+
+
+def test_invalid_rows_file_lists_every_invalid_row(tmp_path: Path) -> None:
+    """--invalid-rows FILE: every invalid row with its reason, column and words; no values."""
+    rows = [f"e{i},c,p,X,2024-01-01,," for i in range(30)]
+    rows += ["e,c,,X,2024-01-01,," for _ in range(25)]  # missing patient_id
+    rows += ["e,c,SECRET-1,X,2024-02-30,,", "e,c,SECRET-2,X,0001-01-01,,", "e,c,p"]
+    rows += ["e,c,p,TREATMENT_COMPLETED,2024-01-01,x,$5"]
+    source = tmp_path / "events.csv"
+    source.write_text(csv_of(*rows))
+    out = tmp_path / "invalid.csv"
+    result = cli("report", str(source), "--invalid-rows", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = list(csv.reader(out.open()))
+    assert lines[0] == ["row", "reason", "column", "detail"]
+    assert len(lines) == 1 + 25 + 4  # all of them, not only the first 20 per reason
+    assert lines[1] == ["32", "missing_required_field", "patient_id", "empty"]
+    assert lines[26][:3] == ["57", "invalid_timestamp", "event_timestamp"]
+    assert "no such date" in lines[26][3]
+    assert lines[27][3] == "date out of range 1900-2199"
+    assert lines[28] == ["59", "malformed_row", "", "expected 7 fields, found 3"]
+    assert lines[29][:3] == ["60", "invalid_revenue", "revenue_amount"]
+    assert "SECRET" not in out.read_text() and "$5" not in out.read_text()
+
+
+def test_the_invalid_rows_file_stops_at_its_limit(tmp_path: Path) -> None:
+    """At most 100,000 lines, then one saying how many more there were."""
+    source = tmp_path / "events.csv"
+    source.write_text(csv_of(*(["e,c,p"] * 100_007)))
+    out = tmp_path / "invalid.csv"
+    assert cli("report", str(source), "--invalid-rows", str(out)).returncode == 0
+    lines = list(csv.reader(out.open()))
+    assert len(lines) == 1 + 100_000 + 1
+    assert lines[-1] == ["", "", "", "and 7 more invalid rows, not listed here"]
 
 
 def test_text_format(events_csv: Path) -> None:
@@ -150,7 +221,23 @@ def test_text_format(events_csv: Path) -> None:
     assert "Rows:     4 total, 3 valid, 1 invalid" in result.stdout
     assert "Revenue:  312.50 USD" in result.stdout
     assert "invalid_timestamp: 1 (rows 5)" in result.stdout
-    assert "2024-01-01   300.50           1             1         0       2" in result.stdout
+    assert "Latest complete week: none" in result.stdout  # both ends are cut short
+    [first] = [line for line in result.stdout.splitlines() if line.startswith("2024-01-01")]
+    assert first.split() == [
+        "2024-01-01",
+        "300.50",
+        "1",
+        "1",
+        "0",
+        "2",
+        "partial",
+        "(5",
+        "of",
+        "7",
+        "days)",
+    ]
+    weeks = [line[:10] for line in result.stdout.splitlines() if line[:4] == "2024"]
+    assert weeks == ["2024-01-22", "2024-01-15", "2024-01-08", "2024-01-01"]  # newest first
 
 
 def test_stdin_pipe_and_env_defaults() -> None:
