@@ -180,7 +180,7 @@ def test_clinics_are_ordered_by_revenue_then_id_and_compared_on_the_headline_wee
         monday = MONDAY + timedelta(weeks=index)
         rows += [
             f"e,B,p,TREATMENT_COMPLETED,{monday},x,{100 * (index + 1)}",
-            f"e,A,p,TREATMENT_COMPLETED,{monday},x,{150 if index == 0 else 150}",
+            f"e,A,p,TREATMENT_COMPLETED,{monday},x,150",
             f"e,C,p,APPOINTMENT_CANCELLED,{monday},,",
             f"e,C,p,X,{monday + timedelta(days=6)},,",
         ]
