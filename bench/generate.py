@@ -69,7 +69,7 @@ def _event_id(rng: random.Random) -> str:
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
-def _rows(rng: random.Random, count: int) -> Iterator[str]:
+def _rows(rng: random.Random, count: int, clinics: int = 40) -> Iterator[str]:
     types = [name for name, _ in EVENT_TYPES]
     type_weights = [weight for _, weight in EVENT_TYPES]
     treatments = [name for name, _, _ in TREATMENTS]
@@ -89,7 +89,7 @@ def _rows(rng: random.Random, count: int) -> Iterator[str]:
         notes = rng.choice(NOTES) if rng.random() < 0.04 else ""
         fields = [
             _event_id(rng),
-            f"CL-{rng.randrange(1, 40):03d}",
+            f"CL-{rng.randrange(1, clinics):03d}",
             f"P-{rng.randrange(10_000_000):07d}",
             event_type,
             _timestamp(rng),
@@ -114,12 +114,12 @@ def _rows(rng: random.Random, count: int) -> Iterator[str]:
         yield ",".join(fields)
 
 
-def write_events(path: Path, rows: int, seed: int = 20240101) -> None:
+def write_events(path: Path, rows: int, seed: int = 20240101, clinics: int = 40) -> None:
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8", newline="") as out:
         out.write(HEADER + "\n")
         buffer: list[str] = []
-        for line in _rows(rng, rows):
+        for line in _rows(rng, rows, clinics):
             buffer.append(line)
             if len(buffer) >= 10_000:
                 out.write("\n".join(buffer) + "\n")
@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", type=Path)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=20240101)
+    parser.add_argument("--clinics", type=int, default=40, help="clinic ids CL-001 up to this")
     args = parser.parse_args(argv)
-    write_events(args.path, args.rows, args.seed)
+    write_events(args.path, args.rows, args.seed, args.clinics)
     return 0
 
 

@@ -1,5 +1,5 @@
-"""`make bench`: the engine against a csv.reader baseline and DuckDB, in one run, then the
-same files through the running service (bench/service.py).
+"""`make bench`: the engine against a plain Python baseline and DuckDB, in one run, then the
+same files through the running service (bench/service.py), then a file of 5,000 clinics.
 
 Generates deterministic synthetic exports (bench/.data, reused when present), runs each
 contender as its own process, and reports wall time, peak RSS and ratios against the
@@ -48,13 +48,36 @@ def measure(command: list[str], shell: bool = False) -> Run:
         return Run(wall, usage.ru_maxrss / 1024, out.read().decode())
 
 
-def dataset(rows: int) -> Path:
-    path = DATA / f"events-{rows}.csv"
+def dataset(rows: int, clinics: int = 40) -> Path:
+    suffix = "" if clinics == 40 else f"-{clinics}-clinics"
+    path = DATA / f"events-{rows}{suffix}.csv"
     if not path.exists():
         DATA.mkdir(exist_ok=True)
         print(f"generating {path.name} ...", flush=True)
-        subprocess.run([PY, str(HERE / "generate.py"), str(path), "--rows", str(rows)], check=True)
+        subprocess.run(
+            [PY, str(HERE / "generate.py"), str(path), "--rows", str(rows),
+             "--clinics", str(clinics)],
+            check=True,
+        )  # fmt: skip
     return path
+
+
+def many_clinics(rows: int, clinics: int = 5_000) -> None:
+    """Per-clinic figures at scale: the same rows spread over 5,000 clinics, against the
+    40-clinic file of the same size, both measured now."""
+    few, many = dataset(rows), dataset(rows, clinics)
+    print(f"\n== {rows:,} rows over {clinics:,} clinics ==", flush=True)
+    command = [PY, "-m", "bot", "report", "--format", "json"]
+    base = measure([*command, str(few)])
+    run = measure([*command, str(many)])
+    report = json.loads(run.output)
+    print(
+        f"{'40 clinics':22s} {base.wall_s:7.2f} s  {base.peak_rss_mib:7.0f} MiB\n"
+        f"{f'{clinics:,} clinics':22s} {run.wall_s:7.2f} s  {run.peak_rss_mib:7.0f} MiB  "
+        f"{len(report['clinics']):,} clinics in the report\n"
+        f"ratio {clinics:,}/40 clinics: {run.wall_s / base.wall_s:.2f}x time, "
+        f"{run.peak_rss_mib / base.peak_rss_mib:.2f}x peak RSS"
+    )
 
 
 def weekly_totals(report: dict) -> dict[str, dict[str, int]]:
@@ -125,6 +148,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 5_000_000])
     args = parser.parse_args()
     results = {rows: bench(rows) for rows in args.rows}
+    many_clinics(min(args.rows))
     if len(results) >= 2:
         small, large = min(results), max(results)
         growth = results[large]["engine"].peak_rss_mib / results[small]["engine"].peak_rss_mib
