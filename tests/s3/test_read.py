@@ -63,6 +63,18 @@ def test_parse_s3_url_rejects_malformed_text(text: str) -> None:
         parse_s3_url(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["s3://bucket/../other/a.csv", "s3://bucket/./a.csv", "s3://bucket/exports/../a.csv",
+     "s3://bucket/a/./b.csv"],
+)  # fmt: skip
+def test_keys_with_dot_segments_are_refused(text: str) -> None:
+    """`.` and `..` path segments are refused, whatever S3 itself would make of them."""
+    with pytest.raises(UnsupportedSourceError, match=r"\. or \.\. path segments"):
+        parse_s3_url(text)
+    assert parse_s3_url("s3://bucket/a..b/.hidden.csv").key == "a..b/.hidden.csv"
+
+
 def test_streams_identical_bytes_in_chunks(s3: Any, bucket: str) -> None:
     """A multi-chunk object arrives byte for byte, with its size known up front."""
     data = events_csv(5_000)

@@ -199,3 +199,25 @@ async def test_every_error_is_json(web: Web) -> None:
             assert response.status == status
             assert response.content_type == "application/json"
             assert (await response.json())["error"]
+
+
+async def test_a_file_name_with_a_line_break_is_named_as_the_problem(web: Web) -> None:
+    """A raw CR/LF inside the part's file name breaks the form headers: 400 saying so."""
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        'filename="ev\r\nil.csv"\r\nContent-Type: text/csv\r\n\r\n'
+        f"event_id\n\r\n--{boundary}--\r\n"
+    ).encode()
+    reader, writer = await open_raw(
+        web.port,
+        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n",
+    )
+    writer.write(body)
+    await writer.drain()
+    answer = await read_answer(reader)
+    writer.close()
+    assert answer.status == 400
+    assert "a file name with a line break" in answer.body["error"]
