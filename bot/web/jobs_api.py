@@ -116,14 +116,14 @@ async def get_job(request: web.Request) -> web.Response:
     body = job_json(job, context.jobs, currency, with_report=False)
     report = job.report if job.status is JobStatus.SUCCEEDED else None
 
-    def encoded() -> str:
+    def encoded() -> bytes:
         # A report of thousands of weeks takes a while to turn into JSON: not on the loop,
         # and with the pure-Python encoder, which lets the loop in between (json.dumps is one
         # C call that held the GIL for 80 ms on a 10 MB report).
         body["report"] = None if report is None else to_dict(report, job.source.name, currency)
-        return "".join(_ENCODER.iterencode(body))
+        return "".join(_ENCODER.iterencode(body)).encode("ascii")  # ensure_ascii: ASCII
 
-    return web.Response(text=await asyncio.to_thread(encoded), content_type="application/json")
+    return web.Response(body=await asyncio.to_thread(encoded), content_type="application/json")
 
 
 async def list_jobs(request: web.Request) -> web.Response:
