@@ -435,7 +435,8 @@ def _reason_label(reason: str) -> str:
 
 def _bar(fraction: float) -> str:
     filled = round(fraction * PROGRESS_BAR_CELLS)
-    return f"`{'█' * filled}{'░' * (PROGRESS_BAR_CELLS - filled)}`"
+    # Plain text: Slack colours a code span red, which reads as an error.
+    return f"{'█' * filled}{'░' * (PROGRESS_BAR_CELLS - filled)}"
 
 
 def _percent(fraction: float) -> str:
@@ -448,7 +449,10 @@ def _eta(fraction: float, elapsed_s: float) -> str:
         return "almost done"
     if fraction < 0.01 or elapsed_s < 1:
         return "estimating the time left…"
-    return f"about {_duration(elapsed_s * (1 - fraction) / fraction)} left"
+    left_s = elapsed_s * (1 - fraction) / fraction
+    if left_s < 1:
+        return "less than a second left"
+    return f"about {_duration(left_s)} left"
 
 
 # -- formatting ---------------------------------------------------------------------------

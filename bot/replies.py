@@ -47,6 +47,7 @@ class SlackReplier:
         self._currency = currency
         self.start_ts: str | None = None
         self.progress_ts: str | None = None
+        self._queued = False
 
     async def _call(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -83,13 +84,15 @@ class SlackReplier:
         )
 
     async def announce(self, job: Job, queue_position: int | None) -> None:
+        self._queued = queue_position is not None
         self.start_ts = await self._post(_start(job, queue_position))
         self.progress_ts = await self._post(
             blocks.waiting_message(queue_position=queue_position), thread_ts=self.start_ts
         )
 
     async def running(self, job: Job) -> None:
-        await self._update(self.start_ts, _start(job, queue_position=None))
+        if self._queued:  # otherwise it already says "Processing": no edit that changes nothing
+            await self._update(self.start_ts, _start(job, queue_position=None))
 
     async def progress(self, job: Job, progress: Progress) -> None:
         await self._update(

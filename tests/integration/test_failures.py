@@ -129,13 +129,12 @@ async def test_a_rate_limited_progress_edit_is_retried_and_ends_on_done(
     service = await start_bot(progress_interval_s=60)  # no live ticks: the next edit is "done"
     slack.add_file("F0RATELIM1", "events.csv", weeks_csv(3), chunk_size=128, chunk_delay_s=0.05)
     await share(slack, "F0RATELIM1")
-    [running] = await slack.wait_for_call("chat.update")  # the start message: now running
+    await slack.wait_for_call("download")  # the job is reading: the next edit is "done"
     slack.fail_next("chat.update", status=429, retry_after=0)
     [job] = await finished_jobs(service)
     assert job.status == "succeeded"
 
     start, thread = start_and_thread(slack, "events.csv")
-    assert running.args["ts"] == start["ts"]
     progress, *summary = thread
     edits = [call for call in slack.calls_to("chat.update") if call.args["ts"] == progress["ts"]]
     assert [call.status for call in edits] == [429, 200]
@@ -151,12 +150,12 @@ async def test_a_progress_edit_slack_refuses_is_skipped_and_the_job_succeeds(
     """chat.update answers internal_error to a live update: it is dropped; the job ends on Done."""
     service = await start_bot(progress_interval_s=0.05)
     # ~2 MB over ~1 s: a progress snapshot after the first 1 MB block, half a second before
-    # the end, so the first edit after "running" is a live one.
+    # the end, so the first edit is a live one.
     content = SAMPLE + SAMPLE_BODY * 5
     slack.add_file("F0UPDFAIL1", "events.csv", content, chunk_size=64 * 1024, chunk_delay_s=0.03)
     with structlog.testing.capture_logs() as logs:
         await share(slack, "F0UPDFAIL1")
-        await slack.wait_for_call("chat.update")  # the start message: now running
+        await slack.wait_for_call("download")  # the job is reading; no edit has been made
         slack.fail_next("chat.update", status=200, error="internal_error")
         [job] = await finished_jobs(service)
     assert job.status == "succeeded"

@@ -55,6 +55,8 @@ async def test_a_shared_csv_gets_start_message_progress_summary_and_files(
     assert by_name["weekly-revenue.png"].startswith(b"\x89PNG\r\n\x1a\n")
     downloads = slack.calls_to("download")
     assert len(downloads) == 1 and downloads[0].authorization == f"Bearer {BOT_TOKEN}"
+    start_edits = [c for c in slack.calls_to("chat.update") if c.args["ts"] == start["ts"]]
+    assert len(start_edits) == 1, "no edit that changes nothing: only the outcome"
 
 
 async def test_redelivered_events_do_not_start_a_second_job(
