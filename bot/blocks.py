@@ -296,10 +296,7 @@ def _totals(report: WeeklyReport, currency: str) -> list[Block]:
         ),
         _section(_invalid_rows(report)),
     ]
-    totals_by_type: dict[str, int] = {}
-    for week in report.weeks:
-        for kind, cents in week.revenue_by_treatment_cents.items():
-            totals_by_type[kind] = totals_by_type.get(kind, 0) + cents
+    totals_by_type = report.revenue_by_treatment_cents
     if totals_by_type:
         blocks.append(
             _section("*Revenue by treatment type*\n" + _by_type(totals_by_type, currency, "\n"))

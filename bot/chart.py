@@ -144,11 +144,7 @@ def _stepped_band(
 
 def _series(report: WeeklyReport) -> list[tuple[str, list[int]]]:
     """Cents per week of each type shown, largest first, and of all other types together."""
-    totals: dict[str, int] = {}
-    for week in report.weeks:
-        for kind, cents in week.revenue_by_treatment_cents.items():
-            totals[kind] = totals.get(kind, 0) + cents
-    ranked = [kind for kind, cents in sorted(totals.items(), key=lambda i: (-i[1], i[0])) if cents]
+    ranked = [kind for kind, cents in report.revenue_by_treatment_cents.items() if cents]
     # One type more than TYPES_SHOWN gets its own name rather than "all other types".
     shown = ranked if len(ranked) <= TYPES_SHOWN + 1 else ranked[:TYPES_SHOWN]
     series = [
