@@ -227,17 +227,8 @@ async def running(settings: Settings, *, console: TextIO | None = None) -> Async
         await service.stop()
 
 
-# Worker threads run Python between their GIL-free native calls (the engine's glue, the
-# report's JSON, Block Kit, the chart). At CPython's default 5 ms switch interval, the event
-# loop waits up to that long for the GIL at each of the several wake-ups one request needs:
-# /health took 6-8 ms at p50 and over 80 ms at p99 during a 15,000-week report. At 1 ms
-# the loop gets its turn five times sooner.
-GIL_SWITCH_INTERVAL_S = 0.001
-
-
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -277,3 +278,16 @@ async def test_invalid_rows_are_reported(web: Web) -> None:
     assert report["rows"] == {"total": 2, "valid": 1, "invalid": 1}
     assert report["errors"]["invalid_timestamp"]["count"] == 1
     assert job["progress"]["invalid"] == 1
+
+
+def test_json_pieces_encode_exactly_what_json_dumps_would_decode() -> None:
+    """The job JSON, encoded a week at a time, reads back as the same value."""
+    from bot.web.jobs_api import json_pieces
+
+    value = {
+        "id": "j",
+        "report": {"weeks": [{"a": 1}, {"b": "é\u202e"}], "clinics": [], "headline": {"x": None}},
+        "note": 'q"',
+    }
+    assert json.loads("".join(json_pieces(value))) == value
+    assert "".join(json_pieces(value)).isascii()
