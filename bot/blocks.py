@@ -61,7 +61,10 @@ MAX_BLOCKS_JSON_CHARS: Final = 12_000
 # What we choose to show.
 WEEKS_SHOWN: Final = 104  # two years; weekly-report.csv in the thread has every week
 MAX_SUMMARY_MESSAGES: Final = 10  # what WEEKS_SHOWN keeps the summary within (tested)
+# The files a report comes with, in Slack and from the job API alike.
 REPORT_CSV_NAME: Final = "weekly-report.csv"
+CLINIC_CSV_NAME: Final = "clinic-weekly.csv"
+INVALID_ROWS_CSV_NAME: Final = "invalid-rows.csv"
 TYPES_SHOWN: Final = 8  # treatment types per week and for the whole period
 FIRST_ROWS_SHOWN: Final = 5  # row numbers per invalid-row reason
 MAX_TYPE_NAME_CHARS: Final = 40

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import io
 import secrets
 import threading
 import time
@@ -25,7 +26,14 @@ import structlog
 from bot.errors import SourceError
 from bot.metrics import Metrics
 from bot.sources import Source, SourceInfo, limit_size
-from processing import AnalysisCancelled, InputError, Progress, WeeklyReport, analyze
+from processing import (
+    AnalysisCancelled,
+    InputError,
+    InvalidRowsCsv,
+    Progress,
+    WeeklyReport,
+    analyze,
+)
 from processing.render import amount
 
 log = structlog.get_logger("bot.jobs")
@@ -51,6 +59,7 @@ class Job:
     status: JobStatus = JobStatus.QUEUED
     progress: Progress | None = None  # written by the worker thread, read by the loop
     report: WeeklyReport | None = None
+    invalid_rows_csv: str | None = None  # every invalid row (up to 100,000), once finished
     error: str | None = None
     started_s: float | None = None  # monotonic
     finished_s: float | None = None
@@ -254,17 +263,23 @@ class JobRunner:
     async def _analyze(self, job: Job, source: Source) -> WeeklyReport:
         loop = asyncio.get_running_loop()
         chunks = limit_size(source.chunks(), self.max_file_size_bytes)
+        invalid_out = io.StringIO()
+        invalid_rows = InvalidRowsCsv(invalid_out)
 
         def on_progress(progress: Progress) -> None:
             job.progress = progress
 
-        return await asyncio.to_thread(
+        report = await asyncio.to_thread(
             analyze,
             _blocking(chunks, loop, job.stop),
             timezone=self.timezone,
             on_progress=on_progress,
             cancelled=job.stop.is_set,
+            on_invalid_rows=invalid_rows.add,
         )
+        invalid_rows.close()
+        job.invalid_rows_csv = invalid_out.getvalue() if invalid_rows.written else None
+        return report
 
     async def _tick(self, job: Job, replier: Replier) -> None:
         """Progress updates spaced by the interval: never more often, skipped when unchanged."""

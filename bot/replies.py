@@ -23,7 +23,7 @@ from bot import blocks
 from bot.chart import revenue_chart_png
 from bot.currency import format_money
 from bot.jobs import Job
-from processing import Progress, WeeklyReport, to_csv, to_text
+from processing import Progress, WeeklyReport, to_clinic_csv, to_csv, to_text
 from processing.schema import REASONS
 from processing.text import displayable
 
@@ -31,6 +31,8 @@ log = structlog.get_logger("bot.replies")
 T = TypeVar("T")
 
 REPORT_CSV_NAME = blocks.REPORT_CSV_NAME
+CLINIC_CSV_NAME = blocks.CLINIC_CSV_NAME
+INVALID_ROWS_CSV_NAME = blocks.INVALID_ROWS_CSV_NAME
 CHART_PNG_NAME = "weekly-revenue.png"
 
 
@@ -121,11 +123,36 @@ class SlackReplier:
         await _each(
             self._update(self.progress_ts, final.done),
             self._post_summary(final.summary),
-            self._upload_files(final.csv, final.chart),
+            self._upload_files(final.files),
             self._update(self.start_ts, final.outcome),
         )
 
     def _final_replies(self, job: Job, report: WeeklyReport) -> _FinalReplies:
+        files = [
+            {
+                "content": revenue_chart_png(report, currency=self._currency),
+                "filename": CHART_PNG_NAME,
+                "title": "Weekly revenue by treatment type",
+            },
+            {
+                "content": to_csv(report).encode(),
+                "filename": REPORT_CSV_NAME,
+                "title": "Weekly report (CSV)",
+            },
+            {
+                "content": to_clinic_csv(report).encode(),
+                "filename": CLINIC_CSV_NAME,
+                "title": "Weekly figures per clinic (CSV)",
+            },
+        ]
+        if job.invalid_rows_csv:
+            files.append(
+                {
+                    "content": job.invalid_rows_csv.encode(),
+                    "filename": INVALID_ROWS_CSV_NAME,
+                    "title": "Invalid rows, with the reason for each (CSV)",
+                }
+            )
         return _FinalReplies(
             done=blocks.done_message(
                 report, elapsed_s=job.duration_s or 0.0, currency=self._currency
@@ -136,32 +163,18 @@ class SlackReplier:
             outcome=blocks.outcome_message(
                 report, file_name=job.source.name, job_id=job.id, currency=self._currency
             ),
-            csv=to_csv(report).encode(),
-            chart=revenue_chart_png(report, currency=self._currency),
+            files=files,
         )
 
     async def _post_summary(self, summary: list[blocks.Message]) -> None:
         for message in summary:
             await self._post(message, thread_ts=self.start_ts)
 
-    async def _upload_files(self, csv: bytes, chart: bytes) -> None:
+    async def _upload_files(self, files: list[dict[str, Any]]) -> None:
         await self._call(
             "files.upload",
             lambda: self._client.files_upload_v2(
-                channel=self.channel,
-                thread_ts=self.start_ts,
-                file_uploads=[
-                    {
-                        "content": csv,
-                        "filename": REPORT_CSV_NAME,
-                        "title": "Weekly report (CSV)",
-                    },
-                    {
-                        "content": chart,
-                        "filename": CHART_PNG_NAME,
-                        "title": "Weekly revenue by treatment type",
-                    },
-                ],
+                channel=self.channel, thread_ts=self.start_ts, file_uploads=files
             ),
         )
 
@@ -180,8 +193,7 @@ class _FinalReplies:
     done: blocks.Message
     summary: list[blocks.Message]
     outcome: blocks.Message
-    csv: bytes
-    chart: bytes
+    files: list[dict[str, Any]]  # files_upload_v2's file_uploads
 
 
 def _start(job: Job, queue_position: int | None) -> blocks.Message:

@@ -8,6 +8,8 @@ GET  /api/jobs                  {"jobs": [job, ...]}, newest first, without repo
 GET  /api/jobs/{id}             one job, with its report once it succeeded
 GET  /api/jobs/{id}/chart.png   the revenue chart, once the job succeeded
 GET  /api/jobs/{id}/weekly-report.csv   one row per week, as `report --format csv`
+GET  /api/jobs/{id}/clinic-weekly.csv   one row per week and clinic (`--by clinic`)
+GET  /api/jobs/{id}/invalid-rows.csv    every invalid row with its reason (`--invalid-rows`)
 GET  /health, /metrics          for the orchestrator and Prometheus
 ```
 
@@ -42,7 +44,9 @@ from bot.web.jobs_api import (
     CHARTS,
     ChartCache,
     get_chart,
+    get_clinic_csv,
     get_config,
+    get_invalid_rows_csv,
     get_job,
     get_report_csv,
     index,
@@ -166,6 +170,8 @@ def build_web_app(context: WebContext) -> web.Application:
     app.router.add_get("/api/jobs/{job_id}", get_job)
     app.router.add_get("/api/jobs/{job_id}/chart.png", get_chart)
     app.router.add_get("/api/jobs/{job_id}/weekly-report.csv", get_report_csv)
+    app.router.add_get("/api/jobs/{job_id}/clinic-weekly.csv", get_clinic_csv)
+    app.router.add_get("/api/jobs/{job_id}/invalid-rows.csv", get_invalid_rows_csv)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     return app

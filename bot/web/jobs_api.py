@@ -11,14 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.blocks import CLINIC_CSV_NAME, INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
 from bot.chart import revenue_chart_png
 from bot.jobs import Job, JobRunner, JobStatus
 from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
-from processing.render import amount, to_csv, to_dict
+from processing.render import amount, to_clinic_csv, to_csv, to_dict
 
 CHARTS_CACHED = 16
 JSON_PIECE_DEPTH = 3  # the body, the report, its lists, then each week or clinic whole
-REPORT_CSV_NAME = "weekly-report.csv"
 
 
 class ChartCache:
@@ -171,6 +171,18 @@ async def get_chart(request: web.Request) -> web.Response:
     )
 
 
+def _csv_download(text: str, name: str) -> web.Response:
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
+
+
 async def get_report_csv(request: web.Request) -> web.Response:
     """weekly-report.csv: exactly `clinic-events report --format csv`, as posted in Slack."""
     job = _job_or_404(request)
@@ -178,15 +190,29 @@ async def get_report_csv(request: web.Request) -> web.Response:
         return job
     if job.status is not JobStatus.SUCCEEDED or job.report is None:
         return error_response(404, "The weekly CSV is ready once the report is finished.")
-    return web.Response(
-        text=await asyncio.to_thread(to_csv, job.report),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{REPORT_CSV_NAME}"',
-            "Cache-Control": "private, max-age=3600",
-        },
-    )
+    return _csv_download(await asyncio.to_thread(to_csv, job.report), REPORT_CSV_NAME)
+
+
+async def get_clinic_csv(request: web.Request) -> web.Response:
+    """clinic-weekly.csv: `report --format csv --by clinic`, as posted in Slack."""
+    job = _job_or_404(request)
+    if isinstance(job, web.Response):
+        return job
+    if job.status is not JobStatus.SUCCEEDED or job.report is None:
+        return error_response(404, "The clinic CSV is ready once the report is finished.")
+    return _csv_download(await asyncio.to_thread(to_clinic_csv, job.report), CLINIC_CSV_NAME)
+
+
+async def get_invalid_rows_csv(request: web.Request) -> web.Response:
+    """invalid-rows.csv: every invalid row with its reason (`report --invalid-rows`)."""
+    job = _job_or_404(request)
+    if isinstance(job, web.Response):
+        return job
+    if job.status is not JobStatus.SUCCEEDED:
+        return error_response(404, "The invalid rows are listed once the report is finished.")
+    if job.invalid_rows_csv is None:
+        return error_response(404, "Every row of this file was valid: there is nothing to list.")
+    return _csv_download(job.invalid_rows_csv, INVALID_ROWS_CSV_NAME)
 
 
 async def get_config(request: web.Request) -> web.Response:

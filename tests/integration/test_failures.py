@@ -172,8 +172,10 @@ async def test_a_progress_edit_slack_refuses_is_skipped_and_the_job_succeeds(
     assert progress["text"].startswith("Done (100%)")
     assert summary and ":white_check_mark:" in json.dumps(start["blocks"])
     assert {u["filename"] for u in slack.uploads.values() if u["completed"]} == {
-        "weekly-report.csv",
         "weekly-revenue.png",
+        "weekly-report.csv",
+        "clinic-weekly.csv",
+        "invalid-rows.csv",
     }
 
 
@@ -216,7 +218,12 @@ async def test_a_failing_job_leaves_a_job_running_beside_it_alone(
     assert ":white_check_mark:" in json.dumps(good_start["blocks"])
     await slack.wait_for_call("files.completeUploadExternal")
     uploads = [u for u in slack.uploads.values() if u["completed"]]
-    assert {u["filename"] for u in uploads} == {"weekly-report.csv", "weekly-revenue.png"}
+    assert {u["filename"] for u in uploads} == {
+        "weekly-revenue.png",
+        "weekly-report.csv",
+        "clinic-weekly.csv",
+        "invalid-rows.csv",
+    }
     assert all(u["thread_ts"] == good_start["ts"] for u in uploads)
 
 

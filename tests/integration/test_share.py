@@ -11,8 +11,8 @@ from bot.jobs import JobRunner
 from bot.slack_api import slack_client
 from bot.slack_jobs import SlackContext, SlackJobs
 from bot.sources import SlackDownloader
-from processing import analyze, to_csv
-from tests.integration.conftest import CHANNEL, SAMPLE, StartBot, finished_jobs
+from processing import analyze, to_clinic_csv, to_csv
+from tests.integration.conftest import CHANNEL, SAMPLE, StartBot, finished_jobs, weeks_csv
 from tests.standin.slack import BOT_TOKEN, BOT_USER_ID, SlackStandIn
 
 
@@ -48,11 +48,21 @@ async def test_a_shared_csv_gets_start_message_progress_summary_and_files(
     summary_text = json.dumps([m.get("blocks") for m in rest])
     assert "$305,272.95" in summary_text  # the sample's total revenue
     uploads = [u for u in slack.uploads.values() if u["completed"]]
-    assert {u["filename"] for u in uploads} == {"weekly-report.csv", "weekly-revenue.png"}
+    assert {u["filename"] for u in uploads} == {
+        "weekly-revenue.png",
+        "weekly-report.csv",
+        "clinic-weekly.csv",
+        "invalid-rows.csv",
+    }
     assert all(u["thread_ts"] == start["ts"] and u["channel_id"] == CHANNEL for u in uploads)
     by_name = {u["filename"]: u["content"] for u in uploads}
     assert by_name["weekly-report.csv"].decode() == to_csv(analyze(iter([SAMPLE])))
     assert by_name["weekly-revenue.png"].startswith(b"\x89PNG\r\n\x1a\n")
+    report = analyze(iter([SAMPLE]))
+    assert by_name["clinic-weekly.csv"].decode() == to_clinic_csv(report)
+    invalid = by_name["invalid-rows.csv"].decode().splitlines()
+    assert invalid[0] == "row,reason,column,detail"
+    assert len(invalid) == 1 + report.rows_invalid  # every invalid row, not only the first 20
     downloads = slack.calls_to("download")
     assert len(downloads) == 1 and downloads[0].authorization == f"Bearer {BOT_TOKEN}"
     start_edits = [c for c in slack.calls_to("chat.update") if c.args["ts"] == start["ts"]]
@@ -166,3 +176,16 @@ async def test_a_share_whose_lookup_fails_is_picked_up_by_the_other_event(
     assert job.status == "succeeded"
     assert len(slack.calls_to("files.info")) == 2
     assert len(slack.calls_to("download")) == 1
+
+
+async def test_a_file_without_invalid_rows_gets_no_invalid_rows_file(
+    slack: SlackStandIn, bot: Service
+) -> None:
+    """invalid-rows.csv comes only when there are invalid rows."""
+    slack.add_file("F0CLEAN001", "clean.csv", weeks_csv(3))
+    await share(slack, "F0CLEAN001")
+    [job] = await finished_jobs(bot)
+    assert job.status == "succeeded" and job.report is not None
+    assert job.report.rows_invalid == 0
+    uploads = [u["filename"] for u in slack.uploads.values() if u["completed"]]
+    assert sorted(uploads) == ["clinic-weekly.csv", "weekly-report.csv", "weekly-revenue.png"]

@@ -32,7 +32,12 @@ async def test_a_web_upload_reports_to_the_configured_channel(
     assert "100%" in progress["text"]
     assert "$305,272.95" in json.dumps(summary)
     files = [u["filename"] for u in slack.uploads.values() if u["thread_ts"] == start["ts"]]
-    assert sorted(files) == ["weekly-report.csv", "weekly-revenue.png"]
+    assert sorted(files) == [
+        "clinic-weekly.csv",
+        "invalid-rows.csv",
+        "weekly-report.csv",
+        "weekly-revenue.png",
+    ]
 
 
 async def test_without_slack_channel_a_web_upload_stays_out_of_slack(

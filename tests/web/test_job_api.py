@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.web import STATIC_DIR
-from processing import analyze, to_csv
+from processing import analyze, to_clinic_csv, to_csv
 from tests.web.conftest import (
     FORM_TYPE,
     TWO_WEEKS,
@@ -291,3 +291,23 @@ def test_json_pieces_encode_exactly_what_json_dumps_would_decode() -> None:
     }
     assert json.loads("".join(json_pieces(value))) == value
     assert "".join(json_pieces(value)).isascii()
+
+
+async def test_clinic_and_invalid_rows_csv_downloads(web: Web, sample_bytes: bytes) -> None:
+    """clinic-weekly.csv and invalid-rows.csv, as the CLI writes them; 404 with nothing to list."""
+    job_id = (await web.upload(sample_bytes, "sample.csv")).body["job_id"]
+    await web.finished(job_id)
+    report = analyze(iter([sample_bytes]))
+    async with web.session.get(f"/api/jobs/{job_id}/clinic-weekly.csv") as response:
+        assert response.status == 200
+        assert 'filename="clinic-weekly.csv"' in response.headers["Content-Disposition"]
+        assert await response.text() == to_clinic_csv(report)
+    async with web.session.get(f"/api/jobs/{job_id}/invalid-rows.csv") as response:
+        assert response.status == 200
+        lines = (await response.text()).splitlines()
+        assert lines[0] == "row,reason,column,detail"
+        assert len(lines) == 1 + report.rows_invalid
+    clean = (await web.upload(TWO_WEEKS, "clean.csv")).body["job_id"]
+    await web.finished(clean)
+    nothing = await web.get_json(f"/api/jobs/{clean}/invalid-rows.csv")
+    assert nothing.status == 404 and "nothing to list" in nothing.body["error"]
