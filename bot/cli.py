@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import stat
 import sys
 import time
@@ -32,6 +33,7 @@ from processing.render import grouped_amount
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 PROGRESS_REDRAW_S = 0.2
+ETA_AFTER_S = 2.0  # before that, a guess of the time left is mostly noise
 
 
 class UsageError(Exception):
@@ -140,7 +142,9 @@ def _open_s3(url: str, env: Mapping[str, str]) -> tuple[Iterable[bytes], int, Ca
 
 
 class ProgressBar:
-    """One self-overwriting line on stderr: rows, MB, rows/s, revenue, errors, percent, ETA."""
+    """One self-overwriting line on stderr that fits the terminal: percent, rows, revenue,
+    invalid rows, MB, rows/s and time left, dropping the least needed fields when narrow.
+    It ends with one line, `done: 2,000,000 rows in 3.4 s`."""
 
     def __init__(
         self,
@@ -148,15 +152,19 @@ class ProgressBar:
         total_bytes: int | None,
         currency: str,
         clock: Callable[[], float] = time.monotonic,
+        width: int | None = None,
     ) -> None:
         self._out = out
         self._total = total_bytes
         self._currency = currency
         self._clock = clock
+        self._width = width if width is not None else shutil.get_terminal_size().columns
         self._started = clock()
         self._drawn_at = float("-inf")
+        self._last: Progress | None = None
 
     def update(self, progress: Progress) -> None:
+        self._last = progress
         now = self._clock()
         if now - self._drawn_at < PROGRESS_REDRAW_S:
             return
@@ -166,23 +174,38 @@ class ProgressBar:
 
     def line(self, progress: Progress, now: float) -> str:
         elapsed = max(now - self._started, 1e-9)
-        parts = [
+        fraction = min(progress.bytes_read / self._total, 1.0) if self._total else None
+        # By how much each field is needed: the first ones stay on the narrowest terminal.
+        fields = [
             f"{progress.rows_total:,} rows",
-            f"{progress.bytes_read / 1e6:,.1f} MB",
-            f"{progress.rows_total / elapsed:,.0f} rows/s",
             f"revenue {grouped_amount(progress.revenue_cents)} {self._currency}",
             f"{progress.rows_invalid:,} invalid",
+            f"{progress.bytes_read / 1e6:,.1f} MB",
+            f"{progress.rows_total / elapsed:,.0f} rows/s",
         ]
-        if self._total:
-            fraction = min(progress.bytes_read / self._total, 1.0)
-            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
-            bar = "#" * int(fraction * 20)
-            parts.insert(0, f"[{bar:<20}] {fraction:4.0%}")
-            parts.append(f"ETA {eta:,.0f}s")
-        return " | ".join(parts)
+        if fraction is not None:
+            fields.insert(0, f"{min(int(fraction * 100), 99)}%")
+            if elapsed >= ETA_AFTER_S and 0 < fraction < 1:
+                fields.append(f"about {elapsed * (1 - fraction) / fraction:,.0f} s left")
+        room = max(self._width - 1, 10)  # the last column would wrap on some terminals
+        line = ""
+        for field in fields:
+            candidate = f"{line} | {field}" if line else field
+            if len(candidate) > room:
+                break
+            line = candidate
+        if fraction is not None:
+            cells = room - len(line) - 3
+            if cells >= 10:
+                filled = int(fraction * min(cells, 30))
+                line = f"[{'#' * filled:<{min(cells, 30)}}] " + line
+        return line
 
-    def finish(self) -> None:
+    def finish(self, succeeded: bool = True) -> None:
         self._out.write("\r\x1b[K")
+        if succeeded and self._last is not None:
+            elapsed = self._clock() - self._started
+            self._out.write(f"done: {self._last.rows_total:,} rows in {elapsed:,.1f} s\n")
         self._out.flush()
 
 
@@ -221,6 +244,7 @@ def report_command(
         close = stream.close if stream is not stdin else None
     label = "stdin" if args.source == "-" else args.source
     bar = ProgressBar(stderr, size, currency) if (args.progress or stderr.isatty()) else None
+    succeeded = False
     try:
         report = analyze(
             stream,
@@ -228,9 +252,10 @@ def report_command(
             on_progress=bar.update if bar else None,
             on_invalid_rows=invalid_rows[0].add if invalid_rows else None,
         )
+        succeeded = True
     finally:
         if bar:
-            bar.finish()
+            bar.finish(succeeded)
         if close is not None:
             close()
         if invalid_rows:

@@ -263,10 +263,33 @@ def test_progress_flag_draws_on_stderr(tmp_path: Path) -> None:
     """--progress shows rows, MB, rate, revenue, errors and percent on stderr."""
     path = tmp_path / "big.csv"
     path.write_text(csv_of(*["e,c,p,TREATMENT_COMPLETED,2024-01-03,x,1.00"] * 20000))
-    result = cli("report", str(path), "--progress", "--format", "csv")
+    result = cli("report", str(path), "--progress", "--format", "csv", env={"COLUMNS": "200"})
     assert result.returncode == 0
     assert "rows/s" in result.stderr and "MB" in result.stderr and "%" in result.stderr
     assert "revenue" in result.stderr and "invalid" in result.stderr
+    assert result.stderr.endswith(" s\n") and "\x1b[Kdone: 20,000 rows in " in result.stderr
+
+
+def test_the_progress_bar_fits_a_narrow_terminal() -> None:
+    """40 columns: the fields that do not fit are dropped; no ETA in the first 2 s; never
+    100% while reading."""
+    from bot.cli import ProgressBar
+    from processing import Progress
+
+    now = [0.0]
+    out = io.StringIO()
+    bar = ProgressBar(out, 1_000_000, "USD", clock=lambda: now[0], width=40)
+    progress = Progress(
+        rows_total=1_234_567, rows_valid=1_234_000, revenue_cents=123_456_789,
+        bytes_read=999_999, invalid_by_reason={},
+    )  # fmt: skip
+    now[0] = 1.0
+    early = bar.line(progress, now[0])
+    assert len(early) <= 39 and "left" not in early and "99% | 1,234,567 rows" in early
+    assert "revenue" not in early  # dropped: it does not fit
+    wide = ProgressBar(io.StringIO(), 1_000_000, "USD", clock=lambda: now[0], width=200)
+    later = wide.line(Progress(10, 10, 0, 250_000, {}), 10.0)
+    assert later.startswith("[#######") and "about 27 s left" in later  # 9 s for a quarter
 
 
 @pytest.mark.parametrize(
