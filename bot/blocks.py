@@ -24,16 +24,12 @@ from datetime import date
 from typing import Any, Final, TypedDict
 
 from bot.currency import format_money
-from bot.dates import day_month, day_month_year
 from processing.report import Progress, WeeklyReport, WeekStats
 from processing.schema import (
-    INVALID_REVENUE,
-    INVALID_TIMESTAMP,
-    MALFORMED_ROW,
-    MISSING_REQUIRED_FIELD,
     REASONS,
 )
 from processing.text import displayable
+from processing.words import date_range, day_month_year, reason_words, treatment_name
 
 
 class Message(TypedDict):
@@ -75,12 +71,6 @@ PROGRESS_BAR_CELLS: Final = 20
 HEADER_PREFIX: Final = "Weekly report: "
 HEADER_NAME_CHARS: Final = MAX_HEADER_CHARS - len(HEADER_PREFIX)
 
-REASON_LABELS: Final = {
-    MALFORMED_ROW: "malformed rows",
-    MISSING_REQUIRED_FIELD: "missing required field",
-    INVALID_TIMESTAMP: "invalid timestamp",
-    INVALID_REVENUE: "invalid revenue",
-}
 _SLACK_ID: Final = re.compile(r"[A-Z0-9]{2,32}")
 _SEP: Final = " · "
 _DASH: Final = " \u2013 "  # an en dash between dates
@@ -430,7 +420,7 @@ def _ordered(by_reason: Mapping[str, object]) -> list[str]:
 
 
 def _reason_label(reason: str) -> str:
-    return REASON_LABELS.get(reason, _escape(reason.replace("_", " ")))
+    return _escape(reason_words(reason))
 
 
 def _bar(fraction: float) -> str:
@@ -463,10 +453,7 @@ def _day(day: date) -> str:
 
 
 def _span(start: date, end: date) -> str:
-    """'1 Jan - 7 Jan 2024' (with an en dash), and both years when the span crosses one."""
-    if start.year == end.year:
-        return f"{day_month(start)}{_DASH}{_day(end)}"
-    return f"{_day(start)}{_DASH}{_day(end)}"
+    return date_range(start, end)
 
 
 def _size(size_bytes: int) -> str:
@@ -531,7 +518,7 @@ def _file_name(file_name: str) -> str:
 
 
 def _type_name(kind: str) -> str:
-    return _escape(_clip(_one_line(kind), MAX_TYPE_NAME_CHARS)) or "(no type)"
+    return _escape(treatment_name(kind, MAX_TYPE_NAME_CHARS))
 
 
 def _reason(reason: str) -> str:

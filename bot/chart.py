@@ -21,9 +21,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from bot.currency import SYMBOLS, format_money
-from bot.dates import day_month, day_month_year
 from processing.report import WeeklyReport
-from processing.text import displayable
+from processing.words import day_month, day_month_year, treatment_name
 
 TYPES_SHOWN: Final = 8  # the largest types by revenue; the rest are stacked as one
 OTHER_LABEL: Final = "all other types"
@@ -215,7 +214,7 @@ def _draw_money(axes: Axes, currency: str, *, has_revenue: bool) -> None:
 
 
 def _legend_name(name: str) -> str:
-    return displayable(name, MAX_LEGEND_NAME_CHARS).replace("$", r"\$")
+    return treatment_name(name, MAX_LEGEND_NAME_CHARS).replace("$", r"\$")
 
 
 def _day(day: date) -> str:

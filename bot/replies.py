@@ -26,6 +26,7 @@ from bot.jobs import Job
 from processing import Progress, WeeklyReport, to_clinic_csv, to_csv, to_text
 from processing.schema import REASONS
 from processing.text import displayable
+from processing.words import INVALID_ROWS, reason_words
 
 log = structlog.get_logger("bot.replies")
 T = TypeVar("T")
@@ -258,12 +259,12 @@ def progress_line(progress: Progress, total_bytes: int | None, currency: str) ->
     if total_bytes:
         parts.insert(0, f"{min(progress.bytes_read / total_bytes, 1.0):.0%}")
     errors = [
-        f"{reason.replace('_', ' ')} {progress.invalid_by_reason[reason]:,}"
+        f"{reason_words(reason)} {progress.invalid_by_reason[reason]:,}"
         for reason in REASONS
         if progress.invalid_by_reason.get(reason)
     ]
     if errors:
-        parts.append("invalid rows by reason: " + ", ".join(errors))
+        parts.append(f"{INVALID_ROWS} by reason: " + ", ".join(errors))
     return ", ".join(parts)
 
 

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from processing.report import ClinicStats, Headline, InvalidRow, WeeklyReport, WeekStats
 from processing.schema import MISSING_REQUIRED_FIELD, REASONS, TREATMENT_COMPLETED
 from processing.text import displayable
+from processing.words import reason_words, treatment_name
 
 CSV_COLUMNS = (
     "week_start",
@@ -313,7 +314,10 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
             "  " + line
             for line in _table(
                 ["Treatment", "Revenue"],
-                [[displayable(kind, 60), grouped_amount(cents)] for kind, cents in totals.items()],
+                [
+                    [treatment_name(kind, 60), grouped_amount(cents)]
+                    for kind, cents in totals.items()
+                ],
                 right={1},
             )
         ]
@@ -323,7 +327,7 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
         if summary.count:
             shown = ", ".join(map(str, summary.first_rows))
             more = ", ..." if summary.count > len(summary.first_rows) else ""
-            lines.append(f"  {reason}: {summary.count:,} (rows {shown}{more})")
+            lines.append(f"  {reason_words(reason)}: {summary.count:,} (rows {shown}{more})")
     if report.revenue_on_other_event:
         lines += [
             "",

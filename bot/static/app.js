@@ -7,12 +7,6 @@
   const POLL_MS = 1000;
   const POLL_RETRIES = 5;
 
-  const REASONS = {
-    malformed_row: "rows that could not be read (a wrong number of fields)",
-    missing_required_field: "rows missing a required field",
-    invalid_timestamp: "rows with a date and time that could not be read",
-    invalid_revenue: "rows with a revenue amount that could not be read",
-  };
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -125,7 +119,16 @@
     return String(text).replace(INVISIBLE, " ").replace(/\s+/g, " ").trim();
   }
 
+  // Words come from the server (processing/words.py), so every surface says the same thing;
+  // these fallbacks only keep the page readable if an answer lacks them.
+  function reasonWords(reason) {
+    const words = state.config.reasons && state.config.reasons[reason];
+    return words || displayable(reason).replace(/_/g, " ");
+  }
+
   function treatmentName(kind) {
+    const named = state.treatmentNames && state.treatmentNames[kind];
+    if (named) return displayable(named);
     const words = displayable(kind).replace(/_/g, " ").trim();
     return words.charAt(0).toUpperCase() + words.slice(1);
   }
@@ -391,6 +394,7 @@
   // -- the report -----------------------------------------------------------------------------
 
   function showReport(job, run) {
+    state.treatmentNames = job.treatment_names || {};
     const report = job.report;
     if (report.currency) state.config.currency = report.currency;
     el.reportSource.textContent =
@@ -463,8 +467,9 @@
         if (!summary.count) continue;
         const rows = summary.first_rows.join(", ");
         const more = summary.count > summary.first_rows.length ? ", …" : "";
-        const words = REASONS[reason] || reason.replace(/_/g, " ");
-        el.invalidList.append(node("li", `${count(summary.count)} ${words} (spreadsheet rows ${rows}${more})`));
+        el.invalidList.append(
+          node("li", `${reasonWords(reason)}: ${count(summary.count)} (spreadsheet rows ${rows}${more})`)
+        );
       }
     }
     const other = report.warnings && report.warnings.revenue_on_other_event;

@@ -16,6 +16,7 @@ from bot.chart import revenue_chart_png
 from bot.jobs import Job, JobRunner, JobStatus
 from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
 from processing.render import amount, to_clinic_csv, to_csv, to_dict
+from processing.words import REASON_WORDS, treatment_name
 
 CHARTS_CACHED = 16
 JSON_PIECE_DEPTH = 3  # the body, the report, its lists, then each week or clinic whole
@@ -86,6 +87,10 @@ def job_json(
     if with_report:
         report = job.report if job.status is JobStatus.SUCCEEDED else None
         body["report"] = None if report is None else to_dict(report, job.source.name, currency)
+        if report is not None:  # as people write them: the page shows these, never re-derives
+            body["treatment_names"] = {
+                kind: treatment_name(kind) for kind in report.revenue_by_treatment_cents
+            }
     return body
 
 
@@ -139,6 +144,10 @@ async def get_job(request: web.Request) -> web.Response:
     def encoded() -> bytes:
         # A report of thousands of weeks takes a while to turn into JSON: not on the loop.
         body["report"] = None if report is None else to_dict(report, job.source.name, currency)
+        if report is not None:  # as people write them: the page shows these, never re-derives
+            body["treatment_names"] = {
+                kind: treatment_name(kind) for kind in report.revenue_by_treatment_cents
+            }
         return "".join(json_pieces(body)).encode("ascii")  # json.dumps escapes to ASCII
 
     return web.Response(body=await asyncio.to_thread(encoded), content_type="application/json")
@@ -222,6 +231,7 @@ async def get_config(request: web.Request) -> web.Response:
             "auth_required": settings.upload_token is not None,
             "max_file_size_bytes": settings.max_file_size_bytes,
             "currency": settings.currency,
+            "reasons": REASON_WORDS,
         }
     )
 

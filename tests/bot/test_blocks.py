@@ -165,9 +165,9 @@ def test_a_week_shows_its_revenue_types_and_counts() -> None:
     """A week: its dates, revenue, treatments, appointments, bookings and revenue per type."""
     messages = summary_messages(analyzed(weekly_csv(1)), file_name="f.csv", currency="USD")
     assert week_text(messages, date(2024, 1, 1)) == (
-        "*Week of 1 Jan – 7 Jan 2024* · *$2,680.75*\n"
+        "*Week of 1–7 Jan 2024* · *$2,680.75*\n"
         "3 treatments completed · 1 appointment · 1 booking\n"
-        "implants $2,400.50 · filling $180.25 · cleaning $100.00"
+        "Implants $2,400.50 · Filling $180.25 · Cleaning $100.00"
     )
 
 
@@ -189,7 +189,7 @@ def test_treatment_types_are_listed_largest_first() -> None:
         )
     )
     text = week_text(summary_messages(report, file_name="f.csv", currency="USD"), date(2024, 1, 1))
-    assert text.splitlines()[2] == "zzz $300.00 · mmm $20.00 · aaa $2.00"
+    assert text.splitlines()[2] == "Zzz $300.00 · Mmm $20.00 · Aaa $2.00"
 
 
 @pytest.mark.parametrize(
@@ -224,10 +224,10 @@ def test_invalid_rows_are_listed_by_reason_with_their_first_rows() -> None:
     [message] = summary_messages(report, file_name="f.csv", currency="USD")
     assert message["blocks"][2]["text"]["text"] == (
         "*Invalid rows* (left out of every total)\n"
-        "• malformed rows: 1 (row 9)\n"
-        "• missing required field: 1 (row 7)\n"
-        "• invalid timestamp: 3 (rows 3, 5, 6)\n"
-        "• invalid revenue: 1 (row 8)"
+        "• wrong number of fields: 1 (row 9)\n"
+        "• missing value: 1 (row 7)\n"
+        "• bad date: 3 (rows 3, 5, 6)\n"
+        "• bad amount: 1 (row 8)"
     )
 
 
@@ -237,7 +237,7 @@ def test_many_invalid_rows_show_the_first_few_and_an_ellipsis() -> None:
     rows += [f"x{i},c1,p1,APPOINTMENT_SCHEDULED,never,," for i in range(8)]
     [message] = summary_messages(analyzed(csv_of(*rows)), file_name="f.csv", currency="USD")
     text = message["blocks"][2]["text"]["text"]
-    assert "• invalid timestamp: 8 (rows 1502, 1503, 1504, 1505, 1506, …)" in text
+    assert "• bad date: 8 (rows 1502, 1503, 1504, 1505, 1506, …)" in text
 
 
 def test_a_report_without_invalid_rows_says_so() -> None:
@@ -269,8 +269,8 @@ def test_five_hundred_treatment_types_in_one_week_fit() -> None:
         assert_within_slack_limits(message)
     types_line = week_text(messages, date(2024, 1, 1)).splitlines()[2]
     rest_dollars = sum(range(1, 493))
-    assert types_line.startswith("type-499 $500.00 · type-498 $499.00 · ")
-    assert types_line.endswith(f"type-492 $493.00 · … and 492 more types (${rest_dollars:,}.00)")
+    assert types_line.startswith("Type-499 $500.00 · Type-498 $499.00 · ")
+    assert types_line.endswith(f"Type-492 $493.00 · … and 492 more types (${rest_dollars:,}.00)")
 
 
 def test_long_file_names_are_shortened_in_the_header() -> None:
@@ -375,7 +375,7 @@ def test_no_patient_id_note_or_raw_value_reaches_any_message() -> None:
     ]
     dumped = json.dumps(messages, ensure_ascii=False)
     assert "SECRET" not in dumped
-    assert "cleaning $500.00" in dumped  # the report did render
+    assert "Cleaning $500.00" in dumped  # the report did render
 
 
 @pytest.mark.parametrize(
@@ -409,7 +409,7 @@ def test_progress_with_a_known_size_shows_percent_and_time_left() -> None:
         "*Processing…* █████░░░░░░░░░░░░░░░ 25% · about 30 s left\n"
         "*1,000* rows read: 990 valid, 10 invalid · 100 rows per second\n"
         "Revenue so far: *€1,234.56*\n"
-        "Invalid rows so far — malformed rows: 4 · invalid timestamp: 6"
+        "Invalid rows so far — wrong number of fields: 4 · bad date: 6"
     )
     assert message["blocks"][1]["elements"][0]["text"] == "25.0 MB of 100.0 MB read · 10 s elapsed"
     assert message["text"] == "Processing 25%: 1,000 rows, €1,234.56 revenue so far"
@@ -468,7 +468,7 @@ def test_done_message_gives_totals_and_duration(year_report: WeeklyReport) -> No
     assert lines[0] == "*Done* ████████████████████ 100% · finished in 1 min 15 s"
     assert lines[1].startswith(f"*{year_report.rows_total:,}* rows read: ")
     assert lines[2].startswith("Revenue: *CHF ")
-    assert lines[3].startswith("Invalid rows — malformed rows: ")
+    assert lines[3].startswith("Invalid rows — wrong number of fields: ")
     assert message["text"].startswith(f"Done (100%): {year_report.rows_total:,} rows, CHF ")
     assert message["text"].endswith(" revenue, in 1 min 15 s")
 

@@ -220,7 +220,7 @@ def test_text_format(events_csv: Path) -> None:
     assert result.returncode == 0
     assert "Rows:     4 total, 3 valid, 1 invalid" in result.stdout
     assert "Revenue:  312.50 USD" in result.stdout
-    assert "invalid_timestamp: 1 (rows 5)" in result.stdout
+    assert "bad date: 1 (rows 5)" in result.stdout
     assert "Latest complete week: none" in result.stdout  # both ends are cut short
     [first] = [line for line in result.stdout.splitlines() if line.startswith("2024-01-01")]
     assert first.split() == [

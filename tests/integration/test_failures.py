@@ -270,7 +270,7 @@ async def test_no_patient_id_reaches_slack_or_the_logs(
             "ephemerals": slack.ephemerals,
         }
     )
-    assert "invalid revenue" in seen_by_slack  # the bad rows are reported, by row number
+    assert "bad amount" in seen_by_slack  # the bad rows are reported, by row number
     assert SECRET not in seen_by_slack
     assert any(entry["event"] == "job.finished" for entry in logs)
     assert SECRET not in json.dumps(logs, default=str)

@@ -55,7 +55,7 @@ def test_console_progress_lines_say_percent_rows_revenue_and_reasons() -> None:
     line = progress_line(progress, 200, "EUR")
     assert line == (
         "25%, 120,000 rows, 119,990 valid, 10 invalid, revenue €12,345.67, "
-        "invalid rows by reason: invalid timestamp 10"
+        "invalid rows by reason: bad date 10"
     )
     assert progress_line(progress, None, "USD").startswith("120,000 rows")
 

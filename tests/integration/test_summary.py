@@ -35,4 +35,4 @@ async def test_a_60_week_file_splits_its_summary_over_messages_slack_accepts(
     assert week_ids == expected
     for message in summary:
         assert len(message["blocks"]) <= 50
-    assert "Week of 1 Jan" in json.dumps(summary[0])
+    assert "Week of 1\u20137 Jan 2024" in json.dumps(summary[0], ensure_ascii=False)

@@ -39,3 +39,24 @@ def test_text_output_never_writes_escape_sequences() -> None:
     for invisible in ("\x1b", "\x07", "\u202e"):
         assert invisible not in text
     assert "]0;pwned x" in text
+
+
+def test_one_vocabulary() -> None:
+    """Reason words, treatment names and date ranges, as every surface shows them."""
+    from datetime import date
+
+    from processing.words import date_range, reason_words, treatment_name
+
+    assert [reason_words(r) for r in ("malformed_row", "missing_required_field")] == [
+        "wrong number of fields",
+        "missing value",
+    ]
+    assert (reason_words("invalid_timestamp"), reason_words("invalid_revenue")) == (
+        "bad date",
+        "bad amount",
+    )
+    assert treatment_name("root_canal") == "Root canal"
+    assert treatment_name("\x1b[31mx\u202e") == "[31mx"
+    assert date_range(date(2024, 1, 1), date(2024, 1, 7)) == "1\u20137 Jan 2024"
+    assert date_range(date(2024, 1, 29), date(2024, 2, 4)) == "29 Jan \u2013 4 Feb 2024"
+    assert date_range(date(2024, 12, 30), date(2025, 1, 5)) == "30 Dec 2024 \u2013 5 Jan 2025"

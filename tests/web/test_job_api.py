@@ -50,7 +50,8 @@ async def test_job_json_shape(web: Web) -> None:
 
     job = await web.finished(job_id)
 
-    assert set(job) == JOB_KEYS | {"report"}
+    assert set(job) == JOB_KEYS | {"report", "treatment_names"}
+    assert job["treatment_names"] == {"cleaning": "Cleaning", "filling": "Filling"}
     assert job["id"] == job_id
     assert job["status"] == "succeeded"
     assert job["source"] == {
@@ -185,6 +186,12 @@ async def test_config_says_whether_a_token_is_needed(serve: Serve) -> None:
         "auth_required": False,
         "max_file_size_bytes": 5 << 20,
         "currency": "EUR",
+        "reasons": {
+            "malformed_row": "wrong number of fields",
+            "missing_required_field": "missing value",
+            "invalid_timestamp": "bad date",
+            "invalid_revenue": "bad amount",
+        },
     }
     locked = await locked_web.get_json("/api/config")
     assert locked.body["auth_required"] is True
