@@ -11,6 +11,7 @@
   const $ = (id) => document.getElementById(id);
   const el = {
     tokenSection: $("token-section"),
+    errorJob: $("error-job"),
     tokenForm: $("token-form"),
     tokenInput: $("token-input"),
     tokenMessage: $("token-message"),
@@ -358,7 +359,7 @@
       return;
     }
     if (job.status === "failed") {
-      showError(job.error || "The file could not be processed.");
+      showError(job.error || "The file could not be processed.", job.id);
       return;
     }
     describeProgress(job);
@@ -381,12 +382,15 @@
       `revenue so far ${money(cents(progress.revenue))}`;
   }
 
-  function showError(message) {
+  function showError(message, jobId) {
     clearTimeout(state.pollTimer);
     el.errorTitle.textContent = state.fileName
       ? `The report for “${state.fileName}” could not be made`
       : "The report could not be made";
     el.errorMessage.textContent = sentence(message);
+    // A job id to quote when asking for help, as Slack gives it.
+    el.errorJob.textContent = jobId ? `Job ${jobId}: mention it if you ask for help.` : "";
+    el.errorJob.hidden = !jobId;
     show(el.errorSection);
     el.errorSection.querySelector("button").focus();
   }

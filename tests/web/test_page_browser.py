@@ -135,6 +135,8 @@ async def test_a_file_the_server_refuses_shows_the_reason(serve: Serve, browser:
 
     message = page.locator("#error-message")
     await message.wait_for()
+    job_line = await page.locator("#error-job").inner_text()
+    assert job_line.startswith("Job ") and "ask for help" in job_line
     assert (await message.inner_text()).startswith(
         "The header lacks event_id, clinic_id, patient_id, event_type and event_timestamp; "
         "columns found: date, amount"
