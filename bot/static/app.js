@@ -378,7 +378,7 @@
     if (!progress) return;
     setMeter(el.jobProgress, el.jobPercent, progress.percent);
     el.detail.textContent =
-      `${count(progress.rows)} rows so far (${count(progress.invalid)} skipped), ` +
+      `${count(progress.rows)} rows so far (${count(progress.invalid)} invalid), ` +
       `revenue so far ${money(cents(progress.revenue))}`;
   }
 
@@ -452,7 +452,7 @@
       ["Period", period],
       ["Weeks", count(weeks.length)],
       ["Rows read", count(report.rows.total)],
-      ["Rows skipped", count(report.rows.invalid)],
+      ["Invalid rows", count(report.rows.invalid)],
     ];
     for (const [term, value] of items) {
       const group = node("div");
@@ -466,7 +466,7 @@
     el.invalidRows.hidden = !report.rows.invalid;
     if (report.rows.invalid) {
       el.invalidIntro.textContent =
-        `${count(report.rows.invalid)} of ${count(report.rows.total)} rows were skipped and are not in the figures:`;
+        `${count(report.rows.invalid)} of ${count(report.rows.total)} rows are invalid rows, left out of every figure:`;
       for (const [reason, summary] of Object.entries(report.errors)) {
         if (!summary.count) continue;
         const rows = summary.first_rows.join(", ");

@@ -83,7 +83,7 @@ async def test_upload_shows_the_weekly_table_and_the_chart(
     assert "Orthodontics" in await page.locator("#types-body").inner_text()
     by_type = page.locator('#type-weeks-body tr[data-week="2024-01-01"]')
     assert "$3,005.38" in await by_type.inner_text()  # orthodontics that week
-    assert "10 of 3,000 rows were skipped" in await page.locator("#invalid-rows").inner_text()
+    assert "10 of 3,000 rows are invalid rows" in await page.locator("#invalid-rows").inner_text()
     await page.wait_for_function(CHART_SHOWN)
     async with page.expect_download() as download_info:
         await page.click("#download-csv")
