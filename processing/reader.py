@@ -153,6 +153,7 @@ class BlockReader:
         self._ascii_so_far = True
         self._skipping_line = False
         self._exact_step = EXACT_STEP_BYTES
+        self._next_row = 1  # the row being read: the header's until it is known
         encoding = self._read_encoding()
         self.header, delimiter, line_end = self._read_header()
         self.dialect = Dialect(encoding=encoding, delimiter=delimiter, line_end=line_end)
@@ -185,7 +186,7 @@ class BlockReader:
         try:
             return next(self._chunks, None)
         except UnicodeDecodeError:  # only a transcoder raises it: UTF-16 that is not
-            raise EncodingError(getattr(self, "_next_row", 1), "UTF-16") from None
+            raise EncodingError(self._next_row, "UTF-16") from None
 
     def _consume(self, count: int) -> bytes:
         taken, self._buffer = self._buffer[:count], self._buffer[count:]
@@ -202,7 +203,7 @@ class BlockReader:
         try:
             self._buffer = transcode(self._buffer, self._eof)
         except UnicodeDecodeError:
-            raise EncodingError(getattr(self, "_next_row", 1), "UTF-16") from None
+            raise EncodingError(self._next_row, "UTF-16") from None
         self._chunks = dialects.transcoded(chunks, transcode)
         self._transcoded = True
 

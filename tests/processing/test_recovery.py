@@ -213,3 +213,16 @@ def test_more_than_two_hundred_thousand_week_type_pairs_are_refused() -> None:
     rows = (f"e,c,p,T{k},{monday},," for monday in mondays for k in range(types))
     with pytest.raises(TooManyValuesError, match="pairs of a week and a value of event_type"):
         analyze(iter([csv_of(*rows).encode()]))
+
+
+def test_a_stray_quote_on_every_line_costs_linear_time() -> None:
+    """Each line opens a quote the next one closes: every record is broken. The walk must not
+    re-read up to 1 MiB for each line (that took hours on a 35 MB file); the test timeout
+    catches a return of that."""
+    line = 'e{0},c,p"{0},TREATMENT_COMPLETED,2024-01-03,"x,1.00'
+    data = csv_of(*(line.format(i) for i in range(20_000)))
+    report = report_of(data)
+    assert report["rows"] == {"total": 20_000, "valid": 0, "invalid": 20_000}
+    assert errors(report)["malformed_row"][1][:3] == [2, 3, 4]
+    small = csv_of(*(line.format(i) for i in range(300)))
+    assert report_of(small) == reference.analyze(small.encode())
