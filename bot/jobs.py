@@ -361,7 +361,8 @@ class JobRunner:
             return
         for job, task in list(self._tasks.items()):
             job.stop.set()
-            task.cancel()
+            if not job.finished:  # one already telling its thread how it ended is let finish
+                task.cancel()
         await asyncio.wait(pending, timeout=REPLY_TIMEOUT_S)
 
 
