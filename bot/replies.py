@@ -31,9 +31,6 @@ from processing.words import INVALID_ROWS, reason_words
 log = structlog.get_logger("bot.replies")
 T = TypeVar("T")
 
-REPORT_CSV_NAME = blocks.REPORT_CSV_NAME
-CLINIC_CSV_NAME = blocks.CLINIC_CSV_NAME
-INVALID_ROWS_CSV_NAME = blocks.INVALID_ROWS_CSV_NAME
 CHART_PNG_NAME = "weekly-revenue.png"
 
 
@@ -137,12 +134,12 @@ class SlackReplier:
             },
             {
                 "content": to_csv(report).encode(),
-                "filename": REPORT_CSV_NAME,
+                "filename": blocks.REPORT_CSV_NAME,
                 "title": "Weekly report (CSV)",
             },
             {
                 "content": to_clinic_csv(report).encode(),
-                "filename": CLINIC_CSV_NAME,
+                "filename": blocks.CLINIC_CSV_NAME,
                 "title": "Weekly figures per clinic (CSV)",
             },
         ]
@@ -150,7 +147,7 @@ class SlackReplier:
             files.append(
                 {
                     "content": job.invalid_rows_csv.encode(),
-                    "filename": INVALID_ROWS_CSV_NAME,
+                    "filename": blocks.INVALID_ROWS_CSV_NAME,
                     "title": "Invalid rows, with the reason for each (CSV)",
                 }
             )

@@ -230,6 +230,7 @@ _LOOSE_TIMESTAMP: Final = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:?\d{2})?)?",
     re.ASCII,
 )
+_STRICT_TIMESTAMP: Final = re.compile(TIMESTAMP_PATTERN.strip("^$"), re.ASCII)
 NOT_A_TIMESTAMP: Final = "not a date and time such as 2024-01-31 or 2024-01-31T09:30:00Z"
 NO_SUCH_DATE: Final = "no such date or time (a month, day, hour, minute or offset out of range)"
 OUT_OF_RANGE: Final = f"date out of range {FIRST_YEAR}-{LAST_YEAR}"
@@ -243,7 +244,7 @@ def timestamp_problem(value: str) -> str:
     year, month, day = (int(part) for part in match.groups())
     if not FIRST_YEAR <= year <= LAST_YEAR:
         return OUT_OF_RANGE
-    if re.fullmatch(TIMESTAMP_PATTERN.strip("^$"), value) is None:
+    if _STRICT_TIMESTAMP.fullmatch(value) is None:
         return NO_SUCH_DATE
     try:
         date(year, month, day)

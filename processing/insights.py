@@ -23,6 +23,7 @@ from processing.report import (
     Headline,
     WeekStats,
     WeekStatus,
+    clinic_sums,
 )
 from processing.schema import OUTCOMES, appointment_outcome, is_new_patient
 
@@ -133,20 +134,12 @@ def clinic_stats(cells: ClinicWeeks, headline: Headline) -> tuple[ClinicStats, .
     previous = _week_revenue(cells, headline.previous_week, count)
     result = []
     for index, name in enumerate(cells.clinic_names):
-        revenue, treatments, appointments, bookings, cancelled, no_show, _ = (
-            int(value) for value in totals[index]
-        )
         latest_cents = None if latest is None else int(latest[index])
         previous_cents = None if previous is None else int(previous[index])
         result.append(
             ClinicStats(
                 clinic_id=name,
-                revenue_cents=revenue,
-                treatments_completed=treatments,
-                appointments=appointments,
-                bookings=bookings,
-                cancelled=cancelled,
-                no_show=no_show,
+                **clinic_sums(totals[index]),
                 weeks_active=int(weeks_active[index]),
                 latest_week_revenue_cents=latest_cents,
                 previous_week_revenue_cents=previous_cents,

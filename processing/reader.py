@@ -43,7 +43,6 @@ from processing.records import (
     MAX_RECORD_BYTES,
     IntArray,
     RecordGrammar,
-    RegularBlock,
     empty_lines,
     record_bounds,
     regular_records,
@@ -339,11 +338,11 @@ class BlockReader:
                 return
 
     def _next_block(self) -> Block:
-        bounds = regular_records(
+        cut = regular_records(
             self._buffer, self._block_size, self._eof, ord(self.dialect.delimiter)
         )
-        if bounds is not None:
-            block = self._parse_regular(bounds)
+        if cut is not None:
+            block = self._parse_regular(cut)
             if block is not None:
                 self._exact_step = EXACT_STEP_BYTES
                 return block
@@ -381,8 +380,8 @@ class BlockReader:
         walk = self._grammar.walk(raw[:line_start], line_start, True)
         raise EncodingError(self._next_row + walk.records)
 
-    def _parse_regular(self, bounds: RegularBlock) -> Block | None:
-        raw = self._buffer[: bounds.cut]
+    def _parse_regular(self, cut: int) -> Block | None:
+        raw = self._buffer[:cut]
         if not self._check_encoding(raw):
             return None  # transcoded: the exact walk takes the block
         self._invalid.clear()
@@ -406,17 +405,15 @@ class BlockReader:
         broken = [number - 1 for number, text in self._invalid if "\n" in text]
         if broken:
             # A broken quote: the records before it are fine; the exact walk recovers from it.
-            starts, _ = record_bounds(raw, bounds.cut)
+            starts, _ = record_bounds(raw, cut)
             start = int(starts[broken[0]])
-            return self._parse_regular(RegularBlock(start)) if start else None
-        good = np.delete(np.arange(records, dtype=np.int64), dropped) if dropped.size else None
-        if good is None:
-            good = np.arange(records, dtype=np.int64)
-        table, good = self._without_empty_lines(table, good, raw, bounds.cut)
+            return self._parse_regular(start) if start else None
+        good = np.delete(np.arange(records, dtype=np.int64), dropped)
+        table, good = self._without_empty_lines(table, good, raw, cut)
         blank = np.array([not text.strip(_WHITESPACE) for _, text in self._invalid], np.bool_)
         first_row = self._next_row
         self._next_row += records
-        self._consume(bounds.cut)
+        self._consume(cut)
         return Block(
             table=table.rename_columns([self._used[name] for name in table.column_names]),
             rows=first_row + good,

@@ -58,15 +58,8 @@ ASCII_WHITESPACE: Final = b" \t\n\r\x0b\x0c"
 QUOTE, LF, CR = ord('"'), ord("\n"), ord("\r")
 
 
-@dataclass(frozen=True, slots=True)
-class RegularBlock:
-    """buf[:cut] holds whole records, and their quoting is regular."""
-
-    cut: int
-
-
-def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> RegularBlock | None:
-    """The whole records within buf[:limit] when their quoting is regular, or None when the
+def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> int | None:
+    """How much of buf[:limit] is whole records with regular quoting, or None when the
     exact walk is needed: irregular quotes, a lone CR outside quotes, an overlong or unclosed
     record, or no record end at all. `at_eof`: buf holds the rest of the file.
 
@@ -102,7 +95,7 @@ def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> Reg
         _, lengths = record_bounds(buf, cut)
         if lengths.size and int(lengths.max()) > MAX_RECORD_BYTES:
             return None
-    return RegularBlock(cut)
+    return cut
 
 
 def record_bounds(buf: bytes, cut: int) -> tuple[IntArray, IntArray]:

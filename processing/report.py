@@ -120,6 +120,20 @@ class ClinicWeek:
 
 
 _FIRST_MONDAY = date(1900, 1, 1)
+# The per-clinic sums, in the column order of ClinicWeeks.values (then an event count).
+CLINIC_SUMS = (
+    "revenue_cents",
+    "treatments_completed",
+    "appointments",
+    "bookings",
+    "cancelled",
+    "no_show",
+)
+
+
+def clinic_sums(values: Sequence[Any]) -> dict[str, int]:
+    """A row of ClinicWeeks.values (or of their totals) as the named sums."""
+    return {name: int(value) for name, value in zip(CLINIC_SUMS, values, strict=False)}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -141,18 +155,10 @@ class ClinicWeeks:
         rank = np.argsort(np.argsort(np.array(self.clinic_names, dtype=object)))
         order = np.lexsort((rank[self.clinic_ids], self.weeks)) if len(self) else []
         for index in order:
-            revenue, treatments, appointments, bookings, cancelled, no_show, _ = (
-                int(value) for value in self.values[index]
-            )
             yield ClinicWeek(
                 week_start=_FIRST_MONDAY + timedelta(weeks=int(self.weeks[index])),
                 clinic_id=self.clinic_names[int(self.clinic_ids[index])],
-                revenue_cents=revenue,
-                treatments_completed=treatments,
-                appointments=appointments,
-                bookings=bookings,
-                cancelled=cancelled,
-                no_show=no_show,
+                **clinic_sums(self.values[index]),
             )
 
 

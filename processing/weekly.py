@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from processing.errors import TooManyValuesError
 from processing.fields import FIRST_DAY, IntArray
-from processing.report import ClinicWeeks, WeekStats
+from processing.report import CLINIC_SUMS, ClinicWeeks, WeekStats
 from processing.schema import (
     CANCELLED,
     CLINIC_COLUMN,
@@ -190,15 +190,7 @@ class WeeklyAccumulator:
 
 
 # Per (week, clinic) cell, in this column order.
-CLINIC_METRICS: Final = (
-    "revenue_cents",
-    "treatments_completed",
-    "appointments",
-    "bookings",
-    "cancelled",
-    "no_show",
-    "events",
-)
+CLINIC_METRICS: Final = (*CLINIC_SUMS, "events")
 _CLINIC_BITS: Final = 14  # ids below 16,384 > MAX_DISTINCT_VALUES
 _FLAG_COLUMNS: Final = slice(2, 6)  # appointments, bookings, cancelled, no_show
 _DENSE_CELLS: Final = 1 << 16  # a block's (week, clinic) grid up to this size is counted densely

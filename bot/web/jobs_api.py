@@ -47,9 +47,8 @@ class ChartCache:
 CHARTS = web.AppKey("charts", ChartCache)
 
 
-def job_json(
-    job: Job, jobs: JobRunner, currency: str, *, with_report: bool = True
-) -> dict[str, Any]:
+def job_json(job: Job, jobs: JobRunner) -> dict[str, Any]:
+    """A job's status and progress, without its report (get_job adds that, off the loop)."""
     progress = job.progress
     size = job.source.size_bytes
     progress_json = None
@@ -84,13 +83,6 @@ def job_json(
         "progress": progress_json,
         "error": job.error if job.status is JobStatus.FAILED else None,
     }
-    if with_report:
-        report = job.report if job.status is JobStatus.SUCCEEDED else None
-        body["report"] = None if report is None else to_dict(report, job.source.name, currency)
-        if report is not None:  # as people write them: the page shows these, never re-derives
-            body["treatment_names"] = {
-                kind: treatment_name(kind) for kind in report.revenue_by_treatment_cents
-            }
     return body
 
 
@@ -138,7 +130,7 @@ async def get_job(request: web.Request) -> web.Response:
         return job
     context = request.app[CONTEXT]
     currency = context.settings.currency
-    body = job_json(job, context.jobs, currency, with_report=False)
+    body = job_json(job, context.jobs)
     report = job.report if job.status is JobStatus.SUCCEEDED else None
 
     def encoded() -> bytes:
@@ -157,11 +149,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     if not authorized(request, context.settings.upload_token):
         return unauthorized()
-    jobs = [
-        job_json(job, context.jobs, context.settings.currency, with_report=False)
-        for job in context.jobs.recent()
-        if _web_job(job)
-    ]
+    jobs = [job_json(job, context.jobs) for job in context.jobs.recent() if _web_job(job)]
     return web.json_response({"jobs": jobs})
 
 
@@ -192,33 +180,39 @@ def _csv_download(text: str, name: str) -> web.Response:
     )
 
 
-async def get_report_csv(request: web.Request) -> web.Response:
-    """weekly-report.csv: exactly `clinic-events report --format csv`, as posted in Slack."""
+def _succeeded_job(request: web.Request, not_ready: str) -> Job | web.Response:
+    """The job behind a download route, or the answer to give instead."""
     job = _job_or_404(request)
     if isinstance(job, web.Response):
         return job
     if job.status is not JobStatus.SUCCEEDED or job.report is None:
-        return error_response(404, "The weekly CSV is ready once the report is finished.")
+        return error_response(404, not_ready)
+    return job
+
+
+async def get_report_csv(request: web.Request) -> web.Response:
+    """weekly-report.csv: exactly `clinic-events report --format csv`, as posted in Slack."""
+    job = _succeeded_job(request, "The weekly CSV is ready once the report is finished.")
+    if isinstance(job, web.Response):
+        return job
+    assert job.report is not None
     return _csv_download(await asyncio.to_thread(to_csv, job.report), REPORT_CSV_NAME)
 
 
 async def get_clinic_csv(request: web.Request) -> web.Response:
     """clinic-weekly.csv: `report --format csv --by clinic`, as posted in Slack."""
-    job = _job_or_404(request)
+    job = _succeeded_job(request, "The clinic CSV is ready once the report is finished.")
     if isinstance(job, web.Response):
         return job
-    if job.status is not JobStatus.SUCCEEDED or job.report is None:
-        return error_response(404, "The clinic CSV is ready once the report is finished.")
+    assert job.report is not None
     return _csv_download(await asyncio.to_thread(to_clinic_csv, job.report), CLINIC_CSV_NAME)
 
 
 async def get_invalid_rows_csv(request: web.Request) -> web.Response:
     """invalid-rows.csv: every invalid row with its reason (`report --invalid-rows`)."""
-    job = _job_or_404(request)
+    job = _succeeded_job(request, "The invalid rows are listed once the report is finished.")
     if isinstance(job, web.Response):
         return job
-    if job.status is not JobStatus.SUCCEEDED:
-        return error_response(404, "The invalid rows are listed once the report is finished.")
     if job.invalid_rows_csv is None:
         return error_response(404, "Every row of this file was valid: there is nothing to list.")
     return _csv_download(job.invalid_rows_csv, INVALID_ROWS_CSV_NAME)
