@@ -349,19 +349,82 @@ def _report(
                 }
             )
             monday += timedelta(days=7)
+    _compare_weeks(weeks)
     headline = _headline(weeks)
+    clinics = _clinics(clinic_cells, headline)
+    headline.update(_movers(clinics))
+    revenue_cents = sum(sum(by_type.values()) for by_type in revenue.values())
     return {
         "timezone": tz,
         "rows": {"total": total, "valid": valid, "invalid": total - valid},
         "errors": _errors(errors, counts, missing_columns),
         "warnings": {"revenue_on_other_event": other_revenue},
-        "revenue": money(sum(sum(by_type.values()) for by_type in revenue.values())),
+        "revenue": money(revenue_cents),
         "first_day": days[0].isoformat() if days else None,
         "last_day": days[1].isoformat() if days else None,
+        "totals": _totals(weeks, revenue, revenue_cents),
         "headline": headline,
         "weeks": weeks,
-        "clinics": _clinics(clinic_cells, headline),
+        "clinics": clinics,
     }
+
+
+def _compare_weeks(weeks: list[dict[str, Any]]) -> None:
+    """Adds change_pct and average_4w_revenue (right after revenue) to every week: complete
+    weeks against the complete weeks before them, null for the others."""
+    complete_so_far: list[int] = []
+    for index, week in enumerate(weeks):
+        change = average = None
+        if week["status"] == "complete":
+            cents = _cents(week["revenue"]) or 0
+            if complete_so_far and complete_so_far[-1]:
+                change = _percent(cents - complete_so_far[-1], complete_so_far[-1])
+            last_four = complete_so_far[-4:]
+            if last_four:
+                average = _money(round(Fraction(sum(last_four), len(last_four))))
+            complete_so_far.append(cents)
+        items = list(week.items())
+        at = [key for key, _ in items].index("revenue") + 1
+        items[at:at] = [("change_pct", change), ("average_4w_revenue", average)]
+        weeks[index] = dict(items)
+
+
+def _totals(
+    weeks: list[dict[str, Any]], revenue: dict[date, Counter[str]], revenue_cents: int
+) -> dict[str, Any]:
+    outcomes = Counter({name: 0 for name in OUTCOMES})
+    for week in weeks:
+        outcomes.update(week["appointment_outcomes"])
+    judged = outcomes["completed"] + outcomes["cancelled"] + outcomes["no_show"]
+    by_type: Counter[str] = Counter()
+    for week_revenue in revenue.values():
+        by_type.update(week_revenue)
+    ranked = sorted(by_type.items(), key=lambda item: (-item[1], item[0]))
+    return {
+        "treatments_completed": sum(w["treatments_completed"] for w in weeks),
+        "appointments": sum(w["appointments"] for w in weeks),
+        "bookings": sum(w["bookings"] for w in weeks),
+        "new_patients": sum(w["new_patients"] for w in weeks),
+        "appointment_outcomes": {name: outcomes[name] for name in OUTCOMES},
+        "cancellation_rate": _percent(outcomes["cancelled"], judged),
+        "no_show_rate": _percent(outcomes["no_show"], judged),
+        "revenue_by_treatment": [
+            {
+                "treatment_type": kind,
+                "revenue": _money(cents),
+                "share_pct": _percent(cents, revenue_cents),
+            }
+            for kind, cents in ranked
+        ],
+    }
+
+
+def _movers(clinics: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Up to 5 clinics that rose most and 5 that fell most; ties to the lower id."""
+    changes = [(Fraction(c["change_pct"]), c["clinic_id"]) for c in clinics if c["change_pct"]]
+    up = sorted((c for c in changes if c[0] > 0), key=lambda c: (-c[0], c[1]))
+    down = sorted((c for c in changes if c[0] < 0), key=lambda c: (c[0], c[1]))
+    return {"clinics_up": [c[1] for c in up[:5]], "clinics_down": [c[1] for c in down[:5]]}
 
 
 def _errors(
@@ -483,7 +546,7 @@ def ordered(report: dict[str, Any]) -> dict[str, Any]:
     """The report with its keys in the engine's JSON order."""
     order = (
         "timezone", "dialect", "rows", "errors", "warnings", "revenue", "first_day", "last_day",
-        "headline", "weeks", "clinics",
+        "totals", "headline", "weeks", "clinics",
     )  # fmt: skip
     return {key: report[key] for key in order if key in report}
 

@@ -321,7 +321,9 @@ def analyze(
     if weeks:
         first_day = _EPOCH + timedelta(days=analysis.first_day)
         last_day = _EPOCH + timedelta(days=analysis.last_day)
-        weeks = tuple(insights.complete_week(week, first_day, last_day) for week in weeks)
+        weeks = insights.with_changes(
+            [insights.complete_week(week, first_day, last_day) for week in weeks]
+        )
     headline = insights.headline(weeks)
     clinic_weeks = analysis.clinics.cells()
     return WeeklyReport(

@@ -18,9 +18,12 @@ import numpy as np
 
 from processing.report import (
     AppointmentOutcomes,
+    ClinicMovers,
     ClinicStats,
     ClinicWeeks,
     Headline,
+    PeriodTotals,
+    TreatmentRevenue,
     WeekStats,
     WeekStatus,
     clinic_sums,
@@ -30,6 +33,7 @@ from processing.schema import OUTCOMES, appointment_outcome, is_new_patient
 FIRST_MONDAY = date(1900, 1, 1)
 
 AVERAGE_WEEKS = 4
+MOVERS_KEPT = 5  # clinics up and down; a surface may show fewer
 
 
 def tenths(value: Fraction) -> str:
@@ -90,18 +94,85 @@ def complete_week(week: WeekStats, first_day: date, last_day: date) -> WeekStats
     )
 
 
+def with_changes(weeks: Sequence[WeekStats]) -> tuple[WeekStats, ...]:
+    """Each complete week with what it is measured against: its revenue change from the
+    nearest complete week before it, and the mean of up to AVERAGE_WEEKS complete weeks
+    before it (cents rounded half to even). The headline's rules, so the latest complete
+    week's figures are the headline's."""
+    result = []
+    before: list[int] = []  # revenue cents of the complete weeks so far
+    for week in weeks:
+        if week.status == "complete":
+            recent = before[-AVERAGE_WEEKS:]
+            week = replace(
+                week,
+                change_pct=percent_change(week.revenue_cents, before[-1] if before else None),
+                average_4w_revenue_cents=round(Fraction(sum(recent), len(recent)))
+                if recent
+                else None,
+            )
+            before.append(week.revenue_cents)
+        result.append(week)
+    return tuple(result)
+
+
+def revenue_by_treatment(weeks: Sequence[WeekStats]) -> dict[str, int]:
+    """The period's revenue per treatment type, largest first (then by name)."""
+    totals: dict[str, int] = {}
+    for week in weeks:
+        for kind, cents in week.revenue_by_treatment_cents.items():
+            totals[kind] = totals.get(kind, 0) + cents
+    return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+
+
+def period_totals(weeks: Sequence[WeekStats]) -> PeriodTotals:
+    outcomes = dict.fromkeys(OUTCOMES, 0)
+    for week in weeks:
+        for name in OUTCOMES:
+            outcomes[name] += getattr(week.outcomes, name)
+    attended_or_not = outcomes["completed"] + outcomes["cancelled"] + outcomes["no_show"]
+    by_treatment = revenue_by_treatment(weeks)
+    revenue_cents = sum(by_treatment.values())
+    return PeriodTotals(
+        treatments_completed=sum(week.treatments_completed for week in weeks),
+        appointments=sum(week.appointments for week in weeks),
+        bookings=sum(week.bookings for week in weeks),
+        new_patients=sum(week.new_patients for week in weeks),
+        outcomes=AppointmentOutcomes(**outcomes),
+        cancellation_rate=rate(outcomes["cancelled"], attended_or_not),
+        no_show_rate=rate(outcomes["no_show"], attended_or_not),
+        by_treatment=tuple(
+            TreatmentRevenue(kind, cents, rate(cents, revenue_cents))
+            for kind, cents in by_treatment.items()
+        ),
+    )
+
+
+def clinic_movers(clinics: Sequence[ClinicStats], kept: int = MOVERS_KEPT) -> ClinicMovers:
+    """The clinics that rose most (a positive change) and fell most (a negative one); ties
+    go to the lower id. A clinic without a change to compare is in neither."""
+    changed = [
+        (Fraction(clinic.change_pct), clinic.clinic_id)
+        for clinic in clinics
+        if clinic.change_pct is not None
+    ]
+    rises = sorted((-change, name) for change, name in changed if change > 0)
+    falls = sorted((change, name) for change, name in changed if change < 0)
+    return ClinicMovers(
+        up=tuple(name for _, name in rises[:kept]),
+        down=tuple(name for _, name in falls[:kept]),
+    )
+
+
 def headline(weeks: Sequence[WeekStats]) -> Headline:
+    """Over complete weeks only; `weeks` have been through with_changes()."""
     complete = [week for week in weeks if week.status == "complete"]
     empty = tuple(week.week_start for week in weeks if week.status == "empty")
     partial = tuple(week.week_start for week in weeks if week.status == "partial")
     if not complete:
         return Headline(empty_weeks=empty, partial_weeks=partial)
-    latest, before = complete[-1], complete[:-1]
-    previous = before[-1] if before else None
-    recent = before[-AVERAGE_WEEKS:]
-    average = (
-        round(Fraction(sum(week.revenue_cents for week in recent), len(recent))) if recent else None
-    )
+    latest = complete[-1]
+    previous = complete[-2] if len(complete) > 1 else None
     # max/min keep the first of equals: ties go to the earlier week.
     best = max(complete, key=lambda week: week.revenue_cents)
     worst = min(complete, key=lambda week: week.revenue_cents)
@@ -110,10 +181,8 @@ def headline(weeks: Sequence[WeekStats]) -> Headline:
         latest_revenue_cents=latest.revenue_cents,
         previous_week=previous.week_start if previous else None,
         previous_revenue_cents=previous.revenue_cents if previous else None,
-        change_pct=percent_change(
-            latest.revenue_cents, previous.revenue_cents if previous else None
-        ),
-        average_4w_revenue_cents=average,
+        change_pct=latest.change_pct,
+        average_4w_revenue_cents=latest.average_4w_revenue_cents,
         best_week=best.week_start,
         worst_week=worst.week_start,
         empty_weeks=empty,

@@ -6,13 +6,32 @@ import csv
 import io
 import json
 from datetime import date
-from decimal import Decimal
 from typing import Any, TextIO
 
-from processing.report import ClinicStats, Headline, InvalidRow, WeeklyReport, WeekStats
+from processing.report import (
+    AppointmentOutcomes,
+    ClinicMovers,
+    ClinicStats,
+    Headline,
+    InvalidRow,
+    PeriodTotals,
+    WeeklyReport,
+    WeekStats,
+)
 from processing.schema import MISSING_REQUIRED_FIELD, REASONS, TREATMENT_COMPLETED
 from processing.text import displayable
-from processing.words import reason_words, treatment_name
+from processing.words import (
+    INVALID_ROWS,
+    change_words,
+    data_quality_line,
+    date_range,
+    outcomes_words,
+    plural,
+    reason_words,
+    treatment_name,
+    week_range,
+    week_status_words,
+)
 
 CSV_COLUMNS = (
     "week_start",
@@ -31,6 +50,7 @@ CSV_COLUMNS = (
     "cancellation_rate",
     "no_show_rate",
     "new_patients",
+    "revenue_change_pct",
 )
 CLINIC_CSV_COLUMNS = (
     "week_start",
@@ -77,7 +97,7 @@ def _errors(report: WeeklyReport) -> dict[str, Any]:
     return errors
 
 
-def _headline(headline: Headline) -> dict[str, Any]:
+def _headline(headline: Headline, movers: ClinicMovers) -> dict[str, Any]:
     return {
         "latest_week": _day(headline.latest_week),
         "latest_revenue": _money(headline.latest_revenue_cents),
@@ -89,15 +109,48 @@ def _headline(headline: Headline) -> dict[str, Any]:
         "worst_week": _day(headline.worst_week),
         "empty_weeks": [day.isoformat() for day in headline.empty_weeks],
         "partial_weeks": [day.isoformat() for day in headline.partial_weeks],
+        "clinics_up": list(movers.up),
+        "clinics_down": list(movers.down),
+    }
+
+
+def _outcomes(outcomes: AppointmentOutcomes) -> dict[str, int]:
+    return {
+        "scheduled": outcomes.scheduled,
+        "completed": outcomes.completed,
+        "cancelled": outcomes.cancelled,
+        "no_show": outcomes.no_show,
+        "rescheduled": outcomes.rescheduled,
+    }
+
+
+def _totals(totals: PeriodTotals) -> dict[str, Any]:
+    return {
+        "treatments_completed": totals.treatments_completed,
+        "appointments": totals.appointments,
+        "bookings": totals.bookings,
+        "new_patients": totals.new_patients,
+        "appointment_outcomes": _outcomes(totals.outcomes),
+        "cancellation_rate": totals.cancellation_rate,
+        "no_show_rate": totals.no_show_rate,
+        "revenue_by_treatment": [
+            {
+                "treatment_type": entry.treatment_type,
+                "revenue": amount(entry.revenue_cents),
+                "share_pct": entry.share_pct,
+            }
+            for entry in totals.by_treatment
+        ],
     }
 
 
 def _week(week: WeekStats) -> dict[str, Any]:
-    outcomes = week.outcomes
     return {
         "week_start": week.week_start.isoformat(),
         "week_end": week.week_end.isoformat(),
         "revenue": amount(week.revenue_cents),
+        "change_pct": week.change_pct,
+        "average_4w_revenue": _money(week.average_4w_revenue_cents),
         "revenue_by_treatment": {
             kind: amount(cents) for kind, cents in week.revenue_by_treatment_cents.items()
         },
@@ -107,13 +160,7 @@ def _week(week: WeekStats) -> dict[str, Any]:
         "events_by_type": dict(week.events_by_type),
         "days_covered": week.days_covered,
         "status": week.status,
-        "appointment_outcomes": {
-            "scheduled": outcomes.scheduled,
-            "completed": outcomes.completed,
-            "cancelled": outcomes.cancelled,
-            "no_show": outcomes.no_show,
-            "rescheduled": outcomes.rescheduled,
-        },
+        "appointment_outcomes": _outcomes(week.outcomes),
         "cancellation_rate": week.cancellation_rate,
         "no_show_rate": week.no_show_rate,
         "new_patients": week.new_patients,
@@ -157,7 +204,8 @@ def to_dict(report: WeeklyReport, source: str, currency: str) -> dict[str, Any]:
         "revenue": amount(report.revenue_cents),
         "first_day": _day(report.first_day),
         "last_day": _day(report.last_day),
-        "headline": _headline(report.headline),
+        "totals": _totals(report.totals),
+        "headline": _headline(report.headline, report.movers),
         "weeks": [_week(week) for week in report.weeks],
         "clinics": [_clinic(clinic) for clinic in report.clinics],
     }
@@ -194,6 +242,7 @@ def to_csv(report: WeeklyReport) -> str:
                 week.cancellation_rate or "",
                 week.no_show_rate or "",
                 week.new_patients,
+                week.change_pct or "",
                 *(amount(by_type.get(kind, 0)) for kind in treatment_types),
             ]
         )
@@ -264,7 +313,6 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
     return [fmt(header), "  ".join("-" * width for width in widths), *map(fmt, rows)]
 
 
-STATUS_MARKS = {"complete": "", "partial": "partial", "empty": "no data"}
 CLINICS_SHOWN = 5
 
 
@@ -278,47 +326,45 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
         *_headline_lines(report, currency),
         "",
         f"Rows:     {report.rows_total:,} total, {report.rows_valid:,} valid, "
-        f"{report.rows_invalid:,} invalid",
-        f"Revenue:  {grouped_amount(report.revenue_cents)} {currency}",
+        f"{report.rows_invalid:,} {INVALID_ROWS}",
     ]
-    if report.weeks:
-        lines.append(
-            f"Weeks:    {len(report.weeks)} "
-            f"({report.weeks[0].week_start} to {report.weeks[-1].week_end})"
-        )
     lines += _clinic_lines(report)
     lines.append("")
     rows = [
         [
-            str(week.week_start),
+            week_range(week.week_start),
             grouped_amount(week.revenue_cents),
+            change_words(week.change_pct),
             f"{week.treatments_completed:,}",
             f"{week.appointments:,}",
             f"{week.bookings:,}",
             "" if week.cancellation_rate is None else f"{week.cancellation_rate}%",
             f"{week.events:,}",
-            STATUS_MARKS[week.status]
-            + (f" ({week.days_covered} of 7 days)" if week.status == "partial" else ""),
+            week_status_words(week),
         ]
         for week in reversed(report.weeks)
     ]
     header = [
-        "Week of", "Revenue", "Treatments", "Appointments", "Bookings", "Cancelled", "Events",
-        "",
+        "Week", "Revenue", "Change", "Treatments", "Appointments", "Bookings", "Cancelled",
+        "Events", "",
     ]  # fmt: skip
-    lines += _table(header, rows, right={1, 2, 3, 4, 5, 6})
-    totals = report.revenue_by_treatment_cents
-    if totals:
+    lines += _table(header, rows, right={1, 2, 3, 4, 5, 6, 7})
+    by_treatment = report.totals.by_treatment
+    if by_treatment:
         lines += ["", "Revenue by treatment type:"]
         lines += [
             "  " + line
             for line in _table(
-                ["Treatment", "Revenue"],
+                ["Treatment", "Revenue", "Share"],
                 [
-                    [treatment_name(kind, 60), grouped_amount(cents)]
-                    for kind, cents in totals.items()
+                    [
+                        treatment_name(entry.treatment_type, 60),
+                        grouped_amount(entry.revenue_cents),
+                        "" if entry.share_pct is None else f"{entry.share_pct}%",
+                    ]
+                    for entry in by_treatment
                 ],
-                right={1},
+                right={1, 2},
             )
         ]
     lines += ["", "Invalid rows:" if report.rows_invalid else "Invalid rows: none"]
@@ -337,64 +383,57 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _change(pct: str | None) -> str:
-    if pct is None:
-        return "no earlier week to compare"
-    return f"{'+' if not pct.startswith('-') else ''}{pct}%"
-
-
 def _headline_lines(report: WeeklyReport, currency: str) -> list[str]:
     headline = report.headline
-    if headline.latest_week is None or headline.latest_revenue_cents is None:
-        lines = ["Latest complete week: none (no week with data on all seven days)"]
+    total = f"Total revenue: {grouped_amount(report.revenue_cents)} {currency}"
+    if report.weeks:
+        total += (
+            f" over {plural(len(report.weeks), 'week')} "
+            f"({date_range(report.weeks[0].week_start, report.weeks[-1].week_end)})"
+        )
+    lines = [total]
+    latest = report.latest_week
+    if latest is None:
+        lines.append("Latest complete week: none (no week with data on all seven days)")
     else:
         line = (
-            f"Latest complete week ({headline.latest_week}): "
-            f"{grouped_amount(headline.latest_revenue_cents)} {currency}"
+            f"Latest complete week, {week_range(latest.week_start)}: "
+            f"{grouped_amount(latest.revenue_cents)} {currency}"
         )
         if headline.previous_week is not None:
-            line += f", {_change(headline.change_pct)} vs {headline.previous_week}"
+            change = change_words(headline.change_pct) or "no revenue before to compare"
+            line += f", {change} vs {week_range(headline.previous_week)}"
         if headline.average_4w_revenue_cents is not None:
             line += f", 4-week average {grouped_amount(headline.average_4w_revenue_cents)}"
-        lines = [line, f"Best week {headline.best_week}, worst week {headline.worst_week}"]
-    gaps = []
-    if headline.empty_weeks:
-        gaps.append("no data in the weeks of " + ", ".join(map(str, headline.empty_weeks[:10])))
-        if len(headline.empty_weeks) > 10:
-            gaps[-1] += f" and {len(headline.empty_weeks) - 10:,} more"
-    if headline.partial_weeks:
-        gaps.append("partial weeks " + ", ".join(map(str, headline.partial_weeks)))
-    quality = "Data quality: every row valid"
-    if report.rows_invalid:
-        quality = (
-            f"Data quality: {report.rows_invalid:,} of {report.rows_total:,} rows invalid "
-            f"({report.invalid_pct}%), left out of every figure"
-        )
-    return [*lines, *(["; ".join(gaps).capitalize()] if gaps else []), quality]
+        lines.append(line)
+        if headline.best_week is not None and headline.worst_week is not None:
+            lines.append(
+                f"Best week {week_range(headline.best_week)}, "
+                f"worst week {week_range(headline.worst_week)}"
+            )
+        lines.append(f"Appointments that week: {outcomes_words(latest)}")
+    lines.append(f"Data quality: {data_quality_line(report)}")
+    return lines
 
 
 def _clinic_lines(report: WeeklyReport) -> list[str]:
-    compared = [clinic for clinic in report.clinics if clinic.change_pct is not None]
-    if not compared or report.headline.latest_week is None:
+    headline, movers = report.headline, report.movers
+    if not (movers.up or movers.down) or headline.latest_week is None:
         return []
-    ranked = sorted(
-        compared, key=lambda clinic: (-Decimal(clinic.change_pct or "0"), clinic.clinic_id)
-    )
-    top = ranked[:CLINICS_SHOWN]
-    bottom = [clinic for clinic in ranked[::-1][:CLINICS_SHOWN] if clinic not in top]
+    changes = {clinic.clinic_id: clinic.change_pct for clinic in report.clinics}
 
-    def names(clinics: list[ClinicStats]) -> str:
+    def names(ids: tuple[str, ...]) -> str:
         return ", ".join(
-            f"{displayable(clinic.clinic_id, 30)} {_change(clinic.change_pct)}"
-            for clinic in clinics
+            f"{displayable(clinic_id, 30)} {change_words(changes[clinic_id])}" for clinic_id in ids
         )
 
     lines = [
         "",
-        f"Clinics by revenue change, week of {report.headline.latest_week} "
-        f"vs {report.headline.previous_week}:",
-        f"  Up most:   {names(top)}",
+        f"Clinics by revenue change, {week_range(headline.latest_week)} "
+        f"vs {week_range(headline.previous_week or headline.latest_week)}:",
     ]
-    if bottom:
-        lines.append(f"  Down most: {names(bottom)}")
+    if movers.up:
+        lines.append(f"  Up most:   {names(movers.up[:CLINICS_SHOWN])}")
+    if movers.down:
+        lines.append(f"  Down most: {names(movers.down[:CLINICS_SHOWN])}")
     return lines

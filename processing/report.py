@@ -57,6 +57,10 @@ class WeekStats:
     cancellation_rate: str | None = None  # percent, one decimal; None without outcomes
     no_show_rate: str | None = None
     new_patients: int = 0
+    # Revenue against the nearest complete week before; only a complete week has one, so a
+    # week cut short or without data never reads as a collapse.
+    change_pct: str | None = None
+    average_4w_revenue_cents: int | None = None  # of up to 4 complete weeks before it
 
     @property
     def week_end(self) -> date:
@@ -73,6 +77,35 @@ class WeekStats:
     @property
     def events(self) -> int:
         return sum(self.events_by_type.values())
+
+
+@dataclass(frozen=True, slots=True)
+class TreatmentRevenue:
+    treatment_type: str
+    revenue_cents: int
+    share_pct: str | None  # of the period's revenue; None when that is 0
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodTotals:
+    """The whole period's sums: what a surface shows under "all weeks"."""
+
+    treatments_completed: int = 0
+    appointments: int = 0
+    bookings: int = 0
+    new_patients: int = 0
+    outcomes: AppointmentOutcomes = field(default_factory=AppointmentOutcomes)
+    cancellation_rate: str | None = None
+    no_show_rate: str | None = None
+    by_treatment: tuple[TreatmentRevenue, ...] = ()  # largest first, then by name
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicMovers:
+    """The clinics whose revenue rose most and fell most between the headline's two weeks."""
+
+    up: tuple[str, ...] = ()  # clinic ids, the largest rise first
+    down: tuple[str, ...] = ()  # the largest fall first
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,13 +229,31 @@ class WeeklyReport:
         return sum(week.revenue_cents for week in self.weeks)
 
     @property
+    def latest_week(self) -> WeekStats | None:
+        """The headline's latest complete week."""
+        if self.headline.latest_week is None:
+            return None
+        index = (self.headline.latest_week - self.weeks[0].week_start).days // 7
+        return self.weeks[index]
+
+    @property
+    def totals(self) -> PeriodTotals:
+        from processing.insights import period_totals
+
+        return period_totals(self.weeks)
+
+    @property
     def revenue_by_treatment_cents(self) -> dict[str, int]:
         """The period's revenue per treatment type, largest first (then by name)."""
-        totals: dict[str, int] = {}
-        for week in self.weeks:
-            for kind, cents in week.revenue_by_treatment_cents.items():
-                totals[kind] = totals.get(kind, 0) + cents
-        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+        from processing.insights import revenue_by_treatment
+
+        return revenue_by_treatment(self.weeks)
+
+    @property
+    def movers(self) -> ClinicMovers:
+        from processing.insights import clinic_movers
+
+        return clinic_movers(self.clinics)
 
     @property
     def invalid_pct(self) -> str | None:
@@ -232,6 +283,35 @@ class Progress:
     @property
     def rows_invalid(self) -> int:
         return self.rows_total - self.rows_valid
+
+
+ETA_AFTER_S = 2.0  # before that, a guess of the time left is mostly noise
+ETA_AFTER_FRACTION = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """How far a job is and how long it may take, the same on every surface."""
+
+    fraction: float | None  # of the bytes read; None when the size is unknown
+    percent: int | None  # whole percent, never 100 until the job has finished
+    left_s: float | None  # None while it is too early to tell, or the size is unknown
+
+
+def estimate(
+    bytes_read: int, total_bytes: int | None, elapsed_s: float, *, finished: bool = False
+) -> Estimate:
+    if finished:
+        return Estimate(fraction=1.0, percent=100, left_s=0.0)
+    if not total_bytes:
+        return Estimate(fraction=None, percent=None, left_s=None)
+    fraction = min(max(bytes_read / total_bytes, 0.0), 1.0)
+    # Never "100%" while reading: the last block may still be on its way.
+    percent = min(int(fraction * 100), 99)
+    left_s = None
+    if elapsed_s >= ETA_AFTER_S and ETA_AFTER_FRACTION <= fraction < 1:
+        left_s = elapsed_s * (1 - fraction) / fraction
+    return Estimate(fraction=fraction, percent=percent, left_s=left_s)
 
 
 def empty_errors() -> dict[str, ReasonSummary]:

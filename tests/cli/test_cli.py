@@ -61,6 +61,7 @@ def test_json_format_is_the_contract(events_csv: Path) -> None:
         "revenue",
         "first_day",
         "last_day",
+        "totals",
         "headline",
         "weeks",
         "clinics",
@@ -80,6 +81,8 @@ def test_json_format_is_the_contract(events_csv: Path) -> None:
         "week_start",
         "week_end",
         "revenue",
+        "change_pct",
+        "average_4w_revenue",
         "revenue_by_treatment",
         "treatments_completed",
         "appointments",
@@ -103,6 +106,8 @@ def test_json_format_is_the_contract(events_csv: Path) -> None:
         "worst_week",
         "empty_weeks",
         "partial_weeks",
+        "clinics_up",
+        "clinics_down",
     ]
     assert list(report["clinics"][0]) == [
         "clinic_id",
@@ -144,13 +149,14 @@ def test_csv_format(events_csv: Path) -> None:
         "cancellation_rate",
         "no_show_rate",
         "new_patients",
+        "revenue_change_pct",
         "revenue_cleaning",
         "revenue_implants",
     ]
     counts = ["1", "1", "0"]
     # The first and last weeks are cut short by the data (Wed..Sun, Mon only).
     assert rows[1] == ["2024-01-01", "2024-01-07", "300.50", *counts, "partial", "5",
-                       "1", "0", "0", "0", "0", "", "", "0", "0.00", "300.50"]  # fmt: skip
+                       "1", "0", "0", "0", "0", "", "", "0", "", "0.00", "300.50"]  # fmt: skip
     assert rows[2][:8] == ["2024-01-08", "2024-01-14", "0.00", "0", "0", "0", "empty", "7"]
     assert rows[4][:8] == ["2024-01-22", "2024-01-28", "12.00", "1", "0", "0", "partial", "1"]
     assert rows[4][-2:] == ["12.00", "0.00"]
@@ -218,26 +224,25 @@ def test_text_format(events_csv: Path) -> None:
     """The default is a readable table with totals and the error summary."""
     result = cli("report", str(events_csv))
     assert result.returncode == 0
-    assert "Rows:     4 total, 3 valid, 1 invalid" in result.stdout
-    assert "Revenue:  312.50 USD" in result.stdout
+    assert "Rows:     4 total, 3 valid, 1 invalid rows" in result.stdout
+    assert "Total revenue: 312.50 USD over 4 weeks (1–28 Jan 2024)" in result.stdout
     assert "bad date: 1 (rows 5)" in result.stdout
     assert "Latest complete week: none" in result.stdout  # both ends are cut short
-    [first] = [line for line in result.stdout.splitlines() if line.startswith("2024-01-01")]
+    assert (
+        "Data quality: ⚠ 1 row (25.0%) left out · no data 8–21 Jan 2024 · "
+        "first week partial, 5 of 7 days · last week partial, 1 of 7 days"
+    ) in result.stdout
+    [first] = [line for line in result.stdout.splitlines() if line.startswith("1–7 Jan 2024")]
     assert first.split() == [
-        "2024-01-01",
-        "300.50",
-        "1",
-        "1",
-        "0",
-        "2",
-        "partial",
-        "(5",
-        "of",
-        "7",
-        "days)",
-    ]
-    weeks = [line[:10] for line in result.stdout.splitlines() if line[:4] == "2024"]
-    assert weeks == ["2024-01-22", "2024-01-15", "2024-01-08", "2024-01-01"]  # newest first
+        "1–7", "Jan", "2024", "300.50", "1", "1", "0", "2", "partial,", "5", "of", "7", "days",
+    ]  # fmt: skip
+    weeks = [line[:14].strip() for line in result.stdout.splitlines() if " Jan 2024 " in line[:16]]
+    assert weeks == [
+        "22–28 Jan 2024",
+        "15–21 Jan 2024",
+        "8–14 Jan 2024",
+        "1–7 Jan 2024",
+    ]  # newest first
 
 
 def test_stdin_pipe_and_env_defaults() -> None:

@@ -141,8 +141,81 @@ def test_headline_compares_complete_weeks_only() -> None:
         "worst_week": "2024-01-01",
         "empty_weeks": ["2024-01-22"],
         "partial_weeks": ["2024-02-12"],
+        "clinics_up": [],
+        "clinics_down": ["c"],  # 400.00 -> 250.00
     }
     assert report_of(csv_of(*rows)) == reference.analyze(csv_of(*rows).encode())
+
+
+def test_every_complete_week_is_compared_like_the_headline() -> None:
+    """Each complete week's change and 4-week average follow the headline's rules; weeks
+    cut short or without data have none, and the latest week's are the headline's."""
+    revenues = ["100.00", "200.00", "0", "300.00", "0.00", "150.00"]
+    rows = []
+    for index, revenue in enumerate(revenues):
+        monday = MONDAY + timedelta(weeks=index)
+        if revenue == "0":
+            continue
+        rows += week(monday, "TREATMENT_COMPLETED", revenue=revenue)
+        rows.append(f"e,c,p,X,{monday + timedelta(days=6)},,")
+    rows.append(f"e,c,p,X,{MONDAY + timedelta(weeks=6, days=1)},,")  # a partial week
+    report = report_of(csv_of(*rows))
+    figures = [(w["change_pct"], w["average_4w_revenue"]) for w in report["weeks"]]
+    assert figures == [
+        (None, None),  # nothing before it
+        ("100.0", "100.00"),
+        (None, None),  # empty
+        ("50.0", "150.00"),
+        ("-100.0", "200.00"),  # 300 -> 0
+        (None, "150.00"),  # nothing to compare with 0.00; average of 100, 200, 300, 0
+        (None, None),  # partial
+    ]
+    headline = report["headline"]
+    assert (headline["change_pct"], headline["average_4w_revenue"]) == (None, "150.00")
+    assert report == reference.analyze(csv_of(*rows).encode())
+
+
+def test_period_totals_and_treatment_shares() -> None:
+    """The period's sums and each type's share of revenue, largest first then by name."""
+    data = csv_of(
+        *week(MONDAY, "TREATMENT_COMPLETED", revenue="30.00"),
+        "e,c,p,TREATMENT_COMPLETED,2024-01-02,Implants,60.00",
+        "e,c,p,TREATMENT_COMPLETED,2024-01-09,cleaning,30.00",
+        "e,c,p,TREATMENT_COMPLETED,2024-01-09,whitening,0.00",
+        *week(MONDAY, "APPOINTMENT_COMPLETED", "APPOINTMENT_CANCELLED", "PATIENT_REGISTERED"),
+        *week(MONDAY + timedelta(weeks=1), "APPOINTMENT_NO_SHOW", "ONLINE_BOOKING"),
+    )
+    report = report_of(data)
+    totals = report["totals"]
+    assert totals["treatments_completed"] == 4
+    assert (totals["appointments"], totals["bookings"], totals["new_patients"]) == (3, 1, 1)
+    assert totals["appointment_outcomes"]["cancelled"] == 1
+    assert (totals["cancellation_rate"], totals["no_show_rate"]) == ("33.3", "33.3")
+    assert totals["revenue_by_treatment"] == [
+        {"treatment_type": "implants", "revenue": "60.00", "share_pct": "50.0"},
+        {"treatment_type": "cleaning", "revenue": "30.00", "share_pct": "25.0"},
+        {"treatment_type": "x", "revenue": "30.00", "share_pct": "25.0"},
+        {"treatment_type": "whitening", "revenue": "0.00", "share_pct": "0.0"},
+    ]
+    assert report == reference.analyze(data.encode())
+
+
+def test_clinic_movers_rise_and_fall_separately() -> None:
+    """Up: positive changes, largest first; down: negative ones, largest fall first; ties
+    to the lower id; at most five each; a clinic without a change is in neither."""
+    rows = []
+    before = {"A": 100, "B": 100, "C": 100, "D": 100, "E": 0, "F": 100, "G": 100}
+    after = {"A": 150, "B": 150, "C": 50, "D": 100, "E": 80, "F": 10, "G": 300}
+    for clinic, cents in before.items():
+        rows.append(f"e,{clinic},p,TREATMENT_COMPLETED,{MONDAY},x,{cents}.00")
+        rows.append(
+            f"e,{clinic},p,TREATMENT_COMPLETED,{MONDAY + timedelta(weeks=1)},x,{after[clinic]}.00"
+        )
+    rows.append(f"e,A,p,X,{MONDAY + timedelta(days=13)},,")
+    report = report_of(csv_of(*rows))
+    assert report["headline"]["clinics_up"] == ["G", "A", "B"]
+    assert report["headline"]["clinics_down"] == ["F", "C"]
+    assert report == reference.analyze(csv_of(*rows).encode())
 
 
 def test_headline_ties_go_to_the_earlier_week_and_averages_round_half_even() -> None:

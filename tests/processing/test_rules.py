@@ -306,6 +306,8 @@ def test_week_metrics_and_gaps() -> None:
         "week_start": "2024-01-08",
         "week_end": "2024-01-14",
         "revenue": "0.00",
+        "change_pct": None,
+        "average_4w_revenue": None,
         "revenue_by_treatment": {},
         "treatments_completed": 0,
         "appointments": 0,
