@@ -6,7 +6,8 @@ start_message                            waiting_message, then progress_message 
   rewritten at the end to                  rewritten at the end to
   outcome_message                          done_message
   or failed_outcome_message                or failed_message
-                                         summary_messages   (one or more, posted after done)
+                                         summary_messages: the headline, then the weeks
+                                         (then the files: chart and CSVs)
 ```
 
 A message holds only counts, amounts, dates, row numbers and treatment type names: never a
@@ -19,22 +20,39 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any, Final, TypedDict
+from functools import partial
+from typing import Any, Final, NotRequired, TypedDict
 
 from bot.currency import format_money
-from processing.report import Progress, WeeklyReport, WeekStats
-from processing.schema import (
-    REASONS,
-)
+from processing.report import Progress, WeeklyReport, WeekStats, estimate
+from processing.schema import REASONS
 from processing.text import displayable
-from processing.words import date_range, day_month_year, reason_words, treatment_name
+from processing.words import (
+    INVALID_ROWS,
+    NOTHING,
+    SEP,
+    change_words,
+    data_quality_line,
+    date_range,
+    duration,
+    outcomes_words,
+    plural,
+    reason_words,
+    time_left,
+    treatment_name,
+    week_range,
+    week_status_words,
+)
 
 
 class Message(TypedDict):
     text: str  # the notification, and what clients without blocks show
     blocks: list[dict[str, Any]]
+    # The same message without the blocks some workspaces refuse (a `table`): posted
+    # instead when Slack answers invalid_blocks.
+    fallback: NotRequired[Message]
 
 
 Block = dict[str, Any]
@@ -53,15 +71,19 @@ MAX_MESSAGE_TEXT_CHARS: Final = 4000
 # measured there, not here). The budget counts the blocks as JSON, which is always longer
 # than their text, so a message under it is under that limit with room to spare.
 MAX_BLOCKS_JSON_CHARS: Final = 12_000
+MAX_TABLE_ROWS: Final = 100  # the table block's own limits; one table per message
+MAX_TABLE_CELLS: Final = 20
 
 # What we choose to show.
-WEEKS_SHOWN: Final = 104  # two years; weekly-report.csv in the thread has every week
-MAX_SUMMARY_MESSAGES: Final = 10  # what WEEKS_SHOWN keeps the summary within (tested)
+WEEKS_SHOWN: Final = 26  # half a year; weekly-report.csv in the thread has every week
+MAX_SUMMARY_MESSAGES: Final = 3  # whatever the file holds (tested)
+CLINICS_SHOWN: Final = 3  # up most and down most
+MAX_CLINIC_ID_CHARS: Final = 30
 # The files a report comes with, in Slack and from the job API alike.
 REPORT_CSV_NAME: Final = "weekly-report.csv"
 CLINIC_CSV_NAME: Final = "clinic-weekly.csv"
 INVALID_ROWS_CSV_NAME: Final = "invalid-rows.csv"
-TYPES_SHOWN: Final = 8  # treatment types per week and for the whole period
+TYPES_SHOWN: Final = 8  # treatment types for the whole period
 FIRST_ROWS_SHOWN: Final = 5  # row numbers per invalid-row reason
 MAX_TYPE_NAME_CHARS: Final = 40
 MAX_FILE_NAME_CHARS: Final = 80
@@ -72,8 +94,7 @@ HEADER_PREFIX: Final = "Weekly report: "
 HEADER_NAME_CHARS: Final = MAX_HEADER_CHARS - len(HEADER_PREFIX)
 
 _SLACK_ID: Final = re.compile(r"[A-Z0-9]{2,32}")
-_SEP: Final = " · "
-_DASH: Final = " \u2013 "  # an en dash between dates
+_SEP: Final = SEP
 
 
 # -- channel message ---------------------------------------------------------------------
@@ -113,12 +134,12 @@ def start_message(
 
 def outcome_message(report: WeeklyReport, *, file_name: str, job_id: str, currency: str) -> Message:
     """The start message once the report is out: one line with the headline numbers."""
-    rows = _plural(report.rows_total, "row")
+    rows = plural(report.rows_total, "row")
     if report.rows_invalid:
         rows += f" ({report.rows_invalid:,} invalid)"
     revenue = f"{format_money(report.revenue_cents, currency)} revenue"
     if report.weeks:
-        weeks = f"over {_plural(len(report.weeks), 'week')} ({_period(report)})"
+        weeks = f"over {plural(len(report.weeks), 'week')} ({_period(report)})"
     else:
         weeks = "in no week (no valid rows)"
     rest = f": {rows}, {revenue} {weeks} — see thread (job {_job(job_id)})"
@@ -149,15 +170,13 @@ def progress_message(
     progress: Progress, *, total_bytes: int | None, elapsed_s: float, currency: str
 ) -> Message:
     """The live progress message: rows, revenue and invalid rows so far, percent and ETA."""
-    fraction = None
-    if total_bytes:
-        fraction = min(max(progress.bytes_read / total_bytes, 0.0), 1.0)
-    if fraction is None:
+    guess = estimate(progress.bytes_read, total_bytes, elapsed_s)
+    if guess.fraction is None or guess.percent is None:
         status = f"*Processing…* {_size(progress.bytes_read)} read"
         read = f"{_size(progress.bytes_read)} read"
     else:
         status = (
-            f"*Processing…* {_bar(fraction)} {_percent(fraction)}{_SEP}{_eta(fraction, elapsed_s)}"
+            f"*Processing…* {_bar(guess.fraction)} {guess.percent}%{_SEP}{time_left(guess.left_s)}"
         )
         read = f"{_size(progress.bytes_read)} of {_size(total_bytes or 0)} read"
     revenue = format_money(progress.revenue_cents, currency)
@@ -168,12 +187,12 @@ def progress_message(
     ]
     invalid = _reason_counts(progress.invalid_by_reason)
     if invalid:
-        lines.append(f"Invalid rows so far — {invalid}")
-    done = "" if fraction is None else f" {_percent(fraction)}"
-    summary = f"Processing{done}: {_plural(progress.rows_total, 'row')}, {revenue} revenue so far"
+        lines.append(f"{INVALID_ROWS.capitalize()} so far — {invalid}")
+    done = "" if guess.percent is None else f" {guess.percent}%"
+    summary = f"Processing{done}: {plural(progress.rows_total, 'row')}, {revenue} revenue so far"
     return _message(
         summary,
-        [_section("\n".join(lines)), _context(f"{read}{_SEP}{_duration(elapsed_s)} elapsed")],
+        [_section("\n".join(lines)), _context(f"{read}{_SEP}{duration(elapsed_s)} elapsed")],
     )
 
 
@@ -181,16 +200,16 @@ def done_message(report: WeeklyReport, *, elapsed_s: float, currency: str) -> Me
     """The progress message once the file is read: 100%, totals and how long it took."""
     revenue = format_money(report.revenue_cents, currency)
     lines = [
-        f"*Done* {_bar(1.0)} 100%{_SEP}finished in {_duration(elapsed_s)}",
+        f"*Done* {_bar(1.0)} 100%{_SEP}finished in {duration(elapsed_s)}",
         _rows_line(report.rows_total, report.rows_valid, report.rows_invalid, elapsed_s),
         f"Revenue: *{revenue}*",
     ]
     invalid = _reason_counts({reason: summary.count for reason, summary in report.errors.items()})
     if invalid:
-        lines.append(f"Invalid rows — {invalid}")
+        lines.append(f"{INVALID_ROWS.capitalize()} — {invalid}")
     return _message(
-        f"Done (100%): {_plural(report.rows_total, 'row')}, {revenue} revenue,"
-        f" in {_duration(elapsed_s)}",
+        f"Done (100%): {plural(report.rows_total, 'row')}, {revenue} revenue,"
+        f" in {duration(elapsed_s)}",
         [
             _section("\n".join(lines)),
             _context(f"{_size(report.bytes_read)} read{_SEP}the weekly report follows"),
@@ -215,99 +234,121 @@ def failed_message(reason: str, *, job_id: str) -> Message:
 
 
 def summary_messages(report: WeeklyReport, *, file_name: str, currency: str) -> list[Message]:
-    """The weekly report: totals, then one section per week, the newest WEEKS_SHOWN weeks.
+    """The weekly report in two messages, whatever the file holds: the headline (what a
+    manager acts on), then the newest WEEKS_SHOWN weeks, newest first. The files follow.
 
-    The weeks fill a message until Slack's block count or size limit, then go on in the next
-    one, which opens with a small "continued (2/3)" line. A longer report says that the CSV
-    has the older weeks: a thread is read, not searched, and its length stays bounded
-    (at most MAX_SUMMARY_MESSAGES) whatever the file holds.
+    The weeks go in a `table` block; each message carries a section-text `fallback` for a
+    workspace where Slack refuses the table (`invalid_blocks`).
     """
+    return [_headline_message(report, file_name, currency), _weeks_message(report, currency)]
+
+
+def _headline_message(report: WeeklyReport, file_name: str, currency: str) -> Message:
     name = _file_name(file_name)
-    head = [
+    money = partial(format_money, currency=currency)
+    headline = report.headline
+    total = f"*Total revenue: {money(report.revenue_cents)}*"
+    if report.weeks:
+        total += f"\n{plural(len(report.weeks), 'week')}, {_period(report)}"
+    total += f"{_SEP}{plural(report.rows_total, 'row')} read"
+    blocks: list[Block] = [
         _header(f"{HEADER_PREFIX}{_clip_middle(_one_line(file_name), HEADER_NAME_CHARS)}"),
-        *_totals(report, currency),
-        _divider(),
+        _section(total),
     ]
-    shown = report.weeks[-WEEKS_SHOWN:]
-    if len(shown) < len(report.weeks):
-        older = len(report.weeks) - len(shown)
-        head.insert(
-            -1,
-            _context(
-                f"Showing the newest {len(shown):,} of {len(report.weeks):,} weeks; "
-                f"{REPORT_CSV_NAME} below has all of them ({_plural(older, 'older week')} "
-                "not shown here)."
-            ),
-        )
-    week_blocks = [_week_section(week, currency) for week in shown]
-    pages = _paginate(head, week_blocks, continued=_continued(name, 9999, 9999))
-    messages = []
-    for number, blocks in enumerate(pages, start=1):
-        counter = f"({number}/{len(pages)})"
-        ids = _block_ids(blocks)
-        weeks = [week for week in report.weeks if _week_id(week) in ids]
-        if number == 1:
-            text = (
-                f"Weekly report for {name}: {format_money(report.revenue_cents, currency)} revenue"
-            )
-            if report.weeks:
-                text += f" over {_plural(len(report.weeks), 'week')} ({_period(report)})"
-            if len(pages) > 1:
-                text += f" {counter}"
-        else:
-            blocks[0] = _continued(name, number, len(pages))
-            text = f"Weekly report for {name}, continued {counter}"
-            if weeks:
-                text += f": {_span(weeks[0].week_start, weeks[-1].week_end)}"
-        messages.append(_message(text, blocks))
-    return messages
-
-
-def _continued(name: str, number: int, count: int) -> Block:
-    return _context(f"Weekly report: {name}{_SEP}continued ({number}/{count})")
-
-
-def _totals(report: WeeklyReport, currency: str) -> list[Block]:
-    treatments = sum(week.treatments_completed for week in report.weeks)
-    appointments = sum(week.appointments for week in report.weeks)
-    bookings = sum(week.bookings for week in report.weeks)
-    period = (
-        f"*Period*\n{_period(report)}\n{_plural(len(report.weeks), 'week')}"
-        if report.weeks
-        else "*Period*\nno week: no row was valid"
-    )
-    blocks = [
-        _section(
-            fields=[
-                f"*Rows*\n{report.rows_total:,} total\n"
-                f"{report.rows_valid:,} valid{_SEP}{report.rows_invalid:,} invalid",
-                f"*Revenue*\n{format_money(report.revenue_cents, currency)}",
-                period,
-                f"*Activity*\n{_plural(treatments, 'treatment')} completed\n"
-                f"{_plural(appointments, 'appointment')}{_SEP}{_plural(bookings, 'booking')}",
-            ]
-        ),
-        _section(_invalid_rows(report)),
-    ]
-    totals_by_type = report.revenue_by_treatment_cents
-    if totals_by_type:
+    latest = report.latest_week
+    if latest is None:
         blocks.append(
-            _section("*Revenue by treatment type*\n" + _by_type(totals_by_type, currency, "\n"))
+            _section(
+                "*No complete week yet:* no week has data on all seven days, so there is "
+                "nothing to compare. The weeks below show what there is."
+            )
         )
-    notes = [f"Amounts in {currency}", f"weeks run Monday to Sunday, {report.timezone} time"]
+    else:
+        lines = [
+            f"*Latest complete week, {week_range(latest.week_start)}: {money(latest.revenue_cents)}*"
+        ]
+        compared = []
+        if headline.previous_week is not None and headline.previous_revenue_cents is not None:
+            change = change_words(headline.change_pct) or "no revenue before to compare"
+            compared.append(
+                f"{change} vs {week_range(headline.previous_week)}"
+                f" ({money(headline.previous_revenue_cents)})"
+            )
+        if headline.average_4w_revenue_cents is not None:
+            compared.append(f"4-week average {money(headline.average_4w_revenue_cents)}")
+        if compared:
+            lines.append(_SEP.join(compared))
+        lines.append(
+            f"Best week {_week_and_revenue(report, headline.best_week, currency)}"
+            f"{_SEP}worst week {_week_and_revenue(report, headline.worst_week, currency)}"
+        )
+        blocks.append(_section("\n".join(lines)))
+        blocks.append(
+            _section(f"*Appointments, {week_range(latest.week_start)}:* {outcomes_words(latest)}")
+        )
+    quality = [data_quality_line(report)]
     if not report.dialect.plain:
-        notes.append(f"file {report.dialect.describe()}")
+        quality.append(f"File {report.dialect.describe()}")
+    blocks.append(_context(*quality))
+    movers = _movers(report)
+    if movers is not None:
+        blocks.append(movers)
+    by_treatment = report.totals.by_treatment
+    if by_treatment:
+        blocks.append(
+            _section("*Revenue by treatment type*, whole period\n" + _by_type(report, currency))
+        )
+    if report.rows_invalid or report.revenue_on_other_event:
+        blocks.append(_section(_invalid_rows(report)))
+    notes = [f"Amounts in {currency}", f"weeks run Monday to Sunday, {report.timezone} time"]
     if report.rows_invalid:
         notes.append("row numbers as in a spreadsheet, the header being row 1")
     blocks.append(_context(_SEP.join(notes)))
-    return blocks
+    text = f"Weekly report for {name}: {money(report.revenue_cents)} revenue"
+    if latest is not None:
+        text += f"; latest complete week {money(latest.revenue_cents)}"
+        if headline.change_pct is not None:
+            text += f" ({change_words(headline.change_pct)})"
+    return _message(text, blocks)
+
+
+def _week_and_revenue(report: WeeklyReport, week_start: date | None, currency: str) -> str:
+    if week_start is None:
+        return "none"
+    week = report.weeks[(week_start - report.weeks[0].week_start).days // 7]
+    return f"{week_range(week_start)} ({format_money(week.revenue_cents, currency)})"
+
+
+def _movers(report: WeeklyReport) -> Block | None:
+    """Clinics up most and down most between the headline's two weeks, side by side."""
+    movers = report.movers
+    headline = report.headline
+    if not (movers.up or movers.down) or headline.previous_week is None:
+        return None
+    changes = {clinic.clinic_id: clinic.change_pct for clinic in report.clinics}
+
+    def column(title: str, ids: tuple[str, ...]) -> str:
+        lines = [f"*{title}*"]
+        lines += [
+            f"{_escape(displayable(clinic_id, MAX_CLINIC_ID_CHARS))} {change_words(changes[clinic_id])}"
+            for clinic_id in ids[:CLINICS_SHOWN]
+        ] or ["none"]
+        return "\n".join(lines)
+
+    return _section(
+        f"*Clinics*, {week_range(headline.latest_week or headline.previous_week)} vs "
+        f"{week_range(headline.previous_week)}",
+        fields=[column("Up most", movers.up), column("Down most", movers.down)],
+    )
 
 
 def _invalid_rows(report: WeeklyReport) -> str:
-    if not report.rows_invalid:
-        lines = ["*Invalid rows:* none, every row was valid."]
-    else:
-        lines = ["*Invalid rows* (left out of every total)"]
+    lines = []
+    if report.rows_invalid:
+        lines.append(
+            f"*{INVALID_ROWS.capitalize()}* (left out of every figure; "
+            f"{INVALID_ROWS_CSV_NAME} below lists each)"
+        )
         for reason in _ordered(report.errors):
             summary = report.error(reason)
             if summary.count:
@@ -317,7 +358,7 @@ def _invalid_rows(report: WeeklyReport) -> str:
                 )
     if report.revenue_on_other_event:
         lines.append(
-            f"Note: {_plural(report.revenue_on_other_event, 'row')} "
+            f"Note: {plural(report.revenue_on_other_event, 'row')} "
             f"{'has' if report.revenue_on_other_event == 1 else 'have'} an amount on an event "
             "other than a completed treatment; those amounts are not counted."
         )
@@ -334,62 +375,121 @@ def _first_rows(rows: Sequence[int], count: int) -> str:
     return f" ({label} {', '.join(str(row) for row in shown)}{more})"
 
 
-def _week_section(week: WeekStats, currency: str) -> Block:
+def _by_type(report: WeeklyReport, currency: str) -> str:
+    """The period's revenue per type, largest first, then "… and N more types ($X)": one
+    fixed order, so a type can be found at a glance."""
+    entries = report.totals.by_treatment
+    shown, rest = entries[:TYPES_SHOWN], entries[TYPES_SHOWN:]
     lines = [
-        f"*Week of {_span(week.week_start, week.week_end)}*{_SEP}"
-        f"*{format_money(week.revenue_cents, currency)}*",
-        f"{_plural(week.treatments_completed, 'treatment')} completed{_SEP}"
-        f"{_plural(week.appointments, 'appointment')}{_SEP}{_plural(week.bookings, 'booking')}",
+        f"{_type_name(entry.treatment_type)}  {format_money(entry.revenue_cents, currency)}"
+        + ("" if entry.share_pct is None else f"{_SEP}{entry.share_pct}%")
+        for entry in shown
     ]
-    if week.revenue_by_treatment_cents:
-        lines.append(_by_type(week.revenue_by_treatment_cents, currency, _SEP))
-    return _section("\n".join(lines), block_id=_week_id(week))
-
-
-def _week_id(week: WeekStats) -> str:
-    return f"week-{week.week_start.isoformat()}"
-
-
-def _by_type(cents_by_type: Mapping[str, int], currency: str, separator: str) -> str:
-    """The largest types first, then "… and N more types ($X)" for the rest."""
-    ranked = sorted(cents_by_type.items(), key=lambda item: (-item[1], item[0]))
-    shown, rest = ranked[:TYPES_SHOWN], ranked[TYPES_SHOWN:]
-    parts = [f"{_type_name(kind)} {format_money(cents, currency)}" for kind, cents in shown]
     if rest:
-        rest_cents = sum(cents for _, cents in rest)
-        parts.append(
-            f"… and {len(rest):,} more {'type' if len(rest) == 1 else 'types'} "
-            f"({format_money(rest_cents, currency)})"
+        rest_cents = sum(entry.revenue_cents for entry in rest)
+        lines.append(
+            f"… and {plural(len(rest), 'more type')} ({format_money(rest_cents, currency)})"
         )
-    return separator.join(parts)
+    return "\n".join(lines)
 
 
-def _paginate(
-    head: list[Block], week_blocks: list[Block], *, continued: Block
-) -> list[list[Block]]:
-    """Blocks split into messages under MAX_BLOCKS and MAX_BLOCKS_JSON_CHARS.
+WEEK_COLUMNS: Final = (
+    ("Week", "left"),
+    ("Revenue", "right"),
+    ("Change", "right"),
+    ("Treatments", "right"),
+    ("Appointments", "right"),
+    ("Cancelled", "right"),
+    ("Status", "left"),
+)
 
-    Each later message starts with `continued`, a stand-in for its "continued (2/3)" line
-    at least as long as the real one.
-    """
-    pages = [list(head)]
-    size = _json_chars(head)
-    for block in week_blocks:
-        block_size = _json_chars([block]) + 2
-        if len(pages[-1]) + 1 > MAX_BLOCKS or size + block_size > MAX_BLOCKS_JSON_CHARS:
-            pages.append([continued])
-            size = _json_chars([continued])
-        pages[-1].append(block)
-        size += block_size
-    return pages
+
+def _weeks_message(report: WeeklyReport, currency: str) -> Message:
+    """The newest weeks first, one row each: a table, with section text as its fallback."""
+    shown = report.weeks[::-1][:WEEKS_SHOWN]
+    title = _section("*The weeks, newest first*")
+    if not shown:
+        note = _context("No week: no row was valid.")
+        return _message("No week: no row was valid.", [title, note])
+    cells = [_week_cells(week, currency) for week in shown]
+    notes = ["Change: revenue against the complete week before"]
+    if len(shown) < len(report.weeks):
+        notes.insert(
+            0,
+            f"Newest {len(shown):,} of {len(report.weeks):,} weeks; "
+            f"{REPORT_CSV_NAME} below has all of them",
+        )
+    note = _context(_SEP.join(notes))
+    text = (
+        f"The weeks, newest first: {_span(shown[-1].week_start, shown[0].week_end)}"
+        f" ({plural(len(shown), 'week')})"
+    )
+    table: Block = {
+        "type": "table",
+        "column_settings": [{"align": align} for _, align in WEEK_COLUMNS],
+        "rows": [
+            [_raw(name) for name, _ in WEEK_COLUMNS],
+            *([_raw(cell) for cell in row] for row in cells),
+        ],
+    }
+    # Long currency codes and date ranges could push the table past the message size: the
+    # oldest rows go first (the context line already points to the CSV).
+    while len(table["rows"]) > 2 and _json_chars([title, table, note]) > MAX_BLOCKS_JSON_CHARS:
+        table["rows"].pop()
+    lines = [_week_line(week, currency) for week in shown]
+    fallback = [title, *_sections_of(lines), note]
+    message = _message(text, [title, table, note])
+    message["fallback"] = _message(text, fallback)
+    return message
+
+
+def _week_cells(week: WeekStats, currency: str) -> list[str]:
+    return [
+        week_range(week.week_start),
+        format_money(week.revenue_cents, currency),
+        change_words(week.change_pct) or NOTHING,
+        f"{week.treatments_completed:,}",
+        f"{week.appointments:,}",
+        NOTHING if week.cancellation_rate is None else f"{week.cancellation_rate}%",
+        week_status_words(week) or "complete",
+    ]
+
+
+def _week_line(week: WeekStats, currency: str) -> str:
+    first = f"*{week_range(week.week_start)}*  {format_money(week.revenue_cents, currency)}"
+    if week.change_pct is not None:
+        first += f"  {change_words(week.change_pct)}"
+    parts = [
+        first,
+        plural(week.treatments_completed, "treatment"),
+        plural(week.appointments, "appointment"),
+    ]
+    if week.cancellation_rate is not None:
+        parts.append(f"{week.cancellation_rate}% cancelled")
+    if week.status != "complete":
+        parts.append(f"_{week_status_words(week)}_")
+    return _SEP.join(parts)
+
+
+def _sections_of(lines: list[str]) -> list[Block]:
+    """Lines packed into as few sections as their text limit allows."""
+    sections: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        if sections[-1] and size + len(line) + 1 > MAX_SECTION_TEXT_CHARS:
+            sections.append([])
+            size = 0
+        sections[-1].append(line)
+        size += len(line) + 1
+    return [_section("\n".join(chunk)) for chunk in sections]
 
 
 def _json_chars(blocks: list[Block]) -> int:
     return len(json.dumps(blocks, ensure_ascii=False))
 
 
-def _block_ids(blocks: Iterable[Block]) -> set[str]:
-    return {block["block_id"] for block in blocks if "block_id" in block}
+def _raw(text: str) -> dict[str, str]:
+    return {"type": "raw_text", "text": text}
 
 
 def _period(report: WeeklyReport) -> str:
@@ -429,27 +529,7 @@ def _bar(fraction: float) -> str:
     return f"{'█' * filled}{'░' * (PROGRESS_BAR_CELLS - filled)}"
 
 
-def _percent(fraction: float) -> str:
-    # Never "100%" while reading: the last block may still be on its way.
-    return f"{min(int(fraction * 100), 99 if fraction < 1 else 100)}%"
-
-
-def _eta(fraction: float, elapsed_s: float) -> str:
-    if fraction >= 1:
-        return "almost done"
-    if fraction < 0.01 or elapsed_s < 1:
-        return "estimating the time left…"
-    left_s = elapsed_s * (1 - fraction) / fraction
-    if left_s < 1:
-        return "less than a second left"
-    return f"about {_duration(left_s)} left"
-
-
 # -- formatting ---------------------------------------------------------------------------
-
-
-def _day(day: date) -> str:
-    return day_month_year(day)
 
 
 def _span(start: date, end: date) -> str:
@@ -464,23 +544,6 @@ def _size(size_bytes: int) -> str:
     if size_bytes < 1024**3:
         return f"{size_bytes / 1024**2:,.1f} MB"
     return f"{size_bytes / 1024**3:,.1f} GB"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return "under a second"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 # -- outside text -------------------------------------------------------------------------

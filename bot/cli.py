@@ -30,10 +30,11 @@ from processing import (
     to_text,
 )
 from processing.render import grouped_amount
+from processing.report import estimate
+from processing.words import time_left
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 PROGRESS_REDRAW_S = 0.2
-ETA_AFTER_S = 2.0  # before that, a guess of the time left is mostly noise
 
 
 class UsageError(Exception):
@@ -174,7 +175,7 @@ class ProgressBar:
 
     def line(self, progress: Progress, now: float) -> str:
         elapsed = max(now - self._started, 1e-9)
-        fraction = min(progress.bytes_read / self._total, 1.0) if self._total else None
+        guess = estimate(progress.bytes_read, self._total, elapsed)
         # By how much each field is needed: the first ones stay on the narrowest terminal.
         fields = [
             f"{progress.rows_total:,} rows",
@@ -183,10 +184,10 @@ class ProgressBar:
             f"{progress.bytes_read / 1e6:,.1f} MB",
             f"{progress.rows_total / elapsed:,.0f} rows/s",
         ]
-        if fraction is not None:
-            fields.insert(0, f"{min(int(fraction * 100), 99)}%")
-            if elapsed >= ETA_AFTER_S and 0 < fraction < 1:
-                fields.append(f"about {elapsed * (1 - fraction) / fraction:,.0f} s left")
+        if guess.percent is not None:
+            fields.insert(0, f"{guess.percent}%")
+        if guess.left_s is not None:
+            fields.append(time_left(guess.left_s))
         room = max(self._width - 1, 10)  # the last column would wrap on some terminals
         line = ""
         for field in fields:
@@ -194,10 +195,10 @@ class ProgressBar:
             if len(candidate) > room:
                 break
             line = candidate
-        if fraction is not None:
+        if guess.fraction is not None:
             cells = room - len(line) - 3
             if cells >= 10:
-                filled = int(fraction * min(cells, 30))
+                filled = int(guess.fraction * min(cells, 30))
                 line = f"[{'#' * filled:<{min(cells, 30)}}] " + line
         return line
 

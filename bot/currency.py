@@ -186,3 +186,16 @@ def format_money(cents: int, currency: str) -> str:
     if symbol is None:
         return f"{currency} {grouped_amount(cents)}"
     return f"{symbol}{grouped_amount(cents)}"
+
+
+def short_money(amount: float, currency: str) -> str:
+    """An axis label: `$1.5M`, `$200K`, `$50`, `CHF 2.5K`. Drawing only; never a figure."""
+    magnitude = abs(amount)
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if magnitude >= size:
+            number = f"{amount / size:,.1f}".removesuffix(".0") + suffix
+            break
+    else:
+        number = f"{amount:,.0f}"
+    symbol = SYMBOLS.get(currency)
+    return f"{symbol}{number}" if symbol else f"{currency} {number}"

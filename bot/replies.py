@@ -2,8 +2,8 @@
 only the job API (SilentReplier).
 
 SlackReplier: a start message in the channel, the progress message as the first reply in its
-thread (edited with chat.update, never re-posted), then the summary, weekly-report.csv and
-weekly-revenue.png in the thread, and the start message rewritten to the outcome.
+thread (edited with chat.update, never re-posted), then the summary (the headline, then the
+weeks), the chart and the CSVs in the thread, and the start message rewritten to the outcome.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bot.chart import revenue_chart_png
 from bot.currency import format_money
 from bot.jobs import Job
 from processing import Progress, WeeklyReport, to_clinic_csv, to_csv, to_text
+from processing.report import estimate
 from processing.schema import REASONS
 from processing.text import displayable
 from processing.words import INVALID_ROWS, reason_words
@@ -166,7 +167,14 @@ class SlackReplier:
 
     async def _post_summary(self, summary: list[blocks.Message]) -> None:
         for message in summary:
-            await self._post(message, thread_ts=self.start_ts)
+            fallback = message.get("fallback")
+            try:
+                await self._post(message, thread_ts=self.start_ts)
+            except SlackApiError as error:
+                if fallback is None or error.response.get("error") != "invalid_blocks":
+                    raise
+                log.info("slack.table_refused")  # an older workspace, or no table blocks
+                await self._post(fallback, thread_ts=self.start_ts)
 
     async def _upload_files(self, files: list[dict[str, Any]]) -> None:
         await self._call(
@@ -253,8 +261,9 @@ def progress_line(progress: Progress, total_bytes: int | None, currency: str) ->
         f"{progress.rows_invalid:,} invalid",
         f"revenue {format_money(progress.revenue_cents, currency)}",
     ]
-    if total_bytes:
-        parts.insert(0, f"{min(progress.bytes_read / total_bytes, 1.0):.0%}")
+    percent = estimate(progress.bytes_read, total_bytes, 0.0).percent
+    if percent is not None:
+        parts.insert(0, f"{percent}%")
     errors = [
         f"{reason_words(reason)} {progress.invalid_by_reason[reason]:,}"
         for reason in REASONS

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from matplotlib.text import Text
 
-from bot.chart import revenue_chart_png
+from bot.chart import revenue_chart, revenue_chart_png
+from bot.currency import short_money
 from processing import WeeklyReport, analyze
 from tests.conftest import csv_of
 
@@ -77,3 +80,51 @@ def test_charts_drawn_in_parallel_threads_match(sixty_weeks: WeeklyReport) -> No
             pool.map(lambda _: revenue_chart_png(sixty_weeks, currency="USD"), range(2))
         )
     assert together == [alone, alone]
+
+
+def test_size_and_smallest_text_are_legible_at_thumbnail_width(sixty_weeks: WeeklyReport) -> None:
+    """1200 x 675 px, and no text smaller than 11 px when Slack shows it 600 px wide."""
+    figure = revenue_chart(sixty_weeks, currency="USD")
+    height, width, _ = decoded(revenue_chart_png(sixty_weeks, currency="USD")).shape
+    assert (width, height) == (1200, 675)
+    texts = [text for text in figure.findobj(Text) if text.get_text().strip()]
+    assert texts
+    smallest_px = min(text.get_fontsize() for text in texts) * figure.dpi / 72
+    assert smallest_px * 600 / width >= 11
+
+
+def test_legend_lists_types_largest_first_then_the_marks() -> None:
+    """Legend: the types in the period table's order, "All other types", then no data,
+    cut-short weeks and the 4-week average; names as people write them."""
+    rows = []
+    for index in range(12):
+        if index == 5:
+            continue  # a week without data
+        day = date(2024, 1, 3) + timedelta(weeks=index)  # a Wednesday: the first week is cut short
+        for rank, kind in enumerate(["root_canal", "implants", "a", "b", "c", "d", "e", "f", "g"]):
+            rows.append(f"e,c,p,TREATMENT_COMPLETED,{day},{kind},{900 - rank * 100}.00")
+    report = analyze(iter([csv_of(*rows).encode()]))
+    [legend] = revenue_chart(report, currency="USD").legends
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels == [
+        "Root canal", "Implants", "A", "B", "C", "D", "E", "All other types",
+        "No data", "Week cut short", "4-week average",
+    ]  # fmt: skip
+    expected = [entry.treatment_type for entry in report.totals.by_treatment]
+    assert expected[:2] == ["root_canal", "implants"]
+
+
+def test_fifteen_thousand_weeks_render_in_bounded_time() -> None:
+    """Every week from 1900 to 2199 draws in well under 5 s (one stepped band per series)."""
+    report = report_of_weeks(15_650, types=9)
+    started = time.perf_counter()
+    decoded(revenue_chart_png(report, currency="USD"))
+    assert time.perf_counter() - started < 5
+
+
+def test_axis_money_is_short() -> None:
+    """$1.5M, $200K, $50, and a code where there is no symbol."""
+    assert short_money(1_500_000, "USD") == "$1.5M"
+    assert short_money(200_000, "USD") == "$200K"
+    assert short_money(2_500, "CHF") == "CHF 2.5K"
+    assert short_money(50, "EUR") == "€50"

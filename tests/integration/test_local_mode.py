@@ -38,7 +38,7 @@ async def test_a_web_upload_reports_start_progress_and_summary_to_the_console() 
     assert any(line.startswith(f"[job {job_id}] done in") for line in lines)
     text = console.getvalue()
     assert "Rows:     3,000 total, 2,990 valid, 10 invalid" in text
-    assert "Revenue:  305,272.95 USD" in text
+    assert "Total revenue: 305,272.95 USD over 53 weeks" in text
     patient_ids = {line.split(b",")[2] for line in SAMPLE.splitlines()[1:] if line.count(b",") > 3}
     assert not [pid for pid in patient_ids if pid and pid.decode() in text]
 

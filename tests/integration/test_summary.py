@@ -1,38 +1,79 @@
-"""The weekly summary as Slack accepts it: every week, within Block Kit's limits."""
+"""The weekly summary as a user reads it in the thread: the headline, the weeks, the files."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from bot.app import Service
-from tests.integration.conftest import CHANNEL, finished_jobs, weeks_csv
+from tests.integration.conftest import CHANNEL, SAMPLE, finished_jobs, weeks_csv
 from tests.integration.test_share import share
-from tests.standin.slack import SlackStandIn
+from tests.standin.slack import BOT_USER_ID, SlackStandIn
 
 
-async def test_a_60_week_file_splits_its_summary_over_messages_slack_accepts(
+async def thread_after_progress(slack: SlackStandIn, file_name: str) -> list[dict[str, Any]]:
+    await slack.wait_for_call("files.completeUploadExternal")
+    start = next(
+        m
+        for m in slack.messages(CHANNEL)
+        if m.get("user") == BOT_USER_ID and file_name in m["text"]
+    )
+    progress, *rest = slack.thread(CHANNEL, start["ts"])
+    assert "100%" in progress["text"]
+    return rest
+
+
+async def test_the_thread_reads_headline_then_weeks_then_files(
     slack: SlackStandIn, bot: Service
 ) -> None:
-    """60 weeks: several messages, none rejected (the stand-in enforces the limits), no week lost."""
+    """After the progress reply: the headline message, the weeks as a table, then the chart
+    and the CSVs; never more than three summary messages."""
+    slack.add_file("F0SAMPLE9", "events-sample.csv", SAMPLE)
+    await share(slack, "F0SAMPLE9")
+    await finished_jobs(bot)
+    headline, weeks, files = await thread_after_progress(slack, "events-sample.csv")
+
+    assert headline["blocks"][0]["text"]["text"] == "Weekly report: events-sample.csv"
+    assert headline["blocks"][1]["text"]["text"].startswith("*Total revenue: $305,272.95*")
+    assert "▼ 28.8% vs 16–22 Dec 2024" in headline["blocks"][2]["text"]["text"]
+    [table] = [block for block in weeks["blocks"] if block["type"] == "table"]
+    assert [cell["text"] for cell in table["rows"][1]][:3] == [
+        "30 Dec 2024 – 5 Jan 2025",
+        "$453.27",
+        "–",
+    ]
+    assert len(table["rows"]) == 1 + 26
+    assert [file["name"] for file in files["files"]] == [
+        "weekly-revenue.png",
+        "weekly-report.csv",
+        "clinic-weekly.csv",
+        "invalid-rows.csv",
+    ]
+    posts = slack.calls_to("chat.postMessage")
+    assert all(call.status == 200 for call in posts)
+
+
+async def test_a_workspace_that_refuses_tables_gets_the_weeks_as_text(
+    slack: SlackStandIn, bot: Service
+) -> None:
+    """Slack answers invalid_blocks to the table: the same weeks follow as section text, and
+    the thread still ends with the files."""
+    slack.refuse_tables = True
     slack.add_file("F0WEEKS60", "sixty-weeks.csv", weeks_csv(60))
     await share(slack, "F0WEEKS60")
     [job] = await finished_jobs(bot)
     assert job.report is not None and len(job.report.weeks) == 60
+    headline, weeks, files = await thread_after_progress(slack, "sixty-weeks.csv")
 
-    posts = slack.calls_to("chat.postMessage")
-    assert all(call.status == 200 and call.args.get("blocks") is not None for call in posts)
-    assert not [c for c in slack.calls if c.method.startswith("chat.") and c.status != 200]
-    start = next(m for m in slack.messages(CHANNEL) if "sixty-weeks.csv" in m["text"])
-    summary = [m for m in slack.thread(CHANNEL, start["ts"])[1:] if m.get("blocks")]
-    assert len(summary) >= 2
-    week_ids = [
-        block["block_id"]
-        for message in summary
-        for block in message["blocks"]
-        if str(block.get("block_id", "")).startswith("week-")
+    tried = [
+        call
+        for call in slack.calls_to("chat.postMessage")
+        if any(block.get("type") == "table" for block in call.args.get("blocks") or [])
     ]
-    expected = [f"week-{week.week_start.isoformat()}" for week in job.report.weeks]
-    assert week_ids == expected
-    for message in summary:
-        assert len(message["blocks"]) <= 50
-    assert "Week of 1\u20137 Jan 2024" in json.dumps(summary[0], ensure_ascii=False)
+    assert len(tried) == 1  # tried once, refused, then the text
+    assert all(block["type"] != "table" for block in weeks["blocks"])
+    text = json.dumps(weeks["blocks"], ensure_ascii=False)
+    assert "*17–23 Feb 2025*  $477.03 · 3 treatments" in text  # the newest week first
+    assert "Newest 26 of 60 weeks; weekly-report.csv below has all of them" in text
+    assert headline["blocks"][0]["type"] == "header"
+    assert files.get("files")

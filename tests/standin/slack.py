@@ -69,6 +69,8 @@ MAX_FIELD_CHARS = 2000
 MAX_HEADER_CHARS = 150
 MAX_CONTEXT_ELEMENTS = 10
 MAX_BLOCK_ID_CHARS = 255
+MAX_TABLE_ROWS = 100
+MAX_TABLE_CELLS = 20
 
 # Args that slack-sdk sends as JSON strings inside form or query data.
 _JSON_ARGS = frozenset({"blocks", "attachments", "files", "metadata"})
@@ -165,6 +167,9 @@ class SlackStandIn:
         self.acks: dict[str, dict[str, Any]] = {}
         self.envelopes: dict[str, dict[str, Any]] = {}  # envelope_id -> what was sent
         self.connections = 0
+        # Set to answer invalid_blocks to any message with a table block, as a workspace
+        # without table blocks does.
+        self.refuse_tables = False
 
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -787,7 +792,7 @@ class SlackStandIn:
             return _error("channel_not_found")
         if not channel.member:
             return _error("not_in_channel")
-        problem = _message_problem(args, require_content=True)
+        problem = _message_problem(args, require_content=True, tables=not self.refuse_tables)
         if problem is not None:
             return problem
         message: dict[str, Any] = {
@@ -816,7 +821,7 @@ class SlackStandIn:
             return _error("message_not_found")
         if message.get("user") != BOT_USER_ID:
             return _error("cant_update_message")
-        problem = _message_problem(args, require_content=False)
+        problem = _message_problem(args, require_content=False, tables=not self.refuse_tables)
         if problem is not None:
             return problem
         # Like Slack: fields left out keep their value; "blocks": [] removes the blocks.
@@ -1156,7 +1161,9 @@ def _is_reply_to(message: Mapping[str, Any], ts: str) -> bool:
     return message.get("thread_ts") == ts and message["ts"] != ts
 
 
-def _message_problem(args: Mapping[str, Any], *, require_content: bool) -> dict[str, Any] | None:
+def _message_problem(
+    args: Mapping[str, Any], *, require_content: bool, tables: bool = True
+) -> dict[str, Any] | None:
     """Slack's error answer for a message it would refuse, or None."""
     text = args.get("text")
     if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
@@ -1165,7 +1172,7 @@ def _message_problem(args: Mapping[str, Any], *, require_content: bool) -> dict[
         blocks = args["blocks"]
         if not isinstance(blocks, list):
             return _error("invalid_blocks_format")
-        errors = _block_errors(blocks)
+        errors = _block_errors(blocks, tables=tables)
         if errors:
             return _error(
                 "invalid_blocks",
@@ -1177,11 +1184,12 @@ def _message_problem(args: Mapping[str, Any], *, require_content: bool) -> dict[
     return None
 
 
-def _block_errors(blocks: list[Any]) -> list[str]:
+def _block_errors(blocks: list[Any], *, tables: bool = True) -> list[str]:
     """What Slack says about blocks it refuses, in its words; [] when they are fine."""
     errors: list[str] = []
     if len(blocks) > MAX_BLOCKS:
         errors.append(f"must be less than {MAX_BLOCKS + 1} items [json-pointer:/blocks]")
+    seen_table = False
     block_ids: set[str] = set()
     for i, block in enumerate(blocks):
         at = f"/blocks/{i}"
@@ -1229,7 +1237,42 @@ def _block_errors(blocks: list[Any]) -> list[str]:
                         f"must be less than {MAX_CONTEXT_ELEMENTS + 1} items "
                         f"[json-pointer:{at}/elements]"
                     )
+            case "table":
+                if not tables:
+                    errors.append(f"unsupported type: table [json-pointer:{at}]")
+                    continue
+                if seen_table:
+                    errors.append(f"only one table is allowed per message [json-pointer:{at}]")
+                seen_table = True
+                _check_table(block, at, errors)
+            case "divider":
+                pass
+            case other:
+                errors.append(f"unsupported type: {other} [json-pointer:{at}]")
     return errors
+
+
+def _check_table(block: Mapping[str, Any], at: str, errors: list[str]) -> None:
+    rows = block.get("rows")
+    if not isinstance(rows, list) or not rows:
+        errors.append(f"must provide rows [json-pointer:{at}/rows]")
+        return
+    if len(rows) > MAX_TABLE_ROWS:
+        errors.append(f"must be less than {MAX_TABLE_ROWS + 1} items [json-pointer:{at}/rows]")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or not row or len(row) > MAX_TABLE_CELLS:
+            errors.append(f"a row holds 1 to {MAX_TABLE_CELLS} cells [json-pointer:{at}/rows/{i}]")
+            continue
+        for j, cell in enumerate(row):
+            if not isinstance(cell, dict) or cell.get("type") not in ("raw_text", "rich_text"):
+                errors.append(f"unsupported cell type [json-pointer:{at}/rows/{i}/{j}]")
+            elif cell["type"] == "raw_text" and not (
+                isinstance(cell.get("text"), str) and cell["text"]
+            ):
+                errors.append(f"must be more than 0 characters [json-pointer:{at}/rows/{i}/{j}]")
+    settings = block.get("column_settings", [])
+    if not isinstance(settings, list) or len(settings) > MAX_TABLE_CELLS:
+        errors.append(f"at most {MAX_TABLE_CELLS} column settings [json-pointer:{at}]")
 
 
 def _check_text(
