@@ -116,6 +116,7 @@ class JobRunner:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._tasks: dict[Job, asyncio.Task[None]] = {}
         self._changed = asyncio.Condition()
+        self._notifying: set[asyncio.Future[None]] = set()
 
     # -- submitting and looking up ------------------------------------------------------
 
@@ -158,13 +159,19 @@ class JobRunner:
         return job
 
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
-        """Wait until predicate() holds, re-checked whenever a job is submitted or finishes."""
+        """Wait until predicate() holds, re-checked whenever a job is submitted, reads a
+        block or finishes."""
         async with asyncio.timeout(timeout_s), self._changed:
             await self._changed.wait_for(predicate)
 
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+
+    def _notify_soon(self) -> None:
+        task = asyncio.ensure_future(self._notify())
+        self._notifying.add(task)  # a reference until it has run
+        task.add_done_callback(self._notifying.discard)
 
     def get(self, job_id: str) -> Job | None:
         self._prune()
@@ -268,6 +275,7 @@ class JobRunner:
 
         def on_progress(progress: Progress) -> None:
             job.progress = progress
+            loop.call_soon_threadsafe(self._notify_soon)
 
         report = await asyncio.to_thread(
             analyze,

@@ -1,17 +1,18 @@
-// The upload page: pick or drop a CSV, upload it with progress, follow the job, show the report.
+// The upload page: pick or drop a CSV, upload it while the analysis shows live, then the report.
 // Every value from the server or the file reaches the page through textContent, never as HTML.
+// The page formats; it never sums or derives a figure: totals, changes, shares, dates in words
+// and the data-quality line all come from the server (processing/, one home for each rule).
 "use strict";
 
 (function () {
   const TOKEN_KEY = "clinic-events.upload-token";
   const POLL_MS = 1000;
   const POLL_RETRIES = 5;
-
+  const ROWS_SHOWN = 100; // per table until "Show all": 15,000 weeks must not stall the page
 
   const $ = (id) => document.getElementById(id);
   const el = {
     tokenSection: $("token-section"),
-    errorJob: $("error-job"),
     tokenForm: $("token-form"),
     tokenInput: $("token-input"),
     tokenMessage: $("token-message"),
@@ -26,27 +27,50 @@
     jobProgress: $("job-progress"),
     jobPercent: $("job-percent"),
     status: $("status"),
+    live: $("live"),
+    liveRows: $("live-rows"),
+    liveRevenue: $("live-revenue"),
+    liveInvalid: $("live-invalid"),
+    liveLeft: $("live-left"),
     detail: $("detail"),
     errorSection: $("error-section"),
+    errorTitle: $("error-title"),
     errorMessage: $("error-message"),
+    errorJob: $("error-job"),
     reportSection: $("report-section"),
+    reportTitle: $("report-title"),
     reportSource: $("report-source"),
-    summary: $("summary"),
+    totalRevenue: $("total-revenue"),
+    totalNote: $("total-note"),
+    latestLabel: $("latest-label"),
+    latestRevenue: $("latest-revenue"),
+    latestChange: $("latest-change"),
+    averageRevenue: $("average-revenue"),
+    averageNote: $("average-note"),
+    qualityCard: $("quality-card"),
+    dataQuality: $("data-quality"),
+    bestWorst: $("best-worst"),
+    latestOutcomes: $("latest-outcomes"),
+    dialect: $("dialect"),
+    chart: $("chart"),
+    chartStatus: $("chart-status"),
+    downloadInvalid: $("download-invalid"),
+    downloadStatus: $("download-status"),
+    movers: $("movers"),
+    clinicsCard: $("clinics-card"),
+    clinicsHead: $("clinics-head"),
+    clinicsBody: $("clinics-body"),
+    clinicsMore: $("clinics-more"),
+    weeksHead: $("weeks-head"),
+    weeksBody: $("weeks-body"),
+    weeksFoot: $("weeks-foot"),
+    weeksMore: $("weeks-more"),
+    typesBody: $("types-body"),
+    typesMore: $("types-more"),
     invalidRows: $("invalid-rows"),
     invalidIntro: $("invalid-intro"),
     invalidList: $("invalid-list"),
     otherRevenueNote: $("other-revenue-note"),
-    weeksHead: $("weeks-head"),
-    weeksBody: $("weeks-body"),
-    weeksFoot: $("weeks-foot"),
-    typesBody: $("types-body"),
-    typeWeeksHead: $("type-weeks-head"),
-    typeWeeksBody: $("type-weeks-body"),
-    errorTitle: $("error-title"),
-    chart: $("chart"),
-    chartStatus: $("chart-status"),
-    downloadCsv: $("download-csv"),
-    downloadStatus: $("download-status"),
   };
 
   const state = {
@@ -55,11 +79,13 @@
     pollTimer: null,
     chartUrl: null,
     fileName: null, // the file being worked on, to name it in messages
-    jobId: null, // the job whose report is shown
+    jobId: null, // the job being followed, then shown
+    showing: false, // the report is on screen: later answers about the upload are moot
+    sending: null, // the request carrying the file, to stop it when the job has failed
     run: 0, // bumps on every new upload, so answers about an older one are ignored
   };
 
-  // -- formatting -----------------------------------------------------------------------------
+  // -- formatting (never deriving) --------------------------------------------------------------
 
   function sentence(text) {
     const value = String(text || "").trim();
@@ -68,25 +94,24 @@
     return /[.!?]$/.test(capital) ? capital : capital + ".";
   }
 
-  // "1234.50" -> 123450: money stays in whole cents until it is shown.
-  function cents(amount) {
-    const match = /^(-?)(\d+)(?:\.(\d{1,2}))?$/.exec(String(amount));
-    if (!match) return 0;
-    const value = Number(match[2]) * 100 + Number((match[3] || "0").padEnd(2, "0"));
-    return match[1] ? -value : value;
-  }
-
-  function money(centsValue) {
+  // "1234.50" -> "$1,234.50" in the reader's locale; the string is exact, only shown.
+  function money(amount) {
+    if (amount === null || amount === undefined) return "–";
+    const value = Number(amount);
     const currency = state.config.currency || "USD";
     try {
-      return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(centsValue / 100);
+      return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(value);
     } catch (error) {
-      return (centsValue / 100).toFixed(2) + " " + currency;
+      return amount + " " + currency;
     }
   }
 
   function count(value) {
     return Number(value).toLocaleString();
+  }
+
+  function percent(value) {
+    return value === null || value === undefined ? "–" : value + "%";
   }
 
   function megabytes(bytes) {
@@ -97,41 +122,12 @@
     return mb.toLocaleString(undefined, { maximumFractionDigits: mb < 10 ? 1 : 0 }) + " MB";
   }
 
-  function day(iso) {
-    return new Date(iso + "T00:00:00Z");
-  }
-
-  function weekRange(start, end) {
-    const format = new Intl.DateTimeFormat(undefined, {
-      day: "numeric",
-      month: "short",
-      year: "numeric",
-      timeZone: "UTC",
-    });
-    if (typeof format.formatRange === "function") return format.formatRange(day(start), day(end));
-    return format.format(day(start)) + " – " + format.format(day(end));
-  }
-
   // Labels and file names are anybody's text: no control or bidi characters reach the page
   // (the same set as processing/text.py, so `evil\u202Egsj.csv` cannot pose as a PDF).
   const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g;
 
   function displayable(text) {
     return String(text).replace(INVISIBLE, " ").replace(/\s+/g, " ").trim();
-  }
-
-  // Words come from the server (processing/words.py), so every surface says the same thing;
-  // these fallbacks only keep the page readable if an answer lacks them.
-  function reasonWords(reason) {
-    const words = state.config.reasons && state.config.reasons[reason];
-    return words || displayable(reason).replace(/_/g, " ");
-  }
-
-  function treatmentName(kind) {
-    const named = state.treatmentNames && state.treatmentNames[kind];
-    if (named) return displayable(named);
-    const words = displayable(kind).replace(/_/g, " ").trim();
-    return words.charAt(0).toUpperCase() + words.slice(1);
   }
 
   // -- small DOM helpers ----------------------------------------------------------------------
@@ -153,13 +149,56 @@
     }
   }
 
-  function setMeter(progress, label, percent) {
-    if (percent === null || percent === undefined) {
+  function setMeter(progress, label, value) {
+    if (value === null || value === undefined) {
       progress.removeAttribute("value"); // an indeterminate bar: the size is unknown
       label.textContent = "";
     } else {
-      progress.value = percent;
-      label.textContent = Math.floor(percent) + "%";
+      progress.value = value;
+      label.textContent = Math.floor(value) + "%";
+    }
+  }
+
+  // A change in words from the server ("▲ 12.5%"), coloured by its arrow: the arrow and the
+  // sign say it without the colour.
+  function changeCell(words) {
+    const cell = node("td", words || "–", "num");
+    if (words && words.startsWith("▲")) cell.classList.add("up");
+    if (words && words.startsWith("▼")) cell.classList.add("down");
+    return cell;
+  }
+
+  function headerCell(text, numeric) {
+    const cell = node("th", text, numeric ? "num" : "");
+    cell.scope = "col";
+    return cell;
+  }
+
+  function rowHeader(text) {
+    const cell = node("th", text);
+    cell.scope = "row";
+    return cell;
+  }
+
+  // The first ROWS_SHOWN rows, then a "Show all" button for the rest: building a row is
+  // cheap, building 15,000 of them before anything shows is not.
+  function fillRows(body, more, total, makeRow, noun) {
+    clear(body);
+    const paint = (from, to) => {
+      const rows = document.createDocumentFragment();
+      for (let index = from; index < to; index += 1) rows.append(makeRow(index));
+      body.append(rows);
+    };
+    const first = Math.min(total, ROWS_SHOWN);
+    paint(0, first);
+    more.hidden = total <= first;
+    more.onclick = null;
+    if (total > first) {
+      more.textContent = `Show all ${count(total)} ${noun}`;
+      more.onclick = () => {
+        more.hidden = true;
+        paint(first, total);
+      };
     }
   }
 
@@ -189,6 +228,7 @@
     el.tokenInput.value = "";
     el.tokenSection.hidden = false;
     el.uploadSection.hidden = true;
+    el.progressSection.hidden = true;
     el.tokenInput.focus();
   }
 
@@ -217,6 +257,8 @@
     return state.config.auth_required && !token();
   }
 
+  const REFUSED_TOKEN = "That access code was not accepted. Check it and enter it again.";
+
   // -- choosing a file ------------------------------------------------------------------------
 
   el.fileInput.addEventListener("change", () => {
@@ -240,11 +282,14 @@
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
 
-  el.downloadCsv.addEventListener("click", () => downloadCsv());
+  for (const button of document.querySelectorAll(".downloads button[data-file]")) {
+    button.addEventListener("click", () => download(button.dataset.file));
+  }
 
   for (const button of document.querySelectorAll(".again")) {
     button.addEventListener("click", () => {
       state.run += 1;
+      stopSending();
       clearTimeout(state.pollTimer);
       el.fileInput.value = "";
       show(el.uploadSection);
@@ -274,23 +319,58 @@
   }
 
   // -- uploading ------------------------------------------------------------------------------
+  // Two steps: reserve a job (its id comes back at once), then send the bytes. While they
+  // travel, the job is followed, so rows and revenue show as they are read.
 
-  function upload(file) {
+  async function upload(file) {
     state.run += 1;
     const run = state.run;
     clearTimeout(state.pollTimer);
+    state.jobId = null;
+    state.showing = false;
     el.fileName.textContent = displayable(file.name);
     setMeter(el.uploadProgress, el.uploadPercent, 0);
     setMeter(el.jobProgress, el.jobPercent, 0);
-    el.status.textContent = "Uploading the file…";
+    el.live.hidden = true;
+    el.status.textContent = "Starting the upload…";
     el.detail.textContent = "";
     show(el.progressSection);
 
-    const form = new FormData();
-    form.append("file", file, file.name);
+    let response;
+    let body;
+    try {
+      response = await fetch("/api/uploads", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", ...authHeaders() },
+        body: JSON.stringify({ file_name: file.name, size_bytes: file.size }),
+      });
+      body = await response.json();
+    } catch (error) {
+      if (run === state.run) showError("The service cannot be reached. Check the connection and try again.");
+      return;
+    }
+    if (run !== state.run) return;
+    if (response.status === 401) {
+      askForToken(REFUSED_TOKEN, () => upload(file));
+      return;
+    }
+    if (response.status !== 201 || !body.job_id) {
+      showError(body.error || `The upload could not start (HTTP ${response.status}). Please try again.`);
+      return;
+    }
+    state.jobId = body.job_id;
+    send(file, body, run);
+    if (body.live) {
+      el.status.textContent = "Uploading; the analysis runs as the file arrives…";
+      follow(body.job_id, run, 0);
+    }
+  }
+
+  function send(file, reservation, run) {
     const request = new XMLHttpRequest();
-    request.open("POST", "/api/upload");
+    request.open("PUT", reservation.upload_url);
     for (const [name, value] of Object.entries(authHeaders())) request.setRequestHeader(name, value);
+    request.setRequestHeader("Content-Type", "text/csv");
     request.responseType = "json";
     request.upload.addEventListener("progress", (event) => {
       if (run !== state.run || !event.lengthComputable) return;
@@ -298,33 +378,40 @@
       el.detail.textContent = `${megabytes(event.loaded)} of ${megabytes(event.total)} sent`;
     });
     request.addEventListener("load", () => {
-      if (run !== state.run) return;
+      if (run !== state.run || state.showing) return;
       const body = request.response || {};
-      if (request.status === 202 && body.job_id) {
+      if (request.status === 202) {
         setMeter(el.uploadProgress, el.uploadPercent, 100);
-        el.status.textContent = "Uploaded. Working out the weekly figures…";
         el.detail.textContent = "";
-        follow(body.job_id, run, 0);
+        if (!reservation.live) {
+          el.status.textContent = "Uploaded. Working out the weekly figures…";
+          follow(reservation.job_id, run, 0);
+        }
       } else if (request.status === 401) {
-        askForToken(
-          "That access code was not accepted. Check it and enter it again.",
-          () => upload(file)
-        );
+        clearTimeout(state.pollTimer);
+        askForToken(REFUSED_TOKEN, () => upload(file));
       } else {
-        showError(body.error || `The upload failed (HTTP ${request.status}). Please try again.`);
+        showError(body.error || `The upload failed (HTTP ${request.status}). Please try again.`, reservation.job_id);
       }
     });
     request.addEventListener("error", () => {
-      if (run !== state.run) return;
-      showError("The upload was interrupted. Check the connection and try again.");
+      if (run !== state.run || state.showing) return;
+      showError("The upload was interrupted. Check the connection and try again.", reservation.job_id);
     });
-    request.send(form);
+    state.sending = request;
+    request.send(file);
+  }
+
+  function stopSending() {
+    if (state.sending) state.sending.abort();
+    state.sending = null;
   }
 
   // -- following the job ----------------------------------------------------------------------
 
   async function follow(jobId, run, failures) {
     if (run !== state.run) return;
+    const asked = performance.now();
     let response;
     let job;
     try {
@@ -335,7 +422,7 @@
       job = await response.json();
     } catch (error) {
       if (failures + 1 >= POLL_RETRIES) {
-        showError("The service cannot be reached. Check the connection, then upload the file again.");
+        showError("The service cannot be reached. Check the connection, then upload the file again.", jobId);
       } else {
         state.pollTimer = setTimeout(() => follow(jobId, run, failures + 1), POLL_MS);
       }
@@ -343,19 +430,22 @@
     }
     if (run !== state.run) return;
     if (response.status === 401) {
-      askForToken("That access code was not accepted. Check it and enter it again.", () => {
+      askForToken(REFUSED_TOKEN, () => {
         show(el.progressSection);
         follow(jobId, run, 0);
       });
       return;
     }
     if (!response.ok) {
-      showError(job.error || `The report is not available (HTTP ${response.status}). Please upload the file again.`);
+      showError(job.error || `The report is not available (HTTP ${response.status}). Please upload the file again.`, jobId);
       return;
     }
     if (job.status === "succeeded") {
       setMeter(el.jobProgress, el.jobPercent, 100);
       showReport(job, run);
+      // From asking for the finished job to the report on screen: fetch, parse and draw.
+      document.body.dataset.reportMs = String(Math.round(performance.now() - asked));
+      document.body.dataset.reportShown = job.id;
       return;
     }
     if (job.status === "failed") {
@@ -374,20 +464,24 @@
       return;
     }
     const progress = job.progress;
-    el.status.textContent = "Reading the file and adding up the weeks…";
     if (!progress) return;
+    el.status.textContent = "Reading the file and adding up the weeks…";
     setMeter(el.jobProgress, el.jobPercent, progress.percent);
-    el.detail.textContent =
-      `${count(progress.rows)} rows so far (${count(progress.invalid)} invalid), ` +
-      `revenue so far ${money(cents(progress.revenue))}`;
+    el.live.hidden = false;
+    el.liveRows.textContent = count(progress.rows);
+    el.liveRevenue.textContent = money(progress.revenue);
+    el.liveInvalid.textContent = count(progress.invalid);
+    el.liveLeft.textContent = progress.time_left || "–";
   }
 
   function showError(message, jobId) {
     clearTimeout(state.pollTimer);
+    state.run += 1; // answers still on their way about this upload are moot
+    stopSending(); // a file the job has given up on need not travel any further
     el.errorTitle.textContent = state.fileName
-      ? `The report for “${state.fileName}” could not be made`
+      ? `The report for “${displayable(state.fileName)}” could not be made`
       : "The report could not be made";
-    el.errorMessage.textContent = sentence(message);
+    el.errorMessage.textContent = sentence(displayable(message));
     // A job id to quote when asking for help, as Slack gives it.
     el.errorJob.textContent = jobId ? `Job ${jobId}: mention it if you ask for help.` : "";
     el.errorJob.hidden = !jobId;
@@ -398,85 +492,204 @@
   // -- the report -----------------------------------------------------------------------------
 
   function showReport(job, run) {
-    state.treatmentNames = job.treatment_names || {};
+    state.showing = true;
     const report = job.report;
+    const words = job.display;
     if (report.currency) state.config.currency = report.currency;
     el.reportSource.textContent =
       `From ${displayable(job.source.name)} · weeks in ${report.timezone} · amounts in ${report.currency}`;
-    fillSummary(report);
-    fillInvalidRows(report);
-    fillWeeks(report);
-    fillTypes(report);
-    fillTypeWeeks(report);
+    fillHeadline(report, words);
+    fillClinics(report, words);
+    fillWeeks(report, words);
+    fillTypes(report, words);
+    fillInvalidRows(report, words);
+    el.downloadInvalid.hidden = !report.rows.invalid;
+    el.downloadStatus.hidden = true;
+    state.jobId = job.id;
     show(el.reportSection);
     el.status.textContent = "";
-    document.getElementById("report-title").setAttribute("tabindex", "-1");
-    document.getElementById("report-title").focus();
+    el.reportTitle.setAttribute("tabindex", "-1");
+    el.reportTitle.focus();
     loadChart(job.id, run);
-    state.jobId = job.id;
-    el.downloadStatus.hidden = true;
   }
 
-  // Through fetch, like the chart, so the request can carry the access code.
-  async function downloadCsv() {
-    if (!state.jobId) return;
-    try {
-      const response = await fetch(
-        "/api/jobs/" + encodeURIComponent(state.jobId) + "/weekly-report.csv",
-        { headers: authHeaders() },
-      );
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      const url = URL.createObjectURL(await response.blob());
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = "weekly-report.csv";
-      document.body.appendChild(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
-    } catch (error) {
-      el.downloadStatus.hidden = false;
-      el.downloadStatus.textContent =
-        "The CSV could not be downloaded; the tables above have every figure.";
+  function fillHeadline(report, words) {
+    const headline = report.headline;
+    el.totalRevenue.textContent = money(report.revenue);
+    el.totalNote.textContent = words.period
+      ? `${count(report.weeks.length)} weeks · ${words.period}`
+      : "no week: no row was valid";
+    if (headline.latest_week) {
+      el.latestLabel.textContent = `Latest complete week, ${words.latest_week}`;
+      el.latestRevenue.textContent = money(headline.latest_revenue);
+      const change = words.change
+        ? `${words.change} vs ${words.previous_week}`
+        : words.previous_week
+          ? `no revenue in ${words.previous_week} to compare`
+          : "no earlier complete week to compare";
+      el.latestChange.textContent = change;
+      el.latestChange.className =
+        "stat-note" + (change.startsWith("▲") ? " up" : change.startsWith("▼") ? " down" : "");
+      el.bestWorst.textContent = `Best week ${words.best_week} · worst week ${words.worst_week}`;
+      el.latestOutcomes.textContent = `Appointments, ${words.latest_week}: ${words.latest_outcomes}`;
+    } else {
+      el.latestLabel.textContent = "Latest complete week";
+      el.latestRevenue.textContent = "–";
+      el.latestChange.textContent = "no week has data on all seven days";
+      el.latestChange.className = "stat-note";
+      el.bestWorst.textContent = "";
+      el.latestOutcomes.textContent = "";
     }
+    el.averageRevenue.textContent = money(headline.average_4w_revenue);
+    el.averageNote.textContent =
+      headline.average_4w_revenue === null ? "needs complete weeks before the latest" : "of the complete weeks before it";
+    el.dataQuality.textContent = words.data_quality;
+    el.qualityCard.classList.toggle("warn", !words.data_quality_ok);
+    el.qualityCard.classList.toggle("good", words.data_quality_ok);
+    el.dialect.hidden = !words.dialect;
+    el.dialect.textContent = words.dialect || "";
   }
 
-  function fillSummary(report) {
-    clear(el.summary);
+  function fillClinics(report, words) {
+    const clinics = report.clinics;
+    el.clinicsCard.hidden = !clinics.length;
+    if (!clinics.length) return;
+    const index = new Map(clinics.map((clinic, at) => [clinic.clinic_id, at]));
+    clear(el.movers);
+    for (const [title, ids] of [
+      ["Up most", report.headline.clinics_up],
+      ["Down most", report.headline.clinics_down],
+    ]) {
+      const named = ids.slice(0, 3).map((id) => `${id} ${words.clinic_changes[index.get(id)]}`);
+      el.movers.append(node("p", `${title}: ${named.length ? named.join(", ") : "none"}`));
+    }
+    clear(el.clinicsHead);
+    el.clinicsHead.append(
+      headerCell("Clinic", false),
+      headerCell("Revenue", true),
+      headerCell(words.latest_week ? `Week of ${words.latest_week}` : "Latest week", true),
+      headerCell("Change", true),
+      headerCell("Treatments", true),
+      headerCell("Appointments", true),
+      headerCell("Cancelled", true),
+      headerCell("No-shows", true)
+    );
+    fillRows(
+      el.clinicsBody,
+      el.clinicsMore,
+      clinics.length,
+      (at) => {
+        const clinic = clinics[at];
+        const row = node("tr");
+        row.dataset.clinic = clinic.clinic_id;
+        row.append(
+          rowHeader(clinic.clinic_id),
+          node("td", money(clinic.revenue), "num"),
+          node("td", money(clinic.latest_week_revenue), "num"),
+          changeCell(words.clinic_changes[at]),
+          node("td", count(clinic.treatments_completed), "num"),
+          node("td", count(clinic.appointments), "num"),
+          node("td", count(clinic.cancelled), "num"),
+          node("td", count(clinic.no_show), "num")
+        );
+        return row;
+      },
+      "clinics"
+    );
+  }
+
+  function fillWeeks(report, words) {
     const weeks = report.weeks;
-    const period = weeks.length
-      ? weekRange(weeks[0].week_start, weeks[weeks.length - 1].week_end)
-      : "no weeks";
-    const items = [
-      ["Total revenue", money(cents(report.revenue))],
-      ["Period", period],
-      ["Weeks", count(weeks.length)],
-      ["Rows read", count(report.rows.total)],
-      ["Invalid rows", count(report.rows.invalid)],
-    ];
-    for (const [term, value] of items) {
-      const group = node("div");
-      group.append(node("dt", term), node("dd", value));
-      el.summary.append(group);
-    }
+    clear(el.weeksHead);
+    el.weeksHead.append(
+      headerCell("Week", false),
+      headerCell("Revenue", true),
+      headerCell("Change", true),
+      headerCell("Treatments", true),
+      headerCell("Appointments", true),
+      headerCell("Bookings", true),
+      headerCell("Cancelled", true),
+      headerCell("Status", false)
+    );
+    fillRows(
+      el.weeksBody,
+      el.weeksMore,
+      weeks.length,
+      (shown) => {
+        const at = weeks.length - 1 - shown; // newest first
+        const week = weeks[at];
+        const label = words.weeks[at];
+        const row = node("tr");
+        row.dataset.week = week.week_start;
+        row.append(
+          rowHeader(label.label),
+          node("td", money(week.revenue), "num"),
+          changeCell(label.change),
+          node("td", count(week.treatments_completed), "num"),
+          node("td", count(week.appointments), "num"),
+          node("td", count(week.bookings), "num"),
+          node("td", percent(week.cancellation_rate), "num"),
+          node("td", label.status || "complete")
+        );
+        return row;
+      },
+      "weeks"
+    );
+    clear(el.weeksFoot);
+    const totals = report.totals;
+    const total = node("tr");
+    total.append(
+      rowHeader("All weeks"),
+      node("td", money(report.revenue), "num"),
+      node("td", ""),
+      node("td", count(totals.treatments_completed), "num"),
+      node("td", count(totals.appointments), "num"),
+      node("td", count(totals.bookings), "num"),
+      node("td", percent(totals.cancellation_rate), "num"),
+      node("td", "")
+    );
+    el.weeksFoot.append(total);
   }
 
-  function fillInvalidRows(report) {
+  function fillTypes(report, words) {
+    const entries = report.totals.revenue_by_treatment;
+    fillRows(
+      el.typesBody,
+      el.typesMore,
+      entries.length,
+      (at) => {
+        const entry = entries[at];
+        const row = node("tr");
+        row.dataset.type = entry.treatment_type;
+        row.append(
+          rowHeader(words.treatment_names[entry.treatment_type] || entry.treatment_type),
+          node("td", money(entry.revenue), "num"),
+          node("td", percent(entry.share_pct), "num")
+        );
+        return row;
+      },
+      "treatment types"
+    );
+  }
+
+  function fillInvalidRows(report, words) {
     clear(el.invalidList);
-    el.invalidRows.hidden = !report.rows.invalid;
+    const other = report.warnings && report.warnings.revenue_on_other_event;
+    el.invalidRows.hidden = !report.rows.invalid && !other;
+    el.invalidIntro.hidden = !report.rows.invalid;
     if (report.rows.invalid) {
       el.invalidIntro.textContent =
-        `${count(report.rows.invalid)} of ${count(report.rows.total)} rows are invalid rows, left out of every figure:`;
+        `${count(report.rows.invalid)} of ${count(report.rows.total)} rows are invalid rows, left out of every figure ` +
+        "(row numbers as a spreadsheet shows them; the invalid rows CSV lists every one):";
       for (const [reason, summary] of Object.entries(report.errors)) {
         if (!summary.count) continue;
         const rows = summary.first_rows.join(", ");
         const more = summary.count > summary.first_rows.length ? ", …" : "";
         el.invalidList.append(
-          node("li", `${reasonWords(reason)}: ${count(summary.count)} (spreadsheet rows ${rows}${more})`)
+          node("li", `${words.reasons[reason] || reason}: ${count(summary.count)} (rows ${rows}${more})`)
         );
       }
     }
-    const other = report.warnings && report.warnings.revenue_on_other_event;
     el.otherRevenueNote.hidden = !other;
     if (other) {
       el.otherRevenueNote.textContent =
@@ -485,94 +698,26 @@
     }
   }
 
-  function treatmentTypes(report) {
-    const totals = new Map();
-    for (const week of report.weeks) {
-      for (const [kind, amount] of Object.entries(week.revenue_by_treatment)) {
-        totals.set(kind, (totals.get(kind) || 0) + cents(amount));
-      }
-    }
-    return [...totals.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-  }
-
-  function headerCell(text, numeric) {
-    const cell = node("th", text, numeric ? "num" : "");
-    cell.scope = "col";
-    return cell;
-  }
-
-  function fillWeeks(report) {
-    clear(el.weeksHead);
-    clear(el.weeksBody);
-    clear(el.weeksFoot);
-    el.weeksHead.append(
-      headerCell("Week", false),
-      headerCell("Revenue", true),
-      headerCell("Treatments completed", true),
-      headerCell("Appointments", true),
-      headerCell("Bookings", true)
-    );
-
-    const sums = { treatments: 0, appointments: 0, bookings: 0 };
-    for (const week of report.weeks) {
-      const row = node("tr");
-      row.dataset.week = week.week_start;
-      const label = node("th", weekRange(week.week_start, week.week_end));
-      label.scope = "row";
-      row.append(
-        label,
-        node("td", money(cents(week.revenue)), "num"),
-        node("td", count(week.treatments_completed), "num"),
-        node("td", count(week.appointments), "num"),
-        node("td", count(week.bookings), "num")
-      );
-      sums.treatments += week.treatments_completed;
-      sums.appointments += week.appointments;
-      sums.bookings += week.bookings;
-      el.weeksBody.append(row);
-    }
-    const total = node("tr");
-    const label = node("th", "All weeks");
-    label.scope = "row";
-    total.append(
-      label,
-      node("td", money(cents(report.revenue)), "num"),
-      node("td", count(sums.treatments), "num"),
-      node("td", count(sums.appointments), "num"),
-      node("td", count(sums.bookings), "num")
-    );
-    el.weeksFoot.append(total);
-  }
-
-  function fillTypeWeeks(report) {
-    const types = treatmentTypes(report);
-    clear(el.typeWeeksHead);
-    clear(el.typeWeeksBody);
-    el.typeWeeksHead.append(headerCell("Week", false));
-    for (const [kind] of types) el.typeWeeksHead.append(headerCell(treatmentName(kind), true));
-    for (const week of report.weeks) {
-      const row = node("tr");
-      row.dataset.week = week.week_start;
-      const label = node("th", weekRange(week.week_start, week.week_end));
-      label.scope = "row";
-      row.append(label);
-      for (const [kind] of types) {
-        row.append(node("td", money(cents(week.revenue_by_treatment[kind] || "0")), "num"));
-      }
-      el.typeWeeksBody.append(row);
-    }
-  }
-
-  function fillTypes(report) {
-    clear(el.typesBody);
-    const totalCents = cents(report.revenue);
-    for (const [kind, typeCents] of treatmentTypes(report)) {
-      const row = node("tr");
-      const label = node("th", treatmentName(kind));
-      label.scope = "row";
-      const share = totalCents ? ((typeCents / totalCents) * 100).toFixed(1) + "%" : "–";
-      row.append(label, node("td", money(typeCents), "num"), node("td", share, "num"));
-      el.typesBody.append(row);
+  // Through fetch, like the chart, so the request can carry the access code.
+  async function download(name) {
+    if (!state.jobId) return;
+    try {
+      const response = await fetch("/api/jobs/" + encodeURIComponent(state.jobId) + "/" + name, {
+        headers: authHeaders(),
+      });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const url = URL.createObjectURL(await response.blob());
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = name;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      el.downloadStatus.hidden = true;
+    } catch (error) {
+      el.downloadStatus.hidden = false;
+      el.downloadStatus.textContent = `${name} could not be downloaded; the tables below have every figure.`;
     }
   }
 
@@ -600,7 +745,7 @@
       );
       el.chart.src = state.chartUrl;
     } catch (error) {
-      if (run === state.run) el.chartStatus.textContent = "The chart could not be loaded; the tables above have every figure.";
+      if (run === state.run) el.chartStatus.textContent = "The chart could not be loaded; the tables below have every figure.";
     }
   }
 

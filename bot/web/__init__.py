@@ -4,6 +4,8 @@
 GET  /                          the upload page (bot/static: plain HTML, CSS, JavaScript)
 GET  /api/config                {"auth_required", "max_file_size_bytes", "currency"}
 POST /api/upload                multipart field `file` -> 202 {"job_id", "status_url"}
+POST /api/uploads               {"file_name", "size_bytes"} -> 201 {"job_id", "upload_url", ...}
+PUT  /api/uploads/{id}          the reserved upload's bytes -> 202 {"job_id", "status_url"}
 GET  /api/jobs                  {"jobs": [job, ...]}, newest first, without reports
 GET  /api/jobs/{id}             one job, with its report once it succeeded
 GET  /api/jobs/{id}/chart.png   the revenue chart, once the job succeeded
@@ -53,7 +55,7 @@ from bot.web.jobs_api import (
     list_jobs,
 )
 from bot.web.ops import health, metrics
-from bot.web.uploads import upload
+from bot.web.uploads import PENDING, create_upload, send_upload, upload
 
 __all__ = ["STATIC_DIR", "RateLimiter", "WebContext", "build_web_app", "start"]
 
@@ -158,6 +160,7 @@ def build_web_app(context: WebContext) -> web.Application:
     app[JOB_LIMITER] = RateLimiter(context.settings.job_api_per_minute)
     app[IN_FLIGHT] = InFlight()
     app[CHARTS] = ChartCache()
+    app[PENDING] = {}
     tasks: set[asyncio.Task[Any]] = set()
     app[TASKS] = tasks
     app.on_response_prepare.append(_security_headers)
@@ -166,6 +169,8 @@ def build_web_app(context: WebContext) -> web.Application:
     app.router.add_static("/static", STATIC_DIR)
     app.router.add_get("/api/config", get_config)
     app.router.add_post("/api/upload", upload)
+    app.router.add_post("/api/uploads", create_upload)
+    app.router.add_put("/api/uploads/{job_id}", send_upload)
     app.router.add_get("/api/jobs", list_jobs)
     app.router.add_get("/api/jobs/{job_id}", get_job)
     app.router.add_get("/api/jobs/{job_id}/chart.png", get_chart)

@@ -16,7 +16,8 @@ from bot.chart import revenue_chart_png
 from bot.jobs import Job, JobRunner, JobStatus
 from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
 from processing.render import amount, to_clinic_csv, to_csv, to_dict
-from processing.words import REASON_WORDS, treatment_name
+from processing.report import estimate
+from processing.words import REASON_WORDS, display_words, time_left
 
 CHARTS_CACHED = 16
 JSON_PIECE_DEPTH = 3  # the body, the report, its lists, then each week or clinic whole
@@ -53,17 +54,20 @@ def job_json(job: Job, jobs: JobRunner) -> dict[str, Any]:
     size = job.source.size_bytes
     progress_json = None
     if progress is not None:
-        percent = None
-        if size:
-            done = job.status is JobStatus.SUCCEEDED
-            percent = 100.0 if done else round(min(progress.bytes_read / size, 1.0) * 100, 1)
+        elapsed_s = job.duration_s or 0.0
+        guess = estimate(
+            progress.bytes_read, size, elapsed_s, finished=job.status is JobStatus.SUCCEEDED
+        )
         progress_json = {
             "rows": progress.rows_total,
             "valid": progress.rows_valid,
             "invalid": progress.rows_invalid,
             "revenue": amount(progress.revenue_cents),
             "bytes": progress.bytes_read,
-            "percent": percent,
+            "percent": guess.percent,
+            "elapsed_s": round(elapsed_s, 1),
+            "left_s": None if guess.left_s is None else round(guess.left_s, 1),
+            "time_left": None if job.finished or guess.percent is None else time_left(guess.left_s),
         }
     duration_s = job.duration_s
     body: dict[str, Any] = {
@@ -136,10 +140,10 @@ async def get_job(request: web.Request) -> web.Response:
     def encoded() -> bytes:
         # A report of thousands of weeks takes a while to turn into JSON: not on the loop.
         body["report"] = None if report is None else to_dict(report, job.source.name, currency)
-        if report is not None:  # as people write them: the page shows these, never re-derives
-            body["treatment_names"] = {
-                kind: treatment_name(kind) for kind in report.revenue_by_treatment_cents
-            }
+        if report is not None:  # the words the page shows: it formats, never derives
+            display = display_words(report)
+            body["treatment_names"] = display["treatment_names"]
+            body["display"] = display
         return "".join(json_pieces(body)).encode("ascii")  # json.dumps escapes to ASCII
 
     return web.Response(body=await asyncio.to_thread(encoded), content_type="application/json")

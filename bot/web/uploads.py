@@ -1,7 +1,20 @@
-"""POST /api/upload: the body streamed into a job, or staged in S3 first.
+"""Uploads: the body streamed into a job, or staged in S3 first.
 
-Never whole in memory, never on local disk. Every request counts towards the client's rate
-limit; every rejection answers JSON in words, with the status that fits.
+Two ways in. `POST /api/upload` takes a multipart form and answers once the whole file has
+arrived (curl, scripts). The page uses two steps, so that it knows the job before the file
+is sent and can show the analysis live while the bytes arrive:
+
+```
+POST /api/uploads        {"file_name", "size_bytes"} -> 201 {"job_id", "upload_url", "live"}
+PUT  /api/uploads/<id>   the file's bytes as the body -> 202 {"job_id", "status_url"}
+```
+
+Without S3_BUCKET the job starts at the first step and reads the body as it arrives
+(`live`); with it, the body is staged first and the job queues once it is stored. A
+reservation not used within UPLOAD_IDLE_TIMEOUT_SECONDS lapses (its job fails as stalled).
+
+Never whole in memory, never on local disk. Every upload request counts towards the
+client's rate limit; every rejection answers JSON in words, with the status that fits.
 """
 
 from __future__ import annotations
@@ -10,7 +23,8 @@ import asyncio
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -65,14 +79,35 @@ class Stalled(Exception):
     """The client sent nothing for UPLOAD_IDLE_TIMEOUT_SECONDS."""
 
 
-async def _chunk(part: BodyPartReader, idle_s: float) -> bytes:
-    """The next piece of the file, or Stalled when the client goes quiet: a connection that
+Read = Callable[[], Awaitable[bytes]]
+
+
+async def _chunk(read: Read, idle_s: float) -> bytes:
+    """The next piece of the body, or Stalled when the client goes quiet: a connection that
     trickles a byte now and then must not hold a job slot for hours."""
     try:
         async with asyncio.timeout(idle_s):
-            return await part.read_chunk(CHUNK_BYTES)
+            return await read()
     except TimeoutError:
         raise Stalled() from None
+
+
+async def _file_chunks(read: Read, idle_s: float, limit_bytes: int) -> AsyncIterator[bytes]:
+    """The file's chunks until the body ends; TooLarge as soon as it passes the limit."""
+    received = 0
+    while chunk := await _chunk(read, idle_s):
+        received += len(chunk)
+        if received > limit_bytes:
+            raise TooLarge()
+        yield chunk
+
+
+def _part_reader(part: BodyPartReader) -> Read:
+    return lambda: part.read_chunk(CHUNK_BYTES)
+
+
+def _body_reader(request: web.Request) -> Read:
+    return lambda: request.content.read(CHUNK_BYTES)
 
 
 def clean_name(filename: str) -> str:
@@ -117,11 +152,30 @@ def _sentence(message: str) -> str:
 
 
 async def upload(request: web.Request) -> web.Response:
+    """POST /api/upload: a multipart form, answered once the whole file has arrived."""
+    return await _answered(request, _upload(request, request.app[CONTEXT]))
+
+
+async def create_upload(request: web.Request) -> web.Response:
+    """POST /api/uploads: reserve a job for a file the client is about to send."""
+    return await _answered(request, _create(request, request.app[CONTEXT]), counted=False)
+
+
+async def send_upload(request: web.Request) -> web.Response:
+    """PUT /api/uploads/<job id>: the reserved job's file, as the raw body."""
+    return await _answered(request, _send(request, request.app[CONTEXT]))
+
+
+async def _answered(
+    request: web.Request, handling: Coroutine[Any, Any, web.Response], *, counted: bool = True
+) -> web.Response:
+    """The handler's answer, or its rejection in words; counted in uploads_total (a
+    reservation only when it is refused: the upload counts once it arrives)."""
     context = request.app[CONTEXT]
-    outcome = "failed"
+    outcome: str | None = "failed"
     try:
-        response = await _upload(request, context)
-        outcome = "accepted"
+        response = await handling
+        outcome = "accepted" if counted else None
     except Rejected as rejected:
         outcome = rejected.outcome
         response = rejected.response()
@@ -131,12 +185,14 @@ async def upload(request: web.Request) -> web.Response:
             500, "Something went wrong on our side; please try the upload again.", close=True
         )
     finally:
-        context.metrics.uploads.labels(outcome).inc()
-    log.info("upload.answered", outcome=outcome, status=response.status)
+        if outcome is not None:
+            context.metrics.uploads.labels(outcome).inc()
+    log.info("upload.answered", outcome=outcome or "reserved", status=response.status)
     return response
 
 
-async def _upload(request: web.Request, context: WebContext) -> web.Response:
+def _admit(request: web.Request, context: WebContext) -> None:
+    """The checks every new upload passes first: rate, access code, service accepting."""
     settings = context.settings
     # Every upload request counts, whatever becomes of it: a wrong token is no free retry.
     retry_after_s = request.app[LIMITER].hit(client_of(request))
@@ -153,6 +209,10 @@ async def _upload(request: web.Request, context: WebContext) -> web.Response:
         raise Rejected(401, "unauthorized", UNAUTHORIZED, headers=ASK_FOR_TOKEN)
     if not context.jobs.accepting:
         raise _unavailable()
+
+
+@contextlib.asynccontextmanager
+async def _in_flight(request: web.Request) -> AsyncIterator[None]:
     in_flight = request.app[IN_FLIGHT]
     client = client_of(request)
     if not in_flight.enter(client):
@@ -164,9 +224,15 @@ async def _upload(request: web.Request, context: WebContext) -> web.Response:
             headers={"Retry-After": "10"},
         )
     try:
-        return await _accept(request, context)
+        yield
     finally:
         in_flight.leave(client)
+
+
+async def _upload(request: web.Request, context: WebContext) -> web.Response:
+    _admit(request, context)
+    async with _in_flight(request):
+        return await _accept(request, context)
 
 
 async def _accept(request: web.Request, context: WebContext) -> web.Response:
@@ -199,7 +265,43 @@ async def _accept(request: web.Request, context: WebContext) -> web.Response:
         raise _interrupted() from None
     except (TimeoutError, Stalled):
         raise _stalled(idle_s) from None
-    name = clean_name(part.filename or "")
+    name = _checked_name(part.filename or "")
+    chunks = _file_chunks(_part_reader(part), idle_s, limit)
+
+    def rest() -> Awaitable[None]:
+        return _rest_of_form(form, idle_s)
+
+    if _staged(context):
+        job = await _stage_in_s3(context, chunks, rest, name, context.jobs.new_job_id())
+    else:
+        # The request's length is the file plus a few hundred bytes of form framing: close
+        # enough for a progress percentage, and browsers never send the part's own size.
+        source = UploadSource(_upload_info(name, request.content_length))
+        job = await _submit_upload(context, source, job_id=context.jobs.new_job_id())
+        await _feed(request.app, source, job, chunks, rest, context)
+    return _accepted(job.id, staged=_staged(context))
+
+
+def _accepted(job_id: str, *, staged: bool) -> web.Response:
+    log.info("upload.accepted", job_id=job_id, staged=staged)
+    status_url = f"/api/jobs/{job_id}"
+    return web.json_response(
+        {"job_id": job_id, "status_url": status_url},
+        status=202,
+        headers={"Location": status_url},
+    )
+
+
+def _staged(context: WebContext) -> bool:
+    return bool(context.settings.s3_bucket) and context.s3_client is not None
+
+
+def _upload_info(name: str, size_bytes: int | None) -> SourceInfo:
+    return SourceInfo(kind="upload", name=name, label=f"upload {name}", size_bytes=size_bytes)
+
+
+def _checked_name(filename: str) -> str:
+    name = clean_name(filename)
     if not is_csv_name(name):
         raise Rejected(
             415,
@@ -207,17 +309,135 @@ async def _accept(request: web.Request, context: WebContext) -> web.Response:
             f"“{name}” is not a CSV file. Export the events as CSV (a file ending in .csv) "
             "and upload that.",
         )
-    if settings.s3_bucket and context.s3_client is not None:
-        job = await _stage_in_s3(context, form, part, name)
-    else:
-        job = await _stream_into_job(request, context, form, part, name)
-    log.info("upload.accepted", job_id=job.id, staged=bool(settings.s3_bucket))
-    status_url = f"/api/jobs/{job.id}"
-    return web.json_response(
-        {"job_id": job.id, "status_url": status_url},
-        status=202,
-        headers={"Location": status_url},
+    return name
+
+
+# -- the two-step upload: reserve, then send ------------------------------------------------
+
+
+@dataclass(eq=False)
+class PendingUpload:
+    """A reserved upload: its job (already reading, when not staged) waits for the body."""
+
+    job_id: str
+    name: str
+    size_bytes: int
+    client: str
+    source: UploadSource | None = None  # None when the upload is staged in S3 first
+    job: Job | None = None
+    lapse: asyncio.Task[None] | None = None
+
+
+PENDING: web.AppKey[dict[str, PendingUpload]] = web.AppKey("pending_uploads")
+MAX_RESERVATION_BYTES = 4096
+
+
+async def _create(request: web.Request, context: WebContext) -> web.Response:
+    _admit(request, context)
+    settings = context.settings
+    if (request.content_length or 0) > MAX_RESERVATION_BYTES:
+        raise Rejected(413, "bad_request", "Send only the file's name and size here.")
+    try:
+        wanted = await request.json()
+        filename, size_bytes = wanted["file_name"], wanted["size_bytes"]
+    except (ValueError, TypeError, KeyError):
+        wanted = None
+    if (
+        wanted is None
+        or not isinstance(filename, str)
+        or not isinstance(size_bytes, int)
+        or isinstance(size_bytes, bool)
+        or size_bytes < 0
+    ):
+        raise Rejected(
+            400,
+            "bad_request",
+            'Send JSON with the file\'s name and size: {"file_name": "events.csv", '
+            '"size_bytes": 1234}.',
+        )
+    name = _checked_name(filename)
+    if size_bytes > settings.max_file_size_bytes:
+        raise too_large(settings.max_file_size_bytes, size_bytes)
+    pending = PendingUpload(
+        job_id=context.jobs.new_job_id(),
+        name=name,
+        size_bytes=size_bytes,
+        client=client_of(request),
     )
+    if not _staged(context):
+        pending.source = UploadSource(_upload_info(name, size_bytes))
+        pending.job = await _submit_upload(context, pending.source, job_id=pending.job_id)
+    reservations = request.app[PENDING]
+    reservations[pending.job_id] = pending
+    pending.lapse = _background(request.app, _lapse(request.app, pending, context))
+    log.info("upload.reserved", job_id=pending.job_id, size_bytes=size_bytes)
+    return web.json_response(
+        {
+            "job_id": pending.job_id,
+            "status_url": f"/api/jobs/{pending.job_id}",
+            "upload_url": f"/api/uploads/{pending.job_id}",
+            "live": pending.job is not None,
+        },
+        status=201,
+    )
+
+
+async def _lapse(app: web.Application, pending: PendingUpload, context: WebContext) -> None:
+    """A reservation whose body never starts is dropped; its job fails as stalled."""
+    idle_s = context.settings.upload_idle_timeout_s
+    await asyncio.sleep(idle_s)
+    if app[PENDING].pop(pending.job_id, None) is None:
+        return
+    log.info("upload.lapsed", job_id=pending.job_id)
+    if pending.source is not None and pending.job is not None:
+        _hand_over(app, pending.source.finish(SourceError(stalled_reason(idle_s))), pending.job)
+
+
+async def _send(request: web.Request, context: WebContext) -> web.Response:
+    settings = context.settings
+    if not authorized(request, settings.upload_token):
+        raise Rejected(401, "unauthorized", UNAUTHORIZED, headers=ASK_FOR_TOKEN)
+    pending = request.app[PENDING].get(request.match_info["job_id"])
+    if pending is None or pending.client != client_of(request):
+        raise Rejected(
+            404,
+            "failed",
+            f"No upload is waiting under this address: it was sent already, or not started "
+            f"within {settings.upload_idle_timeout_s:g} seconds. Please choose the file again.",
+        )
+    del request.app[PENDING][pending.job_id]  # one body per reservation
+    if pending.lapse is not None:
+        pending.lapse.cancel()
+    declared = request.content_length
+    limit = settings.max_file_size_bytes
+    idle_s = settings.upload_idle_timeout_s
+    feeding = False
+    try:
+        if declared is not None and declared > limit:
+            raise too_large(limit, declared)
+        async with _in_flight(request):
+            chunks = _file_chunks(_body_reader(request), idle_s, limit)
+            if pending.source is None or pending.job is None:
+                await _stage_in_s3(context, chunks, None, pending.name, pending.job_id)
+            else:
+                feeding = True  # from here on, _feed tells the job how its source ended
+                await _feed(request.app, pending.source, pending.job, chunks, None, context)
+    except BaseException as error:
+        if not feeding and pending.source is not None and pending.job is not None:
+            # Refused before a byte was fed (too large, too many at once): the job ends too,
+            # saying why.
+            reason = error.message if isinstance(error, Rejected) else INTERRUPTED
+            _hand_over(request.app, pending.source.finish(SourceError(reason)), pending.job)
+        raise
+    return _accepted(pending.job_id, staged=pending.source is None)
+
+
+def _background(app: web.Application, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    tasks = app[TASKS]
+    task = asyncio.create_task(work)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task
 
 
 def _unavailable() -> Rejected:
@@ -264,7 +484,7 @@ async def _file_part(form: MultipartReader, idle_s: float) -> BodyPartReader:
                     400, "bad_request", "No file was attached. Choose a CSV file and upload it."
                 )
             return part
-        while chunk := await _chunk(part, idle_s):
+        while chunk := await _chunk(_part_reader(part), idle_s):
             skipped += len(chunk)
             if skipped > FORM_OVERHEAD_BYTES:
                 raise _malformed()
@@ -283,13 +503,15 @@ async def _rest_of_form(form: MultipartReader, idle_s: float) -> None:
             return
         if not isinstance(part, BodyPartReader):
             raise ValueError("nested multipart")
-        while chunk := await _chunk(part, idle_s):
+        while chunk := await _chunk(_part_reader(part), idle_s):
             extra += len(chunk)
             if extra > FORM_OVERHEAD_BYTES:
                 raise ValueError("too much besides the file")
 
 
-async def _submit(context: WebContext, source: Source, **options: Any) -> Job:
+async def _submit_upload(
+    context: WebContext, source: Source, *, job_id: str, **options: Any
+) -> Job:
     """Submit with the configured replier; if telling people fails (Slack said no), the
     upload still counts: the job runs with the job API as its only reporter."""
     try:
@@ -297,15 +519,17 @@ async def _submit(context: WebContext, source: Source, **options: Any) -> Job:
     except Exception as error:
         log.warning("upload.replier_failed", error=type(error).__name__)
         replier = None
-    if replier is None:
-        return await context.jobs.submit(source, SilentReplier(), **options)
     try:
-        return await context.jobs.submit(source, replier, **options)
+        if replier is not None:
+            try:
+                return await context.jobs.submit(source, replier, job_id=job_id, **options)
+            except NotAccepting:
+                raise
+            except Exception as error:
+                log.warning("upload.announce_failed", error=type(error).__name__)
+        return await context.jobs.submit(source, SilentReplier(), job_id=job_id, **options)
     except NotAccepting:
-        raise
-    except Exception as error:
-        log.warning("upload.announce_failed", error=type(error).__name__)
-        return await context.jobs.submit(source, SilentReplier(), **options)
+        raise _unavailable() from None
 
 
 async def _until_done(step: Coroutine[Any, Any, None], job: Job) -> bool:
@@ -334,62 +558,55 @@ async def _until_done(step: Coroutine[Any, Any, None], job: Job) -> bool:
 def _hand_over(app: web.Application, step: Coroutine[Any, Any, None], job: Job) -> None:
     """Tell the job in the background how its source ended: a queued job may take a while
     to read it, and the client should get its answer now."""
-    tasks = app[TASKS]
-    task = asyncio.create_task(_until_done(step, job))
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+
+    async def deliver() -> None:
+        await _until_done(step, job)
+
+    _background(app, deliver())
 
 
-async def _stream_into_job(
-    request: web.Request,
+async def _feed(
+    app: web.Application,
+    source: UploadSource,
+    job: Job,
+    chunks: AsyncIterator[bytes],
+    rest: Callable[[], Awaitable[None]] | None,
     context: WebContext,
-    form: MultipartReader,
-    part: BodyPartReader,
-    name: str,
-) -> Job:
+) -> None:
+    """The body's chunks into the job as they arrive; however the body ends, the job is told."""
     limit = context.settings.max_file_size_bytes
-    # The request's length is the file plus a few hundred bytes of form framing: close
-    # enough for a progress percentage, and browsers never send the part's own size.
-    info = SourceInfo(
-        kind="upload", name=name, label=f"upload {name}", size_bytes=request.content_length
-    )
-    source = UploadSource(info)
-    try:
-        job = await _submit(context, source)
-    except NotAccepting:
-        raise _unavailable() from None
     idle_s = context.settings.upload_idle_timeout_s
     reading = True  # False once the job stopped taking chunks: the rest is read and dropped
-    received = 0
     try:
-        while chunk := await _chunk(part, idle_s):
-            received += len(chunk)
-            if received > limit:
-                raise TooLarge()
+        async for chunk in chunks:
             if reading:
                 reading = await _until_done(source.put(chunk), job)
-        await _rest_of_form(form, idle_s)
+        if rest is not None:
+            await rest()
     except Stalled:
-        _hand_over(request.app, source.finish(SourceError(stalled_reason(idle_s))), job)
+        _hand_over(app, source.finish(SourceError(stalled_reason(idle_s))), job)
         raise _stalled(idle_s) from None
     except TooLarge:
-        _hand_over(request.app, source.finish(FileTooLargeError(None, limit)), job)
+        _hand_over(app, source.finish(FileTooLargeError(None, limit)), job)
         raise too_large(limit) from None
     except (ConnectionError, HttpProcessingError, ValueError) as error:
-        _hand_over(request.app, source.finish(SourceError(INTERRUPTED)), job)
+        _hand_over(app, source.finish(SourceError(INTERRUPTED)), job)
         if isinstance(error, ValueError):
             raise _malformed() from None
         raise _interrupted() from None
     except BaseException:
-        _hand_over(request.app, source.finish(SourceError(INTERRUPTED)), job)
+        _hand_over(app, source.finish(SourceError(INTERRUPTED)), job)
         raise
     if reading:
         await _until_done(source.finish(), job)
-    return job
 
 
 async def _stage_in_s3(
-    context: WebContext, form: MultipartReader, part: BodyPartReader, name: str
+    context: WebContext,
+    chunks: AsyncIterator[bytes],
+    rest: Callable[[], Awaitable[None]] | None,
+    name: str,
+    job_id: str,
 ) -> Job:
     """Stream the body into s3://S3_BUCKET/uploads/<job id>/<name>, then run the job from there.
 
@@ -400,7 +617,6 @@ async def _stage_in_s3(
     client = context.s3_client
     assert settings.s3_bucket is not None
     limit = settings.max_file_size_bytes
-    job_id = context.jobs.new_job_id()
     location = s3.S3Location(settings.s3_bucket, f"uploads/{job_id}/{name}")
     try:
         staging = await asyncio.to_thread(s3.MultipartUpload.start, client, location)
@@ -416,13 +632,10 @@ async def _stage_in_s3(
 
     idle_s = settings.upload_idle_timeout_s
     try:
-        received = 0
-        while chunk := await _chunk(part, idle_s):
-            received += len(chunk)
-            if received > limit:
-                raise TooLarge()
+        async for chunk in chunks:
             await asyncio.to_thread(locked, staging.write, chunk)
-        await _rest_of_form(form, idle_s)
+        if rest is not None:
+            await rest()
         size_bytes = await asyncio.to_thread(locked, staging.complete)
     except BaseException as error:
         # Shielded: even a cancelled handler must not leave parts behind in S3.
@@ -440,9 +653,8 @@ async def _stage_in_s3(
         raise
     log.info("upload.staged", job_id=job_id, bucket=location.bucket, size_bytes=size_bytes)
 
-    info = SourceInfo(kind="upload", name=name, label=f"upload {name}", size_bytes=size_bytes)
     source = CallbackSource(
-        info,
+        _upload_info(name, size_bytes),
         lambda: s3_object_chunks(
             client, location, allowed_buckets=frozenset({location.bucket}), max_size_bytes=limit
         ),
@@ -453,13 +665,11 @@ async def _stage_in_s3(
 
     cleanup = None if settings.s3_keep_uploads else delete_staged
     try:
-        return await _submit(context, source, job_id=job_id, cleanup=cleanup)
-    except BaseException as error:
+        return await _submit_upload(context, source, job_id=job_id, cleanup=cleanup)
+    except BaseException:
         if cleanup is not None:
             with contextlib.suppress(S3Error):
                 await cleanup()
-        if isinstance(error, NotAccepting):
-            raise _unavailable() from None
         raise
 
 

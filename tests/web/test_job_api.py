@@ -50,7 +50,7 @@ async def test_job_json_shape(web: Web) -> None:
 
     job = await web.finished(job_id)
 
-    assert set(job) == JOB_KEYS | {"report", "treatment_names"}
+    assert set(job) == JOB_KEYS | {"report", "treatment_names", "display"}
     assert job["treatment_names"] == {"cleaning": "Cleaning", "filling": "Filling"}
     assert job["id"] == job_id
     assert job["status"] == "succeeded"
@@ -72,10 +72,34 @@ async def test_job_json_shape(web: Web) -> None:
         "invalid": 0,
         "revenue": "120.50",
         "bytes": len(TWO_WEEKS),
-        "percent": 100.0,
+        "percent": 100,
+        "elapsed_s": job["progress"]["elapsed_s"],
+        "left_s": 0.0,
+        "time_left": None,
     }
     assert [week["revenue"] for week in job["report"]["weeks"]] == ["100.50", "20.00"]
     assert job["report"]["currency"] == "USD"
+
+
+async def test_the_page_gets_every_word_it_shows(web: Web) -> None:
+    """`display`: dates, changes, statuses and the data-quality line in words, from the
+    one module every surface uses; lists parallel to the report's weeks and clinics."""
+    job_id = (await web.upload(TWO_WEEKS, "two-weeks.csv")).body["job_id"]
+    job = await web.finished(job_id)
+    display = job["display"]
+    assert display["period"] == "1–14 Jan 2024"
+    assert display["weeks"] == [
+        {"label": "1–7 Jan 2024", "change": "", "status": "partial, 6 of 7 days"},
+        {"label": "8–14 Jan 2024", "change": "", "status": "partial, 2 of 7 days"},
+    ]
+    assert display["data_quality"] == (
+        "⚠ first week partial, 6 of 7 days · last week partial, 2 of 7 days"
+    )
+    assert display["data_quality_ok"] is False
+    assert display["latest_week"] is None and display["change"] is None
+    assert display["clinic_changes"] == [""]
+    assert display["reasons"]["invalid_timestamp"] == "bad date"
+    assert display["dialect"] is None
 
 
 async def test_job_list_is_newest_first_without_reports(web: Web) -> None:

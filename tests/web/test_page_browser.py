@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.web.conftest import SAMPLE, TWO_WEEKS, Serve
+from tests.web.conftest import HEADER, SAMPLE, TWO_WEEKS, Serve, tiny_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -20,12 +21,27 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-WAIT_MS = 20_000
+WAIT_MS = 30_000
 TOKEN = "page-test-token"
+WIDTHS = (390, 1024, 1440)
 CHART_SHOWN = """() => {
   const chart = document.getElementById("chart");
   return !chart.hidden && chart.complete && chart.naturalWidth > 0;
 }"""
+# Whatever is wider than its box: the page itself, or any card.
+OVERFLOWS = """() => {
+  const wide = [];
+  const root = document.documentElement;
+  if (root.scrollWidth > root.clientWidth) wide.push(`page ${root.scrollWidth} > ${root.clientWidth}`);
+  for (const card of document.querySelectorAll(".card")) {
+    if (card.offsetParent !== null && card.scrollWidth > card.clientWidth) {
+      wide.push(`${card.id || card.className}: ${card.scrollWidth} > ${card.clientWidth}`);
+    }
+  }
+  return wide;
+}"""
+SECTION_ORDER = """() => ["headline", "chart-card", "download-weekly", "clinics-table", "weeks-table",
+  "types-table"].map((id) => document.getElementById(id).getBoundingClientRect().top)"""
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -45,9 +61,11 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def open_page(browser: Browser, port: int) -> tuple[Page, list[str]]:
+async def open_page(browser: Browser, port: int, width: int = 1280) -> tuple[Page, list[str]]:
     """The page in US English (money as $1,234.56), with its script errors collected."""
-    context = await browser.new_context(locale="en-US", timezone_id="UTC")
+    context = await browser.new_context(
+        locale="en-US", timezone_id="UTC", viewport={"width": width, "height": 900}
+    )
     page = await context.new_page()
     page.set_default_timeout(WAIT_MS)
     problems: list[str] = []
@@ -57,40 +75,168 @@ async def open_page(browser: Browser, port: int) -> tuple[Page, list[str]]:
     return page, problems
 
 
-async def test_upload_shows_the_weekly_table_and_the_chart(
+async def texts(page: Page, selector: str) -> list[str]:
+    return await page.locator(selector).all_inner_texts()
+
+
+async def test_the_report_leads_with_the_headline_then_chart_downloads_and_tables(
     serve: Serve, browser: Browser, pinned_report: dict[str, Any]
 ) -> None:
-    """Picking the sample shows every week with its revenue, the totals and the chart."""
+    """The sample: headline cards, then the chart, the downloads, clinics, the weeks newest
+    first and treatment types; every figure as the report has it, dates in one style."""
     web = await serve()
     page, problems = await open_page(browser, web.port)
     assert await page.locator("#token-section").is_hidden()
 
     await page.set_input_files("#file-input", str(SAMPLE))
+    await page.wait_for_selector("body[data-report-shown]", state="attached")
 
+    tops = await page.evaluate(SECTION_ORDER)
+    assert tops == sorted(tops)
+    headline = await page.locator("#headline").inner_text()
+    assert "$305,272.95" in headline and "53 weeks · 1 Jan 2024 – 5 Jan 2025" in headline
+    assert "Latest complete week, 23–29 Dec 2024" in headline
+    assert "$6,765.23" in headline and "▼ 28.8% vs 16–22 Dec 2024" in headline
+    assert "$8,175.68" in headline  # the 4-week average
+    assert "⚠ 10 rows (0.3%) left out · last week partial, 1 of 7 days" in headline
+
+    weeks = await texts(page, "#weeks-body tr")
+    assert len(weeks) == len(pinned_report["weeks"])
+    assert weeks[0].split("\t")[0] == "30 Dec 2024 – 5 Jan 2025"  # newest first
     first_week = page.locator('#weeks-body tr[data-week="2024-01-01"]')
-    await first_week.wait_for()
     cells = await first_week.locator("th, td").all_inner_texts()
     week = pinned_report["weeks"][0]
-    assert cells[:5] == [
-        "Jan 1 – 7, 2024",
+    assert cells[:6] == [
+        "1–7 Jan 2024",
         "$4,544.08",
+        "–",
         str(week["treatments_completed"]),
         str(week["appointments"]),
         str(week["bookings"]),
     ]
-    assert await page.locator("#weeks-body tr").count() == len(pinned_report["weeks"])
-    assert "$305,272.95" in await page.locator("#summary").inner_text()
-    assert "Orthodontics" in await page.locator("#types-body").inner_text()
-    by_type = page.locator('#type-weeks-body tr[data-week="2024-01-01"]')
-    assert "$3,005.38" in await by_type.inner_text()  # orthodontics that week
+    partial = await page.locator('#weeks-body tr[data-week="2024-12-30"]').inner_text()
+    assert "partial, 1 of 7 days" in partial
+    assert "$305,272.95" in await page.locator("#weeks-foot").inner_text()
+    types = await texts(page, "#types-body tr")
+    assert types[0].split("\t") == ["Implants", "$95,945.05", "31.4%"]
+    assert types[2].startswith("Root canal")
+    assert "Up most: CL-025 ▲ 799.6%" in await page.locator("#movers").inner_text()
+    assert await page.locator("#clinics-body tr").count() == len(pinned_report["clinics"])
     assert "10 of 3,000 rows are invalid rows" in await page.locator("#invalid-rows").inner_text()
     await page.wait_for_function(CHART_SHOWN)
-    async with page.expect_download() as download_info:
-        await page.click("#download-csv")
-    download = await download_info.value
-    assert download.suggested_filename == "weekly-report.csv"
-    saved = await download.path()
-    assert saved is not None and saved.read_text().startswith("week_start,week_end,revenue")
+
+    for button, name, start in [
+        ("#download-weekly", "weekly-report.csv", "week_start,week_end,revenue"),
+        ("#download-clinics", "clinic-weekly.csv", "week_start,clinic_id,revenue"),
+        ("#download-invalid", "invalid-rows.csv", "row,reason,column,detail"),
+    ]:
+        async with page.expect_download() as download_info:
+            await page.click(button)
+        download = await download_info.value
+        assert download.suggested_filename == name
+        saved = await download.path()
+        assert saved is not None and saved.read_text().startswith(start)
+    assert problems == []
+
+
+async def test_the_analysis_shows_while_the_file_is_still_uploading(
+    serve: Serve, browser: Browser
+) -> None:
+    """With the upload throttled, rows and revenue so far appear before the last byte is
+    sent: the job id comes back before the file does."""
+    rows = [
+        f"e{n},C{n % 7},P{n},TREATMENT_COMPLETED,2024-01-{1 + n % 28:02d}T10:00:00Z,10.00,cleaning"
+        for n in range(60_000)
+    ]
+    data = tiny_csv(*rows)  # about 4.6 MB: several seconds at 1 MB/s
+    web = await serve()
+    page, problems = await open_page(browser, web.port)
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 1_000_000},
+    )
+
+    await page.set_input_files(
+        "#file-input", {"name": "slow.csv", "mimeType": "text/csv", "buffer": data}
+    )
+    await page.wait_for_function(
+        """() => !document.getElementById("live").hidden
+              && Number(document.getElementById("live-rows").textContent.replace(/,/g, "")) > 0"""
+    )
+    sent = await page.evaluate("document.getElementById('upload-progress').value")
+    revenue = await page.locator("#live-revenue").inner_text()
+    assert sent < 100, "the live figures should show before the upload ends"
+    assert revenue.startswith("$") and revenue != "$0.00"
+    await page.wait_for_selector("body[data-report-shown]", state="attached")
+    assert "$600,000.00" in await page.locator("#total-revenue").inner_text()
+    assert problems == []
+
+
+async def test_nothing_overflows_at_phone_tablet_and_desktop_widths(
+    serve: Serve, browser: Browser
+) -> None:
+    """At 390, 1,024 and 1,440 px neither the page nor any card is wider than its box,
+    with long names in the file; tables scroll inside their card, first column in view."""
+    long_clinic = "CLINIC-" + "X" * 120
+    data = tiny_csv(
+        *(
+            f"e{n},{long_clinic if n % 2 else 'C1'},P{n},TREATMENT_COMPLETED,"
+            f"{date(2024, 1, 1) + timedelta(days=n)}T10:00:00Z,1234567.89,"
+            f"{'very_long_treatment_name_' * 4}{n % 3}"
+            for n in range(120)
+        ),
+        "bad row",
+    )
+    web = await serve()
+    for width in WIDTHS:
+        page, problems = await open_page(browser, web.port, width)
+        await page.set_input_files(
+            "#file-input",
+            {"name": "export-" + "y" * 150 + ".csv", "mimeType": "text/csv", "buffer": data},
+        )
+        await page.wait_for_selector("body[data-report-shown]", state="attached")
+        await page.wait_for_function(CHART_SHOWN)
+        assert await page.evaluate(OVERFLOWS) == [], f"at {width} px"
+        sticky = await page.evaluate(
+            """() => getComputedStyle(document.querySelector("#weeks-body th")).position"""
+        )
+        assert sticky == "sticky"
+        assert problems == []
+        await page.context.close()
+
+
+@pytest.mark.parametrize("shape", ["weeks", "clinics"])
+async def test_large_reports_render_in_under_two_seconds(
+    serve: Serve, browser: Browser, shape: str
+) -> None:
+    """15,650 weeks (1900 to 2199), or 10,000 clinics: the report is fetched, parsed and
+    drawn in under 2 s (the newest 100 rows first; "Show all" draws the rest)."""
+    if shape == "weeks":
+        rows = [
+            f"e{n},C1,P{n},TREATMENT_COMPLETED,{date(1900, 1, 1) + timedelta(weeks=n)},1.00,x"
+            for n in range(15_650)
+        ]
+        body, more, total = "#weeks-body tr", "#weeks-more", 15_650
+    else:
+        rows = [
+            f"e{n}-{w},C{n:05d},P,TREATMENT_COMPLETED,{date(2024, 1, 1) + timedelta(weeks=w)},{n}.00,x"
+            for n in range(10_000)
+            for w in range(2)
+        ]
+        body, more, total = "#clinics-body tr", "#clinics-more", 10_000
+    web = await serve()
+    page, problems = await open_page(browser, web.port)
+    await page.set_input_files(
+        "#file-input", {"name": "big.csv", "mimeType": "text/csv", "buffer": tiny_csv(*rows)}
+    )
+    await page.wait_for_selector("body[data-report-shown]", state="attached")
+    report_ms = float(await page.evaluate("document.body.dataset.reportMs"))
+    assert report_ms < 2000
+    assert await page.locator(body).count() == 100
+    await page.click(more)
+    assert await page.locator(body).count() == total
     assert problems == []
 
 
@@ -123,24 +269,30 @@ async def test_the_page_asks_for_the_token_and_again_when_refused(
     assert problems == []
 
 
-async def test_a_file_the_server_refuses_shows_the_reason(serve: Serve, browser: Browser) -> None:
-    """A job that fails shows its reason in words."""
+async def test_a_file_the_server_refuses_shows_the_reason_and_the_job(
+    serve: Serve, browser: Browser
+) -> None:
+    """A job that fails shows its reason and the fix in words, and its job id."""
     web = await serve()
     page, problems = await open_page(browser, web.port)
 
     await page.set_input_files(
         "#file-input",
-        {"name": "other.csv", "mimeType": "text/csv", "buffer": b"date,amount\n2024-01-02,1\n"},
+        {
+            "name": "other.csv",
+            "mimeType": "text/csv",
+            "buffer": f"{HEADER.replace('patient_id', 'Patient ID')}\n".encode()
+            + b"e,c,p,X,2024-01-02,,\n",
+        },
     )
 
     message = page.locator("#error-message")
     await message.wait_for()
     job_line = await page.locator("#error-job").inner_text()
-    assert job_line.startswith("Job ") and "ask for help" in job_line
-    assert (await message.inner_text()).startswith(
-        "The header lacks event_id, clinic_id, patient_id, event_type and event_timestamp; "
-        "columns found: date, amount"
-    )
+    [job] = web.jobs.recent()
+    assert job_line == f"Job {job.id}: mention it if you ask for help."
+    words = await message.inner_text()
+    assert "patient_id" in words and "Patient ID" in words  # the near match, named
     assert problems == []
 
 
@@ -151,7 +303,7 @@ async def test_control_and_bidi_characters_never_reach_the_page(
     hostile = "\x1b[31mroot\u202ecanal\u2066"
     data = (
         "event_id,clinic_id,patient_id,event_type,event_timestamp,revenue_amount,treatment_type\n"
-        f"e1,C1,P1,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,10.00,{hostile}\n"
+        f"e1,C\u202e1,P1,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,10.00,{hostile}\n"
     ).encode()
     web = await serve()
     page, problems = await open_page(browser, web.port)

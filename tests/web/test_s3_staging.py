@@ -139,3 +139,27 @@ async def test_s3_refusing_the_upload_is_a_502_in_plain_words(serve: Serve, s3_c
     assert "no-such-bucket" not in answer.body["error"]
     assert outcome(web, "failed") == 1
     assert web.jobs.recent() == []
+
+
+async def test_the_pages_two_step_upload_is_staged_first(
+    serve: Serve, s3_client: Any, sample_bytes: bytes, pinned_report: dict[str, Any]
+) -> None:
+    """With S3_BUCKET the reservation is not live: the PUT stages the body, then the job
+    runs under the reserved id from S3 and the object is deleted afterwards."""
+    web = await serve(s3_bucket=BUCKET, s3_allowed_buckets=frozenset({BUCKET}))
+    async with web.session.post(
+        "/api/uploads", json={"file_name": "events-sample.csv", "size_bytes": len(sample_bytes)}
+    ) as response:
+        reserved = await response.json()
+    assert response.status == 201 and reserved["live"] is False
+    assert web.jobs.get(reserved["job_id"]) is None  # no job until the file is stored
+
+    async with web.session.put(reserved["upload_url"], data=sample_bytes) as response:
+        assert response.status == 202
+        assert (await response.json())["job_id"] == reserved["job_id"]
+    job = await web.finished(reserved["job_id"])
+    assert job["status"] == "succeeded"
+    assert without_source(job["report"]) == without_source(pinned_report)
+    assert web.service is not None
+    await web.service.stop()
+    assert keys(s3_client) == []
