@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 import aiohttp
 import structlog
@@ -24,13 +24,20 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot import listeners, s3, web
+from bot.aws import make_client as make_aws_client
 from bot.config import Settings
 from bot.jobs import JobRunner, Replier
 from bot.metrics import Metrics
+from bot.queue import JobQueue
+from bot.reopen import Reopener
 from bot.replies import ConsoleReplier, SlackReplier
 from bot.slack_api import slack_client
 from bot.slack_jobs import SlackJobs
 from bot.sources import S3Reader, SlackDownloader
+from bot.store import JobStore
+from bot.store.dynamo import DynamoJobStore
+from bot.store.sqlite import SqliteJobStore
+from bot.worker import Worker
 
 log = structlog.get_logger("bot.app")
 
@@ -84,6 +91,10 @@ class SlackConnection:
             await self.handler.close_async()  # type: ignore[no-untyped-call]
 
 
+Role = Literal["serve", "worker"]
+QUEUE_METRICS_EVERY_S = 15.0
+
+
 @dataclass(kw_only=True)
 class Service:
     settings: Settings
@@ -93,6 +104,8 @@ class Service:
     web_runner: aioweb.AppRunner
     port: int
     slack: SlackConnection | None = None
+    worker: Worker | None = None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def slack_state(self) -> SlackState:
@@ -104,24 +117,43 @@ class Service:
             return
         self.stopped.set()
         log.info("service.stopping", jobs_active=self.jobs.active)
+        for task in self.background:
+            task.cancel()
+        if self.worker is not None:
+            self.jobs.accepting = False
+            await self.worker.stop(self.settings.shutdown_grace_s)
         await self.jobs.shutdown(self.settings.shutdown_grace_s)
         if self.slack is not None:
             await self.slack.close()
         await self.web_runner.cleanup()
+        await self.jobs.store.close()
         await self.session.close()
         log.info("service.stopped")
 
 
-async def start_service(settings: Settings, *, console: TextIO | None = None) -> Service:
+def _store(settings: Settings, s3_client: Any) -> JobStore:
+    """The job store the settings ask for: DynamoDB + S3 in scale-out, else SQLite in
+    DATA_DIR (in memory without one)."""
+    if settings.scale_out:
+        assert settings.job_table is not None and settings.s3_bucket is not None
+        return DynamoJobStore(
+            dynamodb=make_aws_client("dynamodb", settings.aws_region),
+            table=settings.job_table,
+            s3=s3_client,
+            bucket=settings.s3_bucket,
+            retention_s=settings.job_retention_s,
+        )
+    return SqliteJobStore(settings.data_dir)
+
+
+async def start_service(
+    settings: Settings, *, console: TextIO | None = None, role: Role = "serve"
+) -> Service:
+    """`serve`: Socket Mode, the web app, and jobs (run here, or queued for workers in
+    scale-out). `worker` (scale-out only): jobs from the queue, and /health and /metrics."""
     metrics = Metrics()
-    jobs = JobRunner(
-        concurrency=settings.job_concurrency,
-        progress_interval_s=settings.progress_interval_s,
-        timezone=settings.report_timezone,
-        max_file_size_bytes=settings.max_file_size_bytes,
-        retention_s=settings.job_retention_s,
-        metrics=metrics,
-    )
+    for notice in settings.notices:
+        log.warning("config.notice", notice=notice)
     session = aiohttp.ClientSession()
     s3_client = (
         s3.make_client(settings.aws_region)
@@ -138,9 +170,42 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
         else None
     )
     console_out = console if console is not None else sys.stdout
-    slack: SlackConnection | None = None
+    client = downloader = None
     if settings.slack is not None:
         client = slack_client(settings.slack.bot_token, settings.slack_api_url, metrics)
+        downloader = SlackDownloader(session, settings.slack.bot_token, settings.slack_api_url)
+    queue = (
+        JobQueue(make_aws_client("sqs", settings.aws_region), settings.job_queue_url)
+        if settings.job_queue_url is not None
+        else None
+    )
+    reopen = Reopener(
+        currency=settings.currency,
+        max_file_size_bytes=settings.max_file_size_bytes,
+        slack_client=client,
+        downloader=downloader,
+        s3_client=s3_client,
+        allowed_buckets=settings.s3_allowed_buckets,
+        keep_uploads=settings.s3_keep_uploads,
+        console=console_out,
+    )
+    jobs = JobRunner(
+        store=_store(settings, s3_client),
+        reopen=reopen,
+        enqueue=queue.send if queue is not None and role == "serve" else None,
+        concurrency=settings.job_concurrency,
+        progress_interval_s=settings.progress_interval_s,
+        timezone=settings.report_timezone,
+        currency=settings.currency,
+        max_file_size_bytes=settings.max_file_size_bytes,
+        retention_s=settings.job_retention_s,
+        durable=settings.scale_out or settings.data_dir is not None,
+        metrics=metrics,
+    )
+    await jobs.start()
+    slack: SlackConnection | None = None
+    if client is not None and downloader is not None and role == "serve":
+        assert settings.slack is not None
         bolt = AsyncApp(
             token=settings.slack.bot_token,
             client=client,
@@ -148,7 +213,7 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
         )
         slack_jobs = SlackJobs(
             client=client,
-            downloader=SlackDownloader(session, settings.slack.bot_token, settings.slack_api_url),
+            downloader=downloader,
             jobs=jobs,
             currency=settings.currency,
             max_file_size_bytes=settings.max_file_size_bytes,
@@ -163,27 +228,31 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
         slack = SlackConnection(bolt, handler)
 
     def upload_replier() -> Replier | None:
-        if settings.slack is not None and settings.slack_channel:
-            return SlackReplier(
-                slack.app.client,  # type: ignore[union-attr]
-                settings.slack_channel,
-                currency=settings.currency,
-            )
+        if client is not None and settings.slack_channel:
+            return SlackReplier(client, settings.slack_channel, currency=settings.currency)
         if settings.slack is None:
             return ConsoleReplier(settings.currency, console_out)
         return None
 
-    web_runner, port = await web.start(
-        web.WebContext(
-            settings=settings,
-            jobs=jobs,
-            metrics=metrics,
-            slack_state=lambda: _state(slack),
-            slack_down_for_s=lambda: slack.down_for_s() if slack is not None else 0.0,
-            upload_replier=upload_replier,
-            s3_client=s3_client,
-        )
+    context = web.WebContext(
+        settings=settings,
+        jobs=jobs,
+        metrics=metrics,
+        slack_state=lambda: _state(slack),
+        slack_down_for_s=lambda: slack.down_for_s() if slack is not None else 0.0,
+        upload_replier=upload_replier,
+        s3_client=s3_client,
     )
+    web_runner, port = await web.start(context, ops_only=role == "worker")
+    worker = None
+    if queue is not None and (role == "worker" or settings.workers_in_serve):
+        worker = Worker(
+            runner=jobs,
+            queue=queue,
+            reopen=reopen,
+            concurrency=settings.job_concurrency,
+            metrics=metrics,
+        )
     service = Service(
         settings=settings,
         jobs=jobs,
@@ -192,20 +261,47 @@ async def start_service(settings: Settings, *, console: TextIO | None = None) ->
         web_runner=web_runner,
         port=port,
         slack=slack,
+        worker=worker,
     )
-    if slack is not None:
-        try:
+    if queue is not None:
+        service.background.append(asyncio.create_task(_count_queue(queue, metrics)))
+    try:
+        if slack is not None:
             await slack.connect()
-        except BaseException:
-            await service.stop()
-            raise
+        recovered = await jobs.recover()
+        if worker is not None:
+            worker.start()
+    except BaseException:
+        await service.stop()
+        raise
     log.info(
         "service.started",
-        mode="slack" if slack is not None else "local",
+        mode=_mode(settings, role),
+        role=role,
         url=f"http://{_url_host(settings.host)}:{port}/",
         job_concurrency=settings.job_concurrency,
+        recovered=recovered,
+        store="dynamodb" if settings.scale_out else str(settings.data_dir or "memory"),
     )
     return service
+
+
+def _mode(settings: Settings, role: Role) -> str:
+    if role == "worker":
+        return "worker"
+    return "slack" if settings.slack is not None else "local"
+
+
+async def _count_queue(queue: JobQueue, metrics: Metrics) -> None:
+    """clinic_events_queue_messages from the queue's own attributes, now and then."""
+    while True:
+        try:
+            visible, in_flight = await queue.counts()
+            metrics.queue_messages.labels("visible").set(visible)
+            metrics.queue_messages.labels("in_flight").set(in_flight)
+        except Exception as error:
+            log.warning("queue.count_failed", error=type(error).__name__)
+        await asyncio.sleep(QUEUE_METRICS_EVERY_S)
 
 
 async def _state(slack: SlackConnection | None) -> SlackState:
@@ -219,26 +315,28 @@ def _url_host(host: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, *, console: TextIO | None = None) -> AsyncIterator[Service]:
-    service = await start_service(settings, console=console)
+async def running(
+    settings: Settings, *, console: TextIO | None = None, role: Role = "serve"
+) -> AsyncIterator[Service]:
+    service = await start_service(settings, console=console, role=role)
     try:
         yield service
     finally:
         await service.stop()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, role: Role = "serve") -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with running(settings) as service:
+    async with running(settings, role=role) as service:
         # Everything loaded so far (Slack, aiohttp, boto3, matplotlib) lives as long as the
         # process: out of the collector's sight, a full collection triggered by a big report
         # walks only the report's objects, not the libraries' (a 74 ms pause measured before).
         gc.freeze()
-        if service.slack is None:
+        if service.slack is None and role == "serve":
             print(
                 f"Local mode (no Slack tokens): upload a CSV at http://{_url_host(settings.host)}:{service.port}/ "
                 "or run `clinic-events report FILE`. Ctrl-C stops.",

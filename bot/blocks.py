@@ -6,6 +6,8 @@ start_message                            waiting_message, then progress_message 
   rewritten at the end to                  rewritten at the end to
   outcome_message                          done_message
   or failed_outcome_message                or failed_message
+                                         restarted_message (a job taken up again)
+                                         or paused_message (handed back at shutdown)
                                          summary_messages: the headline, then the weeks
                                          (then the files: chart and CSVs)
 ```
@@ -79,7 +81,7 @@ WEEKS_SHOWN: Final = 26  # half a year; weekly-report.csv in the thread has ever
 MAX_SUMMARY_MESSAGES: Final = 3  # whatever the file holds (tested)
 CLINICS_SHOWN: Final = 3  # up most and down most
 MAX_CLINIC_ID_CHARS: Final = 30
-# The files a report comes with, in Slack and from the job API alike.
+# The files a report comes with, in Slack and from the job API alike (bot/artifacts.py).
 REPORT_CSV_NAME: Final = "weekly-report.csv"
 CLINIC_CSV_NAME: Final = "clinic-weekly.csv"
 INVALID_ROWS_CSV_NAME: Final = "invalid-rows.csv"
@@ -164,6 +166,20 @@ def waiting_message(*, queue_position: int | None) -> Message:
     else:
         line = f"Waiting for a free slot (position {queue_position:,} in the queue)…"
     return _message(line, [_section(f"*{line}*")])
+
+
+def restarted_message(*, attempt: int, attempts: int) -> Message:
+    """The progress message of a job taken up again after an interruption."""
+    line = (
+        f"Interrupted, now reading the file again from the start (attempt {attempt} of {attempts})…"
+    )
+    return _message(line, [_section(f"*{line}*")])
+
+
+def paused_message() -> Message:
+    """The progress message of a job handed back when the service stopped."""
+    line = "Paused: the service is restarting. The file will be read again as soon as it is back."
+    return _message(line, [_section(f":double_vertical_bar: *{line}*")])
 
 
 def progress_message(

@@ -85,6 +85,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="ISO 4217 code the amounts are in (default: $CURRENCY or USD)",
     )
     commands.add_parser(
+        "worker",
+        help="scale-out: process jobs from the queue (JOB_QUEUE_URL, JOB_TABLE, S3_BUCKET)",
+        description="Process jobs from the SQS queue: any number of workers on any number of "
+        "machines, each running JOB_CONCURRENCY jobs. Serves /health and /metrics on HOST:PORT. "
+        "SIGTERM stops receiving, lets running jobs finish for SHUTDOWN_GRACE_SECONDS and hands "
+        "the rest back.",
+    )
+    commands.add_parser(
         "serve",
         help="run the Slack bot (when tokens are set) and the web upload server",
         description="Run the service: the Socket Mode bot when SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
@@ -271,7 +279,7 @@ def report_command(
     return EXIT_OK
 
 
-def serve_command(env: Mapping[str, str], stderr: TextIO) -> int:
+def serve_command(env: Mapping[str, str], stderr: TextIO, role: str = "serve") -> int:
     import asyncio
 
     from bot import logs
@@ -282,9 +290,15 @@ def serve_command(env: Mapping[str, str], stderr: TextIO) -> int:
     except ConfigError as error:
         stderr.write(f"clinic-events: configuration error: {error}\n")
         return EXIT_USAGE
+    if role == "worker" and not settings.scale_out:
+        stderr.write(
+            "clinic-events: configuration error: a worker needs JOB_QUEUE_URL, JOB_TABLE and "
+            "S3_BUCKET (without them, `clinic-events serve` runs the jobs itself)\n"
+        )
+        return EXIT_USAGE
     logs.configure(level=settings.log_level, log_format=settings.log_format, stream=stderr)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, "worker" if role == "worker" else "serve"))
     except OSError as error:  # e.g. the port is taken
         stderr.write(f"clinic-events: cannot start: {error.strerror or error}\n")
         return EXIT_FAILED
@@ -303,8 +317,8 @@ def main(
     stdout = stdout if stdout is not None else sys.stdout
     stderr = stderr if stderr is not None else sys.stderr
     args = build_parser(env).parse_args(argv)
-    if args.command == "serve":
-        return serve_command(env, stderr)
+    if args.command in ("serve", "worker"):
+        return serve_command(env, stderr, args.command)
     try:
         return report_command(args, stdin, stdout, stderr, env)
     except (UsageError, UnsupportedSourceError, BucketNotAllowedError) as error:

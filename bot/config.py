@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.currency import UnknownCurrencyError, parse_currency
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_DATA_DIR = ".clinic-events"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
@@ -41,7 +43,11 @@ class Settings:
     progress_interval_s: float = 10.0
     max_file_size_bytes: int = 1024 * 1_048_576
     job_concurrency: int = 2
-    job_retention_s: float = 3600.0
+    job_retention_s: float = 30 * 86400.0
+    data_dir: Path | None = None  # None: jobs in memory only (from_env defaults to a folder)
+    job_queue_url: str | None = None  # scale-out: with job_table and s3_bucket
+    job_table: str | None = None
+    workers_in_serve: bool = False
     report_timezone: str = "UTC"
     currency: str = "USD"
     host: str = "127.0.0.1"
@@ -59,11 +65,25 @@ class Settings:
     shutdown_grace_s: float = 30.0
     log_format: Literal["json", "console"] | None = None  # None: console on a terminal
     log_level: str = "info"
+    # Said once at start (deprecated settings still honoured), never an error.
+    notices: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Self:
         read = _Reader(env)
         s3_bucket = read.text("S3_BUCKET")
+        notices: list[str] = []
+        retention_s = read.number("JOB_RETENTION_DAYS", 30, minimum=0) * 86400
+        if read.text("JOB_RETENTION_MINUTES") is not None:
+            if read.text("JOB_RETENTION_DAYS") is not None:
+                raise ConfigError(
+                    "set JOB_RETENTION_DAYS or the older JOB_RETENTION_MINUTES, not both"
+                )
+            retention_s = read.number("JOB_RETENTION_MINUTES", 60, minimum=0) * 60
+            notices.append(
+                "JOB_RETENTION_MINUTES is deprecated: use JOB_RETENTION_DAYS "
+                f"(honoured as {retention_s / 86400:g} days)"
+            )
         settings = cls(
             slack=_slack_tokens(read),
             slack_api_url=_api_url(read.text("SLACK_API_URL") or DEFAULT_SLACK_API_URL),
@@ -73,7 +93,11 @@ class Settings:
                 read.number("MAX_FILE_SIZE_MB", 1024, minimum=1e-6) * 1_048_576
             ),
             job_concurrency=read.integer("JOB_CONCURRENCY", 2, minimum=1),
-            job_retention_s=read.number("JOB_RETENTION_MINUTES", 60, minimum=0) * 60,
+            job_retention_s=retention_s,
+            data_dir=Path(read.text("DATA_DIR") or DEFAULT_DATA_DIR),
+            job_queue_url=read.text("JOB_QUEUE_URL"),
+            job_table=read.text("JOB_TABLE"),
+            workers_in_serve=read.flag("WORKERS_IN_SERVE"),
             report_timezone=_timezone(read.text("REPORT_TIMEZONE") or "UTC"),
             currency=_currency(read.text("CURRENCY") or "USD"),
             host=read.text("HOST") or "127.0.0.1",
@@ -91,7 +115,9 @@ class Settings:
             shutdown_grace_s=read.number("SHUTDOWN_GRACE_SECONDS", 30, minimum=0),
             log_format=read.choice("LOG_FORMAT", ("json", "console")),  # type: ignore[arg-type]
             log_level=read.choice("LOG_LEVEL", LOG_LEVELS) or "info",
+            notices=tuple(notices),
         )
+        _check_scale_out(settings)
         if (
             not is_loopback(settings.host)
             and settings.upload_token is None
@@ -106,6 +132,29 @@ class Settings:
     @property
     def slack_mode(self) -> bool:
         return self.slack is not None
+
+    @property
+    def scale_out(self) -> bool:
+        """Jobs go through an SQS queue to workers; records in DynamoDB, files in S3."""
+        return self.job_queue_url is not None
+
+
+def _check_scale_out(settings: Settings) -> None:
+    wanted = {
+        "JOB_QUEUE_URL": settings.job_queue_url,
+        "JOB_TABLE": settings.job_table,
+        "S3_BUCKET": settings.s3_bucket,
+    }
+    if settings.job_queue_url is None and settings.job_table is None:
+        if settings.workers_in_serve:
+            raise ConfigError("WORKERS_IN_SERVE needs JOB_QUEUE_URL, JOB_TABLE and S3_BUCKET")
+        return
+    missing = [name for name, value in wanted.items() if value is None]
+    if missing:
+        raise ConfigError(
+            "scale-out needs JOB_QUEUE_URL, JOB_TABLE and S3_BUCKET together; missing: "
+            + ", ".join(missing)
+        )
 
 
 def allowed_buckets_from_env(env: Mapping[str, str]) -> frozenset[str]:

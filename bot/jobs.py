@@ -1,8 +1,18 @@
 """JobRunner: a source's chunks -> analyze() in a worker thread -> replies, a few at a time.
 
 One runner serves Slack, the web upload and the console alike. It owns every job task (a
-reference to each, failures logged), the queue order, progress pacing, retention of finished
-jobs for the job API, metrics, and the shutdown grace period.
+reference to each, failures logged), the queue order, progress pacing, metrics and the
+shutdown grace period. Every job is a record in a JobStore from the moment it is accepted:
+
+```
+submit()   store.add (an idempotency key makes a redelivery the same job), announce,
+           then run here, or hand the id to a queue for a worker (scale-out `serve`)
+run        store.claim (attempt + 1) -> analyze -> artifacts rendered once -> store ->
+           replies (the summary only if store.mark_summary_posted() says it is the first)
+recover()  at start: jobs a previous process left queued or running run again from the
+           start in their thread, at most MAX_ATTEMPTS in all; a streamed upload cannot be
+           read again and fails saying so
+```
 """
 
 from __future__ import annotations
@@ -11,21 +21,33 @@ import asyncio
 import concurrent.futures
 import contextlib
 import io
+import os
 import secrets
+import socket
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Protocol
 
 import structlog
 
+from bot import artifacts
+from bot.artifacts import ReportFile
 from bot.errors import SourceError
 from bot.metrics import Metrics
 from bot.sources import Source, SourceInfo, limit_size
+from bot.store import (
+    MAX_ATTEMPTS,
+    Claim,
+    JobRecord,
+    JobStatus,
+    JobStore,
+    ReplySpec,
+    now_utc,
+)
+from bot.store.sqlite import SqliteJobStore
 from processing import (
     AnalysisCancelled,
     InputError,
@@ -38,76 +60,102 @@ from processing.render import amount
 
 log = structlog.get_logger("bot.jobs")
 
-MAX_JOBS_KEPT = 500
+MAX_JOBS_KEPT = 100  # finished jobs this process keeps in memory; the store keeps them all
+MEMORY_RETENTION_S = 3600.0
 REPLY_TIMEOUT_S = 60.0
 CHUNK_WAIT_S = 0.25  # how often a worker blocked on the network re-checks for a stop request
+PRUNE_EVERY_S = 3600.0
 SHUTDOWN_REASON = "interrupted by shutdown: the service was restarting; please try again"
+RESTART_REASON = "interrupted by a restart; please upload the file again"
+UPLOAD_KEY_TTL_S = 24 * 3600.0  # an Idempotency-Key names the same upload for a day
 
 
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+def exhausted_reason(attempts: int = MAX_ATTEMPTS) -> str:
+    return f"could not be finished after {attempts} attempts; please try again later"
+
+
+# Re-exported: every caller of the runner speaks of jobs in these terms.
+__all__ = ["Job", "JobRunner", "JobStatus", "NotAccepting", "Reopen", "Replier"]
 
 
 @dataclass(eq=False, kw_only=True)
-class Job:
-    id: str
-    source: SourceInfo
-    created_at: datetime
-    status: JobStatus = JobStatus.QUEUED
-    progress: Progress | None = None  # written by the worker thread, read by the loop
+class Job(JobRecord):
+    """A job as this process runs it: the record, and what only lives while it runs."""
+
     report: WeeklyReport | None = None
-    invalid_rows_csv: str | None = None  # every invalid row (up to 100,000), once finished
-    error: str | None = None
-    started_s: float | None = None  # monotonic
-    finished_s: float | None = None
+    files: list[ReportFile] = field(default_factory=list)  # posted in Slack, once finished
     stop: threading.Event = field(default_factory=threading.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    finished_s: float | None = None  # monotonic, for the in-memory retention
 
-    @property
-    def finished(self) -> bool:
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
-
-    @property
-    def duration_s(self) -> float | None:
-        if self.started_s is None:
-            return None
-        end = self.finished_s if self.finished_s is not None else time.monotonic()
-        return end - self.started_s
+    @classmethod
+    def of(cls, record: JobRecord) -> Job:
+        return cls(**vars(record.record()))
 
 
 class Replier(Protocol):
     """Tells people about one job: Slack thread, console, or nothing (the job API only)."""
 
+    def spec(self) -> ReplySpec: ...
     async def announce(self, job: Job, queue_position: int | None) -> None: ...
     async def running(self, job: Job) -> None: ...
     async def progress(self, job: Job, progress: Progress) -> None: ...
-    async def succeeded(self, job: Job, report: WeeklyReport) -> None: ...
+    async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None: ...
     async def failed(self, job: Job, reason: str) -> None: ...
+    async def paused(self, job: Job) -> None: ...
+
+
+class Reopen(Protocol):
+    """How a job found in the store is run again: its source, its thread, its clean-up."""
+
+    def source(self, info: SourceInfo) -> Source | None:
+        """None when the bytes cannot be read again (an upload streamed into the job)."""
+
+    def replier(self, reply: ReplySpec) -> Replier: ...
+
+    async def finished(self, info: SourceInfo) -> None:
+        """After the job, whatever its outcome (e.g. delete a staged upload)."""
 
 
 class NotAccepting(Exception):
     """The service is shutting down and takes no new jobs."""
 
 
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
 class JobRunner:
     def __init__(
         self,
         *,
+        store: JobStore | None = None,
+        reopen: Reopen | None = None,
+        enqueue: Callable[[str], Awaitable[None]] | None = None,
         concurrency: int = 2,
         progress_interval_s: float = 10.0,
         timezone: str = "UTC",
+        currency: str = "USD",
         max_file_size_bytes: int = 1 << 30,
         retention_s: float = 3600.0,
+        durable: bool = False,
         metrics: Metrics | None = None,
+        worker: str | None = None,
     ) -> None:
+        """`enqueue`: scale-out `serve`, which records and announces jobs and leaves the
+        running to workers. `durable`: the store outlives the process, so a shutdown hands
+        unfinished jobs back rather than failing them."""
+        self.store: JobStore = store if store is not None else SqliteJobStore(None)
+        self.reopen = reopen
+        self.enqueue = enqueue
         self.progress_interval_s = progress_interval_s
         self.timezone = timezone
+        self.currency = currency
         self.max_file_size_bytes = max_file_size_bytes
         self.retention_s = retention_s
+        self.durable = durable
         self.metrics = metrics or Metrics()
+        self.worker = worker or worker_name()
         self.accepting = True
         self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
@@ -117,6 +165,12 @@ class JobRunner:
         self._tasks: dict[Job, asyncio.Task[None]] = {}
         self._changed = asyncio.Condition()
         self._notifying: set[asyncio.Future[None]] = set()
+        self._upkeep: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the store, take up what a previous process left, prune now and then."""
+        await self.store.prune(finished_before=time.time() - self.retention_s)
+        self._upkeep = asyncio.create_task(self._prune_now_and_then())
 
     # -- submitting and looking up ------------------------------------------------------
 
@@ -130,33 +184,60 @@ class JobRunner:
         replier: Replier,
         *,
         job_id: str | None = None,
-        cleanup: Callable[[], Awaitable[None]] | None = None,
+        idempotency_key: str | None = None,
+        key_ttl_s: float | None = None,
     ) -> Job:
-        """Announce the job (which may raise, e.g. the bot is not in the channel), then queue it.
-
-        `cleanup` runs once the job has finished, whatever the outcome (e.g. delete a staged upload).
-        """
+        """Record the job, announce it (which may raise, e.g. the bot is not in the channel),
+        then run it here or queue it for a worker. With an idempotency key that names a job
+        already, raise Duplicate (from the store) and do nothing else."""
         if not self.accepting:
             raise NotAccepting()
-        job = Job(id=job_id or self.new_job_id(), source=source.info, created_at=datetime.now(UTC))
+        job = Job(
+            id=job_id or self.new_job_id(),
+            source=source.info,
+            reply=replier.spec(),
+            created_at=now_utc(),
+            idempotency_key=idempotency_key,
+        )
+        await self.store.add(
+            job.record(), key_ttl_s=self.retention_s if key_ttl_s is None else key_ttl_s
+        )
         # Take the place in line before announcing: two jobs submitted at once must not
         # both be told they are first.
-        self._waiting.append(job)
+        local = self.enqueue is None
+        if local:
+            self._waiting.append(job)
+        self._remember(job)
         position = self.queue_position(job)
         try:
             with structlog.contextvars.bound_contextvars(job_id=job.id, source=job.source.kind):
                 await replier.announce(job, position)
                 log.info("job.queued", queue_position=position, size_bytes=job.source.size_bytes)
+            job.reply = replier.spec()
+            await self.store.save(job.record())
+            if not local:
+                assert self.enqueue is not None
+                await self.enqueue(job.id)
         except BaseException:
-            self._waiting.remove(job)
+            if job in self._waiting:
+                self._waiting.remove(job)
+            self._jobs.pop(job.id, None)
+            with contextlib.suppress(Exception):
+                await self.store.discard(job.id)
             raise
-        self._prune()
-        self._jobs[job.id] = job
-        task = asyncio.create_task(self._run(job, source, replier, cleanup), name=f"job-{job.id}")
-        self._tasks[job] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job, None))
+        if local:
+            self._start(job, source, replier)
         await self._notify()
         return job
+
+    def _remember(self, job: Job) -> None:
+        self._prune()
+        self._jobs[job.id] = job
+
+    def _start(self, job: Job, source: Source, replier: Replier) -> None:
+        task = asyncio.create_task(self._run(job, source, replier), name=f"job-{job.id}")
+        self._tasks[job] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job, None))
 
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
         """Wait until predicate() holds, re-checked whenever a job is submitted, reads a
@@ -174,6 +255,7 @@ class JobRunner:
         task.add_done_callback(self._notifying.discard)
 
     def get(self, job_id: str) -> Job | None:
+        """A job this process has run or queued lately (in memory)."""
         self._prune()
         return self._jobs.get(job_id)
 
@@ -181,9 +263,32 @@ class JobRunner:
         self._prune()
         return list(reversed(self._jobs.values()))
 
-    def queue_position(self, job: Job) -> int | None:
+    async def lookup(self, job_id: str) -> JobRecord | None:
+        """A job by id: this process's own if it has it (live progress, queue place), else
+        the store's record, as long as it is within the retention period."""
+        job = self.get(job_id)
+        if job is not None:
+            return job
+        record = await self.store.get(job_id)
+        if record is None or self._expired(record):
+            return None
+        return record
+
+    async def listed(self, kind: str, limit: int) -> list[JobRecord]:
+        """The newest jobs of one source kind, fresh from this process where it runs them."""
+        records = await self.store.recent(kind, limit)
+        return [
+            self._jobs.get(record.id) or record for record in records if not self._expired(record)
+        ]
+
+    def _expired(self, record: JobRecord) -> bool:
+        return (
+            record.finished_at is not None and time.time() - record.finished_at > self.retention_s
+        )
+
+    def queue_position(self, job: JobRecord) -> int | None:
         """1 for the next job to get a slot; None when it runs, or will the moment it can."""
-        if job not in self._waiting:
+        if not isinstance(job, Job) or job not in self._waiting:
             return None
         ahead = self._waiting.index(job) + self._running
         return ahead - self._concurrency + 1 if ahead >= self._concurrency else None
@@ -194,61 +299,136 @@ class JobRunner:
 
     def _prune(self) -> None:
         now = time.monotonic()
+        kept_s = min(self.retention_s, MEMORY_RETENTION_S)
         for job_id, job in list(self._jobs.items()):
-            expired = job.finished_s is not None and now - job.finished_s > self.retention_s
+            expired = job.finished_s is not None and now - job.finished_s > kept_s
             if expired or (len(self._jobs) > MAX_JOBS_KEPT and job.finished):
                 del self._jobs[job_id]
 
+    async def _prune_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            try:
+                await self.store.prune(finished_before=time.time() - self.retention_s)
+            except Exception as error:
+                log.warning("store.prune_failed", error=type(error).__name__)
+
+    # -- taking up what a previous process left -----------------------------------------
+
+    async def recover(self) -> int:
+        """Run again the jobs a previous process left unfinished; the number taken up."""
+        if self.reopen is None:
+            return 0
+        taken = 0
+        for record in await self.store.unfinished():
+            job = Job.of(record)
+            replier = self.reopen.replier(record.reply)
+            source = self.reopen.source(record.source)
+            with structlog.contextvars.bound_contextvars(job_id=job.id, source=job.source.kind):
+                log.info("job.recovered", attempt=job.attempt, resumable=source is not None)
+            self._remember(job)
+            if source is None:
+                self._start_failure(job, replier, RESTART_REASON)
+            else:
+                self._waiting.append(job)
+                self._start(job, source, replier)
+                taken += 1
+        await self._notify()
+        return taken
+
+    def _start_failure(self, job: Job, replier: Replier, reason: str) -> None:
+        async def fail() -> None:
+            structlog.contextvars.bind_contextvars(job_id=job.id, source=job.source.kind)
+            try:
+                await self._finish(job, replier, error=reason)
+            finally:
+                await self._after(job)
+
+        task = asyncio.create_task(fail(), name=f"job-{job.id}")
+        self._tasks[job] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job, None))
+
     # -- running ------------------------------------------------------------------------
 
-    async def _run(
-        self,
-        job: Job,
-        source: Source,
-        replier: Replier,
-        cleanup: Callable[[], Awaitable[None]] | None,
-    ) -> None:
+    async def _run(self, job: Job, source: Source, replier: Replier) -> None:
         structlog.contextvars.bind_contextvars(job_id=job.id, source=job.source.kind)
         try:
             await self._run_in_slot(job, source, replier)
         finally:
-            if cleanup is not None:
-                try:
-                    await cleanup()
-                except Exception:
-                    log.exception("job.cleanup_failed")
-            job.done.set()  # finished, replied and cleaned up
-            await self._notify()
+            await self._after(job)
+
+    async def _after(self, job: Job) -> None:
+        if self.reopen is not None and job.finished:
+            try:
+                await self.reopen.finished(job.source)
+            except Exception:
+                log.exception("job.cleanup_failed")
+        job.done.set()  # finished (or handed back), replied and cleaned up
+        await self._notify()
 
     async def _run_in_slot(self, job: Job, source: Source, replier: Replier) -> None:
         try:
             async with self._slots:
                 self._waiting.remove(job)
-                if job.stop.is_set():
-                    raise AnalysisCancelled()
                 self._running += 1
                 try:
-                    await self._execute(job, source, replier)
+                    if job.stop.is_set():
+                        raise AnalysisCancelled()
+                    # One process owns its store: a lease of 0 lets the next process take
+                    # over whatever this one leaves running.
+                    claim = await self.store.claim(job.id, worker=self.worker, lease_s=0.0)
+                    await self.run_claimed(job, claim, source, replier)
                 finally:
                     self._running -= 1
         except (asyncio.CancelledError, AnalysisCancelled):
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                task.uncancel()  # cancelled by shutdown: still say so in the thread
+            _uncancel()
             if job in self._waiting:
                 self._waiting.remove(job)
+            await self._interrupted(job, replier)
+
+    async def run_claimed(self, job: Job, claim: Claim, source: Source, replier: Replier) -> None:
+        """Run a job that `claim` gave this process (here, or on a scale-out worker). Stopped
+        by shutdown (job.stop, or the task cancelled), it is handed back or failed."""
+        if claim.outcome == "exhausted":
+            log.warning("job.exhausted", attempts=job.attempt)
+            await self._finish(job, replier, error=exhausted_reason())
+            return
+        if claim.outcome != "claimed" or claim.record is None:
+            log.info("job.not_claimed", outcome=claim.outcome)
+            return
+        job.attempt = claim.record.attempt
+        try:
+            await self._execute(job, source, replier)
+        except (asyncio.CancelledError, AnalysisCancelled):
+            _uncancel()
+            await self._interrupted(job, replier)
+
+    async def _interrupted(self, job: Job, replier: Replier) -> None:
+        """Stopped by shutdown: hand the job back when a later process can run it again,
+        otherwise fail it saying why."""
+        resumable = (
+            self.durable and self.reopen is not None and self.reopen.source(job.source) is not None
+        )
+        if not resumable:
             await self._finish(job, replier, error=SHUTDOWN_REASON)
+            return
+        await self.store.release(job.id, worker=self.worker)
+        job.status, job.progress = JobStatus.QUEUED, None
+        log.info("job.handed_back")
+        await _bounded(replier.paused(job), "paused")
 
     async def _execute(self, job: Job, source: Source, replier: Replier) -> None:
         job.status = JobStatus.RUNNING
-        job.started_s = time.monotonic()
+        job.started_at = time.time()
+        job.worker = self.worker
+        await self.store.save(job.record())
         self.metrics.jobs_active.inc()
-        log.info("job.started")
+        log.info("job.started", attempt=job.attempt)
         try:
             await _bounded(replier.running(job), "running")
             ticker = asyncio.create_task(self._tick(job, replier))
             try:
-                report = await self._analyze(job, source)
+                report, invalid_rows_csv = await self._analyze(job, source)
             finally:
                 ticker.cancel()
         except AnalysisCancelled:
@@ -263,11 +443,11 @@ class JobRunner:
                 error=f"something went wrong on our side (job {job.id}); please try again",
             )
         else:
-            await self._finish(job, replier, report=report)
+            await self._finish(job, replier, report=report, invalid_rows_csv=invalid_rows_csv)
         finally:
             self.metrics.jobs_active.dec()
 
-    async def _analyze(self, job: Job, source: Source) -> WeeklyReport:
+    async def _analyze(self, job: Job, source: Source) -> tuple[WeeklyReport, str | None]:
         loop = asyncio.get_running_loop()
         chunks = limit_size(source.chunks(), self.max_file_size_bytes)
         invalid_out = io.StringIO()
@@ -286,11 +466,11 @@ class JobRunner:
             on_invalid_rows=invalid_rows.add,
         )
         invalid_rows.close()
-        job.invalid_rows_csv = invalid_out.getvalue() if invalid_rows.written else None
-        return report
+        return report, invalid_out.getvalue() if invalid_rows.written else None
 
     async def _tick(self, job: Job, replier: Replier) -> None:
-        """Progress updates spaced by the interval: never more often, skipped when unchanged."""
+        """Progress updates spaced by the interval: never more often, skipped when unchanged.
+        The store gets the same snapshot, for a job API in another process."""
         shown: Progress | None = None
         while True:
             await asyncio.sleep(self.progress_interval_s)
@@ -300,6 +480,7 @@ class JobRunner:
             shown = progress
             try:
                 await asyncio.wait_for(replier.progress(job, progress), REPLY_TIMEOUT_S)
+                await self.store.save(job.record())
             except Exception as error:  # a missed update is not worth failing the job
                 log.warning("job.progress_update_failed", error=type(error).__name__)
 
@@ -309,13 +490,13 @@ class JobRunner:
         replier: Replier,
         *,
         report: WeeklyReport | None = None,
+        invalid_rows_csv: str | None = None,
         error: str | None = None,
     ) -> None:
+        job.finished_at = time.time()
         job.finished_s = time.monotonic()
         job.report = report
         job.error = error
-        job.status = JobStatus.SUCCEEDED if report is not None else JobStatus.FAILED
-        self._count(job)
         if report is not None:
             job.progress = Progress(
                 rows_total=report.rows_total,
@@ -324,7 +505,31 @@ class JobRunner:
                 bytes_read=report.bytes_read,
                 invalid_by_reason={r: s.count for r, s in report.errors.items()},
             )
-            await _bounded(replier.succeeded(job, report), "succeeded")
+            try:
+                # Drawn once, off the loop: a long report (thousands of weeks) must not hold
+                # up Socket Mode or the web server.
+                rendered = await asyncio.to_thread(
+                    artifacts.render,
+                    report,
+                    source_name=job.source.name,
+                    currency=self.currency,
+                    invalid_rows_csv=invalid_rows_csv,
+                )
+                await self.store.put_artifacts(job.id, rendered)
+                job.files = artifacts.files(rendered)
+            except Exception:
+                log.exception("job.render_failed")
+                report, job.report = None, None
+                job.error = error = (
+                    f"the report was computed but could not be drawn or stored (job {job.id}); "
+                    "please try again"
+                )
+        job.status = JobStatus.SUCCEEDED if report is not None else JobStatus.FAILED
+        await self._save_final(job)
+        self._count(job)
+        if report is not None:
+            first = await self.store.mark_summary_posted(job.id)
+            await _bounded(replier.succeeded(job, report, post_summary=first), "succeeded")
         else:
             await _bounded(replier.failed(job, error or "failed"), "failed")
         progress = job.progress
@@ -336,8 +541,17 @@ class JobRunner:
             revenue=amount(progress.revenue_cents) if progress else "0.00",
             weeks=len(report.weeks) if report else None,
             duration_s=round(job.duration_s or 0.0, 3),
+            attempt=job.attempt,
             error=error,
         )
+
+    async def _save_final(self, job: Job) -> None:
+        try:
+            await self.store.save(job.record())
+        except Exception:
+            # The replies still go out; the record stays "running" and a later process
+            # or worker takes it up (the summary mark keeps it from being posted twice).
+            log.exception("store.save_failed")
 
     def _count(self, job: Job) -> None:
         metrics = self.metrics
@@ -354,24 +568,32 @@ class JobRunner:
     # -- shutting down ------------------------------------------------------------------
 
     async def shutdown(self, grace_s: float) -> None:
-        """Take no new jobs; let running ones finish for grace_s; fail the rest, saying why."""
+        """Take no new jobs; let running ones finish for grace_s; the rest are handed back
+        (a durable store) or failed, saying why."""
         self.accepting = False
+        if self._upkeep is not None:
+            self._upkeep.cancel()
         tasks = list(self._tasks.values())
-        if not tasks:
-            return
-        log.info("jobs.draining", jobs=len(tasks), grace_s=grace_s)
-        for job in list(self._waiting):
-            job.stop.set()
-            if job in self._tasks:
-                self._tasks[job].cancel()
-        _, pending = await asyncio.wait(tasks, timeout=grace_s)
-        if not pending:
-            return
-        for job, task in list(self._tasks.items()):
-            job.stop.set()
-            if not job.finished:  # one already telling its thread how it ended is let finish
-                task.cancel()
-        await asyncio.wait(pending, timeout=REPLY_TIMEOUT_S)
+        if tasks:
+            log.info("jobs.draining", jobs=len(tasks), grace_s=grace_s)
+            for job in list(self._waiting):
+                job.stop.set()
+                if job in self._tasks:
+                    self._tasks[job].cancel()
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            if pending:
+                for job, task in list(self._tasks.items()):
+                    job.stop.set()
+                    if not job.finished:  # one already telling its thread how it ended is let be
+                        task.cancel()
+                await asyncio.wait(pending, timeout=REPLY_TIMEOUT_S)
+
+
+def _uncancel() -> None:
+    """Cancelled by shutdown: the task still says so in the thread before it ends."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
 
 
 async def _bounded(reply: object, step: str) -> None:

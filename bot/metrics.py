@@ -63,6 +63,39 @@ class Metrics:
         )
         for reason in REASONS:
             self.invalid_rows.labels(reason)
+        # Scale-out: the queue, and what each worker did.
+        self.queue_messages = Gauge(
+            "queue_messages",
+            "Job queue messages: visible (waiting) and in flight (being worked on)",
+            ["state"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.worker_jobs = Counter(
+            "worker_jobs",
+            "Jobs a worker ended, by worker and status",
+            ["worker", "status"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.lease_renewals = Counter(
+            "lease_renewals",
+            "Job leases renewed by a running worker",
+            namespace=ns,
+            registry=registry,
+        )
+        self.takeovers = Counter(
+            "takeovers",
+            "Jobs taken over from a worker whose lease lapsed (it died or stalled)",
+            namespace=ns,
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "duplicate_messages",
+            "Queue messages dropped because their job had already ended",
+            namespace=ns,
+            registry=registry,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

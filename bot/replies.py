@@ -20,10 +20,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot import blocks
-from bot.chart import revenue_chart_png
+from bot.artifacts import ReportFile
 from bot.currency import format_money
 from bot.jobs import Job
-from processing import Progress, WeeklyReport, to_clinic_csv, to_csv, to_text
+from bot.store import MAX_ATTEMPTS, ReplySpec
+from processing import Progress, WeeklyReport, to_text
 from processing.report import estimate
 from processing.schema import REASONS
 from processing.text import displayable
@@ -31,8 +32,6 @@ from processing.words import INVALID_ROWS, reason_words
 
 log = structlog.get_logger("bot.replies")
 T = TypeVar("T")
-
-CHART_PNG_NAME = "weekly-revenue.png"
 
 
 class SlackReplier:
@@ -42,13 +41,25 @@ class SlackReplier:
         channel: str,
         *,
         currency: str,
+        start_ts: str | None = None,
+        progress_ts: str | None = None,
     ) -> None:
+        """`start_ts`, `progress_ts`: the thread of a job announced before (a restart, or
+        another process), whose messages are edited rather than posted again."""
         self._client = client
         self.channel = channel
         self._currency = currency
-        self.start_ts: str | None = None
-        self.progress_ts: str | None = None
+        self.start_ts = start_ts
+        self.progress_ts = progress_ts
         self._queued = False
+
+    def spec(self) -> ReplySpec:
+        return ReplySpec(
+            kind="slack",
+            channel=self.channel,
+            start_ts=self.start_ts,
+            progress_ts=self.progress_ts,
+        )
 
     async def _call(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -92,8 +103,17 @@ class SlackReplier:
         )
 
     async def running(self, job: Job) -> None:
-        if self._queued:  # otherwise it already says "Processing": no edit that changes nothing
+        if job.attempt > 1:  # taken up again after a restart or a worker that died
             await self._update(self.start_ts, _start(job, queue_position=None))
+            await self._update(
+                self.progress_ts,
+                blocks.restarted_message(attempt=job.attempt, attempts=MAX_ATTEMPTS),
+            )
+        elif self._queued:  # otherwise it already says "Processing": no edit that changes nothing
+            await self._update(self.start_ts, _start(job, queue_position=None))
+
+    async def paused(self, job: Job) -> None:
+        await self._update(self.progress_ts, blocks.paused_message())
 
     async def progress(self, job: Job, progress: Progress) -> None:
         await self._update(
@@ -106,9 +126,12 @@ class SlackReplier:
             ),
         )
 
-    async def succeeded(self, job: Job, report: WeeklyReport) -> None:
-        # Everything is drawn in a worker thread: a long report (thousands of weeks) must not
-        # hold up Socket Mode or the web server. If drawing fails, the thread still ends.
+    async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None:
+        """The done edit and the outcome always (edits say the same however often they are
+        made); the summary and the files only when `post_summary`, so that a job finished
+        twice (a worker that died after posting) is summed up once."""
+        # Drawn in a worker thread: a long report (thousands of weeks) must not hold up
+        # Socket Mode or the web server. If drawing fails, the thread still ends.
         try:
             final = await asyncio.to_thread(self._final_replies, job, report)
         except Exception:
@@ -119,39 +142,13 @@ class SlackReplier:
             )
             return
         # Each step on its own: a summary Slack refuses must not hide the files or the outcome.
-        await _each(
-            self._update(self.progress_ts, final.done),
-            self._post_summary(final.summary),
-            self._upload_files(final.files),
-            self._update(self.start_ts, final.outcome),
-        )
+        steps = [self._update(self.progress_ts, final.done)]
+        if post_summary:
+            steps += [self._post_summary(final.summary), self._upload_files(job.files)]
+        steps.append(self._update(self.start_ts, final.outcome))
+        await _each(*steps)
 
     def _final_replies(self, job: Job, report: WeeklyReport) -> _FinalReplies:
-        files = [
-            {
-                "content": revenue_chart_png(report, currency=self._currency),
-                "filename": CHART_PNG_NAME,
-                "title": "Weekly revenue by treatment type",
-            },
-            {
-                "content": to_csv(report).encode(),
-                "filename": blocks.REPORT_CSV_NAME,
-                "title": "Weekly report (CSV)",
-            },
-            {
-                "content": to_clinic_csv(report).encode(),
-                "filename": blocks.CLINIC_CSV_NAME,
-                "title": "Weekly figures per clinic (CSV)",
-            },
-        ]
-        if job.invalid_rows_csv:
-            files.append(
-                {
-                    "content": job.invalid_rows_csv.encode(),
-                    "filename": blocks.INVALID_ROWS_CSV_NAME,
-                    "title": "Invalid rows, with the reason for each (CSV)",
-                }
-            )
         return _FinalReplies(
             done=blocks.done_message(
                 report, elapsed_s=job.duration_s or 0.0, currency=self._currency
@@ -162,7 +159,6 @@ class SlackReplier:
             outcome=blocks.outcome_message(
                 report, file_name=job.source.name, job_id=job.id, currency=self._currency
             ),
-            files=files,
         )
 
     async def _post_summary(self, summary: list[blocks.Message]) -> None:
@@ -176,11 +172,14 @@ class SlackReplier:
                 log.info("slack.table_refused")  # an older workspace, or no table blocks
                 await self._post(fallback, thread_ts=self.start_ts)
 
-    async def _upload_files(self, files: list[dict[str, Any]]) -> None:
+    async def _upload_files(self, files: list[ReportFile]) -> None:
+        if not files:
+            return
+        uploads = [{"content": f.content, "filename": f.name, "title": f.title} for f in files]
         await self._call(
             "files.upload",
             lambda: self._client.files_upload_v2(
-                channel=self.channel, thread_ts=self.start_ts, file_uploads=files
+                channel=self.channel, thread_ts=self.start_ts, file_uploads=uploads
             ),
         )
 
@@ -199,7 +198,6 @@ class _FinalReplies:
     done: blocks.Message
     summary: list[blocks.Message]
     outcome: blocks.Message
-    files: list[dict[str, Any]]  # files_upload_v2's file_uploads
 
 
 def _start(job: Job, queue_position: int | None) -> blocks.Message:
@@ -229,6 +227,9 @@ class ConsoleReplier:
         self._currency = currency
         self._out = out if out is not None else sys.stdout
 
+    def spec(self) -> ReplySpec:
+        return ReplySpec(kind="console")
+
     def _say(self, job: Job, text: str) -> None:
         self._out.write(f"[job {job.id}] {text}\n")
         self._out.flush()
@@ -239,12 +240,16 @@ class ConsoleReplier:
         self._say(job, f"processing {displayable(job.source.name)}{size}{queued}")
 
     async def running(self, job: Job) -> None:
-        self._say(job, "started")
+        again = f" again (attempt {job.attempt} of {MAX_ATTEMPTS})" if job.attempt > 1 else ""
+        self._say(job, f"started{again}")
+
+    async def paused(self, job: Job) -> None:
+        self._say(job, "paused: the service is stopping; it runs again when it is back")
 
     async def progress(self, job: Job, progress: Progress) -> None:
         self._say(job, progress_line(progress, job.source.size_bytes, self._currency))
 
-    async def succeeded(self, job: Job, report: WeeklyReport) -> None:
+    async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None:
         text = await asyncio.to_thread(to_text, report, job.source.name, self._currency)
         self._say(job, f"done in {job.duration_s or 0:,.1f}s")
         self._out.write(text)
@@ -277,6 +282,12 @@ def progress_line(progress: Progress, total_bytes: int | None, currency: str) ->
 class SilentReplier:
     """A job only the job API shows (a web upload when no Slack channel is set)."""
 
+    def spec(self) -> ReplySpec:
+        return ReplySpec(kind="silent")
+
+    async def paused(self, job: Job) -> None:
+        pass
+
     async def announce(self, job: Job, queue_position: int | None) -> None:
         pass
 
@@ -286,7 +297,7 @@ class SilentReplier:
     async def progress(self, job: Job, progress: Progress) -> None:
         pass
 
-    async def succeeded(self, job: Job, report: WeeklyReport) -> None:
+    async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None:
         pass
 
     async def failed(self, job: Job, reason: str) -> None:

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -32,6 +30,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from bot.aws import make_client as make_aws_client
 from bot.errors import BucketNotAllowedError, FileTooLargeError, S3Error, UnsupportedSourceError
 
 # boto3 ships no type information; a client is whatever boto3.client("s3") returns.
@@ -98,24 +97,8 @@ def parse_s3_url(text: str) -> S3Location:
 
 
 def make_client(region_name: str | None = None) -> S3Client:
-    """An S3 client configured the standard AWS way.
-
-    `region_name` is AWS_REGION, which botocore itself does not read. boto3 reads
-    AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, AWS_PROFILE, the credentials chain
-    (variables, shared files, container and instance roles) and AWS_MAX_ATTEMPTS itself.
-    Retries are always "standard" mode: backoff with jitter on throttling and transient errors.
-    Each call reads the configuration afresh and costs some milliseconds; share the client.
-    """
-    config = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard"})
-    try:
-        # A session of its own: boto3's default session is shared, and sessions are not
-        # thread-safe. The client is; make one and share it between threads.
-        return boto3.session.Session().client("s3", config=config, region_name=region_name)
-    except (BotoCoreError, ValueError) as error:  # e.g. an unknown AWS_PROFILE, a bad endpoint URL
-        raise S3Error(
-            f"the AWS configuration is unusable ({type(error).__name__}): check AWS_PROFILE, "
-            "AWS_CONFIG_FILE and AWS_ENDPOINT_URL"
-        ) from error
+    """An S3 client (bot.aws.make_client): standard retries, the standard AWS configuration."""
+    return make_aws_client("s3", region_name)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -184,6 +167,32 @@ def check_bucket_allowed(location: S3Location, allowed_buckets: frozenset[str]) 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    size_bytes: int
+    etag: str  # names this version of the object: a job reads the version it was given
+
+
+def describe_object(
+    client: S3Client,
+    location: S3Location,
+    *,
+    allowed_buckets: frozenset[str],
+    max_size_bytes: int | None = None,
+) -> ObjectInfo:
+    """HEAD an object the service may read: its size and ETag, without opening it. The same
+    refusals as open_object, so a bad request is answered before a job is queued."""
+    check_bucket_allowed(location, allowed_buckets)
+    try:
+        response = client.head_object(Bucket=location.bucket, Key=location.key)
+    except (ClientError, BotoCoreError) as error:
+        raise _request_error(error, location, permission="s3:GetObject") from error
+    size_bytes = int(response["ContentLength"])
+    if max_size_bytes is not None and size_bytes > max_size_bytes:
+        raise FileTooLargeError(size_bytes, max_size_bytes)
+    return ObjectInfo(size_bytes, str(response.get("ETag", "")))
+
+
 def open_object(
     client: S3Client,
     location: S3Location,
@@ -191,16 +200,24 @@ def open_object(
     allowed_buckets: frozenset[str],
     max_size_bytes: int | None = None,
     chunk_size: int = 1 << 20,
+    etag: str | None = None,
 ) -> S3Object:
     """GET an object the service may read, after checking its bucket and size.
 
     Raises BucketNotAllowedError before any request, FileTooLargeError when ContentLength is
-    over max_size_bytes, and S3Error when S3 cannot or will not hand the object over.
+    over max_size_bytes, and S3Error when S3 cannot or will not hand the object over, or (with
+    `etag`) when the object has been replaced since.
     """
     check_bucket_allowed(location, allowed_buckets)
+    conditions = {"IfMatch": etag} if etag else {}
     try:
-        response = client.get_object(Bucket=location.bucket, Key=location.key)
+        response = client.get_object(Bucket=location.bucket, Key=location.key, **conditions)
     except (ClientError, BotoCoreError) as error:
+        if isinstance(error, ClientError) and _code(error) in ("PreconditionFailed", "412"):
+            raise S3Error(
+                f"{location.url} was replaced after the job was queued; run it again for the "
+                "new file"
+            ) from error
         raise _request_error(error, location, permission="s3:GetObject") from error
     body = response["Body"]
     size_bytes = int(response["ContentLength"])

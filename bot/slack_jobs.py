@@ -28,6 +28,7 @@ from bot.sources import (
     is_csv_name,
     parse_file_reference,
 )
+from bot.store import Duplicate
 
 log = structlog.get_logger("bot.slack")
 
@@ -131,7 +132,12 @@ class SlackJobs:
             return
         source = SlackFileSource.from_file(info, self._downloader, requested_by=user)
         try:
-            await self._jobs.submit(source, self.replier(channel))
+            # The key makes it one job across restarts and `serve` instances too.
+            await self._jobs.submit(
+                source, self.replier(channel), idempotency_key=f"share:{file_id}:{channel}"
+            )
+        except Duplicate as duplicate:
+            log.info("share.duplicate", existing_job_id=duplicate.job_id)
         except NotAccepting:
             await self._tell_sharer(channel, user, SHUTTING_DOWN)
         except SlackApiError as error:

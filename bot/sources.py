@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import ipaddress
 import re
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -36,6 +36,9 @@ class SourceInfo:
     size_bytes: int | None = None
     requested_by: str | None = None  # a Slack user id, when a person in Slack asked
     via_command: bool = False  # asked for with /process-events rather than shared
+    # Where to read it again (a restart, another worker): Slack's file id and download
+    # address, or an S3 bucket, key and ETag. Empty for a streamed upload, which cannot be.
+    locator: Mapping[str, str] = field(default_factory=dict)
 
 
 class Source(Protocol):
@@ -189,10 +192,17 @@ class SlackFileSource:
                 size_bytes=file.get("size"),
                 requested_by=requested_by,
                 via_command=via_command,
+                locator={"file_id": str(file["id"]), "url": str(url)},
             ),
             url=str(url),
             downloader=downloader,
         )
+
+    @classmethod
+    def again(cls, info: SourceInfo, downloader: SlackDownloader) -> SlackFileSource | None:
+        """The file a job was given, from its record (a restart, or another worker)."""
+        url = info.locator.get("url")
+        return None if not url else cls(info=info, url=url, downloader=downloader)
 
 
 class UploadSource:
@@ -233,17 +243,6 @@ class CallbackSource:
         return self.open()
 
 
-class S3ObjectSource:
-    """An S3 object opened in a worker thread; each chunk is read in one too."""
-
-    def __init__(self, info: SourceInfo, opened: s3.S3Object) -> None:
-        self.info = info
-        self._object = opened
-
-    def chunks(self) -> AsyncIterator[bytes]:
-        return _chunks_of(self._object)
-
-
 async def _chunks_of(opened: s3.S3Object) -> AsyncIterator[bytes]:
     pieces = opened.chunks()
     try:
@@ -253,31 +252,48 @@ async def _chunks_of(opened: s3.S3Object) -> AsyncIterator[bytes]:
         await asyncio.to_thread(opened.close)
 
 
-async def _open_object(
-    client: Any, location: s3.S3Location, *, allowed_buckets: frozenset[str], max_size_bytes: int
-) -> s3.S3Object:
-    return await asyncio.to_thread(
+async def s3_object_chunks(
+    client: Any,
+    location: s3.S3Location,
+    *,
+    allowed_buckets: frozenset[str],
+    max_size_bytes: int,
+    etag: str | None = None,
+) -> AsyncIterator[bytes]:
+    """An object's bytes, opened only when first read: a queued job holds no S3 connection.
+    With `etag`, the version the job was given, or an error saying it was replaced."""
+    opened = await asyncio.to_thread(
         s3.open_object,
         client,
         location,
         allowed_buckets=allowed_buckets,
         max_size_bytes=max_size_bytes,
-    )
-
-
-async def s3_object_chunks(
-    client: Any, location: s3.S3Location, *, allowed_buckets: frozenset[str], max_size_bytes: int
-) -> AsyncIterator[bytes]:
-    """An object's bytes, opened only when first read: a queued job holds no S3 connection."""
-    opened = await _open_object(
-        client, location, allowed_buckets=allowed_buckets, max_size_bytes=max_size_bytes
+        etag=etag,
     )
     async for chunk in _chunks_of(opened):
         yield chunk
 
 
+def s3_source(
+    client: Any, info: SourceInfo, *, allowed_buckets: frozenset[str], max_size_bytes: int
+) -> CallbackSource:
+    """The S3 object `info.locator` names (bucket, key, ETag), opened when the job reads it."""
+    location = s3.S3Location(info.locator["bucket"], info.locator["key"])
+    return CallbackSource(
+        info,
+        lambda: s3_object_chunks(
+            client,
+            location,
+            allowed_buckets=allowed_buckets,
+            max_size_bytes=max_size_bytes,
+            etag=info.locator.get("etag") or None,
+        ),
+    )
+
+
 class S3Reader:
-    """Opens s3:// sources for jobs: allowed buckets only, size known up front."""
+    """s3:// sources for jobs: allowed buckets only, size and version known up front, the
+    object itself opened only when the job starts reading."""
 
     def __init__(
         self, client: Any, *, allowed_buckets: frozenset[str], max_size_bytes: int
@@ -286,22 +302,30 @@ class S3Reader:
         self.allowed_buckets = allowed_buckets
         self._max_size_bytes = max_size_bytes
 
-    async def open(self, url: str, *, requested_by: str | None = None) -> S3ObjectSource:
+    async def open(self, url: str, *, requested_by: str | None = None) -> CallbackSource:
         location = s3.parse_s3_url(url)
-        opened = await _open_object(
+        described = await asyncio.to_thread(
+            s3.describe_object,
             self._client,
             location,
             allowed_buckets=self.allowed_buckets,
             max_size_bytes=self._max_size_bytes,
         )
-        return S3ObjectSource(
-            SourceInfo(
-                kind="s3",
-                name=location.key.rsplit("/", 1)[-1] or location.key,
-                label=location.url,
-                size_bytes=opened.size_bytes,
-                requested_by=requested_by,
-                via_command=requested_by is not None,
-            ),
-            opened,
+        info = SourceInfo(
+            kind="s3",
+            name=location.key.rsplit("/", 1)[-1] or location.key,
+            label=location.url,
+            size_bytes=described.size_bytes,
+            requested_by=requested_by,
+            via_command=requested_by is not None,
+            locator={"bucket": location.bucket, "key": location.key, "etag": described.etag},
+        )
+        return self.source(info)
+
+    def source(self, info: SourceInfo) -> CallbackSource:
+        return s3_source(
+            self._client,
+            info,
+            allowed_buckets=self.allowed_buckets,
+            max_size_bytes=self._max_size_bytes,
         )

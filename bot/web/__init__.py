@@ -43,8 +43,6 @@ from bot.web.context import (
 )
 from bot.web.guards import InFlight, RateLimiter, client_of, host_allowed, origin_allowed
 from bot.web.jobs_api import (
-    CHARTS,
-    ChartCache,
     get_chart,
     get_clinic_csv,
     get_config,
@@ -153,18 +151,22 @@ async def _cancel_tasks(app: web.Application) -> None:
         task.cancel()
 
 
-def build_web_app(context: WebContext) -> web.Application:
+def build_web_app(context: WebContext, *, ops_only: bool = False) -> web.Application:
+    """The whole app; `ops_only` (a worker): /health and /metrics alone."""
     app = web.Application(middlewares=[guarded])
     app[CONTEXT] = context
     app[LIMITER] = RateLimiter(context.settings.uploads_per_minute)
     app[JOB_LIMITER] = RateLimiter(context.settings.job_api_per_minute)
     app[IN_FLIGHT] = InFlight()
-    app[CHARTS] = ChartCache()
     app[PENDING] = {}
     tasks: set[asyncio.Task[Any]] = set()
     app[TASKS] = tasks
     app.on_response_prepare.append(_security_headers)
     app.on_cleanup.append(_cancel_tasks)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    if ops_only:
+        return app
     app.router.add_get("/", index)
     app.router.add_static("/static", STATIC_DIR)
     app.router.add_get("/api/config", get_config)
@@ -177,15 +179,13 @@ def build_web_app(context: WebContext) -> web.Application:
     app.router.add_get("/api/jobs/{job_id}/weekly-report.csv", get_report_csv)
     app.router.add_get("/api/jobs/{job_id}/clinic-weekly.csv", get_clinic_csv)
     app.router.add_get("/api/jobs/{job_id}/invalid-rows.csv", get_invalid_rows_csv)
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics)
     return app
 
 
-async def start(context: WebContext) -> tuple[web.AppRunner, int]:
+async def start(context: WebContext, *, ops_only: bool = False) -> tuple[web.AppRunner, int]:
     """Serve on HOST:PORT (port 0 picks a free one); returns the runner and the real port."""
     runner = web.AppRunner(
-        build_web_app(context),
+        build_web_app(context, ops_only=ops_only),
         access_log=None,
         # An idle keep-alive connection is closed as soon as a stalled upload would be.
         keepalive_timeout=context.settings.upload_idle_timeout_s,

@@ -1,55 +1,32 @@
-"""The job API: status and report as JSON, the chart, the page and its config."""
+"""The job API: status and report as JSON, the chart and the CSVs, the page and its config.
+
+Everything comes from the job store: a job's record (this process's own live copy while it
+runs here) and the artifacts rendered once when it finished. So reports survive a restart,
+and any `serve` instance answers for a job any worker ran.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections import OrderedDict
-from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
 from aiohttp import web
 
+from bot.artifacts import CHART_PNG_NAME
 from bot.blocks import CLINIC_CSV_NAME, INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
-from bot.chart import revenue_chart_png
-from bot.jobs import Job, JobRunner, JobStatus
+from bot.jobs import JobRunner
+from bot.store import REPORT_JSON, JobRecord, JobStatus
 from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
-from processing.render import amount, to_clinic_csv, to_csv, to_dict
+from processing.render import amount
 from processing.report import estimate
-from processing.words import REASON_WORDS, display_words, time_left
+from processing.words import REASON_WORDS, time_left
 
-CHARTS_CACHED = 16
-JSON_PIECE_DEPTH = 3  # the body, the report, its lists, then each week or clinic whole
-
-
-class ChartCache:
-    """The last few charts drawn. A finished report never changes, and drawing costs CPU."""
-
-    def __init__(self, size: int = CHARTS_CACHED) -> None:
-        self._size = size
-        self._charts: OrderedDict[str, asyncio.Task[bytes]] = OrderedDict()
-
-    async def get(self, job: Job, currency: str) -> bytes:
-        task = self._charts.get(job.id)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            assert job.report is not None
-            task = asyncio.create_task(
-                asyncio.to_thread(revenue_chart_png, job.report, currency=currency)
-            )
-            self._charts[job.id] = task
-            while len(self._charts) > self._size:
-                self._charts.popitem(last=False)
-        self._charts.move_to_end(job.id)
-        # Shielded: a client that goes away must not cancel a drawing others may wait for.
-        return await asyncio.shield(task)
+JOBS_LISTED = 100
 
 
-CHARTS = web.AppKey("charts", ChartCache)
-
-
-def job_json(job: Job, jobs: JobRunner) -> dict[str, Any]:
-    """A job's status and progress, without its report (get_job adds that, off the loop)."""
+def job_json(job: JobRecord, jobs: JobRunner) -> dict[str, Any]:
+    """A job's status and progress, without its report (get_job adds that)."""
     progress = job.progress
     size = job.source.size_bytes
     progress_json = None
@@ -70,7 +47,7 @@ def job_json(job: Job, jobs: JobRunner) -> dict[str, Any]:
             "time_left": None if job.finished or guess.percent is None else time_left(guess.left_s),
         }
     duration_s = job.duration_s
-    body: dict[str, Any] = {
+    return {
         "id": job.id,
         "status": job.status.value,
         "source": {
@@ -87,94 +64,77 @@ def job_json(job: Job, jobs: JobRunner) -> dict[str, Any]:
         "progress": progress_json,
         "error": job.error if job.status is JobStatus.FAILED else None,
     }
-    return body
 
 
-def json_pieces(value: Any, depth: int = 0) -> Iterator[str]:
-    """JSON text in pieces: json.dumps per week or clinic rather than one call for the
-    whole report. Each C call holds the GIL for microseconds; one call over a 10 MB report
-    held it for 80 ms, and the pure-Python encoder took 75 MB of small strings."""
-    if depth < JSON_PIECE_DEPTH and isinstance(value, dict):
-        yield "{"
-        for index, (key, item) in enumerate(value.items()):
-            yield ("," if index else "") + json.dumps(key) + ":"
-            yield from json_pieces(item, depth + 1)
-        yield "}"
-    elif depth < JSON_PIECE_DEPTH and isinstance(value, list):
-        yield "["
-        for index, item in enumerate(value):
-            yield ("," if index else "") + json.dumps(item)
-        yield "]"
-    else:
-        yield json.dumps(value)
-
-
-def _job_or_404(request: web.Request) -> Job | web.Response:
+async def _job_or_404(request: web.Request) -> JobRecord | web.Response:
     context = request.app[CONTEXT]
     if not authorized(request, context.settings.upload_token):
         return unauthorized()
-    job = context.jobs.get(request.match_info["job_id"])
+    job = await context.jobs.lookup(request.match_info["job_id"])
     if job is None or not _web_job(job):
-        kept_min = context.settings.job_retention_s / 60
         return error_response(
             404,
-            f"No such job: finished jobs are kept for {kept_min:g} minutes, or the link is wrong.",
+            f"No such job: finished jobs are kept for {_kept(context.settings.job_retention_s)},"
+            " or the link is wrong.",
         )
     return job
 
 
-def _web_job(job: Job) -> bool:
+def _kept(retention_s: float) -> str:
+    days = retention_s / 86400
+    if days >= 1:
+        return f"{days:g} days"
+    return f"{retention_s / 60:g} minutes"
+
+
+def _web_job(job: JobRecord) -> bool:
     """Jobs that came in through the web API. A Slack channel's jobs stay in Slack."""
     return job.source.kind == "upload"
 
 
 async def get_job(request: web.Request) -> web.Response:
-    job = _job_or_404(request)
+    job = await _job_or_404(request)
     if isinstance(job, web.Response):
         return job
     context = request.app[CONTEXT]
-    currency = context.settings.currency
-    body = job_json(job, context.jobs)
-    report = job.report if job.status is JobStatus.SUCCEEDED else None
-
-    def encoded() -> bytes:
-        # A report of thousands of weeks takes a while to turn into JSON: not on the loop.
-        body["report"] = None if report is None else to_dict(report, job.source.name, currency)
-        if report is not None:  # the words the page shows: it formats, never derives
-            display = display_words(report)
-            body["treatment_names"] = display["treatment_names"]
-            body["display"] = display
-        return "".join(json_pieces(body)).encode("ascii")  # json.dumps escapes to ASCII
-
-    return web.Response(body=await asyncio.to_thread(encoded), content_type="application/json")
+    head = json.dumps(job_json(job, context.jobs))
+    if job.status is not JobStatus.SUCCEEDED:
+        return web.Response(text=head[:-1] + ', "report": null}', content_type="application/json")
+    stored = await context.jobs.store.artifact(job.id, REPORT_JSON)
+    if stored is None:
+        return error_response(404, "This report is no longer kept; please upload the file again.")
+    # The report was encoded once, when the job finished: here its object is only spliced
+    # in, so a report of thousands of weeks costs the event loop a copy, not an encoding.
+    body = head[:-1].encode() + b"," + stored[1:]
+    return web.Response(body=body, content_type="application/json")
 
 
 async def list_jobs(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     if not authorized(request, context.settings.upload_token):
         return unauthorized()
-    jobs = [job_json(job, context.jobs) for job in context.jobs.recent() if _web_job(job)]
-    return web.json_response({"jobs": jobs})
+    records = await context.jobs.listed("upload", JOBS_LISTED)
+    return web.json_response({"jobs": [job_json(job, context.jobs) for job in records]})
 
 
-async def get_chart(request: web.Request) -> web.Response:
-    job = _job_or_404(request)
+async def _download(
+    request: web.Request, name: str, not_ready: str, *, missing: str | None = None
+) -> web.Response:
+    """A finished job's file, as stored when it finished."""
+    job = await _job_or_404(request)
     if isinstance(job, web.Response):
         return job
     if job.status is not JobStatus.SUCCEEDED:
-        return error_response(404, "The chart is ready once the report is finished.")
-    context = request.app[CONTEXT]
-    png = await request.app[CHARTS].get(job, context.settings.currency)
+        return error_response(404, not_ready)
+    data = await request.app[CONTEXT].jobs.store.artifact(job.id, name)
+    if data is None:
+        return error_response(404, missing or "This report is no longer kept.")
+    if name.endswith(".png"):
+        return web.Response(
+            body=data, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+        )
     return web.Response(
-        body=png,
-        content_type="image/png",
-        headers={"Cache-Control": "private, max-age=3600"},
-    )
-
-
-def _csv_download(text: str, name: str) -> web.Response:
-    return web.Response(
-        text=text,
+        body=data,
         content_type="text/csv",
         charset="utf-8",
         headers={
@@ -184,42 +144,34 @@ def _csv_download(text: str, name: str) -> web.Response:
     )
 
 
-def _succeeded_job(request: web.Request, not_ready: str) -> Job | web.Response:
-    """The job behind a download route, or the answer to give instead."""
-    job = _job_or_404(request)
-    if isinstance(job, web.Response):
-        return job
-    if job.status is not JobStatus.SUCCEEDED or job.report is None:
-        return error_response(404, not_ready)
-    return job
+async def get_chart(request: web.Request) -> web.Response:
+    return await _download(
+        request, CHART_PNG_NAME, "The chart is ready once the report is finished."
+    )
 
 
 async def get_report_csv(request: web.Request) -> web.Response:
     """weekly-report.csv: exactly `clinic-events report --format csv`, as posted in Slack."""
-    job = _succeeded_job(request, "The weekly CSV is ready once the report is finished.")
-    if isinstance(job, web.Response):
-        return job
-    assert job.report is not None
-    return _csv_download(await asyncio.to_thread(to_csv, job.report), REPORT_CSV_NAME)
+    return await _download(
+        request, REPORT_CSV_NAME, "The weekly CSV is ready once the report is finished."
+    )
 
 
 async def get_clinic_csv(request: web.Request) -> web.Response:
     """clinic-weekly.csv: `report --format csv --by clinic`, as posted in Slack."""
-    job = _succeeded_job(request, "The clinic CSV is ready once the report is finished.")
-    if isinstance(job, web.Response):
-        return job
-    assert job.report is not None
-    return _csv_download(await asyncio.to_thread(to_clinic_csv, job.report), CLINIC_CSV_NAME)
+    return await _download(
+        request, CLINIC_CSV_NAME, "The clinic CSV is ready once the report is finished."
+    )
 
 
 async def get_invalid_rows_csv(request: web.Request) -> web.Response:
     """invalid-rows.csv: every invalid row with its reason (`report --invalid-rows`)."""
-    job = _succeeded_job(request, "The invalid rows are listed once the report is finished.")
-    if isinstance(job, web.Response):
-        return job
-    if job.invalid_rows_csv is None:
-        return error_response(404, "Every row of this file was valid: there is nothing to list.")
-    return _csv_download(job.invalid_rows_csv, INVALID_ROWS_CSV_NAME)
+    return await _download(
+        request,
+        INVALID_ROWS_CSV_NAME,
+        "The invalid rows are listed once the report is finished.",
+        missing="Every row of this file was valid: there is nothing to list.",
+    )
 
 
 async def get_config(request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -33,16 +34,16 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bot import s3
 from bot.errors import FileTooLargeError, S3Error, SourceError
-from bot.jobs import Job, NotAccepting
+from bot.jobs import UPLOAD_KEY_TTL_S, Job, NotAccepting
 from bot.replies import SilentReplier
 from bot.sources import (
-    CallbackSource,
     Source,
     SourceInfo,
     UploadSource,
     is_csv_name,
-    s3_object_chunks,
+    s3_source,
 )
+from bot.store import Duplicate
 from bot.web.context import (
     ASK_FOR_TOKEN,
     CONTEXT,
@@ -92,12 +93,20 @@ async def _chunk(read: Read, idle_s: float) -> bytes:
         raise Stalled() from None
 
 
-async def _file_chunks(read: Read, idle_s: float, limit_bytes: int) -> AsyncIterator[bytes]:
-    """The file's chunks until the body ends; TooLarge as soon as it passes the limit."""
+async def _file_chunks(
+    request: web.Request, read: Read, idle_s: float, limit_bytes: int
+) -> AsyncIterator[bytes]:
+    """The file's chunks until the body ends; TooLarge as soon as it passes the limit.
+
+    The bytes on the wire count too: aiohttp's multipart reader holds the last chunk it read
+    back until it has seen what follows (a boundary may start in it), so a client that stops
+    sending just past the limit would otherwise never be told.
+    """
     received = 0
     while chunk := await _chunk(read, idle_s):
         received += len(chunk)
-        if received > limit_bytes:
+        on_the_wire = request.content.total_bytes
+        if received > limit_bytes or on_the_wire > limit_bytes + FORM_OVERHEAD_BYTES:
             raise TooLarge()
         yield chunk
 
@@ -231,11 +240,39 @@ async def _in_flight(request: web.Request) -> AsyncIterator[None]:
 
 async def _upload(request: web.Request, context: WebContext) -> web.Response:
     _admit(request, context)
+    key = _idempotency_key(request)
+    if key is not None and (held := await context.jobs.store.held_by(key)) is not None:
+        return _answered_again(held)
     async with _in_flight(request):
-        return await _accept(request, context)
+        return await _accept(request, context, key)
 
 
-async def _accept(request: web.Request, context: WebContext) -> web.Response:
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """An `Idempotency-Key` header names one upload for 24 hours, for this client address:
+    the same key again is answered with the same job, and the body is not read again."""
+    given = request.headers.get("Idempotency-Key")
+    if given is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(given):
+        raise Rejected(
+            400,
+            "bad_request",
+            "An Idempotency-Key is 1 to 200 visible ASCII characters (a UUID, for instance).",
+        )
+    return f"upload:{client_of(request)}:{given}"
+
+
+def _answered_again(job_id: str) -> web.Response:
+    log.info("upload.answered_again", job_id=job_id)
+    response = _accepted(job_id, staged=False)
+    response.force_close()  # the body was not read
+    return response
+
+
+async def _accept(request: web.Request, context: WebContext, key: str | None) -> web.Response:
     settings = context.settings
     idle_s = settings.upload_idle_timeout_s
     limit = settings.max_file_size_bytes
@@ -266,19 +303,24 @@ async def _accept(request: web.Request, context: WebContext) -> web.Response:
     except (TimeoutError, Stalled):
         raise _stalled(idle_s) from None
     name = _checked_name(part.filename or "")
-    chunks = _file_chunks(_part_reader(part), idle_s, limit)
+    chunks = _file_chunks(request, _part_reader(part), idle_s, limit)
 
     def rest() -> Awaitable[None]:
         return _rest_of_form(form, idle_s)
 
-    if _staged(context):
-        job = await _stage_in_s3(context, chunks, rest, name, context.jobs.new_job_id())
-    else:
-        # The request's length is the file plus a few hundred bytes of form framing: close
-        # enough for a progress percentage, and browsers never send the part's own size.
-        source = UploadSource(_upload_info(name, request.content_length))
-        job = await _submit_upload(context, source, job_id=context.jobs.new_job_id())
-        await _feed(request.app, source, job, chunks, rest, context)
+    try:
+        if _staged(context):
+            job = await _stage_in_s3(context, chunks, rest, name, context.jobs.new_job_id(), key)
+        else:
+            # The request's length is the file plus a few hundred bytes of form framing: close
+            # enough for a progress percentage, and browsers never send the part's own size.
+            source = UploadSource(_upload_info(name, request.content_length))
+            job = await _submit_upload(
+                context, source, job_id=context.jobs.new_job_id(), idempotency_key=key
+            )
+            await _feed(request.app, source, job, chunks, rest, context)
+    except Duplicate as duplicate:  # the same key raced in from another request
+        return _answered_again(duplicate.job_id)
     return _accepted(job.id, staged=_staged(context))
 
 
@@ -326,6 +368,7 @@ class PendingUpload:
     source: UploadSource | None = None  # None when the upload is staged in S3 first
     job: Job | None = None
     lapse: asyncio.Task[None] | None = None
+    idempotency_key: str | None = None
 
 
 PENDING: web.AppKey[dict[str, PendingUpload]] = web.AppKey("pending_uploads")
@@ -335,6 +378,9 @@ MAX_RESERVATION_BYTES = 4096
 async def _create(request: web.Request, context: WebContext) -> web.Response:
     _admit(request, context)
     settings = context.settings
+    key = _idempotency_key(request)
+    if key is not None and (held := await context.jobs.store.held_by(key)) is not None:
+        return _reserved_already(held)
     if (request.content_length or 0) > MAX_RESERVATION_BYTES:
         raise Rejected(413, "bad_request", "Send only the file's name and size here.")
     try:
@@ -364,9 +410,15 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
         size_bytes=size_bytes,
         client=client_of(request),
     )
+    pending.idempotency_key = key
     if not _staged(context):
         pending.source = UploadSource(_upload_info(name, size_bytes))
-        pending.job = await _submit_upload(context, pending.source, job_id=pending.job_id)
+        try:
+            pending.job = await _submit_upload(
+                context, pending.source, job_id=pending.job_id, idempotency_key=key
+            )
+        except Duplicate as duplicate:
+            return _reserved_already(duplicate.job_id)
     reservations = request.app[PENDING]
     reservations[pending.job_id] = pending
     pending.lapse = _background(request.app, _lapse(request.app, pending, context))
@@ -379,6 +431,19 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
             "live": pending.job is not None,
         },
         status=201,
+    )
+
+
+def _reserved_already(job_id: str) -> web.Response:
+    """The same Idempotency-Key again: the job it names, and nothing to send."""
+    return web.json_response(
+        {
+            "job_id": job_id,
+            "status_url": f"/api/jobs/{job_id}",
+            "upload_url": None,  # sent already, or on its way: follow the job
+            "live": False,
+        },
+        status=200,
     )
 
 
@@ -416,9 +481,11 @@ async def _send(request: web.Request, context: WebContext) -> web.Response:
         if declared is not None and declared > limit:
             raise too_large(limit, declared)
         async with _in_flight(request):
-            chunks = _file_chunks(_body_reader(request), idle_s, limit)
+            chunks = _file_chunks(request, _body_reader(request), idle_s, limit)
             if pending.source is None or pending.job is None:
-                await _stage_in_s3(context, chunks, None, pending.name, pending.job_id)
+                await _stage_in_s3(
+                    context, chunks, None, pending.name, pending.job_id, pending.idempotency_key
+                )
             else:
                 feeding = True  # from here on, _feed tells the job how its source ended
                 await _feed(request.app, pending.source, pending.job, chunks, None, context)
@@ -510,7 +577,12 @@ async def _rest_of_form(form: MultipartReader, idle_s: float) -> None:
 
 
 async def _submit_upload(
-    context: WebContext, source: Source, *, job_id: str, **options: Any
+    context: WebContext,
+    source: Source,
+    *,
+    job_id: str,
+    idempotency_key: str | None = None,
+    **options: Any,
 ) -> Job:
     """Submit with the configured replier; if telling people fails (Slack said no), the
     upload still counts: the job runs with the job API as its only reporter."""
@@ -519,15 +591,16 @@ async def _submit_upload(
     except Exception as error:
         log.warning("upload.replier_failed", error=type(error).__name__)
         replier = None
+    keyed: dict[str, Any] = {"idempotency_key": idempotency_key, "key_ttl_s": UPLOAD_KEY_TTL_S}
     try:
         if replier is not None:
             try:
-                return await context.jobs.submit(source, replier, job_id=job_id, **options)
-            except NotAccepting:
+                return await context.jobs.submit(source, replier, job_id=job_id, **keyed, **options)
+            except (NotAccepting, Duplicate):
                 raise
             except Exception as error:
                 log.warning("upload.announce_failed", error=type(error).__name__)
-        return await context.jobs.submit(source, SilentReplier(), job_id=job_id, **options)
+        return await context.jobs.submit(source, SilentReplier(), job_id=job_id, **keyed, **options)
     except NotAccepting:
         raise _unavailable() from None
 
@@ -607,6 +680,7 @@ async def _stage_in_s3(
     rest: Callable[[], Awaitable[None]] | None,
     name: str,
     job_id: str,
+    idempotency_key: str | None = None,
 ) -> Job:
     """Stream the body into s3://S3_BUCKET/uploads/<job id>/<name>, then run the job from there.
 
@@ -653,23 +727,24 @@ async def _stage_in_s3(
         raise
     log.info("upload.staged", job_id=job_id, bucket=location.bucket, size_bytes=size_bytes)
 
-    source = CallbackSource(
-        _upload_info(name, size_bytes),
-        lambda: s3_object_chunks(
-            client, location, allowed_buckets=frozenset({location.bucket}), max_size_bytes=limit
-        ),
+    # The job reads the staged object (and deletes it once it has finished, unless
+    # S3_KEEP_UPLOADS): a restart or another worker can read it again from the start.
+    info = SourceInfo(
+        kind="upload",
+        name=name,
+        label=f"upload {name}",
+        size_bytes=size_bytes,
+        locator={"bucket": location.bucket, "key": location.key, "staged": "true"},
     )
-
-    async def delete_staged() -> None:
-        await asyncio.to_thread(s3.delete_object, client, location)
-
-    cleanup = None if settings.s3_keep_uploads else delete_staged
+    source = s3_source(
+        client, info, allowed_buckets=frozenset({location.bucket}), max_size_bytes=limit
+    )
     try:
-        return await _submit_upload(context, source, job_id=job_id, cleanup=cleanup)
+        return await _submit_upload(context, source, job_id=job_id, idempotency_key=idempotency_key)
     except BaseException:
-        if cleanup is not None:
+        if not settings.s3_keep_uploads:
             with contextlib.suppress(S3Error):
-                await cleanup()
+                await asyncio.to_thread(s3.delete_object, client, location)
         raise
 
 

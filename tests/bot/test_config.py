@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.config import ConfigError, Settings, is_loopback
@@ -17,7 +19,9 @@ def test_no_variables_means_local_mode_with_the_documented_defaults() -> None:
     assert settings.progress_interval_s == 10.0
     assert settings.max_file_size_bytes == 1024 * 1024 * 1024
     assert settings.job_concurrency == 2
-    assert settings.job_retention_s == 3600
+    assert settings.job_retention_s == 30 * 86400
+    assert settings.data_dir == Path(".clinic-events")
+    assert not settings.scale_out and not settings.workers_in_serve
     assert settings.uploads_per_minute == 10
     assert settings.shutdown_grace_s == 30
     assert (settings.report_timezone, settings.currency) == ("UTC", "USD")
@@ -141,3 +145,32 @@ def test_web_boundary_settings() -> None:
     ):
         with pytest.raises(ConfigError, match=named):
             Settings.from_env(env)
+
+
+def test_retention_in_days_and_the_old_minutes_still_honoured() -> None:
+    """JOB_RETENTION_DAYS; the older JOB_RETENTION_MINUTES works with a deprecation notice,
+    and both at once is an error naming them."""
+    assert Settings.from_env({"JOB_RETENTION_DAYS": "7"}).job_retention_s == 7 * 86400
+    old = Settings.from_env({"JOB_RETENTION_MINUTES": "90"})
+    assert old.job_retention_s == 90 * 60
+    assert any("JOB_RETENTION_MINUTES is deprecated" in notice for notice in old.notices)
+    with pytest.raises(ConfigError, match="JOB_RETENTION_DAYS or the older JOB_RETENTION_MINUTES"):
+        Settings.from_env({"JOB_RETENTION_DAYS": "7", "JOB_RETENTION_MINUTES": "90"})
+
+
+def test_scale_out_needs_the_queue_the_table_and_the_bucket_together() -> None:
+    """JOB_QUEUE_URL, JOB_TABLE and S3_BUCKET: all three or none; the error names the missing."""
+    full = {
+        "JOB_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123/jobs",
+        "JOB_TABLE": "clinic-events-jobs",
+        "S3_BUCKET": "clinic-uploads",
+    }
+    assert Settings.from_env(full).scale_out
+    for name in full:
+        partial = {key: value for key, value in full.items() if key != name}
+        with pytest.raises(ConfigError, match=f"missing: {name}"):
+            Settings.from_env(partial)
+    with pytest.raises(ConfigError, match="WORKERS_IN_SERVE needs"):
+        Settings.from_env({"WORKERS_IN_SERVE": "true"})
+    assert Settings.from_env({**full, "WORKERS_IN_SERVE": "yes"}).workers_in_serve
+    assert Settings.from_env({"DATA_DIR": "/data"}).data_dir == Path("/data")

@@ -205,9 +205,9 @@ async def test_a_failing_job_leaves_a_job_running_beside_it_alone(
     good, bad = await finished_jobs(bot, 2)
     assert (good.source.name, good.status) == ("good.csv", "succeeded")
     assert (bad.source.name, bad.status) == ("bad.csv", "failed")
-    assert good.started_s is not None and bad.finished_s is not None
-    assert good.finished_s is not None
-    assert good.started_s < bad.finished_s < good.finished_s, "they ran side by side"
+    assert good.started_at is not None and bad.finished_at is not None
+    assert good.finished_at is not None
+    assert good.started_at < bad.finished_at < good.finished_at, "they ran side by side"
 
     bad_start, [bad_progress] = start_and_thread(slack, "bad.csv")
     assert "could not be processed" in bad_start["text"]

@@ -22,7 +22,7 @@ async def test_health_follows_the_socket_and_turns_503_after_a_minute_down(
 ) -> None:
     """connected -> disconnected (still 200) -> 503 once down for over 60 s."""
     service = await start_bot()
-    assert await health(service) == (200, {"status": "ok", "slack": "connected"})
+    assert await health(service) == (200, {"status": "ok", "slack": "connected", "store": "ok"})
 
     slack.fail_next("apps.connections.open", status=200, error="internal_error", count=10_000)
     await slack.drop_connections()
@@ -30,7 +30,7 @@ async def test_health_follows_the_socket_and_turns_503_after_a_minute_down(
     connection = service.slack
     await slack.wait_for_call("apps.connections.open", count=2)  # a reconnect was tried
     status, body = await health(service)
-    assert (status, body) == (200, {"status": "ok", "slack": "disconnected"})
+    assert (status, body) == (200, {"status": "ok", "slack": "disconnected", "store": "ok"})
 
     down_since = connection.down_since
     assert down_since is not None

@@ -67,6 +67,7 @@ async def test_console_lines_strip_control_characters() -> None:
     job = Job(
         id="j1",
         source=SourceInfo(kind="upload", name="ev\x1b[2Jil\u202e.csv", label="x"),
+        reply=replier.spec(),
         created_at=datetime.now(UTC),
     )
     await replier.announce(job, None)

@@ -67,7 +67,7 @@ async def test_local_mode_serves_health_and_stops_cleanly_on_sigterm() -> None:
         assert lines[-1]["mode"] == "local"
         async with http.get(url + "health") as response:
             assert response.status == 200
-            assert await response.json() == {"status": "ok", "slack": "disabled"}
+            assert await response.json() == {"status": "ok", "slack": "disabled", "store": "ok"}
         assert await stop(process, lines) == 0
     assert lines[-1]["event"] == "service.stopped"
 
@@ -83,7 +83,11 @@ async def test_slack_mode_connects_through_slack_api_url() -> None:
         async with serve(env) as (process, url, lines), aiohttp.ClientSession() as http:
             await slack.wait_for_connection()
             async with http.get(url + "health") as response:
-                assert await response.json() == {"status": "ok", "slack": "connected"}
+                assert await response.json() == {
+                    "status": "ok",
+                    "slack": "connected",
+                    "store": "ok",
+                }
             help_request = await slack.send_command("help")
             await slack.wait_ack(help_request)
             assert await stop(process, lines) == 0

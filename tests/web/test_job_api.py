@@ -227,7 +227,7 @@ async def test_health(web: Web) -> None:
     answer = await web.get_json("/health")
 
     assert answer.status == 200
-    assert answer.body == {"status": "ok", "slack": "disabled"}
+    assert answer.body == {"status": "ok", "slack": "disabled", "store": "ok"}
 
 
 async def test_metrics_count_uploads_jobs_and_rows(web: Web, sample_bytes: bytes) -> None:
@@ -313,7 +313,7 @@ async def test_invalid_rows_are_reported(web: Web) -> None:
 
 def test_json_pieces_encode_exactly_what_json_dumps_would_decode() -> None:
     """The job JSON, encoded a week at a time, reads back as the same value."""
-    from bot.web.jobs_api import json_pieces
+    from bot.artifacts import json_pieces
 
     value = {
         "id": "j",

@@ -1,0 +1,371 @@
+"""The scale-out job store: records and idempotency keys in one DynamoDB table, reports in S3.
+
+```
+table JOB_TABLE, partition key `pk` (string)
+  job#<id>   status, attempt, worker, lease_until, summary_posted, record (JSON), kind,
+             created_at, recent_kind (uploads only: the `by_kind` index), expires_at (TTL)
+  key#<key>  job_id, expires_at (TTL)
+index by_kind: partition `recent_kind`, sort `created_at`: the job API's list of uploads
+s3://S3_BUCKET/reports/<job id>.json and reports/<job id>/<file>: each finished job's report
+```
+
+Every change that decides something is a conditional write: two `serve` instances that get
+the two events of one share race on `key#...` and one wins; two workers that get the same
+SQS message race on `attempt`/`lease_until` and one runs it. Items stay far below DynamoDB's
+400 KB: the report itself is in S3. boto3 blocks, so each call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bot.store import REPORT_JSON
+from bot.store.records import FINISHED, Claim, Duplicate, JobRecord, JobStatus
+
+T = TypeVar("T")
+
+RECENT_INDEX = "by_kind"
+LISTED_KINDS = frozenset({"upload"})  # the job API lists web uploads only
+REPORT_PREFIX = "reports/"
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class DynamoJobStore:
+    def __init__(
+        self,
+        *,
+        dynamodb: Any,
+        table: str,
+        s3: Any,
+        bucket: str,
+        retention_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = dynamodb
+        self._table = table
+        self._s3 = s3
+        self._bucket = bucket
+        self._retention_s = retention_s
+        self._clock = clock
+
+    async def _run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(call, *args, **kwargs)
+
+    # -- records ------------------------------------------------------------------------------
+
+    async def add(self, record: JobRecord, *, key_ttl_s: float = 0.0) -> None:
+        now = self._clock()
+        key = record.idempotency_key
+        if key is not None:
+            try:
+                await self._run(
+                    self._db.put_item,
+                    TableName=self._table,
+                    Item={
+                        "pk": _s(f"key#{key}"),
+                        "job_id": _s(record.id),
+                        "expires_at": _n(now + key_ttl_s),
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                    ExpressionAttributeValues={":now": _n(now)},
+                )
+            except ClientError as error:
+                if _code(error) != CONDITION_FAILED:
+                    raise
+                held = await self._run(
+                    self._db.get_item,
+                    TableName=self._table,
+                    Key={"pk": _s(f"key#{key}")},
+                    ConsistentRead=True,
+                )
+                raise Duplicate(held["Item"]["job_id"]["S"]) from None
+        item = {
+            "pk": _s(f"job#{record.id}"),
+            "kind": _s(record.source.kind),
+            "created_at": _s(record.created_at.isoformat()),
+            "status": _s(record.status.value),
+            "attempt": _n(record.attempt),
+            "summary_posted": {"BOOL": False},
+            "lease_until": _n(0),
+            "record": _s(_dumps(record)),
+        }
+        if record.source.kind in LISTED_KINDS:
+            item["recent_kind"] = _s(record.source.kind)
+        await self._run(self._db.put_item, TableName=self._table, Item=item)
+
+    async def held_by(self, key: str) -> str | None:
+        answer = await self._run(
+            self._db.get_item,
+            TableName=self._table,
+            Key={"pk": _s(f"key#{key}")},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        if item is None or self._expired(item):
+            return None
+        return str(item["job_id"]["S"])
+
+    async def discard(self, job_id: str) -> None:
+        record = await self.get(job_id)
+        if record is not None and record.idempotency_key is not None:
+            await self._run(
+                self._db.delete_item,
+                TableName=self._table,
+                Key={"pk": _s(f"key#{record.idempotency_key}")},
+            )
+        await self._run(self._db.delete_item, TableName=self._table, Key=_job_key(job_id))
+
+    async def save(self, record: JobRecord) -> None:
+        values: dict[str, Any] = {
+            ":status": _s(record.status.value),
+            ":record": _s(_dumps(record)),
+        }
+        update = "SET #status = :status, #record = :record"
+        if record.finished_at is not None:
+            update += ", finished_at = :finished, expires_at = :expires"
+            values[":finished"] = _n(record.finished_at)
+            values[":expires"] = _n(int(record.finished_at + self._retention_s))
+        await self._run(
+            self._db.update_item,
+            TableName=self._table,
+            Key=_job_key(record.id),
+            UpdateExpression=update,
+            ExpressionAttributeNames={"#status": "status", "#record": "record"},
+            ExpressionAttributeValues=values,
+        )
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        answer = await self._run(
+            self._db.get_item, TableName=self._table, Key=_job_key(job_id), ConsistentRead=True
+        )
+        item = answer.get("Item")
+        if item is None or self._expired(item):
+            return None
+        return _record(item)
+
+    async def recent(self, kind: str, limit: int) -> list[JobRecord]:
+        if kind not in LISTED_KINDS:
+            return []
+        answer = await self._run(
+            self._db.query,
+            TableName=self._table,
+            IndexName=RECENT_INDEX,
+            KeyConditionExpression="recent_kind = :kind",
+            ExpressionAttributeValues={":kind": _s(kind)},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_record(item) for item in answer.get("Items", []) if not self._expired(item)]
+
+    async def unfinished(self) -> list[JobRecord]:
+        # In scale-out the queue keeps unfinished jobs: a message comes back to some worker
+        # until its job has ended. Nothing to recover at start.
+        return []
+
+    def _expired(self, item: Mapping[str, Any]) -> bool:
+        # DynamoDB deletes items past their TTL within a day or two; until then, they are gone.
+        expires = item.get("expires_at")
+        return expires is not None and float(expires["N"]) <= self._clock()
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def claim(
+        self, job_id: str, *, worker: str, lease_s: float, max_attempts: int = 3
+    ) -> Claim:
+        now = self._clock()
+        try:
+            answer = await self._run(
+                self._db.update_item,
+                TableName=self._table,
+                Key=_job_key(job_id),
+                UpdateExpression=(
+                    "SET #status = :running, attempt = attempt + :one, worker = :worker, "
+                    "lease_until = :lease"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(pk) AND attempt < :max AND "
+                    "(#status = :queued OR (#status = :running AND lease_until <= :now))"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":running": _s(JobStatus.RUNNING.value),
+                    ":queued": _s(JobStatus.QUEUED.value),
+                    ":one": _n(1),
+                    ":worker": _s(worker),
+                    ":lease": _n(now + lease_s),
+                    ":max": _n(max_attempts),
+                    ":now": _n(now),
+                },
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if _code(error) != CONDITION_FAILED:
+                raise
+            return await self._why_not(job_id, now, max_attempts)
+        old = answer["Attributes"]
+        record = _record(old)
+        record.status, record.attempt, record.worker = JobStatus.RUNNING, record.attempt + 1, worker
+        return Claim("claimed", record, takeover=old["status"]["S"] == JobStatus.RUNNING.value)
+
+    async def _why_not(self, job_id: str, now: float, max_attempts: int) -> Claim:
+        answer = await self._run(
+            self._db.get_item, TableName=self._table, Key=_job_key(job_id), ConsistentRead=True
+        )
+        item = answer.get("Item")
+        if item is None:
+            return Claim("missing")
+        record = _record(item)
+        if record.status in FINISHED:
+            return Claim("finished", record)
+        lease_until = float(item["lease_until"]["N"])
+        if record.status is JobStatus.RUNNING and lease_until > now:
+            return Claim("busy", record, lease_left_s=lease_until - now)
+        if record.attempt >= max_attempts:
+            return Claim("exhausted", record)
+        return Claim("busy", record)  # changed under us: the message comes back later
+
+    async def renew(self, job_id: str, *, worker: str, lease_s: float) -> bool:
+        try:
+            await self._run(
+                self._db.update_item,
+                TableName=self._table,
+                Key=_job_key(job_id),
+                UpdateExpression="SET lease_until = :lease",
+                ConditionExpression="worker = :worker AND #status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":lease": _n(self._clock() + lease_s),
+                    ":worker": _s(worker),
+                    ":running": _s(JobStatus.RUNNING.value),
+                },
+            )
+        except ClientError as error:
+            if _code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
+    async def release(self, job_id: str, *, worker: str) -> None:
+        record = await self.get(job_id)
+        if record is None:
+            return
+        record.status, record.started_at, record.progress = JobStatus.QUEUED, None, None
+        try:
+            await self._run(
+                self._db.update_item,
+                TableName=self._table,
+                Key=_job_key(job_id),
+                UpdateExpression=(
+                    "SET #status = :queued, attempt = attempt - :one, lease_until = :zero, "
+                    "#record = :record REMOVE worker"
+                ),
+                ConditionExpression="worker = :worker AND #status = :running",
+                ExpressionAttributeNames={"#status": "status", "#record": "record"},
+                ExpressionAttributeValues={
+                    ":queued": _s(JobStatus.QUEUED.value),
+                    ":running": _s(JobStatus.RUNNING.value),
+                    ":one": _n(1),
+                    ":zero": _n(0),
+                    ":worker": _s(worker),
+                    ":record": _s(_dumps(record)),
+                },
+            )
+        except ClientError as error:
+            if _code(error) != CONDITION_FAILED:
+                raise
+
+    async def mark_summary_posted(self, job_id: str) -> bool:
+        try:
+            await self._run(
+                self._db.update_item,
+                TableName=self._table,
+                Key=_job_key(job_id),
+                UpdateExpression="SET summary_posted = :yes",
+                ConditionExpression="summary_posted = :no",
+                ExpressionAttributeValues={":yes": {"BOOL": True}, ":no": {"BOOL": False}},
+            )
+        except ClientError as error:
+            if _code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
+    # -- reports ------------------------------------------------------------------------------
+
+    async def put_artifacts(self, job_id: str, artifacts: Mapping[str, bytes]) -> None:
+        for name, data in artifacts.items():
+            await self._run(
+                self._s3.put_object, Bucket=self._bucket, Key=_artifact_key(job_id, name), Body=data
+            )
+
+    async def artifact(self, job_id: str, name: str) -> bytes | None:
+        try:
+            answer = await self._run(
+                self._s3.get_object, Bucket=self._bucket, Key=_artifact_key(job_id, name)
+            )
+        except ClientError as error:
+            if _code(error) in ("NoSuchKey", "404"):
+                return None
+            raise
+        return await self._run(answer["Body"].read)
+
+    # -- upkeep -------------------------------------------------------------------------------
+
+    async def prune(self, *, finished_before: float) -> int:
+        # The table's TTL (expires_at) and a lifecycle rule on reports/ do this (README).
+        return 0
+
+    async def writable(self) -> bool:
+        try:
+            await self._run(
+                self._db.put_item,
+                TableName=self._table,
+                Item={"pk": _s("health#check"), "expires_at": _n(self._clock() + 3600)},
+            )
+        except (ClientError, BotoCoreError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        pass
+
+
+def _artifact_key(job_id: str, name: str) -> str:
+    if name == REPORT_JSON:
+        return f"{REPORT_PREFIX}{job_id}.json"
+    return f"{REPORT_PREFIX}{job_id}/{name}"
+
+
+def _job_key(job_id: str) -> dict[str, Any]:
+    return {"pk": _s(f"job#{job_id}")}
+
+
+def _record(item: Mapping[str, Any]) -> JobRecord:
+    record = JobRecord.from_json(json.loads(item["record"]["S"]))
+    record.status = JobStatus(item["status"]["S"])
+    record.attempt = int(item["attempt"]["N"])
+    record.worker = item["worker"]["S"] if "worker" in item else None
+    return record
+
+
+def _dumps(record: JobRecord) -> str:
+    return json.dumps(record.to_json(), ensure_ascii=False)
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": str(Decimal(str(value)))}
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))

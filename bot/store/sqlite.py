@@ -1,0 +1,332 @@
+"""The embedded job store: one SQLite file in DATA_DIR (or memory, for tests and the CLI).
+
+One connection on one thread of its own: every call is queued to it, so the event loop never
+waits on the disk and writes never interleave. WAL mode lets a restarted process open the
+file while the old one is still closing. Attempt, lease and the summary mark live in
+columns of their own, changed only by conditional updates, so a record saved from memory
+can never undo them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.store.records import FINISHED, Claim, ClaimOutcome, Duplicate, JobRecord, JobStatus
+
+T = TypeVar("T")
+
+DB_FILE = "jobs.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 5.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at REAL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    worker TEXT,
+    lease_until REAL,
+    summary_posted INTEGER NOT NULL DEFAULT 0,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_kind ON jobs (kind, created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status);
+CREATE TABLE IF NOT EXISTS artifacts (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, name)
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, checked_at REAL NOT NULL);
+"""
+_UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+class SqliteJobStore:
+    def __init__(self, data_dir: Path | None, *, clock: Callable[[], float] = time.time) -> None:
+        """`data_dir` None: in memory, gone with the process."""
+        self.path = None if data_dir is None else data_dir / DB_FILE
+        self._clock = clock
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-store")
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> SqliteJobStore:
+        await self._run(self._connect)
+        return self
+
+    def _connect(self) -> None:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(
+            ":memory:" if self.path is None else self.path,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,  # autocommit; BEGIN IMMEDIATE where several statements go together
+            check_same_thread=False,  # only ever used on self._thread
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._db = db
+
+    async def _run(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """Opened on first use, on the store's own thread (the only one that touches it)."""
+        if self._db is None:
+            self._connect()
+        assert self._db is not None
+        return self._db
+
+    # -- records ----------------------------------------------------------------------------
+
+    async def add(self, record: JobRecord, *, key_ttl_s: float = 0.0) -> None:
+        await self._run(self._add, record, key_ttl_s)
+
+    def _add(self, record: JobRecord, key_ttl_s: float) -> None:
+        db = self._conn
+        now = self._clock()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            key = record.idempotency_key
+            if key is not None:
+                row = db.execute(
+                    "SELECT job_id FROM idempotency_keys WHERE key = ? AND expires_at > ?",
+                    (key, now),
+                ).fetchone()
+                if row is not None:
+                    raise Duplicate(row[0])
+                db.execute(
+                    "INSERT OR REPLACE INTO idempotency_keys (key, job_id, expires_at) "
+                    "VALUES (?, ?, ?)",
+                    (key, record.id, now + key_ttl_s),
+                )
+            db.execute(
+                "INSERT INTO jobs (id, kind, status, created_at, finished_at, attempt, worker, "
+                "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.source.kind,
+                    record.status.value,
+                    record.created_at.isoformat(),
+                    record.finished_at,
+                    record.attempt,
+                    record.worker,
+                    _dumps(record),
+                ),
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    async def held_by(self, key: str) -> str | None:
+        def held() -> str | None:
+            row = self._conn.execute(
+                "SELECT job_id FROM idempotency_keys WHERE key = ? AND expires_at > ?",
+                (key, self._clock()),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(held)
+
+    async def discard(self, job_id: str) -> None:
+        await self._run(self._discard, job_id)
+
+    def _discard(self, job_id: str) -> None:
+        db = self._conn
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job_id,))
+        db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        db.execute("COMMIT")
+
+    async def save(self, record: JobRecord) -> None:
+        await self._run(
+            lambda: self._conn.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, record = ? WHERE id = ?",
+                (record.status.value, record.finished_at, _dumps(record), record.id),
+            )
+        )
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        rows = await self._run(self._select, "WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    async def recent(self, kind: str, limit: int) -> list[JobRecord]:
+        return await self._run(
+            self._select, "WHERE kind = ? ORDER BY created_at DESC LIMIT ?", (kind, limit)
+        )
+
+    async def unfinished(self) -> list[JobRecord]:
+        return await self._run(
+            self._select, "WHERE status IN (?, ?) ORDER BY created_at", _UNFINISHED
+        )
+
+    def _select(self, where: str, args: tuple[Any, ...]) -> list[JobRecord]:
+        rows = self._conn.execute(f"SELECT record, attempt, worker FROM jobs {where}", args)
+        records = []
+        for record_json, attempt, worker in rows:
+            record = JobRecord.from_json(json.loads(record_json))
+            record.attempt, record.worker = attempt, worker
+            records.append(record)
+        return records
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def claim(
+        self, job_id: str, *, worker: str, lease_s: float, max_attempts: int = 3
+    ) -> Claim:
+        return await self._run(self._claim, job_id, worker, lease_s, max_attempts)
+
+    def _claim(self, job_id: str, worker: str, lease_s: float, max_attempts: int) -> Claim:
+        db = self._conn
+        now = self._clock()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT status, attempt, lease_until FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if row is None:
+                db.execute("ROLLBACK")
+                return Claim("missing")
+            status, attempt, lease_until = JobStatus(row[0]), row[1], row[2]
+            lapsed = status is JobStatus.RUNNING and (lease_until or 0) <= now
+            outcome: ClaimOutcome
+            if status in FINISHED:
+                outcome = "finished"
+            elif status is JobStatus.RUNNING and not lapsed:
+                db.execute("ROLLBACK")
+                return Claim("busy", lease_left_s=(lease_until or now) - now)
+            elif attempt >= max_attempts:
+                outcome = "exhausted"
+            else:
+                db.execute(
+                    "UPDATE jobs SET status = ?, attempt = attempt + 1, worker = ?, "
+                    "lease_until = ? WHERE id = ?",
+                    (JobStatus.RUNNING.value, worker, now + lease_s, job_id),
+                )
+                outcome = "claimed"
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        [record] = self._select("WHERE id = ?", (job_id,))
+        return Claim(outcome, record, takeover=outcome == "claimed" and lapsed)
+
+    async def renew(self, job_id: str, *, worker: str, lease_s: float) -> bool:
+        def renew() -> bool:
+            cursor = self._conn.execute(
+                "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND status = ?",
+                (self._clock() + lease_s, job_id, worker, JobStatus.RUNNING.value),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(renew)
+
+    async def release(self, job_id: str, *, worker: str) -> None:
+        def release() -> None:
+            db = self._conn
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(
+                "SELECT record FROM jobs WHERE id = ? AND worker = ?", (job_id, worker)
+            )
+            found = row.fetchone()
+            if found is not None:
+                record = JobRecord.from_json(json.loads(found[0]))
+                record.status, record.started_at, record.progress = JobStatus.QUEUED, None, None
+                db.execute(
+                    "UPDATE jobs SET status = ?, attempt = MAX(attempt - 1, 0), worker = NULL, "
+                    "lease_until = NULL, record = ? WHERE id = ? AND worker = ?",
+                    (JobStatus.QUEUED.value, _dumps(record), job_id, worker),
+                )
+            db.execute("COMMIT")
+
+        await self._run(release)
+
+    async def mark_summary_posted(self, job_id: str) -> bool:
+        def mark() -> bool:
+            cursor = self._conn.execute(
+                "UPDATE jobs SET summary_posted = 1 WHERE id = ? AND summary_posted = 0",
+                (job_id,),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(mark)
+
+    # -- reports ------------------------------------------------------------------------------
+
+    async def put_artifacts(self, job_id: str, artifacts: Mapping[str, bytes]) -> None:
+        def put() -> None:
+            db = self._conn
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR REPLACE INTO artifacts (job_id, name, data) VALUES (?, ?, ?)",
+                [(job_id, name, data) for name, data in artifacts.items()],
+            )
+            db.execute("COMMIT")
+
+        await self._run(put)
+
+    async def artifact(self, job_id: str, name: str) -> bytes | None:
+        def read() -> bytes | None:
+            row = self._conn.execute(
+                "SELECT data FROM artifacts WHERE job_id = ? AND name = ?", (job_id, name)
+            ).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._run(read)
+
+    # -- upkeep -------------------------------------------------------------------------------
+
+    async def prune(self, *, finished_before: float) -> int:
+        def prune() -> int:
+            db = self._conn
+            db.execute("BEGIN IMMEDIATE")
+            gone = db.execute(
+                "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?",
+                (finished_before,),
+            ).rowcount
+            db.execute("DELETE FROM artifacts WHERE job_id NOT IN (SELECT id FROM jobs)")
+            db.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (self._clock(),))
+            db.execute("COMMIT")
+            return gone
+
+        return await self._run(prune)
+
+    async def writable(self) -> bool:
+        def probe() -> bool:
+            try:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?)", (self._clock(),)
+                )
+            except sqlite3.Error:
+                return False
+            return True
+
+        return await self._run(probe)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._conn.close)
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+
+def _dumps(record: JobRecord) -> str:
+    return json.dumps(record.to_json(), ensure_ascii=False)
