@@ -252,6 +252,8 @@ async def start_service(
             reopen=reopen,
             concurrency=settings.job_concurrency,
             metrics=metrics,
+            lease_s=settings.worker_lease_s,
+            renew_every_s=settings.worker_lease_s / 3,
         )
     service = Service(
         settings=settings,

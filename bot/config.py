@@ -48,6 +48,7 @@ class Settings:
     job_queue_url: str | None = None  # scale-out: with job_table and s3_bucket
     job_table: str | None = None
     workers_in_serve: bool = False
+    worker_lease_s: float = 180.0  # a claim lapses this long after its last renewal
     report_timezone: str = "UTC"
     currency: str = "USD"
     host: str = "127.0.0.1"
@@ -98,6 +99,7 @@ class Settings:
             job_queue_url=read.text("JOB_QUEUE_URL"),
             job_table=read.text("JOB_TABLE"),
             workers_in_serve=read.flag("WORKERS_IN_SERVE"),
+            worker_lease_s=read.number("WORKER_LEASE_SECONDS", 180, minimum=3),
             report_timezone=_timezone(read.text("REPORT_TIMEZONE") or "UTC"),
             currency=_currency(read.text("CURRENCY") or "USD"),
             host=read.text("HOST") or "127.0.0.1",

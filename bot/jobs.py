@@ -342,7 +342,7 @@ class JobRunner:
             try:
                 await self._finish(job, replier, error=reason)
             finally:
-                await self._after(job)
+                await self.ended(job)
 
         task = asyncio.create_task(fail(), name=f"job-{job.id}")
         self._tasks[job] = task
@@ -355,9 +355,10 @@ class JobRunner:
         try:
             await self._run_in_slot(job, source, replier)
         finally:
-            await self._after(job)
+            await self.ended(job)
 
-    async def _after(self, job: Job) -> None:
+    async def ended(self, job: Job) -> None:
+        """After a job ran here (or on this worker): clean-up once it has finished."""
         if self.reopen is not None and job.finished:
             try:
                 await self.reopen.finished(job.source)
@@ -386,14 +387,16 @@ class JobRunner:
                 self._waiting.remove(job)
             await self._interrupted(job, replier)
 
-    async def run_claimed(self, job: Job, claim: Claim, source: Source, replier: Replier) -> None:
+    async def run_claimed(
+        self, job: Job, claim: Claim, source: Source | None, replier: Replier
+    ) -> None:
         """Run a job that `claim` gave this process (here, or on a scale-out worker). Stopped
         by shutdown (job.stop, or the task cancelled), it is handed back or failed."""
         if claim.outcome == "exhausted":
             log.warning("job.exhausted", attempts=job.attempt)
             await self._finish(job, replier, error=exhausted_reason())
             return
-        if claim.outcome != "claimed" or claim.record is None:
+        if claim.outcome != "claimed" or claim.record is None or source is None:
             log.info("job.not_claimed", outcome=claim.outcome)
             return
         job.attempt = claim.record.attempt

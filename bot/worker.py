@@ -32,7 +32,7 @@ log = structlog.get_logger("bot.worker")
 
 LEASE_S = 180.0  # how long a claim holds without renewal: three missed renewals
 RENEW_EVERY_S = 60.0
-RECEIVE_WAIT_S = 10  # long polling; a stop waits at most this long for the last receive
+RECEIVE_WAIT_S = 5  # long polling; a stop waits at most this long for the last receive
 RETRY_RECEIVE_S = 5.0
 
 
@@ -121,8 +121,10 @@ class Worker:
         job = Job.of(claim.record)
         replier = self._reopen.replier(claim.record.reply)
         source = self._reopen.source(claim.record.source)
-        if source is None:
+        if source is None and claim.outcome == "claimed":
+            # This worker lacks what reads it (Slack tokens, S3): leave it to one that has.
             log.error("worker.source_unreadable", kind=claim.record.source.kind)
+            await store.release(job.id, worker=self.name)
             await self._queue.extend(message, 0)
             return
         task = asyncio.current_task()
@@ -136,6 +138,7 @@ class Worker:
             await self._runner.run_claimed(job, claim, source, replier)
         finally:
             keeping.cancel()
+            await self._runner.ended(job)
         if job.finished:
             self._metrics.worker_jobs.labels(self.name, job.status.value).inc()
             await self._queue.delete(message)

@@ -179,11 +179,11 @@ class SqliteJobStore:
         )
 
     def _select(self, where: str, args: tuple[Any, ...]) -> list[JobRecord]:
-        rows = self._conn.execute(f"SELECT record, attempt, worker FROM jobs {where}", args)
+        rows = self._conn.execute(f"SELECT record, status, attempt, worker FROM jobs {where}", args)
         records = []
-        for record_json, attempt, worker in rows:
+        for record_json, status, attempt, worker in rows:
             record = JobRecord.from_json(json.loads(record_json))
-            record.attempt, record.worker = attempt, worker
+            record.status, record.attempt, record.worker = JobStatus(status), attempt, worker
             records.append(record)
         return records
 

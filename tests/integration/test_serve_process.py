@@ -5,74 +5,32 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 
 from tests.conftest import ROOT
+from tests.processes import STARTUP_TIMEOUT_S, serve_process
 from tests.standin.slack import APP_TOKEN, BOT_TOKEN, SlackStandIn
 
-STARTUP_TIMEOUT_S = 30
 
-
-@asynccontextmanager
-async def serve(
-    env: dict[str, str],
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, list[dict]]]:
-    """The service in a subprocess on a free port; yields it, its URL and its log lines so far."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", ""), "PORT": "0", "LOG_FORMAT": "json", **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    lines: list[dict] = []
-    try:
-        async with asyncio.timeout(STARTUP_TIMEOUT_S):
-            while True:
-                raw = await process.stderr.readline()
-                assert raw, f"serve exited early: {lines}"
-                line = json.loads(raw)
-                lines.append(line)
-                if line["event"] == "service.started":
-                    break
-        yield process, line["url"], lines
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-async def stop(process: asyncio.subprocess.Process, lines: list[dict]) -> int:
-    assert process.stderr is not None
-    process.send_signal(signal.SIGTERM)
-    async with asyncio.timeout(STARTUP_TIMEOUT_S):
-        rest = await process.stderr.read()
-        code = await process.wait()
-    lines.extend(json.loads(raw) for raw in rest.splitlines() if raw.startswith(b"{"))
-    return code
-
-
-async def test_local_mode_serves_health_and_stops_cleanly_on_sigterm() -> None:
+async def test_local_mode_serves_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     """No tokens: the web server runs, /health says Slack is disabled, SIGTERM exits 0."""
-    async with serve({}) as (process, url, lines), aiohttp.ClientSession() as http:
-        assert lines[-1]["mode"] == "local"
-        async with http.get(url + "health") as response:
+    async with (
+        serve_process({}, data_dir=tmp_path) as service,
+        aiohttp.ClientSession() as http,
+    ):
+        assert service.lines[-1]["mode"] == "local"
+        async with http.get(service.url + "health") as response:
             assert response.status == 200
             assert await response.json() == {"status": "ok", "slack": "disabled", "store": "ok"}
-        assert await stop(process, lines) == 0
-    assert lines[-1]["event"] == "service.stopped"
+        assert await service.stop() == 0
+    assert service.lines[-1]["event"] == "service.stopped"
+    assert (tmp_path / "jobs.sqlite3").exists()
 
 
-async def test_slack_mode_connects_through_slack_api_url() -> None:
+async def test_slack_mode_connects_through_slack_api_url(tmp_path: Path) -> None:
     """With both tokens and SLACK_API_URL at the stand-in, the real socket connects."""
     async with SlackStandIn() as slack:
         env = {
@@ -80,9 +38,12 @@ async def test_slack_mode_connects_through_slack_api_url() -> None:
             "SLACK_APP_TOKEN": APP_TOKEN,
             "SLACK_API_URL": slack.base_url,
         }
-        async with serve(env) as (process, url, lines), aiohttp.ClientSession() as http:
+        async with (
+            serve_process(env, data_dir=tmp_path) as service,
+            aiohttp.ClientSession() as http,
+        ):
             await slack.wait_for_connection()
-            async with http.get(url + "health") as response:
+            async with http.get(service.url + "health") as response:
                 assert await response.json() == {
                     "status": "ok",
                     "slack": "connected",
@@ -90,8 +51,8 @@ async def test_slack_mode_connects_through_slack_api_url() -> None:
                 }
             help_request = await slack.send_command("help")
             await slack.wait_ack(help_request)
-            assert await stop(process, lines) == 0
-        logged = json.dumps(lines)
+            assert await service.stop() == 0
+        logged = json.dumps(service.lines)
         assert BOT_TOKEN not in logged and APP_TOKEN not in logged
 
 

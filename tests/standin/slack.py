@@ -545,8 +545,11 @@ class SlackStandIn:
         *,
         retry_attempt: int = 0,
         accepts_response_payload: bool = False,
+        connection: int = -1,
     ) -> str:
-        """Pushes an envelope to the newest open socket; returns its envelope_id."""
+        """Pushes an envelope to one open socket, the newest unless `connection` picks
+        another (0 = the oldest still open), as Slack gives each envelope to one of an app's
+        connections; returns its envelope_id."""
         sockets = self._open_sockets()
         if not sockets:
             raise RuntimeError(
@@ -563,11 +566,16 @@ class SlackStandIn:
             "payload": payload,
         }
         self.envelopes[envelope_id] = envelope
-        await sockets[-1].send_json(envelope)
+        await sockets[connection].send_json(envelope)
         return envelope_id
 
     async def send_event(
-        self, event: dict[str, Any], *, retry_attempt: int = 0, event_id: str | None = None
+        self,
+        event: dict[str, Any],
+        *,
+        retry_attempt: int = 0,
+        event_id: str | None = None,
+        connection: int = -1,
     ) -> str:
         """Wraps `event` in an events_api envelope, as Slack does; returns the envelope_id.
 
@@ -599,7 +607,9 @@ class SlackStandIn:
             "is_ext_shared_channel": False,
             "event_context": f"4-{event_id}",
         }
-        return await self.send_envelope("events_api", payload, retry_attempt=retry_attempt)
+        return await self.send_envelope(
+            "events_api", payload, retry_attempt=retry_attempt, connection=connection
+        )
 
     async def send_command(
         self,

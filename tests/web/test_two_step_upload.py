@@ -129,7 +129,7 @@ async def test_a_body_over_the_limit_is_413_and_fails_the_job(serve: Serve) -> N
 
 async def test_reservations_count_towards_the_rate_limit(serve: Serve) -> None:
     """Reserving is an upload request: past UPLOADS_PER_MINUTE it is 429 with Retry-After."""
-    web = await serve(uploads_per_minute=2)
+    web = await serve(uploads_per_minute=2, upload_idle_timeout_s=1)
     for _ in range(2):
         assert (await reserve(web, {"file_name": "a.csv", "size_bytes": 10})).status == 201
     limited = await reserve(web, {"file_name": "a.csv", "size_bytes": 10})
