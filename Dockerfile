@@ -1,7 +1,9 @@
-# clinic-events: the Slack bot (Socket Mode) and the web upload server in one process.
+# clinic-events: the Slack bot (Socket Mode) and the web upload server in one process, or a
+# scale-out worker (`worker` as the command).
 #
 #   docker build -t clinic-events .
-#   docker run --rm --env-file .env -p 3000:3000 --stop-timeout 60 clinic-events
+#   docker run --rm --env-file .env -p 3000:3000 -v clinic-events-data:/data \
+#       --stop-timeout 60 clinic-events
 #
 # Settings come from the environment (see .env.example and README.md). The image listens on
 # 0.0.0.0, so the service refuses to start without UPLOAD_TOKEN (or
@@ -35,23 +37,29 @@ RUN pip install --no-deps . \
     && cd / && rm -rf /src \
     && python -c 'import bot.web as web; assert (web.STATIC_DIR / "index.html").is_file(), "bot/static is missing from the installed package: pyproject.toml needs package-data for it"'
 
+# The job store (SQLite, DATA_DIR): jobs and reports survive a restart when /data is a volume.
+RUN mkdir /data && chown app:app /data
+VOLUME /data
+
 USER app
 WORKDIR /home/app
 # Build matplotlib's font cache now, so the first chart does not wait for it.
 RUN python -c 'import matplotlib.font_manager'
 
 ENV HOST=0.0.0.0 \
-    PORT=3000
+    PORT=3000 \
+    DATA_DIR=/data
 EXPOSE 3000
 
-# /health answers 503 once Slack has been unreachable for over a minute. The proxy handler is
+# /health answers 503 once Slack has been unreachable for over a minute, or when the job store
+# takes no writes. The proxy handler is
 # emptied so that an HTTP(S)_PROXY set for S3 or Slack never applies to this local request.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:%s/health' % os.environ.get('PORT', '3000'), timeout=4)"]
 
 # Exec form: clinic-events is PID 1 and receives SIGTERM itself. It then takes no new work,
-# lets running jobs finish for SHUTDOWN_GRACE_SECONDS (default 30), tells Slack about any job
-# it had to stop, and exits. `docker stop` waits only 10 s before SIGKILL unless told
+# lets running jobs finish for SHUTDOWN_GRACE_SECONDS (default 30), hands the rest back (they
+# run again when it is back; a streamed upload cannot and fails saying so), and exits. `docker stop` waits only 10 s before SIGKILL unless told
 # otherwise: use `docker stop -t 60` / `docker run --stop-timeout 60` (compose:
 # stop_grace_period), i.e. more than SHUTDOWN_GRACE_SECONDS.
 STOPSIGNAL SIGTERM

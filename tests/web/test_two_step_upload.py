@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
+
 from processing import analyze, to_dict
 from tests.web.conftest import TWO_WEEKS, Answer, Serve, Web, without_source
 from tests.web.test_upload import rows_of
@@ -134,3 +136,35 @@ async def test_reservations_count_towards_the_rate_limit(serve: Serve) -> None:
         assert (await reserve(web, {"file_name": "a.csv", "size_bytes": 10})).status == 201
     limited = await reserve(web, {"file_name": "a.csv", "size_bytes": 10})
     assert limited.status == 429 and int(limited.headers["Retry-After"]) >= 1
+
+
+async def test_the_same_idempotency_key_is_answered_with_the_same_job(web: Web) -> None:
+    """An upload retried with its Idempotency-Key (a dropped connection, a double click) is
+    the same job; its body is not read again. Another key is another job; a malformed key
+    is refused."""
+    headers = {"Idempotency-Key": "9f1c2e7a-upload-1"}
+    form = aiohttp.FormData()
+    form.add_field("file", TWO_WEEKS, filename="a.csv", content_type="text/csv")
+    async with web.session.post("/api/upload", data=form, headers=headers) as response:
+        first = await response.json()
+    form = aiohttp.FormData()
+    form.add_field("file", b"not even a csv", filename="a.csv", content_type="text/csv")
+    async with web.session.post("/api/upload", data=form, headers=headers) as response:
+        assert response.status == 202
+        assert (await response.json())["job_id"] == first["job_id"]
+    reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": 10})
+    assert reserved.body["job_id"] != first["job_id"]
+    async with web.session.post(
+        "/api/uploads", json={"file_name": "a.csv", "size_bytes": 10}, headers=headers
+    ) as response:
+        again = await response.json()
+    assert (response.status, again["job_id"], again["upload_url"]) == (200, first["job_id"], None)
+    async with web.session.post(
+        "/api/uploads",
+        json={"file_name": "a.csv", "size_bytes": 10},
+        headers={"Idempotency-Key": "has spaces"},
+    ) as response:
+        assert response.status == 400
+    job = await web.finished(first["job_id"])
+    assert job["status"] == "succeeded"
+    assert len([j for j in web.jobs.recent() if j.id == first["job_id"]]) == 1
