@@ -149,6 +149,12 @@ def main() -> int:
     args = parser.parse_args()
     results = {rows: bench(rows) for rows in args.rows}
     many_clinics(min(args.rows))
+    # Scale-out: 50 shares of the smaller file through one serve and two workers.
+    subprocess.run(
+        [PY, str(HERE / "soak.py"), str(dataset(min(args.rows))), "--jobs", "50", "--workers", "2"],
+        check=True,
+        cwd=HERE.parent,
+    )
     if len(results) >= 2:
         small, large = min(results), max(results)
         growth = results[large]["engine"].peak_rss_mib / results[small]["engine"].peak_rss_mib

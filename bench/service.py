@@ -17,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -48,6 +49,7 @@ async def start_serve(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, 
             "LOG_LEVEL": "warning",
             "MAX_FILE_SIZE_MB": "4096",
             "JOB_API_PER_MINUTE": "1000000",  # the bench polls the job API
+            "DATA_DIR": tempfile.mkdtemp(prefix="clinic-events-bench-"),
             **env,
         },
         stdout=asyncio.subprocess.DEVNULL,
