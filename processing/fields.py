@@ -10,18 +10,20 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from processing.schema import ASCII_WHITESPACE, WHITESPACE
 
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int64]
+if TYPE_CHECKING:  # numpy.typing costs 30 ms of start-up, for annotations only
+    import numpy.typing as npt
+
+    BoolArray: TypeAlias = npt.NDArray[np.bool_]
+    IntArray: TypeAlias = npt.NDArray[np.int64]
 
 _HOUR, _SIXTY = "(?:[01][0-9]|2[0-3])", "[0-5][0-9]"
 TIMESTAMP_PATTERN: Final = (

@@ -29,12 +29,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import numpy as np
-import numpy.typing as npt
 
-IntArray = npt.NDArray[np.int64]
+if TYPE_CHECKING:  # numpy.typing costs 30 ms of start-up, for annotations only
+    import numpy.typing as npt
+
+    IntArray: TypeAlias = npt.NDArray[np.int64]
 
 MAX_RECORD_BYTES: Final = 1 << 20
 

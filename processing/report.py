@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 import numpy as np
-import numpy.typing as npt
 
 from processing.dialect import Dialect
 from processing.schema import REASONS, is_appointment, is_booking

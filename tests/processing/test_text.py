@@ -60,3 +60,11 @@ def test_one_vocabulary() -> None:
     assert date_range(date(2024, 1, 1), date(2024, 1, 7)) == "1\u20137 Jan 2024"
     assert date_range(date(2024, 1, 29), date(2024, 2, 4)) == "29 Jan \u2013 4 Feb 2024"
     assert date_range(date(2024, 12, 30), date(2025, 1, 5)) == "30 Dec 2024 \u2013 5 Jan 2025"
+
+
+def test_the_whitespace_written_out_is_what_isspace_says() -> None:
+    """schema.WHITESPACE lists every code point str.strip() removes, and nothing else."""
+    from processing.schema import ASCII_WHITESPACE, WHITESPACE
+
+    assert "".join(chr(code) for code in range(0x110000) if chr(code).isspace()) == WHITESPACE
+    assert "".join(char for char in WHITESPACE if char.isascii()) == ASCII_WHITESPACE
