@@ -69,7 +69,9 @@ def _event_id(rng: random.Random) -> str:
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
-def _rows(rng: random.Random, count: int, clinics: int = 40) -> Iterator[str]:
+def _rows(
+    rng: random.Random, count: int, clinics: int = 40, bad_rate: float = 0.005
+) -> Iterator[str]:
     types = [name for name, _ in EVENT_TYPES]
     type_weights = [weight for _, weight in EVENT_TYPES]
     treatments = [name for name, _, _ in TREATMENTS]
@@ -100,7 +102,7 @@ def _rows(rng: random.Random, count: int, clinics: int = 40) -> Iterator[str]:
             notes,
         ]
         bad = rng.random()
-        if bad < 0.005:
+        if bad < bad_rate:
             kind = rng.randrange(4)
             if kind == 0:
                 fields.pop()
@@ -114,12 +116,14 @@ def _rows(rng: random.Random, count: int, clinics: int = 40) -> Iterator[str]:
         yield ",".join(fields)
 
 
-def write_events(path: Path, rows: int, seed: int = 20240101, clinics: int = 40) -> None:
+def write_events(
+    path: Path, rows: int, seed: int = 20240101, clinics: int = 40, bad_rate: float = 0.005
+) -> None:
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8", newline="") as out:
         out.write(HEADER + "\n")
         buffer: list[str] = []
-        for line in _rows(rng, rows, clinics):
+        for line in _rows(rng, rows, clinics, bad_rate):
             buffer.append(line)
             if len(buffer) >= 10_000:
                 out.write("\n".join(buffer) + "\n")
@@ -134,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=20240101)
     parser.add_argument("--clinics", type=int, default=40, help="clinic ids CL-001 up to this")
+    parser.add_argument(
+        "--bad-rate", type=float, default=0.005, help="share of bad rows, every reason alike"
+    )
     args = parser.parse_args(argv)
-    write_events(args.path, args.rows, args.seed, args.clinics)
+    write_events(args.path, args.rows, args.seed, args.clinics, args.bad_rate)
     return 0
 
 

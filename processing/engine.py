@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from processing.fields import BoolArray, IntArray
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -14,11 +17,13 @@ import pyarrow.compute as pc
 
 from processing import fields, insights
 from processing.errors import AnalysisCancelled, NoRowsError
-from processing.fields import FIRST_DAY, LAST_DAY, BoolArray, IntArray
+from processing.fields import FIRST_DAY, LAST_DAY
 from processing.prefetch import prefetched
 from processing.reader import DEFAULT_BLOCK_SIZE, Block, BlockReader
 from processing.report import InvalidRow, Progress, ReasonSummary, WeeklyReport
 from processing.schema import (
+    CLINIC_COLUMN,
+    EVENT_TYPE_COLUMN,
     FIRST_ROWS_KEPT,
     INVALID_REVENUE,
     INVALID_TIMESTAMP,
@@ -31,8 +36,9 @@ from processing.schema import (
     TREATMENT_COLUMN,
     TREATMENT_COMPLETED,
     UNKNOWN_TREATMENT,
+    WHITESPACE,
 )
-from processing.weekly import ClinicAccumulator, WeeklyAccumulator
+from processing.weekly import ClinicAccumulator, Labels, WeeklyAccumulator
 
 _EPOCH = date(1970, 1, 1)
 _NO_CENTS = np.zeros(0, np.int64)
@@ -87,18 +93,17 @@ class _ErrorLog:
 
 @dataclass(frozen=True, slots=True)
 class _Checks:
-    """One block's trimmed columns and the rule masks over its rows, in the order applied."""
+    """One block's rows as the rules see them, in the order they apply."""
 
-    clinics: pa.Array
-    event_types: pa.Array
-    amounts: pa.Array | None  # None: the file has no revenue column
-    timestamps: pa.Array
+    timestamps: pa.Array  # as parsed: the words for a bad timestamp come from it
     first_empty: IntArray  # index into REQUIRED_COLUMNS of each row's first empty value, or -1
     days: IntArray  # local day numbers; meaningful where the timestamp is valid
     missing: BoolArray
     bad_timestamp: BoolArray
     bad_revenue: BoolArray
     revenue_present: BoolArray
+    cents: IntArray  # of valid rows with an amount (0 elsewhere)
+    large_cents: dict[int, int]  # row -> exact cents of amounts too long for int64 cents
 
     @property
     def valid(self) -> BoolArray:
@@ -106,16 +111,31 @@ class _Checks:
         return valid
 
 
+def _trimmed(values: pa.Array) -> pa.Array:
+    return pc.utf8_trim(values, characters=WHITESPACE)
+
+
+def _event_type_names(values: pa.Array) -> pa.Array:
+    return pc.utf8_upper(_trimmed(values))
+
+
+def _treatment_names(values: pa.Array) -> pa.Array:
+    names = pc.utf8_lower(_trimmed(values))
+    return pc.if_else(pc.equal(names, _EMPTY), _UNKNOWN, names)
+
+
 class _Analysis:
     def __init__(self, zone_name: str) -> None:
         self.zone = None if zone_name == "UTC" else fields.ZoneOffsets(ZoneInfo(zone_name))
-        self.weekly = WeeklyAccumulator()
+        self.event_types = Labels(EVENT_TYPE_COLUMN, _event_type_names)
+        self.treatment_types = Labels(TREATMENT_COLUMN, _treatment_names)
+        self.weekly = WeeklyAccumulator(self.event_types, self.treatment_types)
+        self.clinics = ClinicAccumulator(self.event_types.names, Labels(CLINIC_COLUMN, _trimmed))
         self.errors = _ErrorLog()
         self.rows_total = 0
         self.rows_valid = 0
         self.revenue_on_other_event = 0
         self.decimal_comma = False
-        self.clinics = ClinicAccumulator(self.weekly.event_type_names)
         self.on_invalid_rows: InvalidRowsCallback | None = None
         self.first_day = LAST_DAY  # day numbers; crossed over until a valid row is seen
         self.last_day = FIRST_DAY
@@ -130,6 +150,10 @@ class _Analysis:
                 self.on_invalid_rows(_malformed(block))
             return
         checks = self._check(table, block.ascii_only)
+        for index, column in enumerate(REQUIRED_COLUMNS):
+            count = int(np.count_nonzero(checks.first_empty == index))
+            if count:  # a row counts under its first empty column
+                self.errors.count_column(column, count)
         for reason, mask in (
             (MISSING_REQUIRED_FIELD, checks.missing),
             (INVALID_TIMESTAMP, checks.bad_timestamp),
@@ -145,7 +169,7 @@ class _Analysis:
         valid_count = int(np.count_nonzero(valid))
         self.rows_valid += valid_count
         if valid_count:
-            self._aggregate(table, checks, valid, valid_count, block.ascii_only)
+            self._aggregate(table, checks, valid, valid_count)
 
     def _report_invalid(self, block: Block, checks: _Checks) -> None:
         """Every invalid row of the block, in row order, for the invalid-rows file. Python
@@ -164,7 +188,7 @@ class _Analysis:
                     int(block.rows[i]),
                     INVALID_TIMESTAMP,
                     TIMESTAMP_COLUMN,
-                    fields.timestamp_problem(value),
+                    fields.timestamp_problem(value.strip()),
                 )
                 for i, value in zip(bad_timestamps.tolist(), values, strict=True)
             ]
@@ -178,84 +202,90 @@ class _Analysis:
             self.on_invalid_rows(sorted(found, key=lambda invalid: invalid.row))
 
     def _check(self, table: pa.Table, ascii_only: bool) -> _Checks:
+        """The rules over a block's columns: a dozen vectorised pyarrow/numpy passes."""
+
         def column(name: str) -> pa.Array:
             return fields.trim(table.column(name).combine_chunks(), ascii_only)
 
+        rows = table.num_rows
         columns = {name: column(name) for name in REQUIRED_COLUMNS}
-        missing = np.zeros(table.num_rows, np.bool_)
-        first_empty = np.full(table.num_rows, -1, np.int64)
-        for index, (name, values) in enumerate(columns.items()):
+        missing = np.zeros(rows, np.bool_)
+        first_empty = np.full(rows, -1, np.int64)
+        for index, values in enumerate(columns.values()):
             empty = fields.is_empty(values)
-            first = empty & ~missing  # a row counts under its first empty column
-            if first.any():
-                self.errors.count_column(name, int(np.count_nonzero(first)))
-                first_empty[first] = index
+            first_empty[empty & ~missing] = index
             missing |= empty
-        event_types = columns["event_type"]
-        timestamps = columns["event_timestamp"]
-        ts_valid, days = fields.local_days(timestamps, self.zone)
+        ts_valid, days = fields.local_days(columns[TIMESTAMP_COLUMN], self.zone)
         bad_timestamp = ~missing & ~ts_valid
-        amounts = None
-        revenue_present = bad_revenue = np.zeros(table.num_rows, np.bool_)
+        revenue_present = bad_revenue = np.zeros(rows, np.bool_)
+        cents = np.zeros(rows, np.int64)
+        large_cents: dict[int, int] = {}
         if REVENUE_COLUMN in table.column_names:
             amounts = column(REVENUE_COLUMN)
             revenue_present = ~fields.is_empty(amounts)
             well_formed = fields.revenue_valid(amounts, decimal_comma=self.decimal_comma)
             bad_revenue = ~missing & ts_valid & revenue_present & ~well_formed
+            counted = np.flatnonzero(~missing & ts_valid & revenue_present & well_formed)
+            if counted.size:
+                counted_amounts = amounts.take(pa.array(counted))
+                if self.decimal_comma:
+                    counted_amounts = pc.replace_substring(counted_amounts, ",", ".")
+                counted_cents, large = fields.to_cents(counted_amounts)
+                cents[counted] = counted_cents
+                large_cents = {int(counted[position]): value for position, value in large.items()}
         return _Checks(
-            timestamps=timestamps,
+            timestamps=table.column(TIMESTAMP_COLUMN).combine_chunks(),
             first_empty=first_empty,
-            clinics=columns["clinic_id"],
-            event_types=event_types,
-            amounts=amounts,
             days=days,
             missing=missing,
             bad_timestamp=bad_timestamp,
             bad_revenue=bad_revenue,
             revenue_present=revenue_present,
+            cents=cents,
+            large_cents=large_cents,
         )
 
     def _aggregate(
-        self, table: pa.Table, checks: _Checks, valid: BoolArray, valid_count: int, ascii_only: bool
+        self, table: pa.Table, checks: _Checks, valid: BoolArray, valid_count: int
     ) -> None:
-        valid_mask = pa.array(valid) if valid_count < table.num_rows else None
+        all_valid = valid_count == table.num_rows
+        valid_mask = None if all_valid else pa.array(valid)
 
-        def only_valid(values: pa.Array) -> pa.Array:
+        def only_valid(name: str) -> pa.Array:
+            values = table.column(name).combine_chunks()
             return values if valid_mask is None else values.filter(valid_mask)
 
-        event_types = _upper(only_valid(checks.event_types), ascii_only)
-        days = checks.days[valid]
+        days = checks.days if all_valid else checks.days[valid]
         self.first_day = min(self.first_day, int(days.min()))
         self.last_day = max(self.last_day, int(days.max()))
         mondays = fields.monday_of(days)
-        event_type_ids = self.weekly.add_events(mondays, event_types)
-
-        completed_mask = pc.equal(event_types, _TREATMENT_COMPLETED)
-        completed = fields.numpy_bool(completed_mask)
-        if checks.amounts is not None:
-            other_with_revenue = checks.revenue_present[valid] & ~completed
+        event_type_ids = self.event_types.ids(only_valid(EVENT_TYPE_COLUMN))
+        self.weekly.add_events(mondays, event_type_ids)
+        completed = event_type_ids == self.event_types.find(TREATMENT_COMPLETED)
+        valid_rows = np.flatnonzero(valid)
+        if REVENUE_COLUMN in table.column_names:
+            other_with_revenue = checks.revenue_present[valid_rows] & ~completed
             self.revenue_on_other_event += int(np.count_nonzero(other_with_revenue))
-        clinics = only_valid(checks.clinics)
-        if not completed.any():
-            self.clinics.add(mondays, clinics, event_type_ids, completed, _NO_CENTS, {})
-            return
-        if TREATMENT_COLUMN in table.column_names:
-            treatments = only_valid(
-                fields.trim(table.column(TREATMENT_COLUMN).combine_chunks(), ascii_only)
-            ).filter(completed_mask)
-            treatments = _lower(treatments, ascii_only)
-            treatments = pc.if_else(pc.equal(treatments, _EMPTY), _UNKNOWN, treatments)
-        else:
-            treatments = pa.array([UNKNOWN_TREATMENT] * int(completed.sum()), pa.string())
-        if checks.amounts is not None:
-            amounts = only_valid(checks.amounts).filter(completed_mask)
-            if self.decimal_comma:
-                amounts = pc.replace_substring(amounts, ",", ".")
-            cents, large = fields.to_cents(amounts)
-        else:
-            cents, large = np.zeros(len(treatments), np.int64), {}
-        self.weekly.add_treatments(mondays[completed], treatments, cents, large)
-        self.clinics.add(mondays, clinics, event_type_ids, completed, cents, large)
+        clinic_ids = self.clinics.clinics.ids(only_valid(CLINIC_COLUMN))
+        completed_rows = valid_rows[completed]
+        cents = checks.cents[completed_rows]
+        large_cents = {}
+        if checks.large_cents:
+            position_of = {int(row): position for position, row in enumerate(completed_rows)}
+            large_cents = {
+                position_of[row]: amount
+                for row, amount in checks.large_cents.items()
+                if row in position_of
+            }
+        if completed_rows.size:
+            if TREATMENT_COLUMN in table.column_names:
+                treatments = table.column(TREATMENT_COLUMN).combine_chunks()
+                treatment_ids = self.treatment_types.ids(treatments.take(pa.array(completed_rows)))
+            else:
+                unknown = self.treatment_types.id_of(UNKNOWN_TREATMENT)
+                treatment_ids = np.full(completed_rows.size, unknown, np.int64)
+            self.weekly.add_treatments(mondays[completed], treatment_ids, cents, large_cents)
+        self.clinics.add(mondays, clinic_ids, event_type_ids, completed, cents, large_cents)
 
     def progress(self, bytes_read: int) -> Progress:
         return Progress(
@@ -274,14 +304,6 @@ def _malformed(block: Block) -> list[InvalidRow]:
             block.malformed_rows.tolist(), block.malformed_problems, strict=True
         )
     ]
-
-
-def _upper(values: pa.Array, ascii_only: bool) -> pa.Array:
-    return pc.ascii_upper(values) if ascii_only else pc.utf8_upper(values)
-
-
-def _lower(values: pa.Array, ascii_only: bool) -> pa.Array:
-    return pc.ascii_lower(values) if ascii_only else pc.utf8_lower(values)
 
 
 def analyze(

@@ -18,11 +18,13 @@ Not yet measured: whether more than one parse thread pays off on more than 2 cor
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
+
+if TYPE_CHECKING:
+    from processing.records import IntArray
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +43,6 @@ from processing.records import (
     ASCII_WHITESPACE,
     CR,
     MAX_RECORD_BYTES,
-    IntArray,
     RecordGrammar,
     empty_lines,
     record_bounds,
@@ -303,12 +304,7 @@ class BlockReader:
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         )
-        self._parse_options = pacsv.ParseOptions(
-            delimiter=self.dialect.delimiter,
-            newlines_in_values=True,
-            ignore_empty_lines=False,
-            invalid_row_handler=self._on_invalid_row,
-        )
+        self._parser = _Parser(self.dialect.delimiter)
         self._invalid: list[tuple[int, str]] = []
         self._counts: list[tuple[int, int]] = []
 
@@ -354,10 +350,12 @@ class BlockReader:
         self._fill(step + MAX_RECORD_BYTES + 1)
         return self._parse_exact(step)
 
-    def _on_invalid_row(self, row: pacsv.InvalidRow) -> str:
-        self._invalid.append((row.number, row.text))
-        self._counts.append((row.expected_columns, row.actual_columns))
-        return "skip"
+    def _read_csv(self, raw: bytes) -> pa.Table:
+        """Parse a regular block; fills self._invalid and self._counts with the rows pyarrow
+        dropped, numbered from 1 within the block."""
+        table = self._parser.parse(raw, self._column_names, self._convert_options)
+        self._invalid[:], self._counts[:] = self._parser.invalid, self._parser.counts
+        return table
 
     def _check_encoding(self, raw: bytes) -> bool:
         """Whether raw is fine as it is. Switches to Windows-1252 (and says False) when a file
@@ -384,18 +382,7 @@ class BlockReader:
         raw = self._buffer[:cut]
         if not self._check_encoding(raw):
             return None  # transcoded: the exact walk takes the block
-        self._invalid.clear()
-        self._counts.clear()
-        table = pacsv.read_csv(
-            io.BytesIO(raw),
-            # One pyarrow block per raw block: its own chunker then never has to find
-            # record ends (we did), and dropped rows are numbered within this block.
-            read_options=pacsv.ReadOptions(
-                column_names=self._column_names, block_size=len(raw) + 1, use_threads=False
-            ),
-            parse_options=self._parse_options,
-            convert_options=self._convert_options,
-        )
+        table = self._read_csv(raw)
         # pyarrow numbers every record from 1, empty lines included (they come back as rows
         # of empty strings), so a dropped row's number is its record index plus one.
         records = table.num_rows + len(self._invalid)
@@ -480,6 +467,41 @@ class BlockReader:
 
 
 _NO_ROWS: Final = np.zeros(0, np.int64)
+
+
+class _Parser:
+    """pyarrow's parser for one block at a time, with the rows it drops."""
+
+    def __init__(self, delimiter: str) -> None:
+        self.invalid: list[tuple[int, str]] = []
+        self.counts: list[tuple[int, int]] = []
+        self._options = pacsv.ParseOptions(
+            delimiter=delimiter,
+            newlines_in_values=True,
+            ignore_empty_lines=False,
+            invalid_row_handler=self._on_invalid_row,
+        )
+
+    def _on_invalid_row(self, row: pacsv.InvalidRow) -> str:
+        self.invalid.append((row.number, row.text))
+        self.counts.append((row.expected_columns, row.actual_columns))
+        return "skip"
+
+    def parse(self, raw: bytes, column_names: list[str], convert: pacsv.ConvertOptions) -> pa.Table:
+        self.invalid, self.counts = [], []
+        return pacsv.read_csv(
+            # A native buffer, not a Python file object: reading it needs no GIL.
+            pa.BufferReader(pa.py_buffer(raw)),
+            # One pyarrow block per raw block: its own chunker then never has to find
+            # record ends (we did), and dropped rows are numbered within this block.
+            read_options=pacsv.ReadOptions(
+                column_names=column_names, block_size=len(raw) + 1, use_threads=False
+            ),
+            parse_options=self._options,
+            convert_options=convert,
+        )
+
+
 _WHITESPACE: Final = ASCII_WHITESPACE.decode()
 
 

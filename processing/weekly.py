@@ -11,26 +11,29 @@ exact Python path.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from processing.fields import IntArray
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from processing.errors import TooManyValuesError
-from processing.fields import FIRST_DAY, IntArray
+from processing.fields import FIRST_DAY
 from processing.report import CLINIC_SUMS, ClinicWeeks, WeekStats
 from processing.schema import (
     CANCELLED,
     CLINIC_COLUMN,
-    EVENT_TYPE_COLUMN,
     MAX_DISTINCT_VALUES,
     MAX_WEEK_CLINIC_PAIRS,
     MAX_WEEK_VALUE_PAIRS,
     NO_SHOW,
-    TREATMENT_COLUMN,
     appointment_outcome,
     is_appointment,
     is_booking,
@@ -51,28 +54,33 @@ def _sum_by_key(keys: IntArray, values: IntArray) -> tuple[IntArray, IntArray]:
     return sorted_keys[starts], np.add.reduceat(values[order], starts)
 
 
-class _Labels:
+Normalize = Callable[[pa.Array], pa.Array]
+
+
+class Labels:
     """Small integer ids for label strings, stable for one analysis; at most MAX_DISTINCT_VALUES
     of them, far below what the key's label bits could hold."""
 
-    def __init__(self, column: str) -> None:
+    def __init__(self, column: str, normalize: Normalize) -> None:
         self.column = column
+        self._normalize = normalize
         self._ids: dict[str, int] = {}
         self.names: list[str] = []
 
-    def ids(self, labels: pa.Array) -> IntArray:
-        encoded = pc.dictionary_encode(labels)
-        local_ids = np.fromiter(
-            (self._id(name) for name in encoded.dictionary.to_pylist()), dtype=np.int64
-        )
+    def ids(self, values: pa.Array) -> IntArray:
+        """The id of each value as written (untrimmed): a block holds few distinct values, so
+        they are normalised (trimmed, cased) once each, from the block's dictionary."""
+        encoded = pc.dictionary_encode(values)
+        names = self._normalize(encoded.dictionary).to_pylist()
+        local_ids = np.fromiter((self.id_of(name) for name in names), np.int64, len(names))
         label_ids: IntArray = local_ids[encoded.indices.to_numpy()]
         return label_ids
 
-    def keys(self, mondays: IntArray, labels: pa.Array) -> IntArray:
-        keys: IntArray = (mondays.astype(np.int64) << _LABEL_BITS) | self.ids(labels)
-        return keys
+    def find(self, name: str) -> int:
+        """The id of a name seen before, or -1."""
+        return self._ids.get(name, -1)
 
-    def _id(self, name: str) -> int:
+    def id_of(self, name: str) -> int:
         label_id = self._ids.get(name)
         if label_id is None:
             if len(self.names) >= MAX_DISTINCT_VALUES:
@@ -82,12 +90,17 @@ class _Labels:
         return label_id
 
 
+def _keys(mondays: IntArray, label_ids: IntArray) -> IntArray:
+    keys: IntArray = (mondays.astype(np.int64) << _LABEL_BITS) | label_ids
+    return keys
+
+
 class _Table:
     """Integer totals per (week, label), fed in vectorised batches; at most
     MAX_WEEK_VALUE_PAIRS of them (checked as pending batches are merged, so memory stays
     bounded by that plus COMPACT_EVERY blocks of keys)."""
 
-    def __init__(self, labels: _Labels) -> None:
+    def __init__(self, labels: Labels) -> None:
         self._labels = labels
         self._pending_keys: list[IntArray] = []
         self._pending_values: list[IntArray] = []
@@ -125,38 +138,40 @@ class _Table:
 
 
 class WeeklyAccumulator:
-    def __init__(self) -> None:
-        self._event_types = _Labels(EVENT_TYPE_COLUMN)
-        self._treatment_types = _Labels(TREATMENT_COLUMN)
-        self._events = _Table(self._event_types)
-        self._revenue = _Table(self._treatment_types)  # cents per (week, treatment type)
-        self._treatments = _Table(self._treatment_types)  # completed treatments
+    def __init__(self, event_types: Labels, treatment_types: Labels) -> None:
+        self.event_types = event_types
+        self.treatment_types = treatment_types
+        self._events = _Table(event_types)
+        self._revenue = _Table(treatment_types)  # cents per (week, treatment type)
+        self._treatments = _Table(treatment_types)  # completed treatments
         self.revenue_cents = 0
 
-    def add_events(self, mondays: IntArray, event_types: pa.Array) -> IntArray:
-        """Count events per (week, type); `mondays` are day numbers since 1970-01-01.
-        Returns each row's event type id (see `event_type_names`)."""
-        keys = self._event_types.keys(mondays, event_types)
-        self._events.add(keys, np.ones(len(keys), np.int64))
-        label_ids: IntArray = keys & _LABEL_MASK
-        return label_ids
+    def add_events(self, mondays: IntArray, event_type_ids: IntArray) -> None:
+        """Count events per (week, type); `mondays` are day numbers since 1970-01-01."""
+        self._events.add(_keys(mondays, event_type_ids), np.ones(len(mondays), np.int64))
 
     @property
     def event_type_names(self) -> list[str]:
-        return self._event_types.names
+        return self.event_types.names
 
     def add_treatments(
-        self, mondays: IntArray, treatments: pa.Array, cents: IntArray, large_cents: dict[int, int]
+        self,
+        mondays: IntArray,
+        treatment_ids: IntArray,
+        cents: IntArray,
+        large_cents: dict[int, int],
     ) -> None:
-        """Add completed treatments: revenue per (week, treatment type) and their count."""
+        """Add completed treatments: revenue per (week, treatment type) and their count.
+        `large_cents` holds the exact amounts too long for int64 cents, by position."""
         if len(mondays) == 0:
             return
-        keys = self._treatment_types.keys(mondays, treatments)
+        keys = _keys(mondays, treatment_ids)
         self._revenue.add(keys, cents)
         self._treatments.add(keys, np.ones(len(keys), np.int64))
         self.revenue_cents += int(cents.sum())
         for row, amount in large_cents.items():
-            self._revenue.add_one(int(mondays[row]), treatments[row].as_py(), amount)
+            name = self.treatment_types.names[int(treatment_ids[row])]
+            self._revenue.add_one(int(mondays[row]), name, amount)
             self.revenue_cents += amount
 
     def weeks(self) -> tuple[WeekStats, ...]:
@@ -200,8 +215,8 @@ class ClinicAccumulator:
     """Per (week, clinic) sums, kept as sorted numpy arrays (never one Python object per cell)
     and merged every COMPACT_EVERY blocks, like the weekly tables."""
 
-    def __init__(self, event_type_names: list[str]) -> None:
-        self._clinics = _Labels(CLINIC_COLUMN)
+    def __init__(self, event_type_names: list[str], clinics: Labels) -> None:
+        self.clinics = clinics
         self._event_type_names = event_type_names  # grows as the analysis meets new types
         self._flags = np.zeros((0, 4), np.int64)
         self._pending: list[tuple[IntArray, npt.NDArray[np.int64]]] = []
@@ -212,7 +227,7 @@ class ClinicAccumulator:
     def add(
         self,
         mondays: IntArray,
-        clinics: pa.Array,
+        clinic_ids: IntArray,
         event_type_ids: IntArray,
         completed: npt.NDArray[np.bool_],
         cents: IntArray,
@@ -223,12 +238,11 @@ class ClinicAccumulator:
         if len(mondays) == 0:
             return
         weeks = (mondays - FIRST_MONDAY) // 7
-        clinic_ids = self._clinics.ids(clinics)
         flags = self._flags_of(event_type_ids)
         completed_rows = np.flatnonzero(completed)
         first_week = int(weeks.min())
         span = int(weeks.max()) - first_week + 1
-        clinic_count = len(self._clinics.names)
+        clinic_count = len(self.clinics.names)
         if span * clinic_count <= _DENSE_CELLS:
             keys, values = _dense_sums(
                 (weeks - first_week) * clinic_count + clinic_ids,
@@ -293,7 +307,7 @@ class ClinicAccumulator:
             weeks=self._keys >> _CLINIC_BITS,
             clinic_ids=self._keys & ((1 << _CLINIC_BITS) - 1),
             values=values,
-            clinic_names=self._clinics.names,
+            clinic_names=self.clinics.names,
         )
 
 
