@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test fuzz bench lint clean
+.PHONY: run test fuzz bench profile lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required (set PYTHON=...)")'
@@ -24,6 +24,12 @@ fuzz: $(STAMP)  # the engine's fuzz tests, far longer than in make test
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+profile: $(STAMP)  # where the engine's main thread spends its time (bench/README.md)
+	@test -f bench/.data/events-1000000.csv || \
+		$(PY) bench/generate.py --rows 1000000 bench/.data/events-1000000.csv
+	$(PY) -m cProfile -s tottime -m bot report bench/.data/events-1000000.csv --format json \
+		| grep -A 40 "Ordered by"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check processing bot tests bench
