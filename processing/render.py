@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import asdict
 from datetime import date
 from typing import Any, TextIO
 
@@ -115,13 +116,7 @@ def _headline(headline: Headline, movers: ClinicMovers) -> dict[str, Any]:
 
 
 def _outcomes(outcomes: AppointmentOutcomes) -> dict[str, int]:
-    return {
-        "scheduled": outcomes.scheduled,
-        "completed": outcomes.completed,
-        "cancelled": outcomes.cancelled,
-        "no_show": outcomes.no_show,
-        "rescheduled": outcomes.rescheduled,
-    }
+    return asdict(outcomes)  # field order: scheduled, completed, cancelled, no_show, rescheduled
 
 
 def _totals(totals: PeriodTotals) -> dict[str, Any]:

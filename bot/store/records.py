@@ -10,7 +10,7 @@ counts and amounts only.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, Self
@@ -75,7 +75,7 @@ class JobRecord:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "source": _source_json(self.source),
+            "source": asdict(self.source),
             "reply": {
                 "kind": self.reply.kind,
                 "channel": self.reply.channel,
@@ -87,7 +87,7 @@ class JobRecord:
             "attempt": self.attempt,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
-            "progress": None if self.progress is None else _progress_json(self.progress),
+            "progress": None if self.progress is None else asdict(self.progress),
             "error": self.error,
             "worker": self.worker,
             "idempotency_key": self.idempotency_key,
@@ -112,30 +112,8 @@ class JobRecord:
         )
 
 
-def _source_json(source: SourceInfo) -> dict[str, Any]:
-    return {
-        "kind": source.kind,
-        "name": source.name,
-        "label": source.label,
-        "size_bytes": source.size_bytes,
-        "requested_by": source.requested_by,
-        "via_command": source.via_command,
-        "locator": dict(source.locator),
-    }
-
-
 def _source_of(data: dict[str, Any]) -> SourceInfo:
     return SourceInfo(**{**data, "locator": dict(data.get("locator") or {})})
-
-
-def _progress_json(progress: Progress) -> dict[str, Any]:
-    return {
-        "rows_total": progress.rows_total,
-        "rows_valid": progress.rows_valid,
-        "revenue_cents": progress.revenue_cents,
-        "bytes_read": progress.bytes_read,
-        "invalid_by_reason": dict(progress.invalid_by_reason),
-    }
 
 
 ClaimOutcome = Literal["claimed", "finished", "busy", "exhausted", "missing"]

@@ -52,7 +52,7 @@ from bot.web.jobs_api import (
     index,
     list_jobs,
 )
-from bot.web.ops import health, metrics
+from bot.web.ops import STORE_CHECK, StoreCheck, health, metrics
 from bot.web.uploads import PENDING, create_upload, send_upload, upload
 
 __all__ = ["STATIC_DIR", "RateLimiter", "WebContext", "build_web_app", "start"]
@@ -159,6 +159,7 @@ def build_web_app(context: WebContext, *, ops_only: bool = False) -> web.Applica
     app[JOB_LIMITER] = RateLimiter(context.settings.job_api_per_minute)
     app[IN_FLIGHT] = InFlight()
     app[PENDING] = {}
+    app[STORE_CHECK] = StoreCheck()
     tasks: set[asyncio.Task[Any]] = set()
     app[TASKS] = tasks
     app.on_response_prepare.append(_security_headers)

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from bot.metrics import CONTENT_TYPE
+from bot.store import JobStore
 from bot.web.context import CONTEXT
 
 SLACK_DOWN_LIMIT_S = 60.0
+STORE_CHECK_EVERY_S = 5.0  # a probe every second must not write every second
+
+
+class StoreCheck:
+    """Whether the job store took a write lately: checked at most every STORE_CHECK_EVERY_S,
+    so /health answers from memory and never waits on the store's thread."""
+
+    def __init__(self) -> None:
+        self._checked_at = float("-inf")
+        self._writable = True
+
+    async def writable(self, store: JobStore) -> bool:
+        if time.monotonic() - self._checked_at >= STORE_CHECK_EVERY_S:
+            self._checked_at = time.monotonic()
+            self._writable = await store.writable()
+        return self._writable
+
+
+STORE_CHECK = web.AppKey("store_check", StoreCheck)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -16,7 +38,8 @@ async def health(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     state = await context.slack_state()
     down_too_long = state == "disconnected" and context.slack_down_for_s() > SLACK_DOWN_LIMIT_S
-    store = "ok" if await context.jobs.store.writable() else "unwritable"
+    writable = await request.app[STORE_CHECK].writable(context.jobs.store)
+    store = "ok" if writable else "unwritable"
     degraded = down_too_long or store != "ok"
     return web.json_response(
         {"status": "degraded" if degraded else "ok", "slack": state, "store": store},

@@ -342,3 +342,26 @@ async def test_clinic_and_invalid_rows_csv_downloads(web: Web, sample_bytes: byt
     await web.finished(clean)
     nothing = await web.get_json(f"/api/jobs/{clean}/invalid-rows.csv")
     assert nothing.status == 404 and "nothing to list" in nothing.body["error"]
+
+
+async def test_health_is_503_when_the_job_store_takes_no_writes(web: Web) -> None:
+    """A store that refuses writes (a full disk, a read-only volume) makes /health degraded,
+    and the check is not repeated for every probe."""
+    store = web.jobs.store
+    writes = 0
+
+    async def refusing() -> bool:
+        nonlocal writes
+        writes += 1
+        return False
+
+    store.writable = refusing  # type: ignore[method-assign]
+    assert web.service is not None
+    from bot.web.ops import STORE_CHECK
+
+    app_check = web.service.web_runner.app[STORE_CHECK]
+    app_check._checked_at = float("-inf")  # forget the check made at start
+    answers = [await web.get_json("/health") for _ in range(3)]
+    assert [answer.status for answer in answers] == [503, 503, 503]
+    assert answers[0].body == {"status": "degraded", "slack": "disabled", "store": "unwritable"}
+    assert writes == 1
