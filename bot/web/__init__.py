@@ -53,7 +53,8 @@ from bot.web.jobs_api import (
     list_jobs,
 )
 from bot.web.ops import STORE_CHECK, StoreCheck, health, metrics
-from bot.web.uploads import PENDING, create_upload, send_upload, upload
+from bot.web.reservations import PENDING, create_upload, send_upload
+from bot.web.uploads import upload
 
 __all__ = ["STATIC_DIR", "RateLimiter", "WebContext", "build_web_app", "start"]
 
