@@ -55,7 +55,7 @@ DEFAULT_BLOCK_SIZE: Final = 1 << 20  # 1 MiB: larger blocks are not faster, only
 READ_SIZE: Final = 1 << 20
 MAX_HEADER_BYTES: Final = 1 << 20
 # How far the exact walk goes before the regular path tries again (doubling while it fails).
-EXACT_STEP_BYTES: Final = 64 * 1024
+EXACT_STEP_BYTES: Final = 4 * 1024
 # "The first block" that decides between UTF-8 and Windows-1252, whatever the block size.
 ENCODING_SNIFF_BYTES: Final = 1 << 20
 

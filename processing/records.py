@@ -26,6 +26,7 @@ made LF (see dialect.py):
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -262,59 +263,34 @@ class RecordGrammar:
         Linear whatever the quoting: a newline outside quotes always ends a record, so a
         record continues onto a line only inside a quoted field, and from there on its course
         does not depend on where it started. Each line is lexed once from a field start and
-        once from inside quotes; a record is then a lookup (where the next line that closes
-        the quote is, and how many delimiters lie between). Without that, a file whose every
-        line holds a stray quote re-scanned up to 1 MiB per line.
+        at most once from inside quotes; a record is then a lookup (where the next line that
+        closes the quote is, and how many delimiters lie between). Without that, a file whose
+        every line holds a stray quote re-scanned up to 1 MiB per line. Lines are lexed only
+        as far as the records before `limit` reach: the buffer beyond (up to 1 MiB held for
+        a long record) costs nothing when no record goes there.
         """
         found = ExactRecords(values=[[] for _ in self.wanted])
+        lines = _Lines(self, buf)
         size = len(buf)
-        starts: list[int] = []
-        ends: list[int] = []
-        at = 0
-        while at < size:
-            end = buf.find(b"\n", at)
-            end = size if end < 0 else end
-            starts.append(at)
-            ends.append(end)
-            at = end + 1
-        count = len(starts)
-        start_open = [False] * count
-        start_delimiters = [0] * count
-        quoted_open = [True] * count
-        quoted_delimiters = [0] * count
-        for index in range(count):
-            text = buf[starts[index] : ends[index]]
-            if b'"' in text:
-                start_open[index], start_delimiters[index] = self._transfer(text, False)
-                quoted_open[index], quoted_delimiters[index] = self._transfer(text, True)
-            else:
-                start_delimiters[index] = text.count(self.delimiter)
-        # next_close[j]: the first line k >= j that closes a quote it was entered in.
-        next_close: list[int | None] = [None] * (count + 1)
-        for index in range(count - 1, -1, -1):
-            next_close[index] = next_close[index + 1] if quoted_open[index] else index
-        delimiters_before = [0] * (count + 1)
-        for index in range(count):
-            delimiters_before[index + 1] = delimiters_before[index] + quoted_delimiters[index]
-
         record = first_record
         line = 0
-        while line < count and starts[line] < limit:
-            start, end = starts[line], ends[line]
+        while lines.exists(line) and lines.starts[line] < limit:
+            start, end = lines.starts[line], lines.ends[line]
+            opens, delimiters = lines.from_field_start(line)
             last, problem = line, ""
-            fields = start_delimiters[line] + 1
+            fields = delimiters + 1
             if end == size and not at_eof:
                 problem = TOO_LONG  # runs past what the caller holds: longer than 1 MiB
-            elif start_open[line]:
-                closing = next_close[line + 1]
+            elif opens:
+                closing = lines.next_close(line + 1)
                 if closing is None:
                     problem = UNCLOSED_QUOTE if at_eof else LONG_QUOTE
-                elif ends[closing] == size and not at_eof:
+                elif lines.ends[closing] == size and not at_eof:
                     problem = LONG_QUOTE
                 else:
                     last = closing
-                    fields += delimiters_before[closing + 1] - delimiters_before[line + 1]
-            record_end = ends[last]
+                    fields += lines.quoted_delimiters(line + 1, closing + 1)
+            record_end = lines.ends[last]
             if not problem and record_end - start > MAX_RECORD_BYTES:
                 problem = LONG_QUOTE if last > line else TOO_LONG
             if not problem and last > line and fields != self.field_count:
@@ -337,7 +313,7 @@ class RecordGrammar:
                     found.problems.append(wrong_count(self.field_count, fields))
                 line += 1  # else blank: a row of the file, not of data
             record += 1
-        found.cut = starts[line] if line < count else size
+        found.cut = lines.starts[line] if lines.exists(line) else size
         found.records = record - first_record
         return found
 
@@ -348,6 +324,70 @@ class RecordGrammar:
         parsed = self._record(buf, start, min(end + 1, len(buf)), at_eof=at_eof or end == len(buf))
         assert parsed is not None and len(parsed[0]) >= self.field_count
         return parsed[0]
+
+
+class _Lines:
+    """The physical lines of a buffer, split and lexed on first use, each at most once per
+    way of entering it."""
+
+    def __init__(self, grammar: RecordGrammar, buf: bytes) -> None:
+        self._grammar = grammar
+        self._buf = buf
+        self.starts: list[int] = []
+        self.ends: list[int] = []  # index of the LF, or len(buf) for a last line without one
+        self._next_start = 0
+        # Lexed from inside quotes, in order from the first line asked about: a running sum
+        # of delimiters and the lines that close the quote they were entered in.
+        self._quoted_first = -1
+        self._quoted_sums: list[int] = [0]
+        self._closing: list[int] = []
+
+    def exists(self, line: int) -> bool:
+        buf = self._buf
+        while len(self.starts) <= line and self._next_start < len(buf):
+            end = buf.find(b"\n", self._next_start)
+            end = len(buf) if end < 0 else end
+            self.starts.append(self._next_start)
+            self.ends.append(end)
+            self._next_start = end + 1
+        return line < len(self.starts)
+
+    def _text(self, line: int) -> bytes:
+        return self._buf[self.starts[line] : self.ends[line]]
+
+    def from_field_start(self, line: int) -> tuple[bool, int]:
+        """(whether the line ends inside a quoted field, delimiters outside quotes in it)."""
+        text = self._text(line)
+        if b'"' in text:
+            return self._grammar._transfer(text, False)
+        return False, text.count(self._grammar.delimiter)
+
+    def _lex_quoted(self) -> bool:
+        """Lex the next line from inside quotes; False past the last line."""
+        line = self._quoted_first + len(self._quoted_sums) - 1
+        if not self.exists(line):
+            return False
+        text = self._text(line)
+        still_open, delimiters = self._grammar._transfer(text, True) if b'"' in text else (True, 0)
+        self._quoted_sums.append(self._quoted_sums[-1] + delimiters)
+        if not still_open:
+            self._closing.append(line)
+        return True
+
+    def next_close(self, line: int) -> int | None:
+        """The first line at or after `line` that closes a quote it was entered in."""
+        if self._quoted_first < 0:
+            self._quoted_first = line
+        assert line >= self._quoted_first  # records are asked about in order
+        while (at := bisect.bisect_left(self._closing, line)) == len(self._closing):
+            if not self._lex_quoted():
+                return None
+        return self._closing[at]
+
+    def quoted_delimiters(self, first: int, stop: int) -> int:
+        """Delimiters in lines first..stop-1 lexed from inside quotes (next_close saw them)."""
+        offset = self._quoted_first
+        return self._quoted_sums[stop - offset] - self._quoted_sums[first - offset]
 
 
 _FIELD_START, _PLAIN, _QUOTED, _QUOTE_IN_QUOTED = range(4)
