@@ -48,14 +48,27 @@ class _Prefetcher(Generic[T]):
             return
         self._put(_Done())
 
-    def __iter__(self) -> Iterator[T]:
-        while True:
+    def batches(self, most: int) -> Iterator[list[T]]:
+        """Up to `most` items at a time: the next one, waited for, and those already here."""
+        ended: _Done | _Failed | None = None
+        while ended is None:
+            batch: list[T] = []
             item = self._queue.get()
-            if isinstance(item, _Done):
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
+            while True:
+                if isinstance(item, _Done | _Failed):
+                    ended = item
+                    break
+                batch.append(item)
+                if len(batch) >= most:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                yield batch
+        if isinstance(ended, _Failed):
+            raise ended.error
 
     def close(self) -> None:
         self._stop.set()
@@ -63,14 +76,17 @@ class _Prefetcher(Generic[T]):
 
 
 @contextmanager
-def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[Iterator[T]]:
-    """Iterate `items` in a worker thread, at most `depth` items ahead of the consumer.
+def prefetched(items: Iterable[T], *, depth: int, most: int) -> Iterator[Iterator[list[T]]]:
+    """Produce `items` in a worker thread, at most `depth` items ahead of the consumer, who
+    gets them in lists of up to `most`: the next item, waited for, and those produced
+    meanwhile. A consumer slower than its producer takes bigger bites; one that keeps up
+    takes each item as soon as it exists.
 
     Exceptions raised while producing come out of the consumer's loop. Leaving the block
     early stops the worker after its current item.
     """
     prefetcher = _Prefetcher(items, depth)
     try:
-        yield iter(prefetcher)
+        yield prefetcher.batches(most)
     finally:
         prefetcher.close()

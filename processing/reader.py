@@ -19,7 +19,7 @@ Not yet measured: whether more than one parse thread pays off on more than 2 cor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final
 
@@ -119,6 +119,22 @@ class Block:
     @property
     def malformed(self) -> int:
         return len(self.malformed_rows)
+
+
+def merge(blocks: Sequence[Block]) -> Block:
+    """Consecutive blocks as one, each column in one piece."""
+    if len(blocks) == 1:
+        return blocks[0]
+    return Block(
+        table=pa.concat_tables([block.table for block in blocks]),
+        rows=np.concatenate([block.rows for block in blocks]),
+        malformed_rows=np.concatenate([block.malformed_rows for block in blocks]),
+        malformed_problems=tuple(
+            problem for block in blocks for problem in block.malformed_problems
+        ),
+        ascii_only=all(block.ascii_only for block in blocks),
+        end_offset=blocks[-1].end_offset,
+    )
 
 
 def _sniff_binary(head: bytes) -> None:

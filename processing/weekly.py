@@ -1,9 +1,9 @@
 """WeeklyAccumulator: merges per-block partial aggregates into per-week totals.
 
 Goal: no per-row and few per-group Python steps. Each block is reduced by numpy to sums
-per (week, label) under one int64 key (`monday << 24 | label id`); those partials queue
-up and are merged, vectorised, every COMPACT_EVERY blocks into Python ints, which cannot
-overflow. Money stays in integer cents throughout, never floats. Per-block sums stay far
+per (week, label) under one int64 key (`monday << 24 | label id`), counted over the block's
+small grid of weeks and labels without a sort; those partials queue up and are merged,
+vectorised, every COMPACT_EVERY blocks into Python ints, which cannot overflow. Money stays in integer cents throughout, never floats. Per-block sums stay far
 below 2**63 because fields.to_cents sends amounts of more than 10 integer digits to the
 exact Python path.
 """
@@ -45,6 +45,9 @@ _EPOCH = date(1970, 1, 1)
 _LABEL_BITS = 24
 _LABEL_MASK = (1 << _LABEL_BITS) - 1
 COMPACT_EVERY = 32
+_DENSE_CELLS: Final = (
+    1 << 16
+)  # a block's grid of weeks by labels or clinics up to this size is counted densely
 
 
 def _sum_by_key(keys: IntArray, values: IntArray) -> tuple[IntArray, IntArray]:
@@ -95,6 +98,31 @@ def _keys(mondays: IntArray, label_ids: IntArray) -> IntArray:
     return keys
 
 
+def _sums_per_week_and_label(
+    mondays: IntArray, label_ids: IntArray, values: IntArray | None
+) -> tuple[IntArray, IntArray]:
+    """One block's sums per (week, label) key, or counts when `values` is None. A block
+    spans few weeks and labels: counted over that grid in O(rows); sorted when the grid
+    would be large (a block spread over centuries)."""
+    first_monday = int(mondays.min())
+    weeks = (mondays - first_monday) // 7
+    width = int(label_ids.max()) + 1
+    size = (int(weeks.max()) + 1) * width
+    if size > _DENSE_CELLS:
+        ones = np.ones(len(mondays), np.int64)
+        return _sum_by_key(_keys(mondays, label_ids), ones if values is None else values)
+    cells = weeks * width + label_ids
+    counts = np.bincount(cells, minlength=size)
+    present = np.flatnonzero(counts)
+    if values is None:
+        sums = counts[present]
+    else:
+        totals = np.zeros(size, np.int64)
+        np.add.at(totals, cells, values)  # integers: bincount's weights would be floats
+        sums = totals[present]
+    return _keys(present // width * 7 + first_monday, present % width), sums
+
+
 class _Table:
     """Integer totals per (week, label), fed in vectorised batches; at most
     MAX_WEEK_VALUE_PAIRS of them (checked as pending batches are merged, so memory stays
@@ -106,10 +134,12 @@ class _Table:
         self._pending_values: list[IntArray] = []
         self.totals: Counter[tuple[int, str]] = Counter()
 
-    def add(self, keys: IntArray, values: IntArray) -> None:
-        if len(keys):
+    def add(self, mondays: IntArray, label_ids: IntArray, values: IntArray | None = None) -> None:
+        """Add one block's rows: their `values`, or a count of them when None."""
+        if len(mondays):
+            keys, sums = _sums_per_week_and_label(mondays, label_ids, values)
             self._pending_keys.append(keys)
-            self._pending_values.append(values)
+            self._pending_values.append(sums)
             if len(self._pending_keys) >= COMPACT_EVERY:
                 self.compact()
 
@@ -148,7 +178,7 @@ class WeeklyAccumulator:
 
     def add_events(self, mondays: IntArray, event_type_ids: IntArray) -> None:
         """Count events per (week, type); `mondays` are day numbers since 1970-01-01."""
-        self._events.add(_keys(mondays, event_type_ids), np.ones(len(mondays), np.int64))
+        self._events.add(mondays, event_type_ids)
 
     @property
     def event_type_names(self) -> list[str]:
@@ -165,9 +195,8 @@ class WeeklyAccumulator:
         `large_cents` holds the exact amounts too long for int64 cents, by position."""
         if len(mondays) == 0:
             return
-        keys = _keys(mondays, treatment_ids)
-        self._revenue.add(keys, cents)
-        self._treatments.add(keys, np.ones(len(keys), np.int64))
+        self._revenue.add(mondays, treatment_ids, cents)
+        self._treatments.add(mondays, treatment_ids)
         self.revenue_cents += int(cents.sum())
         for row, amount in large_cents.items():
             name = self.treatment_types.names[int(treatment_ids[row])]
@@ -208,7 +237,6 @@ class WeeklyAccumulator:
 CLINIC_METRICS: Final = (*CLINIC_SUMS, "events")
 _CLINIC_BITS: Final = 14  # ids below 16,384 > MAX_DISTINCT_VALUES
 _FLAG_COLUMNS: Final = slice(2, 6)  # appointments, bookings, cancelled, no_show
-_DENSE_CELLS: Final = 1 << 16  # a block's (week, clinic) grid up to this size is counted densely
 
 
 class ClinicAccumulator:

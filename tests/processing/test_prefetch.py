@@ -1,0 +1,59 @@
+"""The prefetch thread: order kept, bites bounded, errors handed over, early exit clean."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from processing.prefetch import prefetched
+
+
+def test_items_come_in_order_in_lists_of_at_most_most() -> None:
+    """Every item once, in order, in lists no longer than asked."""
+    with prefetched(range(1000), depth=8, most=4) as batches:
+        got = list(batches)
+    assert [item for batch in got for item in batch] == list(range(1000))
+    assert all(1 <= len(batch) <= 4 for batch in got)
+
+
+def test_a_slow_consumer_takes_what_was_produced_meanwhile() -> None:
+    """Items produced while the consumer was busy come together, up to `most`."""
+    all_queued, release = threading.Event(), threading.Event()
+
+    def items() -> Iterator[int]:
+        yield from range(6)
+        all_queued.set()  # the producer asks for the next item once it queued the last
+        release.wait(5)
+
+    with prefetched(items(), depth=8, most=4) as batches:
+        assert all_queued.wait(5)
+        first, second = next(batches), next(batches)
+        release.set()
+        assert list(batches) == []
+    assert (first, second) == ([0, 1, 2, 3], [4, 5])
+
+
+def test_an_error_while_producing_comes_out_after_the_items_before_it() -> None:
+    """The consumer sees the items produced, then the producer's exception."""
+
+    def items() -> Iterator[int]:
+        yield from range(5)
+        raise ValueError("bad block")
+
+    seen: list[int] = []
+    with (
+        pytest.raises(ValueError, match="bad block"),
+        prefetched(items(), depth=2, most=3) as batches,
+    ):
+        for batch in batches:
+            seen += batch
+    assert seen == list(range(5))
+
+
+def test_leaving_early_stops_the_producer() -> None:
+    """Breaking out of the loop ends the worker thread instead of leaving it blocked."""
+    with prefetched(iter(range(10**9)), depth=2, most=2) as batches:
+        next(batches)
+    assert not [t for t in threading.enumerate() if t.name == "csv-prefetch"]
