@@ -13,9 +13,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from processing import fields, insights
+from processing import fields, insights, kernels
 from processing.errors import AnalysisCancelled, NoRowsError
 from processing.fields import FIRST_DAY, LAST_DAY
 from processing.prefetch import prefetched
@@ -117,16 +116,16 @@ class _Checks:
 
 
 def _trimmed(values: pa.Array) -> pa.Array:
-    return pc.utf8_trim(values, characters=WHITESPACE)
+    return kernels.utf8_trim(values, WHITESPACE)
 
 
 def _event_type_names(values: pa.Array) -> pa.Array:
-    return pc.utf8_upper(_trimmed(values))
+    return kernels.utf8_upper(_trimmed(values))
 
 
 def _treatment_names(values: pa.Array) -> pa.Array:
-    names = pc.utf8_lower(_trimmed(values))
-    return pc.if_else(pc.equal(names, _EMPTY), _UNKNOWN, names)
+    names = kernels.utf8_lower(_trimmed(values))
+    return kernels.if_else(kernels.equal(names, _EMPTY), _UNKNOWN, names)
 
 
 class _Analysis:
@@ -187,7 +186,7 @@ class _Analysis:
         ]
         bad_timestamps = np.flatnonzero(checks.bad_timestamp)
         if bad_timestamps.size:
-            values = checks.timestamps.take(pa.array(bad_timestamps)).to_pylist()
+            values = kernels.take(checks.timestamps, pa.array(bad_timestamps)).to_pylist()
             found += [
                 InvalidRow(
                     int(block.rows[i]),
@@ -232,9 +231,9 @@ class _Analysis:
             bad_revenue = ~missing & ts_valid & revenue_present & ~well_formed
             counted = np.flatnonzero(~missing & ts_valid & revenue_present & well_formed)
             if counted.size:
-                counted_amounts = amounts.take(pa.array(counted))
+                counted_amounts = kernels.take(amounts, pa.array(counted))
                 if self.decimal_comma:
-                    counted_amounts = pc.replace_substring(counted_amounts, ",", ".")
+                    counted_amounts = kernels.replace_substring(counted_amounts, ",", ".")
                 counted_cents, large = fields.to_cents(counted_amounts)
                 cents[counted] = counted_cents
                 large_cents = {int(counted[position]): value for position, value in large.items()}
@@ -258,7 +257,7 @@ class _Analysis:
 
         def only_valid(name: str) -> pa.Array:
             values = table.column(name).combine_chunks()
-            return values if valid_mask is None else values.filter(valid_mask)
+            return values if valid_mask is None else kernels.keep(values, valid_mask)
 
         days = checks.days if all_valid else checks.days[valid]
         self.first_day = min(self.first_day, int(days.min()))
@@ -285,7 +284,9 @@ class _Analysis:
         if completed_rows.size:
             if TREATMENT_COLUMN in table.column_names:
                 treatments = table.column(TREATMENT_COLUMN).combine_chunks()
-                treatment_ids = self.treatment_types.ids(treatments.take(pa.array(completed_rows)))
+                treatment_ids = self.treatment_types.ids(
+                    kernels.take(treatments, pa.array(completed_rows))
+                )
             else:
                 unknown = self.treatment_types.id_of(UNKNOWN_TREATMENT)
                 treatment_ids = np.full(completed_rows.size, unknown, np.int64)

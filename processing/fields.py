@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from processing import kernels
 from processing.schema import ASCII_WHITESPACE, WHITESPACE
 
 if TYPE_CHECKING:  # numpy.typing costs 30 ms of start-up, for annotations only
@@ -62,7 +62,7 @@ def trim(values: pa.Array, ascii_only: bool) -> pa.Array:
     and last byte of each value is far cheaper than copying the column to trim it.
     """
     if not ascii_only:
-        return pc.utf8_trim(values, characters=WHITESPACE)
+        return kernels.utf8_trim(values, WHITESPACE)
     offsets, data = _string_buffers(values)
     lengths = np.diff(offsets)
     ends = offsets[1:][lengths > 0]
@@ -71,7 +71,7 @@ def trim(values: pa.Array, ascii_only: bool) -> pa.Array:
     firsts = offsets[:-1][lengths > 0]
     if not (_ASCII_SPACE_TABLE[data[firsts]].any() or _ASCII_SPACE_TABLE[data[ends - 1]].any()):
         return values
-    return pc.ascii_trim(values, characters=ASCII_WHITESPACE)
+    return kernels.ascii_trim(values, ASCII_WHITESPACE)
 
 
 def is_empty(values: pa.Array) -> BoolArray:
@@ -144,7 +144,7 @@ _PLUS, _MINUS, _COLON = ord("+"), ord("-"), ord(":")
 
 def _fixed_width(values: pa.Array, start: int, stop: int | None = None) -> npt.NDArray[np.uint8]:
     """Bytes [start:stop) of each value as an (n, width) matrix; values must be long enough."""
-    sliced = pc.binary_slice(values, start, stop)
+    sliced = kernels.binary_slice(values, start, stop)
     count = len(sliced)
     if count == 0:
         return np.zeros((0, 0), np.uint8)
@@ -165,18 +165,18 @@ def local_days(timestamps: pa.Array, zone: ZoneOffsets | None) -> tuple[BoolArra
     A timestamp without an offset is wall time in the report timezone, so its day is the
     date as written; only timestamps with an offset need their time of day.
     """
-    matches = pc.match_substring_regex(timestamps, TIMESTAMP_PATTERN)
+    matches = kernels.matches_regex(timestamps, TIMESTAMP_PATTERN)
     valid = numpy_bool(matches)
     days = np.zeros(len(timestamps), np.int64)
     rows = np.flatnonzero(valid)
     if rows.size == 0:
         return valid, days
-    matched = timestamps.cast(pa.binary())
+    matched = kernels.cast(timestamps, pa.binary())
     if rows.size < len(timestamps):
-        matched = matched.filter(matches)
+        matched = kernels.keep(matched, matches)
 
     # Exports hold few distinct dates: decode each distinct one once.
-    encoded = pc.dictionary_encode(pc.binary_slice(matched, 0, 10))
+    encoded = kernels.dictionary_encode(kernels.binary_slice(matched, 0, 10))
     distinct = _fixed_width(encoded.dictionary, 0, 10)
     year = _two_digits(distinct, 0) * 100 + _two_digits(distinct, 2)
     month = _two_digits(distinct, 5)
@@ -190,7 +190,7 @@ def local_days(timestamps: pa.Array, zone: ZoneOffsets | None) -> tuple[BoolArra
     date_ok = distinct_ok[codes]
     result = days_from_civil(year, month, day)[codes]
 
-    has_time = pc.binary_length(matched).to_numpy() > 10
+    has_time = kernels.binary_length(matched).to_numpy() > 10
     tail = _fixed_width(matched, -6)  # offsets live in the last 6 bytes
     colon_offset = has_time & ((tail[:, 0] == _PLUS) | (tail[:, 0] == _MINUS))
     compact_offset = has_time & ((tail[:, 1] == _PLUS) | (tail[:, 1] == _MINUS))
@@ -201,12 +201,14 @@ def local_days(timestamps: pa.Array, zone: ZoneOffsets | None) -> tuple[BoolArra
     picked = np.flatnonzero(shift & date_ok)
     if picked.size:
         # Every picked value has a time and an offset, so it is at least 17 bytes long.
-        picked_values = matched.filter(pa.array(shift & date_ok))
+        picked_values = kernels.keep(matched, pa.array(shift & date_ok))
         clock = _fixed_width(picked_values, 11, 17)  # "HH:MM" + ':' when seconds follow
         seconds_of_day = _two_digits(clock, 0) * 3600 + _two_digits(clock, 3) * 60
         with_seconds = np.flatnonzero(clock[:, 5] == _COLON)
         if with_seconds.size:
-            seconds = _fixed_width(picked_values.filter(pa.array(clock[:, 5] == _COLON)), 17, 19)
+            seconds = _fixed_width(
+                kernels.keep(picked_values, pa.array(clock[:, 5] == _COLON)), 17, 19
+            )
             seconds_of_day[with_seconds] += _two_digits(seconds, 0)
         offset_tail = tail[picked]
         colon = colon_offset[picked]
@@ -262,7 +264,7 @@ def revenue_problem(decimal_comma: bool) -> str:
 
 def revenue_valid(amounts: pa.Array, *, decimal_comma: bool = False) -> BoolArray:
     pattern = REVENUE_PATTERN_DECIMAL_COMMA if decimal_comma else REVENUE_PATTERN
-    return numpy_bool(pc.match_substring_regex(amounts, pattern))
+    return numpy_bool(kernels.matches_regex(amounts, pattern))
 
 
 def cents_of(amount: str) -> int:
@@ -281,17 +283,19 @@ def to_cents(amounts: pa.Array) -> tuple[IntArray, dict[int, int]]:
     if len(amounts) == 0:
         return cents, large
     present = ~is_empty(amounts)
-    dot = pc.find_substring(amounts, ".").to_numpy(zero_copy_only=False)
-    length = pc.binary_length(amounts).to_numpy(zero_copy_only=False).astype(np.int64)
+    dot = kernels.find_substring(amounts, ".").to_numpy(zero_copy_only=False)
+    length = kernels.binary_length(amounts).to_numpy(zero_copy_only=False).astype(np.int64)
     integer_digits = np.where(dot >= 0, dot, length)
     fraction_digits = np.where(dot >= 0, length - dot - 1, 0)
     fast = present & (integer_digits <= _MAX_FAST_INTEGER_DIGITS) & (fraction_digits <= 9)
     fast_rows = np.flatnonzero(fast)
     if fast_rows.size:
-        fast_values = amounts if fast_rows.size == len(amounts) else amounts.filter(pa.array(fast))
-        decimals = pc.cast(fast_values, _FAST_DECIMAL)
-        rounded = pc.round(decimals, ndigits=2, round_mode="half_to_even")
-        in_cents = pc.cast(rounded, _CENTS_DECIMAL)
+        fast_values = (
+            amounts if fast_rows.size == len(amounts) else kernels.keep(amounts, pa.array(fast))
+        )
+        decimals = kernels.cast(fast_values, _FAST_DECIMAL)
+        rounded = kernels.round_half_even(decimals, 2)
+        in_cents = kernels.cast(rounded, _CENTS_DECIMAL)
         # A decimal128 is stored as its unscaled integer, little-endian in 16 bytes: at
         # scale 2 that integer is the amount in cents, and below 2**63 its low word is it.
         words = np.frombuffer(in_cents.buffers()[1], dtype=np.int64)

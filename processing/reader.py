@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from processing import dialect as dialects
+from processing import kernels
 from processing.dialect import Dialect, Encoding, LineEnd
 from processing.errors import (
     EncodingError,
@@ -454,7 +455,7 @@ class BlockReader:
             return table, good
         keep = np.ones(table.num_rows, np.bool_)
         keep[candidates[blank]] = False
-        return table.filter(pa.array(keep)), good[keep]
+        return kernels.keep(table, pa.array(keep)), good[keep]
 
     def _parse_exact(self, limit: int) -> Block:
         walk = self._grammar.walk(self._buffer, limit, self._eof)

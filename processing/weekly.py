@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from processing import kernels
 from processing.errors import TooManyValuesError
 from processing.fields import FIRST_DAY
 from processing.report import CLINIC_SUMS, ClinicWeeks, WeekStats
@@ -73,7 +73,7 @@ class Labels:
     def ids(self, values: pa.Array) -> IntArray:
         """The id of each value as written (untrimmed): a block holds few distinct values, so
         they are normalised (trimmed, cased) once each, from the block's dictionary."""
-        encoded = pc.dictionary_encode(values)
+        encoded = kernels.dictionary_encode(values)
         names = self._normalize(encoded.dictionary).to_pylist()
         local_ids = np.fromiter((self.id_of(name) for name in names), np.int64, len(names))
         label_ids: IntArray = local_ids[encoded.indices.to_numpy()]

@@ -21,3 +21,20 @@ def test_processing_imports_nothing_user_facing() -> None:
     ]
     assert "processing.engine" in loaded
     assert forbidden == []
+
+
+def test_a_report_loads_no_more_than_it_needs() -> None:
+    """The CLI's report on a small file loads no Slack, web, cloud, chart or pyarrow.compute
+    module: each costs start-up (pyarrow.compute alone builds ~300 wrappers, 45 ms)."""
+    code = (
+        "import json, sys, io, contextlib\n"
+        "from bot.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['report', 'samples/events-sample.csv', '--format', 'json'])\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], cwd=ROOT))
+    heavy = {"slack_sdk", "slack_bolt", "aiohttp", "boto3", "botocore", "matplotlib", "structlog"}
+    assert [name for name in loaded if name.split(".")[0] in heavy] == []
+    assert "pyarrow.compute" not in loaded
+    assert "processing.engine" in loaded

@@ -1,0 +1,92 @@
+"""The pyarrow compute kernels the engine uses, called by name.
+
+`import pyarrow.compute` builds a Python wrapper with a docstring for each of its ~300
+kernels: 45 ms, more than everything else a small file costs the CLI beyond importing
+pyarrow.csv. `call_function` reaches the same kernels without that (it is what the wrappers
+call). Array methods such as `.filter()` and `.cast()` import pyarrow.compute on first use,
+so they are here too. Every kernel releases the GIL while it runs.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import pyarrow as pa
+from pyarrow._compute import (
+    CastOptions,
+    MatchSubstringOptions,
+    ReplaceSubstringOptions,
+    RoundOptions,
+    SliceOptions,
+    TrimOptions,
+    call_function,
+)
+
+Rows = TypeVar("Rows", pa.Array, pa.Table)
+
+
+def utf8_trim(values: pa.Array, characters: str) -> pa.Array:
+    return call_function("utf8_trim", [values], TrimOptions(characters))
+
+
+def ascii_trim(values: pa.Array, characters: str) -> pa.Array:
+    return call_function("ascii_trim", [values], TrimOptions(characters))
+
+
+def utf8_upper(values: pa.Array) -> pa.Array:
+    return call_function("utf8_upper", [values])
+
+
+def utf8_lower(values: pa.Array) -> pa.Array:
+    return call_function("utf8_lower", [values])
+
+
+def equal(values: pa.Array, other: pa.Scalar) -> pa.Array:
+    return call_function("equal", [values, other])
+
+
+def if_else(condition: pa.Array, then: pa.Scalar, otherwise: pa.Array) -> pa.Array:
+    return call_function("if_else", [condition, then, otherwise])
+
+
+def replace_substring(values: pa.Array, pattern: str, replacement: str) -> pa.Array:
+    return call_function(
+        "replace_substring", [values], ReplaceSubstringOptions(pattern, replacement)
+    )
+
+
+def find_substring(values: pa.Array, pattern: str) -> pa.Array:
+    return call_function("find_substring", [values], MatchSubstringOptions(pattern))
+
+
+def matches_regex(values: pa.Array, pattern: str) -> pa.Array:
+    return call_function("match_substring_regex", [values], MatchSubstringOptions(pattern))
+
+
+def binary_slice(values: pa.Array, start: int, stop: int | None = None) -> pa.Array:
+    return call_function("binary_slice", [values], SliceOptions(start, stop))
+
+
+def binary_length(values: pa.Array) -> pa.Array:
+    return call_function("binary_length", [values])
+
+
+def dictionary_encode(values: pa.Array) -> pa.DictionaryArray:
+    return call_function("dictionary_encode", [values])
+
+
+def cast(values: pa.Array, to: pa.DataType) -> pa.Array:
+    return call_function("cast", [values], CastOptions.safe(to))
+
+
+def round_half_even(values: pa.Array, decimals: int) -> pa.Array:
+    return call_function("round", [values], RoundOptions(decimals, "half_to_even"))
+
+
+def take(values: pa.Array, positions: pa.Array) -> pa.Array:
+    return call_function("take", [values, positions])
+
+
+def keep(rows: Rows, mask: pa.Array) -> Rows:
+    """The rows where mask is true (pyarrow's filter)."""
+    return call_function("filter", [rows, mask])
