@@ -253,24 +253,23 @@ class _Analysis:
         self, table: pa.Table, checks: _Checks, valid: BoolArray, valid_count: int
     ) -> None:
         all_valid = valid_count == table.num_rows
-        valid_mask = None if all_valid else pa.array(valid)
+        valid_rows = np.flatnonzero(valid)
 
-        def only_valid(name: str) -> pa.Array:
+        def ids_of_valid(labels: Labels, name: str) -> IntArray:
             values = table.column(name).combine_chunks()
-            return values if valid_mask is None else kernels.keep(values, valid_mask)
+            return labels.ids(values, None if all_valid else valid_rows)
 
         days = checks.days if all_valid else checks.days[valid]
         self.first_day = min(self.first_day, int(days.min()))
         self.last_day = max(self.last_day, int(days.max()))
         mondays = fields.monday_of(days)
-        event_type_ids = self.event_types.ids(only_valid(EVENT_TYPE_COLUMN))
+        event_type_ids = ids_of_valid(self.event_types, EVENT_TYPE_COLUMN)
         self.weekly.add_events(mondays, event_type_ids)
         completed = event_type_ids == self.event_types.find(TREATMENT_COMPLETED)
-        valid_rows = np.flatnonzero(valid)
         if REVENUE_COLUMN in table.column_names:
             other_with_revenue = checks.revenue_present[valid_rows] & ~completed
             self.revenue_on_other_event += int(np.count_nonzero(other_with_revenue))
-        clinic_ids = self.clinics.clinics.ids(only_valid(CLINIC_COLUMN))
+        clinic_ids = ids_of_valid(self.clinics.clinics, CLINIC_COLUMN)
         completed_rows = valid_rows[completed]
         cents = checks.cents[completed_rows]
         large_cents = {}
@@ -284,9 +283,7 @@ class _Analysis:
         if completed_rows.size:
             if TREATMENT_COLUMN in table.column_names:
                 treatments = table.column(TREATMENT_COLUMN).combine_chunks()
-                treatment_ids = self.treatment_types.ids(
-                    kernels.take(treatments, pa.array(completed_rows))
-                )
+                treatment_ids = self.treatment_types.ids(treatments, completed_rows)
             else:
                 unknown = self.treatment_types.id_of(UNKNOWN_TREATMENT)
                 treatment_ids = np.full(completed_rows.size, unknown, np.int64)

@@ -70,13 +70,22 @@ class Labels:
         self._ids: dict[str, int] = {}
         self.names: list[str] = []
 
-    def ids(self, values: pa.Array) -> IntArray:
-        """The id of each value as written (untrimmed): a block holds few distinct values, so
-        they are normalised (trimmed, cased) once each, from the block's dictionary."""
+    def ids(self, values: pa.Array, rows: IntArray | None = None) -> IntArray:
+        """The id of each value as written (untrimmed), of all values or of those at `rows`:
+        a block holds few distinct values, so they are normalised (trimmed, cased) once each,
+        from the block's dictionary. Only the values at `rows` become labels."""
         encoded = kernels.dictionary_encode(values)
+        codes = encoded.indices.to_numpy()
+        if rows is not None:
+            codes = codes[rows]
         names = self._normalize(encoded.dictionary).to_pylist()
-        local_ids = np.fromiter((self.id_of(name) for name in names), np.int64, len(names))
-        label_ids: IntArray = local_ids[encoded.indices.to_numpy()]
+        used = np.bincount(codes, minlength=len(names)) > 0
+        local_ids = np.fromiter(
+            (self.id_of(name) if wanted else -1 for name, wanted in zip(names, used, strict=True)),
+            np.int64,
+            len(names),
+        )
+        label_ids: IntArray = local_ids[codes]
         return label_ids
 
     def find(self, name: str) -> int:
