@@ -196,7 +196,7 @@ def clinic_stats(cells: ClinicWeeks, headline: Headline) -> tuple[ClinicStats, .
     count = len(cells.clinic_names)
     if count == 0:
         return ()
-    totals = np.zeros((count, cells.values.shape[1]), cells.values.dtype)
+    totals = np.zeros((count, cells.values.shape[1]), _sum_dtype(cells.values))
     np.add.at(totals, cells.clinic_ids, cells.values)
     weeks_active = np.bincount(cells.clinic_ids, minlength=count)
     latest = _week_revenue(cells, headline.latest_week, count)
@@ -221,12 +221,20 @@ def clinic_stats(cells: ClinicWeeks, headline: Headline) -> tuple[ClinicStats, .
     return tuple(result)
 
 
+def _sum_dtype(values: Any) -> Any:
+    """int64 when no sum of these cells can overflow it, else Python ints (object)."""
+    if values.dtype == object or not values.size:
+        return values.dtype
+    bound = int(np.abs(values).max()) * len(values)
+    return values.dtype if bound < 2**63 else object
+
+
 def _week_revenue(cells: ClinicWeeks, week: date | None, count: int) -> Any:
     """Revenue cents of each clinic in that week (0 where it had none), or None."""
     if week is None:
         return None
     number = (week - FIRST_MONDAY).days // 7
-    revenue = np.zeros(count, cells.values.dtype)
+    revenue = np.zeros(count, _sum_dtype(cells.values))
     in_week = cells.weeks == number
     np.add.at(revenue, cells.clinic_ids[in_week], cells.values[in_week, 0])
     return revenue

@@ -3,7 +3,8 @@
 Goal: no per-row and few per-group Python steps. Each block is reduced by numpy to sums
 per (week, label) under one int64 key (`monday << 24 | label id`), counted over the block's
 small grid of weeks and labels without a sort; those partials queue up and are merged,
-vectorised, every COMPACT_EVERY blocks into Python ints, which cannot overflow. Money stays in integer cents throughout, never floats. Per-block sums stay far
+vectorised, every few million rows, into Python ints, which cannot overflow. Money stays in
+integer cents throughout, never floats. The int64 sums of the waiting partials stay far
 below 2**63 because fields.to_cents sends amounts of more than 10 integer digits to the
 exact Python path.
 """
@@ -44,7 +45,12 @@ FIRST_MONDAY: Final = FIRST_DAY  # 1900-01-01 was a Monday
 _EPOCH = date(1970, 1, 1)
 _LABEL_BITS = 24
 _LABEL_MASK = (1 << _LABEL_BITS) - 1
-COMPACT_EVERY = 32
+# Partials are merged once this many keys wait (memory) or once they sum this many rows:
+# a row brings at most 10**12 cents (see above), so int64 sums of 2**22 rows cannot overflow.
+COMPACT_AT_KEYS = 1 << 16
+COMPACT_AT_ROWS = 1 << 22
+# Running int64 totals past this take the next COMPACT_AT_ROWS rows' sums without overflow.
+_INT64_HEADROOM = 2**61
 _DENSE_CELLS: Final = (
     1 << 16
 )  # a block's grid of weeks by labels or clinics up to this size is counted densely
@@ -135,12 +141,14 @@ def _sums_per_week_and_label(
 class _Table:
     """Integer totals per (week, label), fed in vectorised batches; at most
     MAX_WEEK_VALUE_PAIRS of them (checked as pending batches are merged, so memory stays
-    bounded by that plus COMPACT_EVERY blocks of keys)."""
+    bounded by that plus COMPACT_AT_KEYS pending keys)."""
 
     def __init__(self, labels: Labels) -> None:
         self._labels = labels
         self._pending_keys: list[IntArray] = []
         self._pending_values: list[IntArray] = []
+        self._pending_keys_count = 0
+        self._pending_rows = 0
         self.totals: Counter[tuple[int, str]] = Counter()
 
     def add(self, mondays: IntArray, label_ids: IntArray, values: IntArray | None = None) -> None:
@@ -149,7 +157,9 @@ class _Table:
             keys, sums = _sums_per_week_and_label(mondays, label_ids, values)
             self._pending_keys.append(keys)
             self._pending_values.append(sums)
-            if len(self._pending_keys) >= COMPACT_EVERY:
+            self._pending_keys_count += len(keys)
+            self._pending_rows += len(mondays)
+            if self._pending_keys_count >= COMPACT_AT_KEYS or self._pending_rows >= COMPACT_AT_ROWS:
                 self.compact()
 
     def add_one(self, monday: int, label: str, value: int) -> None:
@@ -164,6 +174,7 @@ class _Table:
         )
         self._pending_keys.clear()
         self._pending_values.clear()
+        self._pending_keys_count = self._pending_rows = 0
         if len(keys) > MAX_WEEK_VALUE_PAIRS:  # distinct already: no need to merge them first
             raise TooManyValuesError(self._labels.column, MAX_WEEK_VALUE_PAIRS, per_week=True)
         for key, total in zip(keys.tolist(), sums.tolist(), strict=True):
@@ -250,13 +261,15 @@ _FLAG_COLUMNS: Final = slice(2, 6)  # appointments, bookings, cancelled, no_show
 
 class ClinicAccumulator:
     """Per (week, clinic) sums, kept as sorted numpy arrays (never one Python object per cell)
-    and merged every COMPACT_EVERY blocks, like the weekly tables."""
+    and merged once COMPACT_AT_KEYS cells wait, like the weekly tables."""
 
     def __init__(self, event_type_names: list[str], clinics: Labels) -> None:
         self.clinics = clinics
         self._event_type_names = event_type_names  # grows as the analysis meets new types
         self._flags = np.zeros((0, 4), np.int64)
         self._pending: list[tuple[IntArray, npt.NDArray[np.int64]]] = []
+        self._pending_count = 0
+        self._pending_rows = 0
         self._keys: IntArray = np.zeros(0, np.int64)
         self._values: npt.NDArray[np.int64] = np.zeros((0, len(CLINIC_METRICS)), np.int64)
         self._large_cents: Counter[int] = Counter()
@@ -301,7 +314,9 @@ class ClinicAccumulator:
             row = completed_rows[position]
             self._large_cents[(int(weeks[row]) << _CLINIC_BITS) | int(clinic_ids[row])] += amount
         self._pending.append((keys, values))
-        if len(self._pending) >= COMPACT_EVERY:
+        self._pending_count += len(keys)
+        self._pending_rows += len(mondays)
+        if self._pending_count >= COMPACT_AT_KEYS or self._pending_rows >= COMPACT_AT_ROWS:
             self.compact()
 
     def _flags_of(self, event_type_ids: IntArray) -> npt.NDArray[np.int64]:
@@ -328,8 +343,13 @@ class ClinicAccumulator:
             np.concatenate([self._values, *(values for _, values in self._pending)]),
         )
         self._pending.clear()
+        self._pending_count = self._pending_rows = 0
         if len(self._keys) > MAX_WEEK_CLINIC_PAIRS:
             raise TooManyValuesError(CLINIC_COLUMN, MAX_WEEK_CLINIC_PAIRS, per_week=True)
+        if self._values.dtype != object and np.abs(self._values).max(initial=0) > _INT64_HEADROOM:
+            # Running totals near int64's limit go on as Python ints: exact, and slow only
+            # for files of tens of millions of rows at the largest amounts.
+            self._values = self._values.astype(object)
 
     def cells(self) -> ClinicWeeks:
         self.compact()

@@ -1,0 +1,73 @@
+"""The weekly accumulator: exact integer sums however many rows and blocks come in."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+
+from processing.fields import monday_of
+from processing.insights import clinic_stats
+from processing.report import ClinicWeeks, Headline
+from processing.weekly import ClinicAccumulator, Labels, WeeklyAccumulator
+
+LARGEST_FAST_CENTS = 10**12 - 1  # 10 integer digits and 2 decimals: the int64 path's limit
+
+
+def test_ten_million_rows_at_the_largest_amount_add_up_exactly() -> None:
+    """Per-block partials wait in int64 before they are merged into Python ints: ten million
+    rows of 9,999,999,999.99 in one week (past 2**63 cents in all) still sum exactly."""
+    event_types = Labels("event_type", lambda values: values)
+    treatments = Labels("treatment_type", lambda values: values)
+    weekly = WeeklyAccumulator(event_types, treatments)
+    completed, cleaning = event_types.id_of("TREATMENT_COMPLETED"), treatments.id_of("cleaning")
+    rows = 100_000
+    mondays = monday_of(np.full(rows, 19_725, np.int64))  # a week of January 2024
+    for _ in range(100):
+        weekly.add_events(mondays, np.full(rows, completed))
+        weekly.add_treatments(
+            mondays, np.full(rows, cleaning), np.full(rows, LARGEST_FAST_CENTS), {}
+        )
+    [week] = weekly.weeks()
+    assert week.revenue_cents == 10_000_000 * LARGEST_FAST_CENTS > 2**63
+    assert week.revenue_by_treatment_cents == {"cleaning": 10_000_000 * LARGEST_FAST_CENTS}
+    assert week.treatments_completed == 10_000_000
+
+
+def test_clinic_totals_past_int64_stay_exact() -> None:
+    """Per (week, clinic) totals are int64 until they near its limit, then Python ints: ten
+    million rows of 9,999,999,999.99 in one clinic's week sum exactly."""
+    event_types = Labels("event_type", lambda values: values)
+    completed = event_types.id_of("TREATMENT_COMPLETED")
+    clinics = ClinicAccumulator(event_types.names, Labels("clinic_id", lambda values: values))
+    clinic = clinics.clinics.id_of("C1")
+    rows = 100_000
+    mondays = monday_of(np.full(rows, 19_725, np.int64))
+    for _ in range(100):
+        clinics.add(
+            mondays,
+            np.full(rows, clinic),
+            np.full(rows, completed),
+            np.ones(rows, np.bool_),
+            np.full(rows, LARGEST_FAST_CENTS),
+            {},
+        )
+    cells = clinics.cells()
+    assert cells.values[0, 0] == 10_000_000 * LARGEST_FAST_CENTS > 2**63
+    assert cells.values[0, 1] == 10_000_000  # completed treatments
+
+
+def test_a_clinics_total_over_weeks_past_int64_stays_exact() -> None:
+    """Each week's cell fits int64, their sum over the year does not: the clinic's total is
+    exact (a Python int), as is its latest week."""
+    cells = ClinicWeeks(
+        weeks=np.arange(52, dtype=np.int64),
+        clinic_ids=np.zeros(52, np.int64),
+        values=np.tile(np.array([2**61, 1, 0, 0, 0, 0, 1], np.int64), (52, 1)),
+        clinic_names=["C1"],
+    )
+    latest = date(1900, 1, 1) + timedelta(weeks=51)  # week numbers count from 1900-01-01
+    headline = Headline(latest_week=latest, previous_week=latest - timedelta(weeks=1))
+    [clinic] = clinic_stats(cells, headline)
+    assert clinic.revenue_cents == 52 * 2**61
+    assert clinic.latest_week_revenue_cents == 2**61
