@@ -328,13 +328,22 @@ class BlockReader:
     # -- body -------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Block]:
+        """Blocks of at least block_size bytes of the source, except the last: the pieces
+        around a broken quote (the records before it, the exact walk's stretch) come as one."""
+        pieces: list[Block] = []
+        start = self._offset()
         while True:
             if self._skipping_line:
                 self._skip_rest_of_line()
             self._fill(self._block_size)
             if not self._buffer:
-                return
-            yield self._next_block()
+                break
+            pieces.append(self._next_block())
+            if pieces[-1].end_offset - start >= self._block_size:
+                yield merge(pieces)
+                pieces, start = [], self._offset()
+        if pieces:
+            yield merge(pieces)
 
     def _skip_rest_of_line(self) -> None:
         """A malformed line too long to hold: drop it, without keeping it in memory."""
