@@ -328,8 +328,9 @@ class BlockReader:
     # -- body -------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Block]:
-        """Blocks of at least block_size bytes of the source, except the last: the pieces
-        around a broken quote (the records before it, the exact walk's stretch) come as one."""
+        """Blocks of at least half block_size bytes of the source, except the last: the
+        pieces around a broken quote (the records before it, the exact walk's stretch) come
+        as one. (A regular block ends at the last record end before block_size.)"""
         pieces: list[Block] = []
         start = self._offset()
         while True:
@@ -339,7 +340,7 @@ class BlockReader:
             if not self._buffer:
                 break
             pieces.append(self._next_block())
-            if pieces[-1].end_offset - start >= self._block_size:
+            if pieces[-1].end_offset - start >= self._block_size // 2:
                 yield merge(pieces)
                 pieces, start = [], self._offset()
         if pieces:
