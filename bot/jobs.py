@@ -64,6 +64,7 @@ MAX_JOBS_KEPT = 100  # finished jobs this process keeps in memory; the store kee
 MEMORY_RETENTION_S = 3600.0
 REPLY_TIMEOUT_S = 60.0
 CHUNK_WAIT_S = 0.25  # how often a worker blocked on the network re-checks for a stop request
+READ_AHEAD_CHUNKS = 4  # of about 1 MiB each
 PRUNE_EVERY_S = 3600.0
 SHUTDOWN_REASON = "interrupted by shutdown: the service was restarting; please try again"
 RESTART_REASON = "interrupted by a restart; please upload the file again"
@@ -610,14 +611,18 @@ async def _bounded(reply: object, step: str) -> None:
 def _blocking(
     chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop, stop: threading.Event
 ) -> Iterator[bytes]:
-    """The async chunks as a plain iterator for the engine's thread: each chunk is fetched
-    on the event loop, so network reads stay async while parsing stays off the loop."""
+    """The async chunks as a plain iterator for the engine's thread. A task on the event loop
+    reads up to READ_AHEAD_CHUNKS ahead, so the network keeps going while the engine parses
+    (asked for one at a time, a 600 MB upload waited on the network between blocks);
+    reads stay async, parsing stays off the loop."""
+    ahead: asyncio.Queue[bytes | _SourceEnd] = asyncio.Queue(READ_AHEAD_CHUNKS)
+    pump = asyncio.run_coroutine_threadsafe(_read_ahead(chunks, ahead), loop)
     try:
         while True:
-            future = asyncio.run_coroutine_threadsafe(_next_or_none(chunks), loop)
+            future = asyncio.run_coroutine_threadsafe(ahead.get(), loop)
             while True:
                 try:
-                    chunk = future.result(timeout=CHUNK_WAIT_S)
+                    item = future.result(timeout=CHUNK_WAIT_S)
                     break
                 except concurrent.futures.TimeoutError:
                     if stop.is_set():
@@ -625,18 +630,36 @@ def _blocking(
                         raise AnalysisCancelled() from None
                 except concurrent.futures.CancelledError:
                     raise AnalysisCancelled() from None
-            if chunk is None:
+            if isinstance(item, _SourceEnd):
+                if item.error is not None:
+                    raise item.error
                 return
-            yield chunk
+            yield item
     finally:
-        # Closes the HTTP response or S3 body; not awaited, since this generator may be
-        # finalised on any thread.
+        # Stops the reading task, which closes the HTTP response or S3 body; not awaited,
+        # since this generator may be finalised on any thread.
         if not loop.is_closed():
-            asyncio.run_coroutine_threadsafe(_close(chunks), loop)
+            pump.cancel()
 
 
-async def _next_or_none(chunks: AsyncIterator[bytes]) -> bytes | None:
-    return await anext(chunks, None)
+@dataclass(frozen=True, slots=True)
+class _SourceEnd:
+    error: BaseException | None = None  # what reading the source raised, if anything
+
+
+async def _read_ahead(
+    chunks: AsyncIterator[bytes], ahead: asyncio.Queue[bytes | _SourceEnd]
+) -> None:
+    try:
+        async for chunk in chunks:
+            await ahead.put(chunk)
+        await ahead.put(_SourceEnd())
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:  # raised in the engine's thread, where the job handles it
+        await ahead.put(_SourceEnd(error))
+    finally:
+        await _close(chunks)
 
 
 async def _close(chunks: AsyncIterator[bytes]) -> None:
