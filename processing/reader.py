@@ -418,10 +418,19 @@ class BlockReader:
             return None  # numbering we cannot place: take the exact walk
         broken = [number - 1 for number, text in self._invalid if "\n" in text]
         if broken:
-            # A broken quote: the records before it are fine; the exact walk recovers from it.
+            # A broken quote: the records before it are fine, as parsed (a record's parse
+            # does not depend on what follows it); the exact walk recovers from it.
+            records = broken[0]
+            if records == 0:
+                return None
             starts, _ = record_bounds(raw, cut)
-            start = int(starts[broken[0]])
-            return self._parse_regular(start) if start else None
+            cut = int(starts[records])
+            raw = raw[:cut]
+            before = dropped < records
+            self._invalid = [row for row, keep in zip(self._invalid, before, strict=True) if keep]
+            self._counts = [count for count, keep in zip(self._counts, before, strict=True) if keep]
+            dropped = dropped[before]
+            table = table.slice(0, records - len(dropped))
         good = np.delete(np.arange(records, dtype=np.int64), dropped)
         table, good = self._without_empty_lines(table, good, raw, cut)
         blank = np.array([not text.strip(_WHITESPACE) for _, text in self._invalid], np.bool_)
