@@ -46,7 +46,7 @@ _NO_CENTS = np.zeros(0, np.int64)
 # The parser is fastest on 1 MiB blocks, but the analysis's per-block steps (a few dozen
 # numpy and pyarrow calls) cost less per row on several blocks at once: it takes the blocks
 # parsed while it worked, up to BLOCKS_PER_BATCH (0.8x the whole-process time on the
-# 1M-row file, make bench), and a slow source's blocks one by one, as they arrive.
+# 1M-row file, paired runs), and a slow source's blocks one by one, as they arrive.
 PREFETCH_BLOCKS = 6
 BLOCKS_PER_BATCH = 4
 
@@ -322,9 +322,10 @@ def analyze(
 
     `timezone` is an IANA name (weeks start Monday 00:00 there). `on_progress` gets a
     snapshot after every block, or every few blocks when they arrive faster than they are
-    analysed; `cancelled` is polled as often and stops the analysis with AnalysisCancelled. `on_invalid_rows` gets every invalid row (not only the first 20 per
-    reason), a batch's worth at a time in row order, as the rows are read. Raises an
-    InputError subclass when the file cannot be analysed.
+    analysed; `cancelled` is polled as often and stops the analysis with AnalysisCancelled.
+    `on_invalid_rows` gets every invalid row (not only the first 20 per reason), a batch's
+    worth at a time in row order, as the rows are read. Raises an InputError subclass when
+    the file cannot be analysed.
     """
     analysis = _Analysis(timezone)
     analysis.on_invalid_rows = on_invalid_rows

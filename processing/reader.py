@@ -123,7 +123,7 @@ class Block:
 
 
 def merge(blocks: Sequence[Block]) -> Block:
-    """Consecutive blocks as one, each column in one piece."""
+    """Consecutive blocks as one (its columns in as many chunks as there were blocks)."""
     if len(blocks) == 1:
         return blocks[0]
     return Block(

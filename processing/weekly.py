@@ -51,9 +51,8 @@ COMPACT_AT_KEYS = 1 << 16
 COMPACT_AT_ROWS = 1 << 22
 # Running int64 totals past this take the next COMPACT_AT_ROWS rows' sums without overflow.
 _INT64_HEADROOM = 2**61
-_DENSE_CELLS: Final = (
-    1 << 16
-)  # a block's grid of weeks by labels or clinics up to this size is counted densely
+# A block's grid of weeks by labels (or by clinics) up to this size is counted densely.
+_DENSE_CELLS: Final = 1 << 16
 
 
 def _sum_by_key(keys: IntArray, values: IntArray) -> tuple[IntArray, IntArray]:
