@@ -63,6 +63,18 @@ def measure(command: list[str], shell: bool = False, runs: int = RUNS) -> Run:
     return results[len(results) // 2]
 
 
+def paired(first: list[str], second: list[str], runs: int = RUNS) -> tuple[Run, Run, float]:
+    """Both commands in turn, first second first second...: the median run of each and the
+    median of the second/first ratios pair by pair, which holds when the machine's speed
+    drifts during the measurement."""
+    pairs = [(measure_once(first), measure_once(second)) for _ in range(runs)]
+    ratios = sorted(b.wall_s / a.wall_s for a, b in pairs)
+    middle = len(pairs) // 2
+    a_runs = sorted((a for a, _ in pairs), key=lambda r: r.wall_s)
+    b_runs = sorted((b for _, b in pairs), key=lambda r: r.wall_s)
+    return a_runs[middle], b_runs[middle], ratios[middle]
+
+
 def dataset(rows: int, clinics: int = 40, bad_rate: float = 0.005) -> Path:
     suffix = "" if clinics == 40 else f"-{clinics}-clinics"
     suffix += "" if bad_rate == 0.005 else f"-bad{round(bad_rate * 100)}"
@@ -84,14 +96,13 @@ def many_clinics(rows: int, clinics: int = 5_000) -> None:
     few, many = dataset(rows), dataset(rows, clinics)
     print(f"\n== {rows:,} rows over {clinics:,} clinics ==", flush=True)
     command = [PY, "-m", "bot", "report", "--format", "json"]
-    base = measure([*command, str(few)])
-    run = measure([*command, str(many)])
+    base, run, ratio = paired([*command, str(few)], [*command, str(many)])
     report = json.loads(run.output)
     print(
         f"{'40 clinics':22s} {base.wall_s:7.2f} s  {base.peak_rss_mib:7.0f} MiB\n"
         f"{f'{clinics:,} clinics':22s} {run.wall_s:7.2f} s  {run.peak_rss_mib:7.0f} MiB  "
         f"{len(report['clinics']):,} clinics in the report\n"
-        f"ratio {clinics:,}/40 clinics: {run.wall_s / base.wall_s:.2f}x time, "
+        f"ratio {clinics:,}/40 clinics: {ratio:.2f}x time (paired runs), "
         f"{run.peak_rss_mib / base.peak_rss_mib:.2f}x peak RSS"
     )
 
@@ -170,22 +181,24 @@ def bad_rows(rows: int) -> None:
     print(f"\n== {rows:,} rows, 5% bad, with --invalid-rows ==", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         command = [PY, "-m", "bot", "report", "--format", "json", "--invalid-rows"]
-        base = measure([*command, f"{scratch}/a.csv", str(usual)])
-        run = measure([*command, f"{scratch}/b.csv", str(bad)])
+        base, run, ratio = paired(
+            [*command, f"{scratch}/a.csv", str(usual)], [*command, f"{scratch}/b.csv", str(bad)], 5
+        )
     print(
         f"0.5% bad {base.wall_s:6.2f} s, 5% bad {run.wall_s:6.2f} s: "
-        f"{run.wall_s / base.wall_s:.2f}x the time per row"
+        f"{ratio:.2f}x the time per row (median of 5 paired runs)"
     )
 
 
 def start_up() -> None:
     """The CLI on the 3,000-row sample against importing pyarrow's CSV module alone."""
     sample = str(HERE.parent / "samples" / "events-sample.csv")
-    base = measure([PY, "-c", "import pyarrow.csv"], runs=5)
-    run = measure([PY, "-m", "bot", "report", sample, "--format", "json"], runs=5)
+    base, run, ratio = paired(
+        [PY, "-c", "import pyarrow.csv"], [PY, "-m", "bot", "report", sample, "--format", "json"], 9
+    )
     print(
         f"\n== start-up ==\nimport pyarrow.csv {base.wall_s:.3f} s, report on the sample "
-        f"{run.wall_s:.3f} s: {run.wall_s / base.wall_s:.2f}x"
+        f"{run.wall_s:.3f} s: {ratio:.2f}x (median of 9 paired runs)"
     )
 
 
