@@ -7,6 +7,8 @@ Exit codes: 0 done (invalid rows are not a failure), 2 bad usage, 3 input reject
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import shutil
 import stat
@@ -117,6 +119,14 @@ def _zone(name: str) -> str:
     return name
 
 
+def _widen_pipe(fd: int) -> None:
+    """A 1 MiB pipe instead of 64 KiB: the writer and the parser switch 16x less often."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+    if set_size is not None:
+        with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep it
+            fcntl.fcntl(fd, set_size, 1 << 20)
+
+
 def _open_source(source: str, stdin: BinaryIO) -> tuple[BinaryIO, int | None]:
     """The byte stream and its size when known (for percent and ETA)."""
     if source == "-":
@@ -124,6 +134,8 @@ def _open_source(source: str, stdin: BinaryIO) -> tuple[BinaryIO, int | None]:
         try:
             info = os.fstat(stdin.fileno())
             size = info.st_size if stat.S_ISREG(info.st_mode) else None
+            if stat.S_ISFIFO(info.st_mode):
+                _widen_pipe(stdin.fileno())
         except (OSError, ValueError):
             pass
         return stdin, size
