@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
+from itertools import repeat
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -84,12 +85,10 @@ class Labels:
         if rows is not None:
             codes = codes[rows]
         names = self._normalize(encoded.dictionary).to_pylist()
+        local_ids = np.fromiter(map(self._ids.get, names, repeat(-1)), np.int64, len(names))
         used = np.bincount(codes, minlength=len(names)) > 0
-        local_ids = np.fromiter(
-            (self.id_of(name) if wanted else -1 for name, wanted in zip(names, used, strict=True)),
-            np.int64,
-            len(names),
-        )
+        for index in np.flatnonzero(used & (local_ids < 0)).tolist():
+            local_ids[index] = self.id_of(names[index])  # a value first seen in this block
         label_ids: IntArray = local_ids[codes]
         return label_ids
 
@@ -345,7 +344,8 @@ class ClinicAccumulator:
         self._pending_count = self._pending_rows = 0
         if len(self._keys) > MAX_WEEK_CLINIC_PAIRS:
             raise TooManyValuesError(CLINIC_COLUMN, MAX_WEEK_CLINIC_PAIRS, per_week=True)
-        if self._values.dtype != object and np.abs(self._values).max(initial=0) > _INT64_HEADROOM:
+        revenue = self._values[:, 0]  # the only column that can near the limit: counts are rows
+        if self._values.dtype != object and revenue.max(initial=0) > _INT64_HEADROOM:
             # Running totals near int64's limit go on as Python ints: exact, and slow only
             # for files of tens of millions of rows at the largest amounts.
             self._values = self._values.astype(object)
