@@ -7,6 +7,7 @@ amount too large for int64 arithmetic.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -240,6 +241,7 @@ NO_SUCH_DATE: Final = "no such date or time (a month, day, hour, minute or offse
 OUT_OF_RANGE: Final = f"date out of range {FIRST_YEAR}-{LAST_YEAR}"
 
 
+@functools.lru_cache(maxsize=4096)  # bad values repeat: "yesterday", the same wrong format
 def timestamp_problem(value: str) -> str:
     """Why a timestamp is invalid, in words. For the few invalid rows only: Python per value."""
     match = _LOOSE_TIMESTAMP.fullmatch(value)
