@@ -374,13 +374,11 @@ class BlockReader:
                 self._buffer, self._regular_limit, self._eof, ord(self.dialect.delimiter)
             )
             block = self._parse_regular(cut) if cut is not None else None
-            if block is not None:
-                self._exact_step = EXACT_STEP_BYTES
-                if not self._broken_next:
-                    self._regular_limit = min(self._regular_limit * 2, self._block_size)
-                return block
             if not self._broken_next:
                 self._regular_limit = min(self._regular_limit * 2, self._block_size)
+            if block is not None:
+                self._exact_step = EXACT_STEP_BYTES
+                return block
         if self._broken_next:
             # Its first line is one malformed row; the exact walk says so, and why.
             self._broken_next = False
