@@ -70,7 +70,9 @@ def revenue_chart_png(report: WeeklyReport, *, currency: str) -> bytes:
     # default level's encoding time, which holds the GIL, for a slightly larger file.
     canvas = revenue_chart(report, currency=currency).canvas
     assert isinstance(canvas, FigureCanvasAgg)
-    canvas.print_png(out, metadata={"Software": None}, pil_kwargs={"compress_level": 1})
+    canvas.print_png(  # type: ignore[no-untyped-call]
+        out, metadata={"Software": None}, pil_kwargs={"compress_level": 1}
+    )
     return out.getvalue()
 
 
