@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import BinaryIO, NoReturn, TextIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config import ConfigError, Settings, allowed_buckets_from_env
 from bot.currency import UnknownCurrencyError, parse_currency
@@ -26,6 +25,7 @@ from processing import (
     InvalidRowsCsv,
     Progress,
     analyze,
+    known_timezone,
     to_clinic_csv,
     to_csv,
     to_json,
@@ -110,12 +110,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
 
 def _zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(
-            f"unknown timezone {name!r}: use an IANA name such as Europe/Berlin"
-        ) from None
+    if not known_timezone(name):
+        raise UsageError(f"unknown timezone {name!r}: use an IANA name such as Europe/Berlin")
     return name
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.currency import UnknownCurrencyError, parse_currency
+from processing import known_timezone
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DATA_DIR = ".clinic-events"
@@ -276,12 +276,8 @@ def _public_url(url: str | None) -> str | None:
 
 
 def _timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            "REPORT_TIMEZONE must be an IANA timezone such as Europe/Berlin"
-        ) from None
+    if not known_timezone(name):
+        raise ConfigError("REPORT_TIMEZONE must be an IANA timezone such as Europe/Berlin")
     return name
 
 

@@ -16,6 +16,7 @@ from processing.errors import (
     NotCsvError,
     TooManyValuesError,
 )
+from processing.fields import known_timezone
 from processing.render import InvalidRowsCsv, to_clinic_csv, to_csv, to_dict, to_json, to_text
 from processing.report import (
     ClinicStats,
@@ -50,6 +51,7 @@ __all__ = [
     "WeekStats",
     "WeeklyReport",
     "analyze",
+    "known_timezone",
     "to_clinic_csv",
     "to_csv",
     "to_dict",

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from processing.fields import BoolArray, IntArray
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -130,7 +129,7 @@ def _treatment_names(values: pa.Array) -> pa.Array:
 
 class _Analysis:
     def __init__(self, zone_name: str) -> None:
-        self.zone = None if zone_name == "UTC" else fields.ZoneOffsets(ZoneInfo(zone_name))
+        self.zone = None if zone_name == "UTC" else fields.ZoneOffsets(zone_name)
         self.event_types = Labels(EVENT_TYPE_COLUMN, _event_type_names)
         self.treatment_types = Labels(TREATMENT_COLUMN, _treatment_names)
         self.weekly = WeeklyAccumulator(self.event_types, self.treatment_types)
@@ -186,7 +185,7 @@ class _Analysis:
         ]
         bad_timestamps = np.flatnonzero(checks.bad_timestamp)
         if bad_timestamps.size:
-            values = kernels.take(checks.timestamps, pa.array(bad_timestamps)).to_pylist()
+            values = kernels.take(checks.timestamps, bad_timestamps).to_pylist()
             found += [
                 InvalidRow(
                     int(block.rows[i]),
@@ -231,7 +230,7 @@ class _Analysis:
             bad_revenue = ~missing & ts_valid & revenue_present & ~well_formed
             counted = np.flatnonzero(~missing & ts_valid & revenue_present & well_formed)
             if counted.size:
-                counted_amounts = kernels.take(amounts, pa.array(counted))
+                counted_amounts = kernels.take(amounts, counted)
                 if self.decimal_comma:
                     counted_amounts = kernels.replace_substring(counted_amounts, ",", ".")
                 counted_cents, large = fields.to_cents(counted_amounts)

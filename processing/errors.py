@@ -20,7 +20,6 @@ The bot adds `SourceError` (fetching the file failed) under `ClinicEventsError`.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 from processing.schema import REQUIRED_COLUMNS
@@ -88,6 +87,8 @@ def near_matches(columns: Sequence[str], found: Sequence[str]) -> dict[str, str 
     """For each missing column, the found header name closest to it (difflib ratio >= 0.6,
     ignoring case and `_`, space and `-`), if any; each name is offered once, to the column
     it resembles most."""
+    import difflib  # only a file missing columns needs it: kept out of every other start-up
+
     pairs = sorted(
         (
             (-difflib.SequenceMatcher(None, _squeezed(column), _squeezed(name)).ratio(), i, j)

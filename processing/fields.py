@@ -12,7 +12,6 @@ import re
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Final, TypeAlias
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -116,11 +115,27 @@ def monday_of(days: IntArray) -> IntArray:
     return days - (days + 3) % 7
 
 
-class ZoneOffsets:
-    """UTC offsets of one IANA zone, looked up once per quarter hour and cached."""
+def known_timezone(name: str) -> bool:
+    """Whether `name` is an IANA timezone this machine knows; "UTC" always is."""
+    if name == "UTC":
+        return True
+    # zoneinfo costs 5 ms of start-up: only reports in another timezone need it.
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    def __init__(self, zone: ZoneInfo) -> None:
-        self._zone = zone
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class ZoneOffsets:
+    """UTC offsets of one IANA zone (not UTC), looked up once per quarter hour and cached."""
+
+    def __init__(self, name: str) -> None:
+        from zoneinfo import ZoneInfo
+
+        self._zone = ZoneInfo(name)
         self._cache: dict[int, int] = {}
 
     def local_seconds(self, utc_seconds: IntArray) -> IntArray:
@@ -202,14 +217,12 @@ def local_days(timestamps: pa.Array, zone: ZoneOffsets | None) -> tuple[BoolArra
     picked = np.flatnonzero(shift & date_ok)
     if picked.size:
         # Every picked value has a time and an offset, so it is at least 17 bytes long.
-        picked_values = kernels.keep(matched, pa.array(shift & date_ok))
+        picked_values = kernels.keep(matched, shift & date_ok)
         clock = _fixed_width(picked_values, 11, 17)  # "HH:MM" + ':' when seconds follow
         seconds_of_day = _two_digits(clock, 0) * 3600 + _two_digits(clock, 3) * 60
         with_seconds = np.flatnonzero(clock[:, 5] == _COLON)
         if with_seconds.size:
-            seconds = _fixed_width(
-                kernels.keep(picked_values, pa.array(clock[:, 5] == _COLON)), 17, 19
-            )
+            seconds = _fixed_width(kernels.keep(picked_values, clock[:, 5] == _COLON), 17, 19)
             seconds_of_day[with_seconds] += _two_digits(seconds, 0)
         offset_tail = tail[picked]
         colon = colon_offset[picked]
@@ -292,9 +305,7 @@ def to_cents(amounts: pa.Array) -> tuple[IntArray, dict[int, int]]:
     fast = present & (integer_digits <= _MAX_FAST_INTEGER_DIGITS) & (fraction_digits <= 9)
     fast_rows = np.flatnonzero(fast)
     if fast_rows.size:
-        fast_values = (
-            amounts if fast_rows.size == len(amounts) else kernels.keep(amounts, pa.array(fast))
-        )
+        fast_values = amounts if fast_rows.size == len(amounts) else kernels.keep(amounts, fast)
         decimals = kernels.cast(fast_values, _FAST_DECIMAL)
         rounded = kernels.round_half_even(decimals, 2)
         in_cents = kernels.cast(rounded, _CENTS_DECIMAL)

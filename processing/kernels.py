@@ -9,8 +9,9 @@ so they are here too. Every kernel releases the GIL while it runs.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
 import pyarrow as pa
 from pyarrow._compute import (
     CastOptions,
@@ -21,6 +22,9 @@ from pyarrow._compute import (
     TrimOptions,
     call_function,
 )
+
+if TYPE_CHECKING:
+    from processing.fields import BoolArray, IntArray
 
 Rows = TypeVar("Rows", pa.Array, pa.Table)
 
@@ -83,10 +87,16 @@ def round_half_even(values: pa.Array, decimals: int) -> pa.Array:
     return call_function("round", [values], RoundOptions(decimals, "half_to_even"))
 
 
-def take(values: pa.Array, positions: pa.Array) -> pa.Array:
-    return call_function("take", [values, positions])
+def take(values: pa.Array, positions: IntArray) -> pa.Array:
+    """The values at these positions."""
+    positions = np.ascontiguousarray(positions, np.int64)
+    indices = pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
+    return call_function("take", [values, indices])
 
 
-def keep(rows: Rows, mask: pa.Array) -> Rows:
+def keep(rows: Rows, mask: pa.Array | BoolArray) -> Rows:
     """The rows where mask is true (pyarrow's filter)."""
+    if isinstance(mask, np.ndarray):
+        bits = pa.py_buffer(np.packbits(mask, bitorder="little"))
+        mask = pa.Array.from_buffers(pa.bool_(), len(mask), [None, bits])
     return call_function("filter", [rows, mask])

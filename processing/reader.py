@@ -492,7 +492,7 @@ class BlockReader:
             return table, good
         keep = np.ones(table.num_rows, np.bool_)
         keep[candidates[blank]] = False
-        return kernels.keep(table, pa.array(keep)), good[keep]
+        return kernels.keep(table, keep), good[keep]
 
     def _parse_exact(self, limit: int) -> Block:
         walk = self._grammar.walk(self._buffer, limit, self._eof)
