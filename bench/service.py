@@ -1,4 +1,5 @@
-"""The service end to end: a job through Slack (stand-in) and through the web upload.
+"""The service end to end: a job through Slack (stand-in) and through the web upload, both
+the page's way (reserve, then PUT the bytes) and as a multipart form.
 
 Starts `clinic-events serve` as its own process, feeds it one file each way, and measures:
 wall time from trigger to finished job, the server's peak RSS (VmHWM), and how long /health
@@ -170,29 +171,49 @@ async def timed_job(
 
 
 async def via_upload(path: Path) -> dict:
+    """A multipart form (`POST /api/upload`), as a script or a plain HTML form sends it."""
     process, url = await start_serve({})
 
     async def upload(http: aiohttp.ClientSession) -> dict:
-        # curl streams the file from disk, as a browser would; the server never sees it whole
-        curl = await asyncio.create_subprocess_exec(
-            "curl",
-            "-sS",
-            "-F",
-            f"file=@{path};type=text/csv",
-            url + "/api/upload",
-            stdout=asyncio.subprocess.PIPE,
+        # curl streams the file from disk; the server never sees it whole
+        return await finished_upload(
+            http, url, ["-F", f"file=@{path};type=text/csv", url + "/api/upload"]
         )
-        out, _ = await curl.communicate()
-        job = await wait_for_job(http, url, str(json.loads(out)["job_id"]))
-        if job["status"] != "succeeded":
-            raise SystemExit(f"web upload: job failed: {job['error']}")
-        return {"report": job["report"]}
 
     try:
-        return await timed_job("web upload", process, url, upload)
+        return await timed_job("web upload (form)", process, url, upload)
     finally:
         process.terminate()
         await process.wait()
+
+
+async def via_page(path: Path) -> dict:
+    """The upload page's way: reserve a job (`POST /api/uploads`), then PUT the bytes, which
+    the job reads as they arrive."""
+    process, url = await start_serve({})
+
+    async def upload(http: aiohttp.ClientSession) -> dict:
+        reservation = {"file_name": path.name, "size_bytes": path.stat().st_size}
+        async with http.post(url + "/api/uploads", json=reservation) as response:
+            upload_url = (await response.json())["upload_url"]
+        return await finished_upload(http, url, ["-T", str(path), url + upload_url])
+
+    try:
+        return await timed_job("web upload (page)", process, url, upload)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def finished_upload(http: aiohttp.ClientSession, url: str, curl_args: list[str]) -> dict:
+    curl = await asyncio.create_subprocess_exec(
+        "curl", "-sS", *curl_args, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await curl.communicate()
+    job = await wait_for_job(http, url, str(json.loads(out)["job_id"]))
+    if job["status"] != "succeeded":
+        raise SystemExit(f"web upload: job failed: {job['error']}")
+    return {"report": job["report"]}
 
 
 async def via_slack(path: Path) -> dict:
@@ -270,7 +291,7 @@ async def run(path: Path) -> int:
     print(f"\n== service end to end: {path.name}, {size_mb:,.0f} MB ==", flush=True)
     engine_s, engine_report, engine_csv = engine_baseline(path)
     print(f"{'CLI engine (baseline)':22s} {engine_s:7.2f} s")
-    results = [await via_upload(path), await via_slack(path)]
+    results = [await via_page(path), await via_upload(path), await via_slack(path)]
     agree = True
     for result in results:
         if "report" in result:
