@@ -983,11 +983,12 @@ class SlackStandIn:
         answered(200)
         await response.prepare(request)
         chunks = range(0, len(file.content), max(1, file.chunk_size))
+        content = memoryview(file.content)  # slices without copies: a bench serves 600 MB
         try:
             for i, start in enumerate(chunks):
                 if i and file.chunk_delay_s:
                     await asyncio.sleep(file.chunk_delay_s)  # behaviour (a slow link), not sync
-                await response.write(file.content[start : start + file.chunk_size])
+                await response.write(content[start : start + file.chunk_size])
             await response.write_eof()
         except ConnectionResetError:
             pass  # the client gave up mid-download; that is its business
