@@ -133,7 +133,7 @@ class ZoneOffsets:
     """UTC offsets of one IANA zone (not UTC), looked up once per quarter hour and cached."""
 
     def __init__(self, name: str) -> None:
-        from zoneinfo import ZoneInfo
+        from zoneinfo import ZoneInfo  # imported here for the same reason as in known_timezone
 
         self._zone = ZoneInfo(name)
         self._cache: dict[int, int] = {}
