@@ -213,9 +213,16 @@ class BlockReader:
         except UnicodeDecodeError:  # only a transcoder raises it: UTF-16 that is not
             raise EncodingError(self._next_row, "UTF-16") from None
 
-    def _consume(self, count: int) -> bytes:
-        taken, self._buffer = self._buffer[:count], self._buffer[count:]
-        self._consumed += len(taken)
+    def _consume(self, count: int) -> None:
+        count = min(count, len(self._buffer))
+        self._buffer = self._buffer[count:]
+        self._consumed += count
+
+    def _take(self, count: int) -> bytes:
+        """The next `count` bytes, consumed (a copy: only for the header and blank lines;
+        blocks are consumed without one)."""
+        taken = self._buffer[:count]
+        self._consume(count)
         return taken
 
     def _offset(self) -> int:
@@ -276,9 +283,9 @@ class BlockReader:
                     )
                     + 1
                 )
-                blank = self._consume(line_start)
+                blank = self._take(line_start)
                 return lf + blank.count(b"\n"), cr + blank.count(b"\r")
-            blank = self._consume(len(self._buffer))
+            blank = self._take(len(self._buffer))
             lf, cr = lf + blank.count(b"\n"), cr + blank.count(b"\r")
             self._fill(self._block_size)
             if not self._buffer:
@@ -302,7 +309,7 @@ class BlockReader:
             end = found.start()
             line_end, ending = ("\r\n", 2) if self._buffer[end] == CR else ("\n", 1)
         row = (cr if line_end == "\r" else lf) + 1
-        line = self._consume(end + ending)[:end]
+        line = self._take(end + ending)[:end]
         delimiter, names = _choose_delimiter(line, row)
         if line_end == "\r":
             self._buffer = self._buffer.translate(dialects.CR_LF_SWAP)

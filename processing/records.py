@@ -27,6 +27,7 @@ made LF (see dialect.py):
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ LONG_QUOTE: Final = "quote not closed within 1 MiB"
 TOO_LONG: Final = "row longer than 1 MiB"
 
 
+@functools.lru_cache(maxsize=256)  # one text per (expected, found): bad rows repeat
 def wrong_count(expected: int, found: int) -> str:
     return f"expected {expected} fields, found {found}"
 
