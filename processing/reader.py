@@ -59,6 +59,8 @@ MAX_HEADER_BYTES: Final = 1 << 20
 EXACT_STEP_BYTES: Final = 4 * 1024
 # The least the regular path parses at once when broken quotes come close together.
 MIN_REGULAR_BYTES: Final = 16 * 1024
+# What pyarrow parsed between two broken quotes is kept for reuse from this size on.
+MIN_KEPT_BYTES: Final = 64 * 1024
 # "The first block" that decides between UTF-8 and Windows-1252, whatever the block size.
 ENCODING_SNIFF_BYTES: Final = 1 << 20
 
@@ -140,6 +142,21 @@ def merge(blocks: Sequence[Block]) -> Block:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _ParsedAhead:
+    """pyarrow's parse of the records between a broken quote and the next (or the end of the
+    parse), kept while the exact walk takes the broken record. When the walk's records end
+    where pyarrow's next record starts, as they nearly always do, these records need no
+    second parse."""
+
+    start: int  # stream offset (of the transcoded stream) where these records begin
+    size: int  # their bytes, at least MIN_KEPT_BYTES
+    table: pa.Table  # as parsed: blank lines still rows of empty strings
+    invalid: list[tuple[int, str]]  # dropped rows, numbered from 1 within these records
+    counts: list[tuple[int, int]]
+    then_broken: bool  # a broken quote follows them
+
+
 def _sniff_binary(head: bytes) -> None:
     for magic, kind in _MAGIC:
         if head.startswith(magic):
@@ -178,6 +195,7 @@ class BlockReader:
         # 1 MiB parse keep a few KiB: 27 s for an 11 MB file).
         self._regular_limit = block_size
         self._broken_next = False  # the buffer starts with a broken quote pyarrow found
+        self._ahead: list[_ParsedAhead] = []  # in stream order
         self._next_row = 1  # the row being read: the header's until it is known
         encoding = self._read_encoding()
         self.header, delimiter, line_end = self._read_header()
@@ -377,8 +395,13 @@ class BlockReader:
 
     def _next_block(self) -> Block:
         if not self._broken_next:
-            cut = regular_records(
-                self._buffer, self._regular_limit, self._eof, ord(self.dialect.delimiter)
+            kept = self._kept_here()
+            cut = (
+                kept.size
+                if kept is not None
+                else regular_records(
+                    self._buffer, self._regular_limit, self._eof, ord(self.dialect.delimiter)
+                )
             )
             block = self._parse_regular(cut) if cut is not None else None
             if not self._broken_next:
@@ -387,10 +410,17 @@ class BlockReader:
                 self._exact_step = EXACT_STEP_BYTES
                 return block
         if self._broken_next:
-            # Its first line is one malformed row; the exact walk says so, and why.
+            # Its first line is one malformed row; the exact walk says so, and why, and walks
+            # on to where pyarrow's next record starts, if pyarrow's parse of what follows
+            # was kept.
             self._broken_next = False
-            self._fill(1 + MAX_RECORD_BYTES + 1)
-            return self._parse_exact(1)
+            stretch = self._ahead[0].start - self._consumed if self._ahead else 1
+            self._fill(stretch + MAX_RECORD_BYTES + 1)
+            block = self._parse_exact(stretch)
+            if self._skipping_line:
+                self._ahead.clear()
+            self._kept_here()  # drops what was kept if the walk ended elsewhere
+            return block
         # The exact walk takes over for a short stretch, then the regular path tries again;
         # each failure in a row doubles the stretch, so a file of stray quotes costs the
         # walk's linear time, never a regular attempt per line.
@@ -416,6 +446,7 @@ class BlockReader:
             self._ascii_so_far = False
             return True
         if self._ascii_so_far and raw[:error_at].isascii() and not self._transcoded:
+            self._ahead.clear()
             self._transcode(dialects.cp1252_to_utf8)
             self.dialect = Dialect(
                 encoding="windows-1252",
@@ -431,7 +462,15 @@ class BlockReader:
         raw = self._buffer[:cut]
         if not self._check_encoding(raw):
             return None  # transcoded: the exact walk takes the block
-        table = self._read_csv(raw)
+        kept = self._kept_here()
+        if kept is not None and kept.size == cut:
+            self._ahead.pop(0)
+            table = kept.table
+            self._invalid[:], self._counts[:] = kept.invalid, kept.counts
+        else:
+            kept = None
+            self._ahead.clear()
+            table = self._read_csv(raw)
         # pyarrow numbers every record from 1, empty lines included (they come back as rows
         # of empty strings), so a dropped row's number is its record index plus one.
         records = table.num_rows + len(self._invalid)
@@ -444,10 +483,15 @@ class BlockReader:
             # does not depend on what follows it); the exact walk recovers from it.
             records = broken[0]
             self._broken_next = True
+            starts = None
+            if kept is None and cut > MIN_KEPT_BYTES:  # a fresh parse with room to keep some
+                starts, _ = record_bounds(raw, cut)
+                self._keep_ahead(table, dropped, starts, cut, broken)
             if records == 0:
                 self._regular_limit = MIN_REGULAR_BYTES
                 return None
-            starts, _ = record_bounds(raw, cut)
+            if starts is None:
+                starts, _ = record_bounds(raw, cut)
             cut = int(starts[records])
             self._regular_limit = max(MIN_REGULAR_BYTES, min(2 * cut, self._block_size))
             raw = raw[:cut]
@@ -462,6 +506,8 @@ class BlockReader:
         first_row = self._next_row
         self._next_row += records
         self._consume(cut)
+        if kept is not None:
+            self._broken_next = kept.then_broken
         return Block(
             table=table.rename_columns([self._used[name] for name in table.column_names]),
             rows=first_row + good,
@@ -474,6 +520,41 @@ class BlockReader:
             ascii_only=raw.isascii(),
             end_offset=self._offset(),
         )
+
+    def _keep_ahead(
+        self, table: pa.Table, dropped: IntArray, starts: IntArray, cut: int, broken: list[int]
+    ) -> None:
+        """Keep what pyarrow parsed between the broken records and after the last one, as far
+        as they lie at least MIN_KEPT_BYTES apart: closer together, each would cost a block
+        of its own, and the adaptive regular path does better."""
+        for index, first in enumerate(broken):
+            stop = broken[index + 1] if index + 1 < len(broken) else len(starts)
+            begin = int(starts[first + 1]) if first + 1 < len(starts) else cut
+            end = int(starts[stop]) if stop < len(starts) else cut
+            if end - begin < MIN_KEPT_BYTES:
+                return
+            low = int(np.searchsorted(dropped, first, "right"))  # dropped after `first`
+            high = int(np.searchsorted(dropped, stop))
+            self._ahead.append(
+                _ParsedAhead(
+                    start=self._consumed + begin,
+                    size=end - begin,
+                    table=table.slice(first + 1 - low, stop - first - 1 - (high - low)),
+                    invalid=[
+                        (number - first - 1, text) for number, text in self._invalid[low:high]
+                    ],
+                    counts=self._counts[low:high],
+                    then_broken=index + 1 < len(broken),
+                )
+            )
+
+    def _kept_here(self) -> _ParsedAhead | None:
+        """What was kept for the records starting here, if anything; whatever was kept for
+        elsewhere is dropped (the exact walk ended somewhere else)."""
+        if self._ahead and self._ahead[0].start == self._consumed:
+            return self._ahead[0]
+        self._ahead.clear()
+        return None
 
     def _without_empty_lines(
         self, table: pa.Table, good: IntArray, raw: bytes, cut: int

@@ -12,7 +12,7 @@ import reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processing import InputError
+from processing import InputError, reader
 from tests.conftest import HEADER, report_of
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
@@ -97,3 +97,48 @@ def test_huge_fields_around_the_record_limit(size: int) -> None:
     line = f"e1,c1,p1,X,2024-01-01,{'x' * (size - 24)},"
     data = f"{HEADER}\n{line}\ne2,c1,p2,X,2024-01-01,,\n".encode()
     check(data, 65_536, 1 << 20)
+
+
+@SETTINGS
+@given(data=csv_shaped(), chunk=st.integers(1, 64), block_size=st.sampled_from([16, 256, 1 << 20]))
+def test_kept_parses_between_broken_quotes(
+    data: bytes, chunk: int, block_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every stretch between broken quotes kept however short (in a real file only
+    stretches of 64 KiB and more are), the engine still agrees with the reference."""
+    monkeypatch.setattr(reader, "MIN_KEPT_BYTES", 1)
+    check(data, chunk, block_size)
+
+
+BROKEN_SHAPES = [
+    "",  # a good row
+    ',"two\nlines"',  # a field too many, over two lines: a broken quote
+    ',"a\n"b",c',  # a broken quote whose second line starts a quoted field
+    ',"x\ny\nz"',  # a broken quote over three lines
+    ',"x\n\n"',  # a broken quote holding a blank line
+    '"',  # an unclosed quote at the end of the last field
+]
+
+
+@st.composite
+def broken_quotes(draw: st.DrawFn) -> bytes:
+    """Regular rows with broken quotes, unclosed quotes and two-line notes among them."""
+    lines = [HEADER]
+    for index in range(draw(st.integers(1, 60))):
+        treatment = draw(st.sampled_from(["cleaning", '"clean\ning"']))  # or a two-line value
+        row = ROW.format(index, 1, "TREATMENT_COMPLETED", 1 + index % 28, treatment, "1.00")
+        lines.append(row + draw(st.sampled_from(BROKEN_SHAPES)))
+        if draw(st.integers(0, 9)) == 0:
+            lines.append("")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@SETTINGS
+@given(data=broken_quotes(), chunk=st.integers(1, 64), block_size=st.sampled_from([64, 256, 4096]))
+def test_kept_parses_around_broken_quotes(
+    data: bytes, chunk: int, block_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broken quotes in otherwise regular blocks, every stretch between them kept however
+    short: the engine agrees with the reference."""
+    monkeypatch.setattr(reader, "MIN_KEPT_BYTES", 1)
+    check(data, chunk, block_size)

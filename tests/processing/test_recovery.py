@@ -284,3 +284,29 @@ def test_broken_quotes_close_together_are_not_parsed_again_and_again(
     assert report["rows"]["total"] == 20_000 + 500  # each two-line note's second line is a row
     assert errors(report)["malformed_row"][1][:3] == [2, 3, 4]
     assert parsed < 10 * len(data)
+
+
+def test_what_follows_a_lone_broken_quote_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken quote every 4,000 rows (a two-line note and a field too many): pyarrow's
+    parse of the rows after each is kept while the exact walk takes the broken record, so
+    the parser sees the file about once (it used to parse the rest of each block again),
+    and the report is the reference's."""
+    parsed = 0
+    parse = reader._Parser.parse
+
+    def counting_parse(self: reader._Parser, raw: bytes, *args: object) -> object:
+        nonlocal parsed
+        parsed += len(raw)
+        return parse(self, raw, *args)
+
+    monkeypatch.setattr(reader._Parser, "parse", counting_parse)
+    lines = rows(40_000)
+    for i in range(1_000, 40_000, 4_000):
+        lines[i] = lines[i] + ',"two\nlines",extra'
+    data = csv_of(*lines)
+    report = report_of(data)
+    assert report["rows"]["total"] == 40_000 + 10  # each broken quote's second line is a row
+    assert errors(report)["malformed_row"][0] == 20
+    assert errors(report)["malformed_row"][1][:2] == [1_002, 1_003]
+    assert parsed < 1.1 * len(data.encode())
+    assert report == reference.analyze(data.encode())
