@@ -118,7 +118,7 @@ def probe_health(url: str) -> int:
 
 @contextlib.asynccontextmanager
 async def health_watched(url: str) -> AsyncIterator[list[float]]:
-    """/health latencies while the body runs, in the list given (filled when it ends)."""
+    """/health latencies while the body runs, in the list it yields (filled when the body ends)."""
     probe = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
