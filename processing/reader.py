@@ -403,7 +403,7 @@ class BlockReader:
                     self._buffer, self._regular_limit, self._eof, ord(self.dialect.delimiter)
                 )
             )
-            block = self._parse_regular(cut) if cut is not None else None
+            block = self._parse_regular(cut, kept) if cut is not None else None
             if not self._broken_next:
                 self._regular_limit = min(self._regular_limit * 2, self._block_size)
             if block is not None:
@@ -458,18 +458,16 @@ class BlockReader:
         walk = self._grammar.walk(raw[:line_start], line_start, True)
         raise EncodingError(self._next_row + walk.records)
 
-    def _parse_regular(self, cut: int) -> Block | None:
+    def _parse_regular(self, cut: int, kept: _ParsedAhead | None) -> Block | None:
+        """The records in buffer[:cut], parsed now or, when `kept`, as parsed before."""
         raw = self._buffer[:cut]
         if not self._check_encoding(raw):
             return None  # transcoded: the exact walk takes the block
-        kept = self._kept_here()
-        if kept is not None and kept.size == cut:
+        if kept is not None:
             self._ahead.pop(0)
             table = kept.table
             self._invalid[:], self._counts[:] = kept.invalid, kept.counts
         else:
-            kept = None
-            self._ahead.clear()
             table = self._read_csv(raw)
         # pyarrow numbers every record from 1, empty lines included (they come back as rows
         # of empty strings), so a dropped row's number is its record index plus one.
