@@ -61,6 +61,30 @@ def broken_quote(expected: int, found: int) -> str:
 
 ASCII_WHITESPACE: Final = b" \t\n\r\x0b\x0c"
 QUOTE, LF, CR = ord('"'), ord("\n"), ord("\r")
+_EIGHT: Final = np.arange(8, dtype=np.int64)
+
+
+def positions_of(data: npt.NDArray[np.uint8], byte: int) -> IntArray:
+    """Where `byte` occurs in data, ascending: np.flatnonzero(data == byte), faster when the
+    byte is rare (quotes, CRs).
+
+    numpy's nonzero over a 1 MiB mask costs ~0.38 ms, more than all the rest of a block's
+    quote scan. Over the mask read as 8-byte words it is 8x fewer elements; only the words
+    that hold the byte are then looked into (0.16 ms at a quote per KiB). When more than one
+    word in 16 holds it, looking into them costs more than it saves.
+    """
+    equal = data == byte
+    whole = equal.size & ~7
+    words = np.flatnonzero(equal[:whole].view(np.uint64) != 0)
+    if words.size * 16 > whole // 8:
+        return np.flatnonzero(equal)
+    candidates = (words[:, None] * 8 + _EIGHT).ravel()
+    found: IntArray = candidates[equal[candidates]]
+    if whole < equal.size:
+        tail = whole + np.flatnonzero(equal[whole:])
+        if tail.size:
+            found = np.concatenate((found, tail))
+    return found
 
 
 def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> int | None:
@@ -76,7 +100,7 @@ def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> int
         return None  # pyarrow would drop it as a byte order mark; here it is data
     size = min(limit, len(buf))
     data = np.frombuffer(buf, np.uint8, count=size)
-    quotes = np.flatnonzero(data == QUOTE)
+    quotes = positions_of(data, QUOTE)
     if at_eof and size == len(buf):
         if quotes.size & 1:
             return None  # a quote still open at the end of the file
@@ -107,7 +131,7 @@ def record_bounds(buf: bytes, cut: int) -> tuple[IntArray, IntArray]:
     """(start, length without the LF) of each record of a regular block buf[:cut]. Costs a
     pass over the block's newlines: only for blocks that need it (blank lines, broken quotes)."""
     data = np.frombuffer(buf, np.uint8, count=cut)
-    quotes = np.flatnonzero(data == QUOTE)
+    quotes = positions_of(data, QUOTE)
     newlines = np.flatnonzero(data == LF)
     ends = newlines[(np.searchsorted(quotes, newlines) & 1) == 0] if quotes.size else newlines
     if cut and data[cut - 1] != LF:
@@ -143,7 +167,7 @@ def _last_record_end(buf: bytes, size: int, quotes: IntArray) -> int:
 def _first_lone_cr_outside_quotes(
     data: npt.NDArray[np.uint8], cut: int, quotes: IntArray
 ) -> int | None:
-    carriage_returns = np.flatnonzero(data[:cut] == CR)
+    carriage_returns = positions_of(data[:cut], CR)
     after = carriage_returns + 1
     lone = after >= len(data)
     lone[~lone] = data[after[~lone]] != LF
