@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # numpy.typing costs 30 ms of start-up, for annotations only
 
     BoolArray: TypeAlias = npt.NDArray[np.bool_]
     IntArray: TypeAlias = npt.NDArray[np.int64]
+    Int32Array: TypeAlias = npt.NDArray[np.int32]
 
 _HOUR, _SIXTY = "(?:[01][0-9]|2[0-3])", "[0-5][0-9]"
 TIMESTAMP_PATTERN: Final = (
@@ -51,25 +52,28 @@ _FAST_DECIMAL: Final = pa.decimal128(38, 9)
 _CENTS_DECIMAL: Final = pa.decimal128(38, 2)
 
 
-_ASCII_SPACE_TABLE: Final = np.zeros(256, np.bool_)
-_ASCII_SPACE_TABLE[[ord(char) for char in ASCII_WHITESPACE]] = True
+# Every character of ASCII_WHITESPACE is at most this byte.
+_HIGHEST_ASCII_SPACE: Final = max(map(ord, ASCII_WHITESPACE))
 
 
 def trim(values: pa.Array, ascii_only: bool) -> pa.Array:
     """str.strip() for a whole column.
 
     Most columns hold no value that starts or ends with whitespace; peeking at the first
-    and last byte of each value is far cheaper than copying the column to trim it.
+    and last byte of each value is far cheaper than copying the column to trim it. The peek
+    reads the byte at every offset and the one before it, empty values included: an empty
+    value's offset is where the next value starts and the previous one ends, so it reads no
+    byte that is not some value's first or last (at the buffer's ends, clipped to the same).
+    A low byte that is not whitespace only costs a trim that changes nothing.
     """
     if not ascii_only:
         return kernels.utf8_trim(values, WHITESPACE)
     offsets, data = _string_buffers(values)
-    lengths = np.diff(offsets)
-    ends = offsets[1:][lengths > 0]
-    if ends.size == 0:
+    if offsets[-1] == offsets[0]:
         return values
-    firsts = offsets[:-1][lengths > 0]
-    if not (_ASCII_SPACE_TABLE[data[firsts]].any() or _ASCII_SPACE_TABLE[data[ends - 1]].any()):
+    firsts = data.take(offsets[:-1], mode="clip")
+    lasts = data.take(offsets[1:] - 1, mode="clip")
+    if np.minimum(firsts, lasts).min() > _HIGHEST_ASCII_SPACE:
         return values
     return kernels.ascii_trim(values, ASCII_WHITESPACE)
 
@@ -84,12 +88,12 @@ def numpy_bool(values: pa.Array) -> BoolArray:
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.bool_)
 
 
-def _string_buffers(values: pa.Array) -> tuple[IntArray, npt.NDArray[np.uint8]]:
+def _string_buffers(values: pa.Array) -> tuple[Int32Array, npt.NDArray[np.uint8]]:
     """Offsets and bytes of a string array, as numpy views (no copy)."""
     _, offsets_buffer, data_buffer = values.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
         values.offset : values.offset + len(values) + 1
-    ].astype(np.int64)
+    ]
     if data_buffer is None or data_buffer.size == 0:
         return offsets, np.zeros(1, np.uint8)
     return offsets, np.frombuffer(data_buffer, dtype=np.uint8)

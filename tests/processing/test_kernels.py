@@ -1,12 +1,16 @@
-"""Positions and masks reach pyarrow through their buffers: the same rows as numpy picks."""
+"""Positions and masks reach pyarrow through their buffers: the same rows as numpy picks.
+A column is trimmed only when some value needs it, and then exactly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from processing import kernels
+from processing import fields, kernels
+from processing.schema import ASCII_WHITESPACE
 
 
 @pytest.mark.parametrize("rows", [0, 1, 7, 8, 9, 64, 1000])
@@ -34,3 +38,16 @@ def test_take_gathers_numpy_positions_of_any_integer_type() -> None:
         "c",
     ]
     assert kernels.take(values, np.zeros(0, np.int64)).to_pylist() == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.text(alphabet=" \t\x1c\x1f\x01ab", max_size=4), max_size=12),
+    start=st.integers(0, 12),
+)
+def test_trim_strips_exactly_the_values_that_need_it(values: list[str], start: int) -> None:
+    """Whitespace at either end of any value, empty values anywhere, a sliced column."""
+    column = pa.array(values, pa.string()).slice(start)
+    assert fields.trim(column, ascii_only=True).to_pylist() == [
+        value.strip(ASCII_WHITESPACE) for value in values[start:]
+    ]
