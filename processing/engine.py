@@ -226,11 +226,16 @@ class _Analysis:
         if REVENUE_COLUMN in table.column_names:
             amounts = column(REVENUE_COLUMN)
             revenue_present = ~fields.is_empty(amounts)
-            well_formed = fields.revenue_valid(amounts, decimal_comma=self.decimal_comma)
-            bad_revenue = ~missing & ts_valid & revenue_present & ~well_formed
-            counted = np.flatnonzero(~missing & ts_valid & revenue_present & well_formed)
+            bad_revenue = np.zeros(rows, np.bool_)
+            # Only amounts the earlier rules let through are checked: a quarter of the rows
+            # in a typical export, and the regex is the costly part.
+            checked = np.flatnonzero(~missing & ts_valid & revenue_present)
+            checked_amounts = kernels.take(amounts, checked)
+            well_formed = fields.revenue_valid(checked_amounts, decimal_comma=self.decimal_comma)
+            bad_revenue[checked[~well_formed]] = True
+            counted = checked[well_formed]
             if counted.size:
-                counted_amounts = kernels.take(amounts, counted)
+                counted_amounts = kernels.keep(checked_amounts, well_formed)
                 if self.decimal_comma:
                     counted_amounts = kernels.replace_substring(counted_amounts, ",", ".")
                 counted_cents, large = fields.to_cents(counted_amounts)
