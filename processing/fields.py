@@ -177,23 +177,30 @@ def _two_digits(matrix: npt.NDArray[np.uint8], column: int) -> IntArray:
     return (matrix[:, column].astype(np.int64) - 48) * 10 + matrix[:, column + 1] - 48
 
 
-def local_days(timestamps: pa.Array, zone: ZoneOffsets | None) -> tuple[BoolArray, IntArray]:
-    """(valid, day number in the report timezone) for trimmed timestamp strings.
+def timestamp_grammar_ok(timestamps: pa.Array) -> BoolArray:
+    """Which trimmed timestamp strings follow the grammar: TIMESTAMP_PATTERN checks it and the
+    range of every part except the day of the month, which needs the month and the year."""
+    return numpy_bool(kernels.matches_regex(timestamps, TIMESTAMP_PATTERN))
 
-    `zone` None means UTC. Invalid entries get day 0. The regex checks the grammar and the
-    range of every part except the day of the month, which needs the month and the year.
-    A timestamp without an offset is wall time in the report timezone, so its day is the
-    date as written; only timestamps with an offset need their time of day.
+
+def local_days(
+    timestamps: pa.Array, zone: ZoneOffsets | None, grammar_ok: BoolArray | None = None
+) -> tuple[BoolArray, IntArray]:
+    """(valid, day number in the report timezone) for trimmed timestamp strings, given
+    timestamp_grammar_ok of them when it is known already.
+
+    `zone` None means UTC. Invalid entries get day 0. A timestamp without an offset is wall
+    time in the report timezone, so its day is the date as written; only timestamps with an
+    offset need their time of day.
     """
-    matches = kernels.matches_regex(timestamps, TIMESTAMP_PATTERN)
-    valid = numpy_bool(matches)
+    valid = timestamp_grammar_ok(timestamps) if grammar_ok is None else grammar_ok.copy()
     days = np.zeros(len(timestamps), np.int64)
     rows = np.flatnonzero(valid)
     if rows.size == 0:
         return valid, days
     matched = kernels.cast(timestamps, pa.binary())
     if rows.size < len(timestamps):
-        matched = kernels.keep(matched, matches)
+        matched = kernels.keep(matched, valid)
 
     # Exports hold few distinct dates: decode each distinct one once.
     encoded = kernels.dictionary_encode(kernels.binary_slice(matched, 0, 10))

@@ -1,10 +1,11 @@
-"""Run an iterator one step ahead in a worker thread, so producing and consuming overlap."""
+"""Run an iterator ahead in a worker thread, so producing and consuming overlap."""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
@@ -22,8 +23,12 @@ class _Failed:
 
 
 class _Prefetcher(Generic[T]):
-    def __init__(self, items: Iterable[T], depth: int) -> None:
+    def __init__(
+        self, items: Iterable[T], depth: int, most: int, spare: Callable[[T], T] | None
+    ) -> None:
         self._items = items
+        self._most = most
+        self._spare = spare
         self._queue: queue.Queue[T | _Done | _Failed] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="csv-prefetch", daemon=True)
@@ -41,6 +46,8 @@ class _Prefetcher(Generic[T]):
     def _produce(self) -> None:
         try:
             for item in self._items:
+                if self._spare is not None and self._queue.qsize() >= self._most:
+                    item = self._spare(item)
                 if not self._put(item):
                     return
         except BaseException as error:  # handed to the consumer, who re-raises it
@@ -48,21 +55,23 @@ class _Prefetcher(Generic[T]):
             return
         self._put(_Done())
 
-    def batches(self, most: int) -> Iterator[list[T]]:
-        """Up to `most` items at a time: the next one, waited for, and those already here."""
+    def batches(self, patience_s: float) -> Iterator[list[T]]:
+        """Up to `most` items at a time: the next one, waited for, and those that come within
+        `patience_s` of it."""
         ended: _Done | _Failed | None = None
         while ended is None:
             batch: list[T] = []
             item = self._queue.get()
+            deadline = time.monotonic() + patience_s
             while True:
                 if isinstance(item, _Done | _Failed):
                     ended = item
                     break
                 batch.append(item)
-                if len(batch) >= most:
+                if len(batch) >= self._most:
                     break
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
                 except queue.Empty:
                     break
             if batch:
@@ -76,17 +85,29 @@ class _Prefetcher(Generic[T]):
 
 
 @contextmanager
-def prefetched(items: Iterable[T], *, depth: int, most: int) -> Iterator[Iterator[list[T]]]:
+def prefetched(
+    items: Iterable[T],
+    *,
+    depth: int,
+    most: int,
+    patience_s: float = 0.0,
+    spare: Callable[[T], T] | None = None,
+) -> Iterator[Iterator[list[T]]]:
     """Produce `items` in a worker thread, at most `depth` items ahead of the consumer, who
     gets them in lists of up to `most`: the next item, waited for, and those produced
-    meanwhile. A consumer slower than its producer takes bigger bites; one that keeps up
-    takes each item as soon as it exists.
+    within `patience_s` of it. A consumer slower than its producer takes full bites; one
+    that keeps up takes what came in that time.
+
+    `spare`, when given, is work the worker does on an item instead of the consumer, when
+    `most` items or more already wait for the consumer (the worker is ahead, and would
+    otherwise wait): the consumer gets spare(item) then, the item as it was otherwise. So
+    the two threads share such work by how busy they are.
 
     Exceptions raised while producing come out of the consumer's loop. Leaving the block
     early stops the worker after its current item.
     """
-    prefetcher = _Prefetcher(items, depth)
+    prefetcher = _Prefetcher(items, depth, most, spare)
     try:
-        yield prefetcher.batches(most)
+        yield prefetcher.batches(patience_s)
     finally:
         prefetcher.close()

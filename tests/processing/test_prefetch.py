@@ -57,3 +57,45 @@ def test_leaving_early_stops_the_producer() -> None:
     with prefetched(iter(range(10**9)), depth=2, most=2) as batches:
         next(batches)
     assert not [t for t in threading.enumerate() if t.name == "csv-prefetch"]
+
+
+def test_a_worker_ahead_of_its_consumer_does_the_spare_work() -> None:
+    """Once `most` items wait for the consumer, the worker applies `spare` to the next ones."""
+    all_queued, release = threading.Event(), threading.Event()
+
+    def items() -> Iterator[int]:
+        yield from range(1, 6)
+        all_queued.set()
+        release.wait(5)
+
+    with prefetched(items(), depth=8, most=2, spare=lambda item: -item) as batches:
+        assert all_queued.wait(5)
+        got = [next(batches), next(batches), next(batches)]
+        release.set()
+        assert list(batches) == []
+    assert got == [[1, 2], [-3, -4], [-5]]
+
+
+def test_a_worker_that_is_not_ahead_leaves_the_spare_work_to_the_consumer() -> None:
+    """A consumer that takes each item as it comes gets every item untouched."""
+    taken = threading.Semaphore(0)
+
+    def items() -> Iterator[int]:
+        for item in range(1, 6):
+            yield item
+            assert taken.acquire(timeout=5)  # the consumer took it
+
+    got: list[int] = []
+    with prefetched(items(), depth=8, most=2, spare=lambda item: -item) as batches:
+        for batch in batches:
+            got += batch
+            for _ in batch:
+                taken.release()
+    assert got == [1, 2, 3, 4, 5]
+
+
+def test_a_patient_consumer_waits_for_a_full_bite() -> None:
+    """Items produced one at a time, each only once the last was taken, still come in
+    lists of `most` when they come within `patience_s`."""
+    with prefetched(range(8), depth=1, most=4, patience_s=5) as batches:
+        assert list(batches) == [[0, 1, 2, 3], [4, 5, 6, 7]]
