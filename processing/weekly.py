@@ -80,6 +80,10 @@ class Labels:
         """The id of each value as written (untrimmed), of all values or of those at `rows`:
         a block holds few distinct values, so they are normalised (trimmed, cased) once each,
         from the block's dictionary. Only the values at `rows` become labels."""
+        if rows is not None and rows.size < len(values) // 2:
+            # A few rows of many (treatments of completed events): taking them first halves
+            # the cost of encoding the column.
+            values, rows = kernels.take(values, rows), None
         encoded = kernels.dictionary_encode(values)
         codes = encoded.indices.to_numpy()
         if rows is not None:

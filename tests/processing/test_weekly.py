@@ -1,10 +1,13 @@
-"""The weekly accumulator: exact integer sums however many rows and blocks come in."""
+"""The weekly accumulator: exact integer sums however many rows and blocks come in; labels
+for the rows asked about only."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
 import numpy as np
+import pyarrow as pa
+import pytest
 
 from processing.fields import monday_of
 from processing.insights import clinic_stats
@@ -71,3 +74,14 @@ def test_a_clinics_total_over_weeks_past_int64_stays_exact() -> None:
     [clinic] = clinic_stats(cells, headline)
     assert clinic.revenue_cents == 52 * 2**61
     assert clinic.latest_week_revenue_cents == 2**61
+
+
+@pytest.mark.parametrize("picked", [[1], [0, 2, 3], [0, 1, 2, 3]])
+def test_label_ids_of_some_rows_name_only_those_values(picked: list[int]) -> None:
+    """Few rows or most of them: each gets its value's id, and only their values are labels."""
+    labels = Labels("treatment_type", lambda values: values)
+    values = pa.array(["filling", "crown", "filling", "implant"], pa.string())
+    ids = labels.ids(values, np.array(picked, np.int64))
+    expected = [values[row].as_py() for row in picked]
+    assert [labels.names[label_id] for label_id in ids.tolist()] == expected
+    assert sorted(labels.names) == sorted(set(expected))
