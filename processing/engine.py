@@ -241,7 +241,11 @@ class _Analysis:
             bad_revenue[checked[~well_formed]] = True
             counted = checked[well_formed]
             if counted.size:
-                counted_amounts = kernels.keep(checked_amounts, well_formed)
+                counted_amounts = (
+                    checked_amounts
+                    if counted.size == checked.size
+                    else kernels.keep(checked_amounts, well_formed)
+                )
                 if self.decimal_comma:
                     counted_amounts = kernels.replace_substring(counted_amounts, ",", ".")
                 counted_cents, large = fields.to_cents(counted_amounts)

@@ -50,6 +50,7 @@ _DAYS_IN_MONTH: Final = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
 _MAX_FAST_INTEGER_DIGITS: Final = 10
 _FAST_DECIMAL: Final = pa.decimal128(38, 9)
 _CENTS_DECIMAL: Final = pa.decimal128(38, 2)
+_NANOS_PER_CENT: Final = 10**7  # units of _FAST_DECIMAL in a cent
 
 
 # Every character of ASCII_WHITESPACE is at most this byte.
@@ -293,6 +294,14 @@ def revenue_valid(amounts: pa.Array, *, decimal_comma: bool = False) -> BoolArra
     return numpy_bool(kernels.matches_regex(amounts, pattern))
 
 
+def _unscaled(decimals: pa.Array) -> IntArray:
+    """The unscaled integers of decimal128 values below 2**63: a decimal128 is stored as its
+    unscaled integer, little-endian in 16 bytes, and below 2**63 its low word is it."""
+    words = np.frombuffer(decimals.buffers()[1], dtype=np.int64)
+    unscaled: IntArray = words[2 * decimals.offset :: 2][: len(decimals)]
+    return unscaled
+
+
 def cents_of(amount: str) -> int:
     """Exact cents of one valid amount, rounding half to even beyond two decimals."""
     return int(Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN) * 100)
@@ -318,12 +327,15 @@ def to_cents(amounts: pa.Array) -> tuple[IntArray, dict[int, int]]:
     if fast_rows.size:
         fast_values = amounts if fast_rows.size == len(amounts) else kernels.keep(amounts, fast)
         decimals = kernels.cast(fast_values, _FAST_DECIMAL)
-        rounded = kernels.round_half_even(decimals, 2)
-        in_cents = kernels.cast(rounded, _CENTS_DECIMAL)
-        # A decimal128 is stored as its unscaled integer, little-endian in 16 bytes: at
-        # scale 2 that integer is the amount in cents, and below 2**63 its low word is it.
-        words = np.frombuffer(in_cents.buffers()[1], dtype=np.int64)
-        cents[fast_rows] = words[2 * in_cents.offset :: 2][: len(in_cents)]
+        if int(integer_digits[fast_rows].max()) < _MAX_FAST_INTEGER_DIGITS:
+            # Below 10**9, amount * 10**9 is under 2**63 and numpy rounds it to cents, half to
+            # even, in a few passes: a tenth of the time of pyarrow's round and cast below.
+            whole, rest = np.divmod(_unscaled(decimals), _NANOS_PER_CENT)
+            half = _NANOS_PER_CENT // 2
+            cents[fast_rows] = whole + ((rest > half) | ((rest == half) & (whole % 2 == 1)))
+        else:
+            rounded = kernels.round_half_even(decimals, 2)
+            cents[fast_rows] = _unscaled(kernels.cast(rounded, _CENTS_DECIMAL))
     for row in np.flatnonzero(present & ~fast):
         # Python ints do not overflow; int64 would. Such amounts are rare.
         large[int(row)] = cents_of(amounts[int(row)].as_py())
