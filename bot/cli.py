@@ -14,7 +14,7 @@ import shutil
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import BinaryIO, NoReturn, TextIO
 
 from bot.config import ConfigError, Settings, allowed_buckets_from_env
@@ -31,12 +31,15 @@ from processing import (
     to_json,
     to_text,
 )
+from processing.prefetch import read_ahead
+from processing.reader import READ_SIZE
 from processing.render import grouped_amount
 from processing.report import estimate
 from processing.words import time_left
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 PROGRESS_REDRAW_S = 0.2
+PIPE_READ_AHEAD_CHUNKS = 8  # of READ_SIZE (1 MiB)
 
 
 class UsageError(Exception):
@@ -123,18 +126,38 @@ def _widen_pipe(fd: int) -> None:
             fcntl.fcntl(fd, set_size, 1 << 20)
 
 
-def _open_source(source: str, stdin: BinaryIO) -> tuple[BinaryIO, int | None]:
-    """The byte stream and its size when known (for percent and ETA)."""
+def _pipe_chunks(fd: int) -> Iterator[bytes]:
+    """A pipe in READ_SIZE pieces. os.read, not stdin's buffered reader: a read-ahead thread
+    still blocked in a buffered read at exit holds the buffer's lock, and the interpreter
+    aborts when it flushes stdin. A read returns what the pipe holds (cat writes 128 KiB at
+    a time), so pieces are gathered."""
+    pieces: list[bytes] = []
+    held = 0
+    while piece := os.read(fd, READ_SIZE - held):
+        pieces.append(piece)
+        held += len(piece)
+        if held == READ_SIZE:
+            yield b"".join(pieces)
+            pieces, held = [], 0
+    if pieces:
+        yield b"".join(pieces)
+
+
+def _open_source(
+    source: str, stdin: BinaryIO
+) -> tuple[BinaryIO | Iterable[bytes], int | None, Callable[[], None] | None]:
+    """The byte stream, its size when known (for percent and ETA) and how to close it. A
+    pipe is read ahead in a thread of its own (processing.prefetch.read_ahead)."""
     if source == "-":
-        size = None
         try:
             info = os.fstat(stdin.fileno())
-            size = info.st_size if stat.S_ISREG(info.st_mode) else None
-            if stat.S_ISFIFO(info.st_mode):
-                _widen_pipe(stdin.fileno())
         except (OSError, ValueError):
-            pass
-        return stdin, size
+            return stdin, None, None
+        if stat.S_ISFIFO(info.st_mode):
+            _widen_pipe(stdin.fileno())
+            chunks = read_ahead(_pipe_chunks(stdin.fileno()), depth=PIPE_READ_AHEAD_CHUNKS)
+            return chunks, None, None
+        return stdin, info.st_size if stat.S_ISREG(info.st_mode) else None, None
     try:
         stream = open(source, "rb")  # noqa: SIM115 - closed by the caller
     except FileNotFoundError:
@@ -143,7 +166,7 @@ def _open_source(source: str, stdin: BinaryIO) -> tuple[BinaryIO, int | None]:
         raise UsageError(f"{source} is a directory, not a CSV file") from None
     except PermissionError:
         raise UsageError(f"permission denied: {source}") from None
-    return stream, os.fstat(stream.fileno()).st_size
+    return stream, os.fstat(stream.fileno()).st_size, stream.close
 
 
 def _open_s3(url: str, env: Mapping[str, str]) -> tuple[Iterable[bytes], int, Callable[[], None]]:
@@ -257,8 +280,7 @@ def report_command(
     if args.source.lower().startswith("s3://"):
         stream, size, close = _open_s3(args.source, env)
     else:
-        stream, size = _open_source(args.source, stdin)
-        close = stream.close if stream is not stdin else None
+        stream, size, close = _open_source(args.source, stdin)
     label = "stdin" if args.source == "-" else args.source
     bar = ProgressBar(stderr, size, currency) if (args.progress or stderr.isatty()) else None
     succeeded = False

@@ -355,18 +355,46 @@ def test_no_patient_values_in_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="Linux pipes only")
-def test_a_pipe_on_stdin_is_widened_to_one_mib() -> None:
-    """`cat export.csv | clinic-events report -`: the pipe holds 1 MiB, not 64 KiB, so cat
-    and the parser switch less often."""
+def test_a_pipe_on_stdin_is_widened_and_read_ahead() -> None:
+    """`cat export.csv | clinic-events report -`: the pipe holds 1 MiB, not 64 KiB, and a
+    thread of its own reads it, so cat and the parser wait on each other less."""
     read_end, write_end = os.pipe()
     try:
         with os.fdopen(read_end, "rb", closefd=False) as stdin:
-            stream, size = _open_source("-", stdin)
-            assert stream is stdin and size is None
-        assert fcntl.fcntl(read_end, fcntl.F_GETPIPE_SZ) == 1 << 20
+            stream, size, close = _open_source("-", stdin)
+            assert stream is not stdin and size is None and close is None
+            assert fcntl.fcntl(read_end, fcntl.F_GETPIPE_SZ) == 1 << 20
+            os.write(write_end, b"event_id,clinic_id\n")
+            os.close(write_end)
+            write_end = -1
+            assert b"".join(stream) == b"event_id,clinic_id\n"
     finally:
         os.close(read_end)
-        os.close(write_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
+def test_a_refused_pipe_ends_the_cli_while_its_writer_still_holds_it_open() -> None:
+    """A gzip archive piped in: the CLI says so and exits, though the writer has not
+    closed the pipe and the read-ahead thread is still waiting on it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "report", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert process.stdin is not None and process.stderr is not None
+    try:
+        process.stdin.write(b"\x1f\x8b" + bytes(2 << 20))  # past the 1 MiB the sniff reads
+        process.stdin.flush()
+        assert process.wait(timeout=60) == 3
+        assert "gzip" in process.stderr.read().decode()
+    finally:
+        process.stdin.close()
+        process.kill()
+        process.wait()
 
 
 @pytest.mark.parametrize(

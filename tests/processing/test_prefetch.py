@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from processing.prefetch import prefetched
+from processing.prefetch import prefetched, read_ahead
 
 
 def test_items_come_in_order_in_lists_of_at_most_most() -> None:
@@ -99,3 +99,25 @@ def test_a_patient_consumer_waits_for_a_full_bite() -> None:
     lists of `most` when they come within `patience_s`."""
     with prefetched(range(8), depth=1, most=4, patience_s=5) as batches:
         assert list(batches) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_read_ahead_gives_the_same_chunks_and_does_not_wait_for_a_stuck_source() -> None:
+    """Every chunk in order; leaving early returns at once, though the source is blocked."""
+    assert list(read_ahead(iter([b"a", b"bc", b"d"]), depth=2)) == [b"a", b"bc", b"d"]
+    stuck, started = threading.Event(), threading.Event()
+
+    def source() -> Iterator[bytes]:
+        yield b"first"
+        started.set()
+        stuck.wait(30)  # a pipe whose writer went quiet
+        yield b"never read"
+
+    chunks = read_ahead(source(), depth=2)
+    assert next(chunks) == b"first"
+    assert started.wait(5)
+    workers = [t for t in threading.enumerate() if t.name == "csv-prefetch"]
+    chunks.close()  # returns without waiting on the blocked worker
+    assert workers and all(worker.is_alive() for worker in workers)
+    stuck.set()
+    for worker in workers:
+        worker.join(5)
