@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ _TREATMENT_COMPLETED = pa.scalar(TREATMENT_COMPLETED, pa.string())
 _UNKNOWN = pa.scalar(UNKNOWN_TREATMENT, pa.string())
 _EMPTY = pa.scalar("", pa.string())
 CancelCheck = Callable[[], bool]
+_ROW_OF = attrgetter("row")
 
 
 class _ErrorLog:
@@ -183,30 +186,29 @@ class _Analysis:
         per invalid row only (words for a timestamp need a look at it)."""
         found = _malformed(block)
         missing = np.flatnonzero(checks.missing)
-        found += [
-            InvalidRow(int(block.rows[i]), MISSING_REQUIRED_FIELD, REQUIRED_COLUMNS[k], "empty")
-            for i, k in zip(missing.tolist(), checks.first_empty[missing].tolist(), strict=True)
-        ]
+        if missing.size:
+            columns = [REQUIRED_COLUMNS[k] for k in checks.first_empty[missing].tolist()]
+            rows = block.rows[missing].tolist()
+            found += map(InvalidRow, rows, repeat(MISSING_REQUIRED_FIELD), columns, repeat("empty"))
         bad_timestamps = np.flatnonzero(checks.bad_timestamp)
         if bad_timestamps.size:
             values = kernels.take(checks.timestamps, bad_timestamps).to_pylist()
-            found += [
-                InvalidRow(
-                    int(block.rows[i]),
-                    INVALID_TIMESTAMP,
-                    TIMESTAMP_COLUMN,
-                    fields.timestamp_problem(value.strip()),
-                )
-                for i, value in zip(bad_timestamps.tolist(), values, strict=True)
-            ]
-        problem = fields.revenue_problem(self.decimal_comma)
-        found += [
-            InvalidRow(int(block.rows[i]), INVALID_REVENUE, REVENUE_COLUMN, problem)
-            for i in np.flatnonzero(checks.bad_revenue).tolist()
-        ]
+            problems = [fields.timestamp_problem(value.strip()) for value in values]
+            rows = block.rows[bad_timestamps].tolist()
+            found += map(
+                InvalidRow, rows, repeat(INVALID_TIMESTAMP), repeat(TIMESTAMP_COLUMN), problems
+            )
+        bad_revenue = np.flatnonzero(checks.bad_revenue)
+        if bad_revenue.size:
+            problem = fields.revenue_problem(self.decimal_comma)
+            rows = block.rows[bad_revenue].tolist()
+            found += map(
+                InvalidRow, rows, repeat(INVALID_REVENUE), repeat(REVENUE_COLUMN), repeat(problem)
+            )
         if found:
             assert self.on_invalid_rows is not None
-            self.on_invalid_rows(sorted(found, key=lambda invalid: invalid.row))
+            found.sort(key=_ROW_OF)
+            self.on_invalid_rows(found)
 
     def _check(self, table: pa.Table, ascii_only: bool, screened: _Screened) -> _Checks:
         """The rules over a block's columns: a dozen vectorised pyarrow/numpy passes."""
@@ -345,12 +347,8 @@ def _merged(pieces: Sequence[Block | _Screened]) -> _Screened:
 
 
 def _malformed(block: Block) -> list[InvalidRow]:
-    return [
-        InvalidRow(int(row), MALFORMED_ROW, "", problem)
-        for row, problem in zip(
-            block.malformed_rows.tolist(), block.malformed_problems, strict=True
-        )
-    ]
+    rows = block.malformed_rows.tolist()
+    return list(map(InvalidRow, rows, repeat(MALFORMED_ROW), repeat(""), block.malformed_problems))
 
 
 def analyze(
