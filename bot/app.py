@@ -23,7 +23,7 @@ from aiohttp import web as aioweb
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot import listeners, s3, web
+from bot import chart, listeners, s3, web
 from bot.aws import make_client as make_aws_client
 from bot.config import Settings
 from bot.jobs import JobRunner, Replier
@@ -267,6 +267,7 @@ async def start_service(
     )
     if queue is not None:
         service.background.append(asyncio.create_task(_count_queue(queue, metrics)))
+    service.background.append(asyncio.create_task(_warm_up_chart()))
     try:
         if slack is not None:
             await slack.connect()
@@ -292,6 +293,13 @@ def _mode(settings: Settings, role: Role) -> str:
     if role == "worker":
         return "worker"
     return "slack" if settings.slack is not None else "local"
+
+
+async def _warm_up_chart() -> None:
+    try:
+        await asyncio.to_thread(chart.warm_up)
+    except Exception as error:  # the first chart only loses its head start
+        log.warning("chart.warm_up_failed", error=type(error).__name__)
 
 
 async def _count_queue(queue: JobQueue, metrics: Metrics) -> None:

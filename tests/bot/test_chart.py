@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
+import structlog
 from matplotlib.image import imread
 from matplotlib.text import Text
 
@@ -128,3 +130,20 @@ def test_axis_money_is_short() -> None:
     assert short_money(200_000, "USD") == "$200K"
     assert short_money(2_500, "CHF") == "CHF 2.5K"
     assert short_money(50, "EUR") == "€50"
+
+
+async def test_a_starting_service_warms_the_chart_up_off_the_loop() -> None:
+    """The first report's chart does not wait for matplotlib's fonts: the service draws a
+    tiny figure in a worker thread as it starts, and that succeeds."""
+    from bot.app import running
+    from bot.config import Settings
+
+    with structlog.testing.capture_logs() as logs:
+        async with running(Settings(port=0), console=io.StringIO()) as service:
+            [warm_up] = [
+                task
+                for task in service.background
+                if task.get_coro().__name__ == "_warm_up_chart"  # type: ignore[union-attr]
+            ]
+            await asyncio.wait_for(warm_up, 60)
+    assert not [log for log in logs if log["event"] == "chart.warm_up_failed"]
