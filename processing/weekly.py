@@ -52,6 +52,10 @@ COMPACT_AT_KEYS = 1 << 16
 COMPACT_AT_ROWS = 1 << 22
 # Running int64 totals past this take the next COMPACT_AT_ROWS rows' sums without overflow.
 _INT64_HEADROOM = 2**61
+# Clinic cells are merged once as many wait as are merged already, within these bounds: a
+# few clinics' partials then take a few MiB (a fixed 65,536 held 16 MiB of them on 5M rows
+# over 40 clinics), and thousands of clinics are not merged after every block.
+CLINIC_COMPACT_CELLS: Final = (1 << 14, 1 << 16)
 # A block's grid of weeks by labels (or by clinics) up to this size is counted densely.
 _DENSE_CELLS: Final = 1 << 16
 
@@ -263,7 +267,7 @@ _FLAG_COLUMNS: Final = slice(2, 6)  # appointments, bookings, cancelled, no_show
 
 class ClinicAccumulator:
     """Per (week, clinic) sums, kept as sorted numpy arrays (never one Python object per cell)
-    and merged once COMPACT_AT_KEYS cells wait, like the weekly tables."""
+    and merged as CLINIC_COMPACT_CELLS says."""
 
     def __init__(self, event_type_names: list[str], clinics: Labels) -> None:
         self.clinics = clinics
@@ -318,7 +322,9 @@ class ClinicAccumulator:
         self._pending.append((keys, values))
         self._pending_count += len(keys)
         self._pending_rows += len(mondays)
-        if self._pending_count >= COMPACT_AT_KEYS or self._pending_rows >= COMPACT_AT_ROWS:
+        fewest, most = CLINIC_COMPACT_CELLS
+        enough_waiting = self._pending_count >= min(max(fewest, len(self._keys)), most)
+        if enough_waiting or self._pending_rows >= COMPACT_AT_ROWS:
             self.compact()
 
     def _flags_of(self, event_type_ids: IntArray) -> npt.NDArray[np.int64]:

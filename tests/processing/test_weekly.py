@@ -12,7 +12,7 @@ import pytest
 from processing.fields import monday_of
 from processing.insights import clinic_stats
 from processing.report import ClinicWeeks, Headline
-from processing.weekly import ClinicAccumulator, Labels, WeeklyAccumulator
+from processing.weekly import CLINIC_COMPACT_CELLS, ClinicAccumulator, Labels, WeeklyAccumulator
 
 LARGEST_FAST_CENTS = 10**12 - 1  # 10 integer digits and 2 decimals: the int64 path's limit
 
@@ -85,3 +85,43 @@ def test_label_ids_of_some_rows_name_only_those_values(picked: list[int]) -> Non
     expected = [values[row].as_py() for row in picked]
     assert [labels.names[label_id] for label_id in ids.tolist()] == expected
     assert sorted(labels.names) == sorted(set(expected))
+
+
+@pytest.mark.parametrize("clinic_count", [3, 400, 5_000])
+def test_clinic_cells_are_the_same_however_often_they_are_merged(clinic_count: int) -> None:
+    """Blocks of a few clinics (merged at the lower bound of waiting cells) and of thousands
+    (at the upper one) give the cells one block of all the rows gives, and the partials that
+    wait stay within the bound."""
+    rng = np.random.default_rng(clinic_count)
+    rows, blocks = 6_000, 40
+    days = rng.integers(19_000, 19_400, rows * blocks)
+    clinic_of_row = rng.integers(0, clinic_count, rows * blocks)
+    kinds = rng.integers(0, 2, rows * blocks)
+    cents = rng.integers(0, 10_000, rows * blocks)
+
+    def accumulate(pieces: int) -> tuple[ClinicAccumulator, int]:
+        event_types = Labels("event_type", lambda values: values)
+        ids = np.array([event_types.id_of("TREATMENT_COMPLETED"), event_types.id_of("X")])
+        clinics = ClinicAccumulator(event_types.names, Labels("clinic_id", lambda values: values))
+        clinic_ids = np.array([clinics.clinics.id_of(f"C{n}") for n in range(clinic_count)])
+        most_waiting = 0
+        for piece in np.array_split(np.arange(rows * blocks), pieces):
+            completed = kinds[piece] == 0
+            clinics.add(
+                monday_of(days[piece]),
+                clinic_ids[clinic_of_row[piece]],
+                ids[kinds[piece]],
+                completed,
+                cents[piece][completed],
+                {},
+            )
+            most_waiting = max(most_waiting, clinics._pending_count)
+        return clinics, most_waiting
+
+    whole, _ = accumulate(1)
+    merged, most_waiting = accumulate(blocks)
+    expected, got = whole.cells(), merged.cells()
+    assert np.array_equal(got.weeks, expected.weeks)
+    assert np.array_equal(got.clinic_ids, expected.clinic_ids)
+    assert np.array_equal(got.values, expected.values)
+    assert most_waiting < CLINIC_COMPACT_CELLS[1]
