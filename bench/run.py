@@ -5,9 +5,10 @@ start-up, and a scale-out soak (bench/soak.py).
 Anchors, each its own process on the same file: DuckDB doing our exact contract in SQL
 (duckdb_anchor.py), DuckDB's lenient five-minute query (duckdb_lenient.py, not the
 contract), pyarrow's parser alone (parse_only.py) and a plain Python implementation of every
-rule (reference.py). Each is run RUNS times and its median wall time, CPU seconds and peak
-RSS are reported, with ratios against the anchors measured in this same run (the machine
-is shared and noisy: trust ratios).
+rule (reference.py). They run in RUNS rounds, each contender once per round; the median run
+of each (wall time, CPU seconds, peak RSS) is reported, and each ratio is the median of the
+ratios round by round (the machine is shared and noisy, and its speed drifts over minutes:
+trust ratios). The plain Python implementation runs once.
 
     python bench/run.py                # 1M and 5M rows
     python bench/run.py --rows 200000  # a quick look
@@ -62,6 +63,35 @@ def measure(command: list[str], shell: bool = False, runs: int = RUNS) -> Run:
     """The median run by wall time (its CPU and RSS with it)."""
     results = sorted((measure_once(command, shell) for _ in range(runs)), key=lambda r: r.wall_s)
     return results[len(results) // 2]
+
+
+def in_rounds(
+    commands: dict[str, list[str]], runs: int = RUNS
+) -> tuple[dict[str, Run], dict[str, list[float]]]:
+    """Every command once per round, `runs` rounds: the median run of each (by wall time),
+    and each command's wall time round by round. A ratio taken round by round compares runs
+    minutes apart at most, not a contender measured while the machine was busy with an
+    anchor measured while it was not."""
+    by_round = [
+        {name: measure_once(*_shell(command)) for name, command in commands.items()}
+        for _ in range(runs)
+    ]
+    medians = {
+        name: sorted((one[name] for one in by_round), key=lambda r: r.wall_s)[runs // 2]
+        for name in commands
+    }
+    walls = {name: [one[name].wall_s for one in by_round] for name in commands}
+    return medians, walls
+
+
+def _shell(command: list[str]) -> tuple[list[str], bool]:
+    return command, "|" in command
+
+
+def round_ratio(walls: dict[str, list[float]], numerator: str, denominator: str) -> float:
+    """The median over rounds of numerator / denominator."""
+    ratios = sorted(a / b for a, b in zip(walls[numerator], walls[denominator], strict=True))
+    return ratios[len(ratios) // 2]
 
 
 def paired(first: list[str], second: list[str], runs: int = RUNS) -> tuple[Run, Run, float]:
@@ -125,17 +155,28 @@ def weekly_totals(report: dict) -> dict[str, dict[str, int]]:
 def bench(rows: int) -> dict[str, Run]:
     path = str(dataset(rows))
     size_mb = os.path.getsize(path) / 1e6
-    print(f"\n== {rows:,} rows, {size_mb:,.0f} MB (median of {RUNS}) ==", flush=True)
-    runs = {
-        "engine": measure([PY, "-m", "bot", "report", path, "--format", "json"]),
-        "engine via pipe": measure(
-            ["cat", path, "|", PY, "-m", "bot", "report", "-", "--format", "json"], shell=True
-        ),
-        "DuckDB exact contract": measure([PY, str(HERE / "duckdb_anchor.py"), path]),
-        "DuckDB lenient": measure([PY, str(HERE / "duckdb_lenient.py"), path]),
-        "pyarrow parse only": measure([PY, str(HERE / "parse_only.py"), path]),
-        "plain Python baseline": measure([PY, str(HERE / "reference.py"), path], runs=1),
-    }
+    print(f"\n== {rows:,} rows, {size_mb:,.0f} MB (median of {RUNS} rounds) ==", flush=True)
+    runs, walls = in_rounds(
+        {
+            "engine": [PY, "-m", "bot", "report", path, "--format", "json"],
+            "engine via pipe": [
+                "cat",
+                path,
+                "|",
+                PY,
+                "-m",
+                "bot",
+                "report",
+                "-",
+                "--format",
+                "json",
+            ],
+            "DuckDB exact contract": [PY, str(HERE / "duckdb_anchor.py"), path],
+            "DuckDB lenient": [PY, str(HERE / "duckdb_lenient.py"), path],
+            "pyarrow parse only": [PY, str(HERE / "parse_only.py"), path],
+        }
+    )
+    runs["plain Python baseline"] = measure([PY, str(HERE / "reference.py"), path], runs=1)
     for name, run in runs.items():
         print(
             f"{name:22s} {run.wall_s:7.2f} s  {run.cpu_s:6.2f} CPU s  "
@@ -159,14 +200,14 @@ def bench(rows: int) -> dict[str, Run]:
         f"(DuckDB's read_csv with ignore_errors lets {duck['valid'] - engine['rows']['valid']:,} "
         "more rows through; not yet traced row by row)"
     )
-    wall = {name: run.wall_s for name, run in runs.items()}
-    e = wall["engine"]
+    e = runs["engine"].wall_s
     print(
-        f"ratios: engine / DuckDB exact {e / wall['DuckDB exact contract']:.2f}, "
-        f"/ DuckDB lenient {e / wall['DuckDB lenient']:.2f}, "
-        f"/ pyarrow parse only {e / wall['pyarrow parse only']:.2f}; "
-        f"plain Python / engine {wall['plain Python baseline'] / e:.1f}x; "
-        f"pipe / file {wall['engine via pipe'] / e:.2f}"
+        f"ratios, round by round (median): "
+        f"engine / DuckDB exact {round_ratio(walls, 'engine', 'DuckDB exact contract'):.2f}, "
+        f"/ DuckDB lenient {round_ratio(walls, 'engine', 'DuckDB lenient'):.2f}, "
+        f"/ pyarrow parse only {round_ratio(walls, 'engine', 'pyarrow parse only'):.2f}; "
+        f"pipe / file {round_ratio(walls, 'engine via pipe', 'engine'):.2f}; "
+        f"plain Python / engine {runs['plain Python baseline'].wall_s / e:.1f}x"
     )
     if not agree_baseline:
         raise SystemExit("the engine and the baseline disagree")
