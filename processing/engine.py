@@ -104,7 +104,7 @@ class _ErrorLog:
 class _Checks:
     """One block's rows as the rules see them, in the order they apply."""
 
-    timestamps: pa.Array  # as parsed: the words for a bad timestamp come from it
+    timestamps: pa.Array  # trimmed: the words for a bad timestamp come from it
     first_empty: IntArray  # index into REQUIRED_COLUMNS of each row's first empty value, or -1
     days: IntArray  # local day numbers; meaningful where the timestamp is valid
     missing: BoolArray
@@ -193,7 +193,7 @@ class _Analysis:
         bad_timestamps = np.flatnonzero(checks.bad_timestamp)
         if bad_timestamps.size:
             values = kernels.take(checks.timestamps, bad_timestamps).to_pylist()
-            problems = [fields.timestamp_problem(value.strip()) for value in values]
+            problems = [fields.timestamp_problem(value) for value in values]
             rows = block.rows[bad_timestamps].tolist()
             found += map(
                 InvalidRow, rows, repeat(INVALID_TIMESTAMP), repeat(TIMESTAMP_COLUMN), problems
@@ -254,7 +254,7 @@ class _Analysis:
                 cents[counted] = counted_cents
                 large_cents = {int(counted[position]): value for position, value in large.items()}
         return _Checks(
-            timestamps=table.column(TIMESTAMP_COLUMN).combine_chunks(),
+            timestamps=screened.timestamps,
             first_empty=first_empty,
             days=days,
             missing=missing,
