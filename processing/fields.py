@@ -185,16 +185,16 @@ def timestamp_grammar_ok(timestamps: pa.Array) -> BoolArray:
 
 
 def local_days(
-    timestamps: pa.Array, zone: ZoneOffsets | None, grammar_ok: BoolArray | None = None
+    timestamps: pa.Array, zone: ZoneOffsets | None, grammar_ok: BoolArray
 ) -> tuple[BoolArray, IntArray]:
     """(valid, day number in the report timezone) for trimmed timestamp strings, given
-    timestamp_grammar_ok of them when it is known already.
+    timestamp_grammar_ok of them.
 
     `zone` None means UTC. Invalid entries get day 0. A timestamp without an offset is wall
     time in the report timezone, so its day is the date as written; only timestamps with an
     offset need their time of day.
     """
-    valid = timestamp_grammar_ok(timestamps) if grammar_ok is None else grammar_ok.copy()
+    valid = grammar_ok.copy()
     days = np.zeros(len(timestamps), np.int64)
     rows = np.flatnonzero(valid)
     if rows.size == 0:
