@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import gzip
@@ -387,12 +388,35 @@ def test_a_refused_pipe_ends_the_cli_while_its_writer_still_holds_it_open() -> N
     )
     assert process.stdin is not None and process.stderr is not None
     try:
-        process.stdin.write(b"\x1f\x8b" + bytes(2 << 20))  # past the 1 MiB the sniff reads
-        process.stdin.flush()
+        with contextlib.suppress(BrokenPipeError):  # the CLI may leave before it all is read
+            process.stdin.write(b"\x1f\x8b" + bytes(2 << 20))  # past the 1 MiB the sniff reads
+            process.stdin.flush()
         assert process.wait(timeout=60) == 3
         assert "gzip" in process.stderr.read().decode()
     finally:
-        process.stdin.close()
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+        process.kill()
+        process.wait()
+
+
+def test_a_reader_that_stops_early_ends_the_cli_quietly() -> None:
+    """`clinic-events report ... | head -1`: exit code 1 and nothing on stderr, not a
+    BrokenPipeError from the interpreter's last flush."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "report", "samples/events-sample.csv", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        assert process.stdout.readline() == b"{\n"  # the report is 71 KB, more than a pipe holds
+        process.stdout.close()
+        assert process.wait(timeout=60) == 1
+        assert process.stderr.read() == b""
+    finally:
         process.kill()
         process.wait()
 
