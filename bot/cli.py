@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import BinaryIO, NoReturn, TextIO
 
-from bot.config import ConfigError, Settings, allowed_buckets_from_env
 from bot.currency import UnknownCurrencyError, parse_currency
 from bot.errors import BucketNotAllowedError, S3Error, UnsupportedSourceError
 from processing import (
@@ -172,6 +171,7 @@ def _open_source(
 def _open_s3(url: str, env: Mapping[str, str]) -> tuple[Iterable[bytes], int, Callable[[], None]]:
     """The object's chunks, its size, and how to close it. AWS settings come from boto3."""
     from bot import s3  # boto3 takes a moment to import; local files don't need it
+    from bot.config import allowed_buckets_from_env
 
     location = s3.parse_s3_url(url)
     allowed = allowed_buckets_from_env(env)
@@ -314,6 +314,7 @@ def serve_command(env: Mapping[str, str], stderr: TextIO, role: str = "serve") -
 
     from bot import logs
     from bot.app import serve
+    from bot.config import ConfigError, Settings
 
     try:
         settings = Settings.from_env(env)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Final, Literal
+
+from msgspec import Struct
 
 Encoding = Literal["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "windows-1252"]
 LineEnd = Literal["\n", "\r\n", "\r"]
@@ -36,8 +37,7 @@ _CP1252_TABLE: Final = "".join(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Dialect:
+class Dialect(Struct, frozen=True):
     encoding: Encoding = "utf-8"
     delimiter: str = ","
     line_end: LineEnd = "\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import repeat
 from operator import attrgetter
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
 
 import numpy as np
 import pyarrow as pa
+from msgspec import Struct
 
 from processing import fields, insights, kernels
 from processing.errors import AnalysisCancelled, NoRowsError
@@ -100,8 +100,7 @@ class _ErrorLog:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Checks:
+class _Checks(Struct, frozen=True):
     """One block's rows as the rules see them, in the order they apply."""
 
     timestamps: pa.Array  # trimmed: the words for a bad timestamp come from it
@@ -316,8 +315,7 @@ class _Analysis:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Screened:
+class _Screened(Struct, frozen=True):
     """A block with its timestamps trimmed and held to the grammar."""
 
     block: Block

@@ -9,12 +9,12 @@ Percentages are exact: rationals rounded half to even to one decimal, as strings
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import date, timedelta
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from msgspec.structs import replace
 
 from processing.report import (
     AppointmentOutcomes,

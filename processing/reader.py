@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 if TYPE_CHECKING:
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from msgspec import Struct
 
 from processing import dialect as dialects
 from processing import kernels
@@ -93,8 +93,7 @@ def iter_chunks(source: Iterable[bytes] | BinaryIO, read_size: int = READ_SIZE) 
             yield bytes(chunk)
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(Struct, frozen=True):
     names: tuple[str, ...]  # trimmed and lower-cased, in file order
     row: int  # spreadsheet row of the header: 1 unless blank lines precede it
     bytes_consumed: int  # BOM, leading blank lines and the header line itself
@@ -110,8 +109,7 @@ class Header:
             return None
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(Struct, frozen=True):
     """One record-aligned slice of the body, parsed."""
 
     table: pa.Table  # columns named as in COLUMNS_USED; missing optional ones are absent
@@ -142,8 +140,7 @@ def merge(blocks: Sequence[Block]) -> Block:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _ParsedAhead:
+class _ParsedAhead(Struct, frozen=True):
     """pyarrow's parse of the records between a broken quote and the next (or the end of the
     parse), kept while the exact walk takes the broken record. When the walk's records end
     where pyarrow's next record starts, as they nearly always do, these records need no

@@ -30,10 +30,10 @@ import bisect
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 import numpy as np
+from msgspec import Struct, field
 
 if TYPE_CHECKING:  # numpy.typing costs 30 ms of start-up, for annotations only
     import numpy.typing as npt
@@ -203,8 +203,7 @@ def _lookup(codes: Sequence[int]) -> npt.NDArray[np.bool_]:
     return table
 
 
-@dataclass(slots=True)
-class ExactRecords:
+class ExactRecords(Struct):
     """What the exact walk found in buf[:cut]."""
 
     cut: int = 0

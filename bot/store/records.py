@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, Self
 
+from msgspec import structs
+
 from bot.sources import SourceInfo
 from processing import Progress
 
@@ -87,7 +89,7 @@ class JobRecord:
             "attempt": self.attempt,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
-            "progress": None if self.progress is None else asdict(self.progress),
+            "progress": None if self.progress is None else structs.asdict(self.progress),
             "error": self.error,
             "worker": self.worker,
             "idempotency_key": self.idempotency_key,
