@@ -124,11 +124,11 @@ def _trimmed(values: pa.Array) -> pa.Array:
 
 
 def _event_type_names(values: pa.Array) -> pa.Array:
-    return kernels.utf8_upper(_trimmed(values))
+    return kernels.upper(_trimmed(values))
 
 
 def _treatment_names(values: pa.Array) -> pa.Array:
-    names = kernels.utf8_lower(_trimmed(values))
+    names = kernels.lower(_trimmed(values))
     return kernels.if_else(kernels.equal(names, _EMPTY), _UNKNOWN, names)
 
 

@@ -37,12 +37,20 @@ def ascii_trim(values: pa.Array, characters: str) -> pa.Array:
     return call_function("ascii_trim", [values], TrimOptions(characters))
 
 
-def utf8_upper(values: pa.Array) -> pa.Array:
-    return call_function("utf8_upper", [values])
+def upper(values: pa.Array) -> pa.Array:
+    return call_function("ascii_upper" if _ascii(values) else "utf8_upper", [values])
 
 
-def utf8_lower(values: pa.Array) -> pa.Array:
-    return call_function("utf8_lower", [values])
+def lower(values: pa.Array) -> pa.Array:
+    return call_function("ascii_lower" if _ascii(values) else "utf8_lower", [values])
+
+
+def _ascii(values: pa.Array) -> bool:
+    """Whether a (small) string array's bytes are all ASCII. The utf8_ case kernels fill a
+    table of every code point's case on first use, 2.5 ms of a small file's run; the
+    ascii_ ones give the same result on ASCII text without it."""
+    data = values.buffers()[2]
+    return data is None or data.to_pybytes().isascii()
 
 
 def equal(values: pa.Array, other: pa.Scalar) -> pa.Array:

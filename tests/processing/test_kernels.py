@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyarrow._compute import call_function
 
 from processing import fields, kernels
 from processing.schema import ASCII_WHITESPACE
@@ -51,3 +52,19 @@ def test_trim_strips_exactly_the_values_that_need_it(values: list[str], start: i
     assert fields.trim(column, ascii_only=True).to_pylist() == [
         value.strip(ASCII_WHITESPACE) for value in values[start:]
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.text(alphabet=st.sampled_from("aZ_ éßǅİ\u00ff\U0001f9b7")), max_size=12),
+    start=st.integers(0, 12),
+)
+def test_upper_and_lower_are_the_utf8_kernels(values: list[str], start: int) -> None:
+    """ASCII arrays take the ascii_ kernels, others the utf8_ ones: the same result either
+    way, also for a slice whose buffer holds non-ASCII bytes outside it."""
+    array = pa.array(values, pa.string()).slice(min(start, len(values)))
+    assert kernels.upper(array).equals(call_function("utf8_upper", [array]))
+    assert kernels.lower(array).equals(call_function("utf8_lower", [array]))
+    if all(value.isascii() for value in values):
+        kept = values[min(start, len(values)) :]
+        assert kernels.upper(array).to_pylist() == [value.upper() for value in kept]
