@@ -442,3 +442,16 @@ def test_the_cli_allocates_through_jemalloc_unless_told_otherwise(
         [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
     assert out.stdout.strip() == backend
+
+
+@pytest.mark.parametrize(("given", "used"), [(None, "1"), ("4", "4")])
+def test_openblas_gets_one_thread_unless_told_otherwise(given: str | None, used: str) -> None:
+    """Nothing calls BLAS, and OpenBLAS's idle threads spin ~70 ms of CPU as numpy loads."""
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    code = "import os, bot.cli, numpy; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == used
