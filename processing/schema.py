@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 REQUIRED_COLUMNS: Final = ("event_id", "clinic_id", "patient_id", "event_type", "event_timestamp")
@@ -68,6 +69,7 @@ _OUTCOME_RULES: Final = (
 )
 
 
+@functools.lru_cache(maxsize=1024)  # asked once per week and event type
 def appointment_outcome(event_type: str) -> str | None:
     """'APPOINTMENT_CANCELLED' -> 'cancelled'; None for types that are no outcome."""
     appointment = is_appointment(event_type)
