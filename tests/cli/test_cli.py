@@ -41,6 +41,18 @@ def cli(
     )
 
 
+def cli_process(*args: str, stdin: int | None = None) -> subprocess.Popen[bytes]:
+    """The CLI running, its stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+
+
 @pytest.fixture
 def events_csv(tmp_path: Path) -> Path:
     path = tmp_path / "events.csv"
@@ -378,14 +390,7 @@ def test_a_pipe_on_stdin_is_widened_and_read_ahead() -> None:
 def test_a_refused_pipe_ends_the_cli_while_its_writer_still_holds_it_open() -> None:
     """A gzip archive piped in: the CLI says so and exits, though the writer has not
     closed the pipe and the read-ahead thread is still waiting on it."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "report", "-"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    process = cli_process("report", "-", stdin=subprocess.PIPE)
     assert process.stdin is not None and process.stderr is not None
     try:
         with contextlib.suppress(BrokenPipeError):  # the CLI may leave before it all is read
@@ -403,13 +408,7 @@ def test_a_refused_pipe_ends_the_cli_while_its_writer_still_holds_it_open() -> N
 def test_a_reader_that_stops_early_ends_the_cli_quietly() -> None:
     """`clinic-events report ... | head -1`: exit code 1 and nothing on stderr, not a
     BrokenPipeError from the interpreter's last flush."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "report", "samples/events-sample.csv", "--format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    process = cli_process("report", "samples/events-sample.csv", "--format", "json")
     assert process.stdout is not None and process.stderr is not None
     try:
         assert process.stdout.readline() == b"{\n"  # the report is 71 KB, more than a pipe holds
