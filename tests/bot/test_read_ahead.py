@@ -53,6 +53,28 @@ async def test_the_source_is_read_ahead_while_the_engine_works() -> None:
     await until(source.closed.is_set)
 
 
+async def test_chunks_read_ahead_reach_the_engine_while_the_loop_is_busy() -> None:
+    """What was read ahead is the engine's without a trip through the event loop: here the
+    loop is held until the engine has taken every queued chunk (on a 2-core machine busy
+    parsing, the loop is often late, and each trip kept the parser waiting)."""
+    loop = asyncio.get_running_loop()
+    source = Source(100)
+    chunks = _blocking(source.chunks(), loop, threading.Event())
+    first = await asyncio.to_thread(next, chunks)
+    await until(lambda: source.read == 1 + READ_AHEAD_CHUNKS + 1)
+    taken = threading.Event()
+
+    def engine() -> list[bytes]:
+        queued = [next(chunks) for _ in range(READ_AHEAD_CHUNKS)]
+        taken.set()
+        return queued
+
+    queued = loop.run_in_executor(None, engine)
+    assert taken.wait(timeout=10)  # holds the loop: nothing on it runs meanwhile
+    rest = await asyncio.to_thread(list, chunks)
+    assert [first, *await queued, *rest] == [b"%d\n" % number for number in range(100)]
+
+
 async def test_a_source_error_reaches_the_engine_as_itself() -> None:
     """The chunks before the failure, then the source's own error (its words reach the user)."""
     source = Source(10, fail_after=3)
