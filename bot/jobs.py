@@ -616,7 +616,7 @@ def _blocking(
     (asked for one at a time, a 600 MB upload waited on the network between blocks);
     reads stay async, parsing stays off the loop. The thread takes what was read from a
     thread-safe queue: a chunk already there costs it no trip through the loop (one per
-    chunk kept the parser of a 600 MB upload waiting ~0.5 s in all, the loop being busy
+    chunk kept the parser of a 600 MB upload waiting ~0.65 s in all, the loop being busy
     receiving and the two cores busy parsing)."""
     ahead: queue.SimpleQueue[bytes | _SourceEnd] = queue.SimpleQueue()
     room = asyncio.Semaphore(READ_AHEAD_CHUNKS)
