@@ -16,7 +16,6 @@ from processing.errors import (
     NotCsvError,
     TooManyValuesError,
 )
-from processing.fields import known_timezone
 from processing.render import InvalidRowsCsv, to_clinic_csv, to_csv, to_dict, to_json, to_text
 from processing.report import (
     ClinicStats,
@@ -28,6 +27,7 @@ from processing.report import (
     WeekStats,
 )
 from processing.schema import REASONS, REQUIRED_COLUMNS
+from processing.timestamps import known_timezone
 
 __all__ = [
     "REASONS",

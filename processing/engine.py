@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
 from itertools import repeat
@@ -15,9 +16,8 @@ import numpy as np
 import pyarrow as pa
 from msgspec import Struct
 
-from processing import fields, insights, kernels
+from processing import fields, insights, kernels, timestamps
 from processing.errors import AnalysisCancelled, NoRowsError
-from processing.fields import FIRST_DAY, LAST_DAY
 from processing.prefetch import prefetched
 from processing.reader import DEFAULT_BLOCK_SIZE, Block, BlockReader, merge
 from processing.report import InvalidRow, Progress, ReasonSummary, WeeklyReport
@@ -38,6 +38,7 @@ from processing.schema import (
     UNKNOWN_TREATMENT,
     WHITESPACE,
 )
+from processing.timestamps import FIRST_DAY, LAST_DAY, ZoneOffsets
 from processing.weekly import ClinicAccumulator, Labels, WeeklyAccumulator
 
 _EPOCH = date(1970, 1, 1)
@@ -46,13 +47,12 @@ _NO_CENTS = np.zeros(0, np.int64)
 # Reading and parsing the next blocks (pyarrow, GIL released) overlaps with analysing these.
 # The parser is fastest on 1 MiB blocks, but the analysis's per-block steps (a few dozen
 # numpy and pyarrow calls) cost less per row on several blocks at once: it takes up to
-# BLOCKS_PER_BATCH, those parsed while it worked or within BATCH_PATIENCE_S (0.8x the
-# whole-process time on the 1M-row file, paired runs), and a slow source's blocks as they
-# arrive. The prefetch thread screens timestamps (_screened) when it is ahead: on 5M rows,
-# that brought its busy time and the main thread's to about 2.0 s each, from 1.8 and 2.2.
+# BLOCKS_PER_BATCH of those parsed while it worked. The prefetch thread screens timestamps
+# (_screened) when it is ahead. Since timestamps are read byte by byte, the analysis keeps
+# up with the parser: waiting up to 50 ms for a full batch, as it used to, made 5M rows
+# take 1.09x as long (paired runs).
 PREFETCH_BLOCKS = 6
 BLOCKS_PER_BATCH = 4
-BATCH_PATIENCE_S = 0.05
 
 ProgressCallback = Callable[[Progress], None]
 InvalidRowsCallback = Callable[[list[InvalidRow]], None]
@@ -134,7 +134,7 @@ def _treatment_names(values: pa.Array) -> pa.Array:
 
 class _Analysis:
     def __init__(self, zone_name: str) -> None:
-        self.zone = None if zone_name == "UTC" else fields.ZoneOffsets(zone_name)
+        self.zone = None if zone_name == "UTC" else ZoneOffsets(zone_name)
         self.event_types = Labels(EVENT_TYPE_COLUMN, _event_type_names)
         self.treatment_types = Labels(TREATMENT_COLUMN, _treatment_names)
         self.weekly = WeeklyAccumulator(self.event_types, self.treatment_types)
@@ -192,7 +192,7 @@ class _Analysis:
         bad_timestamps = np.flatnonzero(checks.bad_timestamp)
         if bad_timestamps.size:
             values = kernels.take(checks.timestamps, bad_timestamps).to_pylist()
-            problems = [fields.timestamp_problem(value) for value in values]
+            problems = [timestamps.timestamp_problem(value) for value in values]
             rows = block.rows[bad_timestamps].tolist()
             found += map(
                 InvalidRow, rows, repeat(INVALID_TIMESTAMP), repeat(TIMESTAMP_COLUMN), problems
@@ -225,7 +225,7 @@ class _Analysis:
             empty = fields.is_empty(values)
             first_empty[empty & ~missing] = index
             missing |= empty
-        ts_valid, days = fields.local_days(screened.timestamps, self.zone, screened.grammar_ok)
+        ts_valid, days = screened.timestamp_valid, screened.days
         bad_timestamp = ~missing & ~ts_valid
         revenue_present = bad_revenue = np.zeros(rows, np.bool_)
         cents = np.zeros(rows, np.int64)
@@ -277,7 +277,7 @@ class _Analysis:
         days = checks.days if all_valid else checks.days[valid]
         self.first_day = min(self.first_day, int(days.min()))
         self.last_day = max(self.last_day, int(days.max()))
-        mondays = fields.monday_of(days)
+        mondays = timestamps.monday_of(days)
         event_type_ids = ids_of_valid(self.event_types, EVENT_TYPE_COLUMN)
         self.weekly.add_events(mondays, event_type_ids)
         completed = event_type_ids == self.event_types.find(TREATMENT_COMPLETED)
@@ -316,31 +316,38 @@ class _Analysis:
 
 
 class _Screened(Struct, frozen=True):
-    """A block with its timestamps trimmed and held to the grammar."""
+    """A block with its timestamps trimmed and read."""
 
     block: Block
     timestamps: pa.Array  # trimmed
-    grammar_ok: BoolArray
+    timestamp_valid: BoolArray
+    days: IntArray  # local day numbers; meaningful where the timestamp is valid
 
 
-def _screened(piece: Block | _Screened) -> _Screened:
-    """The timestamp regex is the costliest step of the analysis; the prefetch thread runs
+def _screened(piece: Block | _Screened, zone: ZoneOffsets | None) -> _Screened:
+    """Reading timestamps is the costliest step of the analysis; the prefetch thread does
     it, as spare work, whenever it is ahead of the main thread (see PREFETCH_BLOCKS)."""
     if isinstance(piece, _Screened):
         return piece
     column = piece.table.column(TIMESTAMP_COLUMN).combine_chunks()
-    timestamps = fields.trim(column, piece.ascii_only)
-    return _Screened(piece, timestamps, fields.timestamp_grammar_ok(timestamps))
+    trimmed = fields.trim(column, piece.ascii_only)
+    return _Screened(piece, trimmed, *timestamps.local_days(trimmed, zone))
 
 
-def _merged(pieces: Sequence[Block | _Screened]) -> _Screened:
-    screened = [_screened(piece) for piece in pieces]
-    if len(screened) == 1:
-        return screened[0]
+def _merged(pieces: Sequence[Block | _Screened], zone: ZoneOffsets | None) -> _Screened:
+    """The batch as one block. Blocks not screened yet are screened together: reading
+    timestamps costs ~1.7x as much per row on one 1 MiB block as on four."""
+    if len(pieces) == 1:
+        return _screened(pieces[0], zone)
+    blocks = [piece for piece in pieces if isinstance(piece, Block)]
+    if len(blocks) == len(pieces):
+        return _screened(merge(blocks), zone)
+    screened = [_screened(piece, zone) for piece in pieces]
     return _Screened(
         block=merge([piece.block for piece in screened]),
         timestamps=pa.concat_arrays([piece.timestamps for piece in screened]),
-        grammar_ok=np.concatenate([piece.grammar_ok for piece in screened]),
+        timestamp_valid=np.concatenate([piece.timestamp_valid for piece in screened]),
+        days=np.concatenate([piece.days for piece in screened]),
     )
 
 
@@ -377,10 +384,9 @@ def analyze(
         blocks,
         depth=PREFETCH_BLOCKS,
         most=BLOCKS_PER_BATCH,
-        patience_s=BATCH_PATIENCE_S,
-        spare=_screened,
+        spare=functools.partial(_screened, zone=analysis.zone),
     ) as batches:
-        for screened in map(_merged, batches):
+        for screened in map(functools.partial(_merged, zone=analysis.zone), batches):
             if cancelled is not None and cancelled():
                 raise AnalysisCancelled()
             analysis.add(screened)

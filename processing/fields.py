@@ -1,15 +1,12 @@
-"""Column validation, vectorised: timestamps -> week, "528.20" -> 52820 cents, reasons.
+"""Column validation, vectorised: trimming, empty values, "528.20" -> 52820 cents.
 
 Every function takes pyarrow string arrays (already trimmed) and returns numpy arrays of
 the same length, so the per-row work stays in native code. Python only touches the rare
-amount too large for int64 arithmetic.
+amount too large for int64 arithmetic. Timestamps have their own module, timestamps.py.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Final, TypeAlias
 
@@ -26,24 +23,10 @@ if TYPE_CHECKING:  # numpy.typing costs 30 ms of start-up, for annotations only
     IntArray: TypeAlias = npt.NDArray[np.int64]
     Int32Array: TypeAlias = npt.NDArray[np.int32]
 
-_HOUR, _SIXTY = "(?:[01][0-9]|2[0-3])", "[0-5][0-9]"
-TIMESTAMP_PATTERN: Final = (
-    r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
-    rf"(?:[Tt ]{_HOUR}:{_SIXTY}(?::{_SIXTY}(?:\.[0-9]{{1,9}})?)?(?:[Zz]|[+-]{_HOUR}:?{_SIXTY})?)?$"
-)
 REVENUE_PATTERN: Final = r"^\+?[0-9]+(?:\.[0-9]+)?$"
 # Semicolon-separated exports come from locales that write a decimal comma.
 REVENUE_PATTERN_DECIMAL_COMMA: Final = r"^\+?[0-9]+(?:[.,][0-9]+)?$"
 
-SECONDS_PER_DAY: Final = 86_400
-# Local dates outside these years are invalid timestamps: weeks stay bounded (about 15,600)
-# and no date arithmetic can overflow, whatever a file claims.
-FIRST_YEAR: Final = 1900
-LAST_YEAR: Final = 2199
-# Buckets for looking up a zone's UTC offset: every real-world transition since 1970 falls
-# on a quarter hour, so one lookup per bucket is exact.
-_OFFSET_BUCKET_S: Final = 900
-_DAYS_IN_MONTH: Final = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
 # Fast integer path for amounts: at most 10 integer digits keeps the sums of a few dozen
 # blocks far from int64 overflow (see weekly.py); more than 9 decimals would not fit the
 # decimal type below. Other amounts take the exact Python path.
@@ -69,7 +52,7 @@ def trim(values: pa.Array, ascii_only: bool) -> pa.Array:
     """
     if not ascii_only:
         return kernels.utf8_trim(values, WHITESPACE)
-    offsets, data = _string_buffers(values)
+    offsets, data = kernels.string_buffers(values)
     if offsets[-1] == offsets[0]:
         return values
     firsts = data.take(offsets[:-1], mode="clip")
@@ -80,208 +63,13 @@ def trim(values: pa.Array, ascii_only: bool) -> pa.Array:
 
 
 def is_empty(values: pa.Array) -> BoolArray:
-    offsets, _ = _string_buffers(values)
+    offsets, _ = kernels.string_buffers(values)
     empty: BoolArray = offsets[1:] == offsets[:-1]
     return empty
 
 
 def numpy_bool(values: pa.Array) -> BoolArray:
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.bool_)
-
-
-def _string_buffers(values: pa.Array) -> tuple[Int32Array, npt.NDArray[np.uint8]]:
-    """Offsets and bytes of a string array, as numpy views (no copy)."""
-    _, offsets_buffer, data_buffer = values.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
-        values.offset : values.offset + len(values) + 1
-    ]
-    if data_buffer is None or data_buffer.size == 0:
-        return offsets, np.zeros(1, np.uint8)
-    return offsets, np.frombuffer(data_buffer, dtype=np.uint8)
-
-
-def days_from_civil(year: IntArray, month: IntArray, day: IntArray) -> IntArray:
-    """Days since 1970-01-01 of proleptic Gregorian dates (Howard Hinnant's algorithm)."""
-    shifted_year = year - (month <= 2)
-    era = shifted_year // 400
-    year_of_era = shifted_year - era * 400
-    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    days: IntArray = era * 146_097 + day_of_era - 719_468
-    return days
-
-
-FIRST_DAY: Final = int(days_from_civil(np.array([FIRST_YEAR]), np.array([1]), np.array([1]))[0])
-LAST_DAY: Final = int(days_from_civil(np.array([LAST_YEAR]), np.array([12]), np.array([31]))[0])
-
-
-def monday_of(days: IntArray) -> IntArray:
-    """The Monday on or before each day (1970-01-01 was a Thursday)."""
-    return days - (days + 3) % 7
-
-
-def known_timezone(name: str) -> bool:
-    """Whether `name` is an IANA timezone this machine knows; "UTC" always is."""
-    if name == "UTC":
-        return True
-    # zoneinfo costs 5 ms of start-up: only reports in another timezone need it.
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-class ZoneOffsets:
-    """UTC offsets of one IANA zone (not UTC), looked up once per quarter hour and cached."""
-
-    def __init__(self, name: str) -> None:
-        from zoneinfo import ZoneInfo  # imported here for the same reason as in known_timezone
-
-        self._zone = ZoneInfo(name)
-        self._cache: dict[int, int] = {}
-
-    def local_seconds(self, utc_seconds: IntArray) -> IntArray:
-        buckets, inverse = np.unique(utc_seconds // _OFFSET_BUCKET_S, return_inverse=True)
-        offsets = np.fromiter(
-            (self._offset(int(bucket)) for bucket in buckets), dtype=np.int64, count=len(buckets)
-        )
-        return utc_seconds + offsets[inverse.reshape(-1)]
-
-    def _offset(self, bucket: int) -> int:
-        cached = self._cache.get(bucket)
-        if cached is None:
-            moment = datetime.fromtimestamp(bucket * _OFFSET_BUCKET_S, tz=UTC)
-            delta = moment.astimezone(self._zone).utcoffset()
-            cached = int(delta.total_seconds()) if delta is not None else 0
-            self._cache[bucket] = cached
-        return cached
-
-
-_PLUS, _MINUS, _COLON = ord("+"), ord("-"), ord(":")
-
-
-def _fixed_width(values: pa.Array, start: int, stop: int | None = None) -> npt.NDArray[np.uint8]:
-    """Bytes [start:stop) of each value as an (n, width) matrix; values must be long enough."""
-    sliced = kernels.binary_slice(values, start, stop)
-    count = len(sliced)
-    if count == 0:
-        return np.zeros((0, 0), np.uint8)
-    data = sliced.buffers()[2]
-    width = (stop if stop is not None else 0) - start if stop is not None else -start
-    return np.frombuffer(data, dtype=np.uint8, count=count * width).reshape(count, width)
-
-
-def _two_digits(matrix: npt.NDArray[np.uint8], column: int) -> IntArray:
-    return (matrix[:, column].astype(np.int64) - 48) * 10 + matrix[:, column + 1] - 48
-
-
-def timestamp_grammar_ok(timestamps: pa.Array) -> BoolArray:
-    """Which trimmed timestamp strings follow the grammar: TIMESTAMP_PATTERN checks it and the
-    range of every part except the day of the month, which needs the month and the year."""
-    return numpy_bool(kernels.matches_regex(timestamps, TIMESTAMP_PATTERN))
-
-
-def local_days(
-    timestamps: pa.Array, zone: ZoneOffsets | None, grammar_ok: BoolArray
-) -> tuple[BoolArray, IntArray]:
-    """(valid, day number in the report timezone) for trimmed timestamp strings, given
-    timestamp_grammar_ok of them.
-
-    `zone` None means UTC. Invalid entries get day 0. A timestamp without an offset is wall
-    time in the report timezone, so its day is the date as written; only timestamps with an
-    offset need their time of day.
-    """
-    valid = grammar_ok.copy()
-    days = np.zeros(len(timestamps), np.int64)
-    rows = np.flatnonzero(valid)
-    if rows.size == 0:
-        return valid, days
-    matched = kernels.cast(timestamps, pa.binary())
-    if rows.size < len(timestamps):
-        matched = kernels.keep(matched, valid)
-
-    # Exports hold few distinct dates: decode each distinct one once.
-    encoded = kernels.dictionary_encode(kernels.binary_slice(matched, 0, 10))
-    distinct = _fixed_width(encoded.dictionary, 0, 10)
-    year = _two_digits(distinct, 0) * 100 + _two_digits(distinct, 2)
-    month = _two_digits(distinct, 5)
-    day = _two_digits(distinct, 8)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    # Written years just outside the range may still land inside it after their offset;
-    # anything further out is refused here, before any arithmetic can overflow.
-    plausible = (year >= FIRST_YEAR - 1) & (year <= LAST_YEAR + 1)
-    distinct_ok = plausible & (day <= _DAYS_IN_MONTH[month] + ((month == 2) & leap))
-    codes = encoded.indices.to_numpy()
-    date_ok = distinct_ok[codes]
-    result = days_from_civil(year, month, day)[codes]
-
-    has_time = kernels.binary_length(matched).to_numpy() > 10
-    tail = _fixed_width(matched, -6)  # offsets live in the last 6 bytes
-    colon_offset = has_time & ((tail[:, 0] == _PLUS) | (tail[:, 0] == _MINUS))
-    compact_offset = has_time & ((tail[:, 1] == _PLUS) | (tail[:, 1] == _MINUS))
-    numeric_offset = colon_offset | compact_offset
-    shift = numeric_offset
-    if zone is not None:
-        shift = numeric_offset | (has_time & ((tail[:, 5] | 0x20) == ord("z")))
-    picked = np.flatnonzero(shift & date_ok)
-    if picked.size:
-        # Every picked value has a time and an offset, so it is at least 17 bytes long.
-        picked_values = kernels.keep(matched, shift & date_ok)
-        clock = _fixed_width(picked_values, 11, 17)  # "HH:MM" + ':' when seconds follow
-        seconds_of_day = _two_digits(clock, 0) * 3600 + _two_digits(clock, 3) * 60
-        with_seconds = np.flatnonzero(clock[:, 5] == _COLON)
-        if with_seconds.size:
-            seconds = _fixed_width(kernels.keep(picked_values, clock[:, 5] == _COLON), 17, 19)
-            seconds_of_day[with_seconds] += _two_digits(seconds, 0)
-        offset_tail = tail[picked]
-        colon = colon_offset[picked]
-        offset_s = np.where(
-            colon,
-            _two_digits(offset_tail, 1) * 3600 + _two_digits(offset_tail, 4) * 60,
-            _two_digits(offset_tail, 2) * 3600 + _two_digits(offset_tail, 4) * 60,
-        )
-        offset_s = np.where(numeric_offset[picked], offset_s, 0)
-        sign_byte = np.where(colon, offset_tail[:, 0], offset_tail[:, 1])
-        offset_s = np.where(sign_byte == _MINUS, -offset_s, offset_s)
-        utc_seconds = result[picked] * SECONDS_PER_DAY + seconds_of_day - offset_s
-        if zone is not None:
-            utc_seconds = zone.local_seconds(utc_seconds)
-        result[picked] = utc_seconds // SECONDS_PER_DAY
-    date_ok &= (result >= FIRST_DAY) & (result <= LAST_DAY)
-    valid[rows] = date_ok
-    days[rows] = np.where(date_ok, result, 0)
-    return valid, days
-
-
-_LOOSE_TIMESTAMP: Final = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:?\d{2})?)?",
-    re.ASCII,
-)
-_STRICT_TIMESTAMP: Final = re.compile(TIMESTAMP_PATTERN.strip("^$"), re.ASCII)
-NOT_A_TIMESTAMP: Final = "not a date and time such as 2024-01-31 or 2024-01-31T09:30:00Z"
-NO_SUCH_DATE: Final = "no such date or time (a month, day, hour, minute or offset out of range)"
-OUT_OF_RANGE: Final = f"date out of range {FIRST_YEAR}-{LAST_YEAR}"
-
-
-@functools.lru_cache(maxsize=4096)  # bad values repeat: "yesterday", the same wrong format
-def timestamp_problem(value: str) -> str:
-    """Why a timestamp is invalid, in words. For the few invalid rows only: Python per value."""
-    match = _LOOSE_TIMESTAMP.fullmatch(value)
-    if match is None:
-        return NOT_A_TIMESTAMP
-    year, month, day = (int(part) for part in match.groups())
-    if not FIRST_YEAR <= year <= LAST_YEAR:
-        return OUT_OF_RANGE
-    if _STRICT_TIMESTAMP.fullmatch(value) is None:
-        return NO_SUCH_DATE
-    try:
-        date(year, month, day)
-    except ValueError:
-        return NO_SUCH_DATE
-    return OUT_OF_RANGE  # valid as written; its offset moves it out of the range
 
 
 def revenue_problem(decimal_comma: bool) -> str:

@@ -24,7 +24,9 @@ from pyarrow._compute import (
 )
 
 if TYPE_CHECKING:
-    from processing.fields import BoolArray, IntArray
+    import numpy.typing as npt
+
+    from processing.fields import BoolArray, Int32Array, IntArray
 
 Rows = TypeVar("Rows", pa.Array, pa.Table)
 
@@ -108,3 +110,14 @@ def keep(rows: Rows, mask: pa.Array | BoolArray) -> Rows:
         bits = pa.py_buffer(np.packbits(mask, bitorder="little"))
         mask = pa.Array.from_buffers(pa.bool_(), len(mask), [None, bits])
     return call_function("filter", [rows, mask])
+
+
+def string_buffers(values: pa.Array) -> tuple[Int32Array, npt.NDArray[np.uint8]]:
+    """Offsets and bytes of a string or binary array, as numpy views (no copy)."""
+    _, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
+        values.offset : values.offset + len(values) + 1
+    ]
+    if data_buffer is None or data_buffer.size == 0:
+        return offsets, np.zeros(1, np.uint8)
+    return offsets, np.frombuffer(data_buffer, dtype=np.uint8)

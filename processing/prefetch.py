@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
@@ -55,14 +54,12 @@ class _Prefetcher(Generic[T]):
             return
         self._put(_Done())
 
-    def batches(self, patience_s: float) -> Iterator[list[T]]:
-        """Up to `most` items at a time: the next one, waited for, and those that come within
-        `patience_s` of it."""
+    def batches(self) -> Iterator[list[T]]:
+        """Up to `most` items at a time: the next one, waited for, and those already there."""
         ended: _Done | _Failed | None = None
         while ended is None:
             batch: list[T] = []
             item = self._queue.get()
-            deadline = time.monotonic() + patience_s
             while True:
                 if isinstance(item, _Done | _Failed):
                     ended = item
@@ -71,7 +68,7 @@ class _Prefetcher(Generic[T]):
                 if len(batch) >= self._most:
                     break
                 try:
-                    item = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
             if batch:
@@ -91,14 +88,13 @@ def prefetched(
     *,
     depth: int,
     most: int,
-    patience_s: float = 0.0,
     spare: Callable[[T], T] | None = None,
     wait_on_exit: bool = True,
 ) -> Iterator[Iterator[list[T]]]:
     """Produce `items` in a worker thread, at most `depth` items ahead of the consumer, who
-    gets them in lists of up to `most`: the next item, waited for, and those produced
-    within `patience_s` of it. A consumer slower than its producer takes full bites; one
-    that keeps up takes what came in that time.
+    gets them in lists of up to `most`: the next item, waited for, and those already
+    produced. A consumer slower than its producer takes full bites; one that keeps up takes
+    what came while it worked.
 
     `spare`, when given, is work the worker does on an item instead of the consumer, when
     `most` items or more already wait for the consumer (the worker is ahead, and would
@@ -112,7 +108,7 @@ def prefetched(
     """
     prefetcher = _Prefetcher(items, depth, most, spare)
     try:
-        yield prefetcher.batches(patience_s)
+        yield prefetcher.batches()
     finally:
         prefetcher.close(wait_on_exit)
 

@@ -27,7 +27,6 @@ import pyarrow as pa
 
 from processing import kernels
 from processing.errors import TooManyValuesError
-from processing.fields import FIRST_DAY
 from processing.report import CLINIC_SUMS, ClinicWeeks, WeekStats
 from processing.schema import (
     CANCELLED,
@@ -40,6 +39,7 @@ from processing.schema import (
     is_appointment,
     is_booking,
 )
+from processing.timestamps import FIRST_DAY
 
 FIRST_MONDAY: Final = FIRST_DAY  # 1900-01-01 was a Monday
 

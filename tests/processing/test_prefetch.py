@@ -94,13 +94,6 @@ def test_a_worker_that_is_not_ahead_leaves_the_spare_work_to_the_consumer() -> N
     assert got == [1, 2, 3, 4, 5]
 
 
-def test_a_patient_consumer_waits_for_a_full_bite() -> None:
-    """Items produced one at a time, each only once the last was taken, still come in
-    lists of `most` when they come within `patience_s`."""
-    with prefetched(range(8), depth=1, most=4, patience_s=5) as batches:
-        assert list(batches) == [[0, 1, 2, 3], [4, 5, 6, 7]]
-
-
 def test_read_ahead_gives_the_same_chunks_and_does_not_wait_for_a_stuck_source() -> None:
     """Every chunk in order; leaving early returns at once, though the source is blocked."""
     assert list(read_ahead(iter([b"a", b"bc", b"d"]), depth=2)) == [b"a", b"bc", b"d"]

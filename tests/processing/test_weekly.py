@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from processing.fields import monday_of
 from processing.insights import clinic_stats
 from processing.report import ClinicWeeks, Headline
+from processing.timestamps import monday_of
 from processing.weekly import CLINIC_COMPACT_CELLS, ClinicAccumulator, Labels, WeeklyAccumulator
 
 LARGEST_FAST_CENTS = 10**12 - 1  # 10 integer digits and 2 decimals: the int64 path's limit
