@@ -263,6 +263,8 @@ class WeeklyAccumulator:
 CLINIC_METRICS: Final = (*CLINIC_SUMS, "events")
 _CLINIC_BITS: Final = 14  # ids below 16,384 > MAX_DISTINCT_VALUES
 _FLAG_COLUMNS: Final = slice(2, 6)  # appointments, bookings, cancelled, no_show
+# Cells counted per event type on a dense grid at most (8 MiB of int64 counts).
+_DENSE_CELLS_BY_TYPE: Final = 1 << 20
 
 
 class ClinicAccumulator:
@@ -294,26 +296,27 @@ class ClinicAccumulator:
         if len(mondays) == 0:
             return
         weeks = (mondays - FIRST_MONDAY) // 7
-        flags = self._flags_of(event_type_ids)
+        type_flags = self._type_flags()
         completed_rows = np.flatnonzero(completed)
         first_week = int(weeks.min())
         span = int(weeks.max()) - first_week + 1
         clinic_count = len(self.clinics.names)
-        if span * clinic_count <= _DENSE_CELLS:
+        if span * clinic_count * len(type_flags) <= _DENSE_CELLS_BY_TYPE:
             keys, values = _dense_sums(
                 (weeks - first_week) * clinic_count + clinic_ids,
                 span * clinic_count,
-                flags,
+                event_type_ids,
+                type_flags,
                 completed_rows,
                 cents,
             )
             keys = ((keys // clinic_count + first_week) << _CLINIC_BITS) | (keys % clinic_count)
-        else:  # thousands of clinics: sort instead of a grid of every (week, clinic)
+        else:  # thousands of clinics or types: sort instead of a grid of every (week, clinic)
             keys = (weeks << _CLINIC_BITS) | clinic_ids
             row_values = np.zeros((len(keys), len(CLINIC_METRICS)), np.int64)
             row_values[completed_rows, 0] = cents
             row_values[completed_rows, 1] = 1
-            row_values[:, _FLAG_COLUMNS] = flags
+            row_values[:, _FLAG_COLUMNS] = type_flags[event_type_ids]
             row_values[:, 6] = 1
             keys, values = _sum_rows_by_key(keys, row_values)
         for position, amount in large_cents.items():
@@ -327,7 +330,8 @@ class ClinicAccumulator:
         if enough_waiting or self._pending_rows >= COMPACT_AT_ROWS:
             self.compact()
 
-    def _flags_of(self, event_type_ids: IntArray) -> npt.NDArray[np.int64]:
+    def _type_flags(self) -> npt.NDArray[np.int64]:
+        """Per event type: is it an appointment, a booking, cancelled, a no-show (0 or 1)."""
         names = self._event_type_names
         if len(self._flags) < len(names):
             new = [
@@ -340,8 +344,7 @@ class ClinicAccumulator:
                 for name in names[len(self._flags) :]
             ]
             self._flags = np.concatenate([self._flags, np.array(new, np.int64)])
-        flags: npt.NDArray[np.int64] = self._flags[event_type_ids]
-        return flags
+        return self._flags
 
     def compact(self) -> None:
         if not self._pending:
@@ -380,22 +383,26 @@ class ClinicAccumulator:
 def _dense_sums(
     cells: IntArray,
     size: int,
-    flags: npt.NDArray[np.int64],
+    event_type_ids: IntArray,
+    type_flags: npt.NDArray[np.int64],
     completed_rows: IntArray,
     cents: IntArray,
 ) -> tuple[IntArray, npt.NDArray[np.int64]]:
-    """Sums per cell over a small dense grid: counting is O(rows), no sort. Integer
-    arithmetic only (bincount without weights, np.add.at for cents)."""
-    events = np.bincount(cells, minlength=size)
+    """Sums per cell over a small dense grid: counting is O(rows), no sort. Rows are counted
+    per (cell, event type) in one pass; appointments, bookings, cancellations and no-shows
+    follow from the types' flags. Integer arithmetic only (bincount without weights,
+    np.add.at for cents)."""
+    types = len(type_flags)
+    by_type = np.bincount(cells * types + event_type_ids, minlength=size * types)
+    by_type = by_type.reshape(size, types)
+    events = by_type.sum(axis=1)
     present = np.flatnonzero(events)
     values = np.empty((len(present), len(CLINIC_METRICS)), np.int64)
     revenue = np.zeros(size, np.int64)
     np.add.at(revenue, cells[completed_rows], cents)
     values[:, 0] = revenue[present]
     values[:, 1] = np.bincount(cells[completed_rows], minlength=size)[present]
-    for column in range(4):
-        flagged = cells[flags[:, column].astype(np.bool_)]
-        values[:, 2 + column] = np.bincount(flagged, minlength=size)[present]
+    values[:, _FLAG_COLUMNS] = by_type[present] @ type_flags
     values[:, 6] = events[present]
     return present, values
 

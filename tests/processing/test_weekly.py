@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from processing import weekly
 from processing.insights import clinic_stats
 from processing.report import ClinicWeeks, Headline
 from processing.timestamps import monday_of
@@ -125,3 +126,45 @@ def test_clinic_cells_are_the_same_however_often_they_are_merged(clinic_count: i
     assert np.array_equal(got.clinic_ids, expected.clinic_ids)
     assert np.array_equal(got.values, expected.values)
     assert most_waiting < CLINIC_COMPACT_CELLS[1]
+
+
+def test_the_dense_grid_and_the_sort_give_the_same_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per (week, clinic) sums counted on a grid, per event type, equal those found by
+    sorting the rows: revenue, treatments, appointments, bookings, cancellations, no-shows."""
+    rng = np.random.default_rng(7)
+    rows = 20_000
+    names = [
+        "TREATMENT_COMPLETED",
+        "APPOINTMENT_SCHEDULED",
+        "APPOINTMENT_CANCELLED",
+        "APPOINTMENT_NO_SHOW",
+        "TREATMENT_BOOKED",
+        "INVOICE_SENT",
+    ]
+    days = rng.integers(19_000, 19_400, rows)
+    clinic_of_row = rng.integers(0, 30, rows)
+    kinds = rng.integers(0, len(names), rows)
+    cents = rng.integers(0, 10_000, rows)
+
+    def cells(dense_limit: int) -> ClinicWeeks:
+        monkeypatch.setattr(weekly, "_DENSE_CELLS_BY_TYPE", dense_limit)
+        event_types = Labels("event_type", lambda values: values)
+        ids = np.array([event_types.id_of(name) for name in names])
+        clinics = ClinicAccumulator(event_types.names, Labels("clinic_id", lambda values: values))
+        clinic_ids = np.array([clinics.clinics.id_of(f"C{n}") for n in range(30)])
+        completed = kinds == 0
+        clinics.add(
+            monday_of(days), clinic_ids[clinic_of_row], ids[kinds], completed, cents[completed], {}
+        )
+        return clinics.cells()
+
+    dense, sorted_ = cells(1 << 20), cells(0)
+    assert np.array_equal(dense.weeks, sorted_.weeks)
+    assert np.array_equal(dense.clinic_ids, sorted_.clinic_ids)
+    assert np.array_equal(dense.values, sorted_.values)
+    assert dense.values[:, 2:6].sum(axis=0).tolist() == [
+        int(np.count_nonzero((kinds >= 1) & (kinds <= 3))),  # appointments
+        int(np.count_nonzero(kinds == 4)),  # bookings
+        int(np.count_nonzero(kinds == 2)),  # cancelled
+        int(np.count_nonzero(kinds == 3)),  # no-shows
+    ]
