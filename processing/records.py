@@ -127,7 +127,7 @@ def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> int
     return cut
 
 
-def record_bounds(buf: bytes, cut: int) -> tuple[IntArray, IntArray]:
+def record_bounds(buf: bytes | memoryview, cut: int) -> tuple[IntArray, IntArray]:
     """(start, length without the LF) of each record of a regular block buf[:cut]. Costs a
     pass over the block's newlines: only for blocks that need it (blank lines, broken quotes)."""
     data = np.frombuffer(buf, np.uint8, count=cut)
@@ -143,7 +143,9 @@ def record_bounds(buf: bytes, cut: int) -> tuple[IntArray, IntArray]:
     return starts, ends - starts
 
 
-def empty_lines(buf: bytes, starts: IntArray, lengths: IntArray) -> npt.NDArray[np.bool_]:
+def empty_lines(
+    buf: bytes | memoryview, starts: IntArray, lengths: IntArray
+) -> npt.NDArray[np.bool_]:
     """Which of these records are empty lines ("" or a lone CR before the LF)."""
     empty: npt.NDArray[np.bool_] = lengths == 0
     single = lengths == 1
