@@ -151,16 +151,21 @@ class _Layout:
             fits &= pairs[:, 11] <= 23
         if self.sign >= 0:
             fits &= pairs[:, self.sign + 1] <= 23
-        year_index = pairs[:, 0].astype(np.uint16) * np.uint16(100)
-        year_index += pairs[:, 2]
-        year_index -= np.uint16(_TABLE_FIRST_YEAR)  # wraps to above _TABLE_YEARS if earlier
-        valid = fits & (year_index < _TABLE_YEARS)
-        month_index = np.minimum(year_index, _TABLE_YEARS - 1).astype(np.int32) * 20 + month
-        valid &= day - 1 < _DAYS_IN_MONTH[month_index]  # uint8: day 0 - 1 wraps to 255
-        days = _FIRST_OF_MONTH[month_index] + day - 1
-        if self.sign >= 0 or (self.z and zone is not None):
+        # Years before the table's first wrap round to above its last, as unsigned.
+        year_index = _CENTURIES[pairs[:, 0]] + pairs[:, 2]
+        month_index = year_index * 20 + month
+        shifted = self.sign >= 0 or (self.z and zone is not None)
+        # As written, a date in the table's first or last year is out of the range; moved by
+        # an offset, it may come into it.
+        days_in_month = np.take(
+            _DAYS_IN_MONTH if shifted else _DAYS_IN_MONTH_IN_RANGE, month_index, mode="clip"
+        )
+        valid = fits & (year_index.view(np.uint32) < _TABLE_YEARS)
+        valid &= day - 1 < days_in_month  # uint8: day 0 - 1 wraps to 255
+        days = np.take(_FIRST_OF_MONTH, month_index, mode="clip") + (day - 1)
+        if shifted:
             days = self._shifted(values, pairs, days, zone)
-        valid &= (days >= FIRST_DAY) & (days <= LAST_DAY)
+            valid &= (days >= FIRST_DAY) & (days <= LAST_DAY)
         return fits, valid, np.where(valid, days, 0)
 
     def _held(self, matrix: ByteMatrix) -> tuple[ByteMatrix, BoolArray]:
@@ -180,13 +185,11 @@ class _Layout:
             if wrong.size:
                 fits[first_row + wrong // self.width] = False
         if self.has_time:
-            separator = matrix[:, 10]
-            fits &= ((separator | 0x20) == ord("t")) | (separator == ord(" "))
+            fits &= _SEPARATORS[matrix[:, 10]]
         if self.sign >= 0:
-            sign = matrix[:, self.sign]
-            fits &= (sign == ord("+")) | (sign == ord("-"))
+            fits &= _SIGNS[matrix[:, self.sign]]
         if self.z:
-            fits &= (matrix[:, -1] | 0x20) == ord("z")
+            fits &= _ZS[matrix[:, -1]]
         if not fits.all():
             values[~fits] = 0  # so that every figure read from them stays in the tables' range
         return values, fits
@@ -211,6 +214,17 @@ class _Layout:
             seconds = zone.local_seconds(seconds)
         shifted: IntArray = seconds // SECONDS_PER_DAY
         return shifted
+
+
+def _byte_set(characters: str) -> BoolArray:
+    table = np.zeros(256, np.bool_)
+    table[[ord(character) for character in characters]] = True
+    return table
+
+
+_SEPARATORS: Final = _byte_set("Tt ")
+_SIGNS: Final = _byte_set("+-")
+_ZS: Final = _byte_set("Zz")
 
 
 def _pairs(values: ByteMatrix) -> ByteMatrix:
@@ -259,6 +273,9 @@ def _month_tables() -> tuple[IntArray, IntArray]:
 
 
 _FIRST_OF_MONTH, _DAYS_IN_MONTH = _month_tables()
+_DAYS_IN_MONTH_IN_RANGE: Final = _DAYS_IN_MONTH.copy()
+_DAYS_IN_MONTH_IN_RANGE[:20] = _DAYS_IN_MONTH_IN_RANGE[-20:] = 0
+_CENTURIES: Final = np.arange(100, dtype=np.int32) * 100 - _TABLE_FIRST_YEAR
 
 
 def local_days(timestamps: pa.Array, zone: ZoneOffsets | None) -> tuple[BoolArray, IntArray]:
