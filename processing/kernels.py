@@ -18,6 +18,7 @@ from pyarrow._compute import (
     MatchSubstringOptions,
     ReplaceSubstringOptions,
     RoundOptions,
+    SetLookupOptions,
     SliceOptions,
     TrimOptions,
     call_function,
@@ -75,6 +76,11 @@ def find_substring(values: pa.Array, pattern: str) -> pa.Array:
 
 def matches_regex(values: pa.Array, pattern: str) -> pa.Array:
     return call_function("match_substring_regex", [values], MatchSubstringOptions(pattern))
+
+
+def index_in(values: pa.Array, known: pa.Array) -> pa.Array:
+    """Each value's position in `known`, null where it is not there."""
+    return call_function("index_in", [values], SetLookupOptions(known))
 
 
 def binary_slice(values: pa.Array, start: int, stop: int | None = None) -> pa.Array:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from processing import weekly
+from processing import kernels, weekly
 from processing.insights import clinic_stats
 from processing.report import ClinicWeeks, Headline
 from processing.timestamps import monday_of
@@ -86,6 +86,21 @@ def test_label_ids_of_some_rows_name_only_those_values(picked: list[int]) -> Non
     expected = [values[row].as_py() for row in picked]
     assert [labels.names[label_id] for label_id in ids.tolist()] == expected
     assert sorted(labels.names) == sorted(set(expected))
+
+
+def test_values_met_before_keep_their_ids_and_new_ones_become_labels_when_used() -> None:
+    """Blocks of values already known are looked up, not encoded again, with the same ids; a
+    value first met on a row not asked about gets its id when a later block uses it."""
+    labels = Labels("event_type", lambda values: kernels.upper(values))
+    first = pa.array(["a", "b", " x", "a"], pa.string())
+    assert labels.ids(first, np.array([0, 1, 3], np.int64)).tolist() == [0, 1, 0]
+    assert labels.names == ["A", "B"]
+    again = pa.array(["b", "a", "b"], pa.string())
+    assert labels.ids(again).tolist() == [1, 0, 1]
+    later = pa.array(["a", " x", "B", "c"], pa.string())
+    assert labels.ids(later).tolist() == [0, 2, 1, 3]
+    assert labels.names == ["A", "B", " X", "C"]
+    assert labels.ids(pa.array([" x", "B"], pa.string())).tolist() == [2, 1]
 
 
 @pytest.mark.parametrize("clinic_count", [3, 400, 5_000])
