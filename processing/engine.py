@@ -19,7 +19,7 @@ from msgspec import Struct
 from processing import fields, insights, kernels, timestamps
 from processing.errors import AnalysisCancelled, NoRowsError
 from processing.prefetch import prefetched
-from processing.reader import DEFAULT_BLOCK_SIZE, Block, BlockReader, merge
+from processing.reader import DEFAULT_BLOCK_SIZE, Block, BlockReader, Finish, merge
 from processing.report import InvalidRow, Progress, ReasonSummary, WeeklyReport
 from processing.schema import (
     CLINIC_COLUMN,
@@ -324,24 +324,28 @@ class _Screened(Struct, frozen=True):
     days: IntArray  # local day numbers; meaningful where the timestamp is valid
 
 
-def _screened(piece: Block | _Screened, zone: ZoneOffsets | None) -> _Screened:
+def _screened(piece: Finish | _Screened, zone: ZoneOffsets | None) -> _Screened:
     """Reading timestamps is the costliest step of the analysis; the prefetch thread does
     it, as spare work, whenever it is ahead of the main thread (see PREFETCH_BLOCKS)."""
     if isinstance(piece, _Screened):
         return piece
-    column = piece.table.column(TIMESTAMP_COLUMN).combine_chunks()
-    trimmed = fields.trim(column, piece.ascii_only)
-    return _Screened(piece, trimmed, *timestamps.local_days(trimmed, zone))
+    return _screened_block(piece(), zone)
 
 
-def _merged(pieces: Sequence[Block | _Screened], zone: ZoneOffsets | None) -> _Screened:
+def _screened_block(block: Block, zone: ZoneOffsets | None) -> _Screened:
+    column = block.table.column(TIMESTAMP_COLUMN).combine_chunks()
+    trimmed = fields.trim(column, block.ascii_only)
+    return _Screened(block, trimmed, *timestamps.local_days(trimmed, zone))
+
+
+def _merged(pieces: Sequence[Finish | _Screened], zone: ZoneOffsets | None) -> _Screened:
     """The batch as one block. Blocks not screened yet are screened together: reading
     timestamps costs ~1.7x as much per row on one 1 MiB block as on four."""
     if len(pieces) == 1:
         return _screened(pieces[0], zone)
-    blocks = [piece for piece in pieces if isinstance(piece, Block)]
-    if len(blocks) == len(pieces):
-        return _screened(merge(blocks), zone)
+    fresh = [piece for piece in pieces if not isinstance(piece, _Screened)]
+    if len(fresh) == len(pieces):
+        return _screened_block(merge([finish() for finish in fresh]), zone)
     screened = [_screened(piece, zone) for piece in pieces]
     return _Screened(
         block=merge([piece.block for piece in screened]),
@@ -379,7 +383,7 @@ def analyze(
     reader = BlockReader(source, block_size=block_size)
     analysis.decimal_comma = reader.dialect.delimiter == ";"
     bytes_read = reader.header.bytes_consumed
-    blocks: Iterable[Block | _Screened] = reader
+    blocks: Iterable[Finish | _Screened] = reader.pending()
     with prefetched(
         blocks,
         depth=PREFETCH_BLOCKS,

@@ -18,8 +18,9 @@ Not yet measured: whether more than one parse thread pays off on more than 2 cor
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 if TYPE_CHECKING:
@@ -368,7 +369,13 @@ class BlockReader:
         """Blocks of at least half block_size bytes of the source, except the last: the
         pieces around a broken quote (the records before it, the exact walk's stretch) come
         as one. (A regular block ends at the last record end before block_size.)"""
-        pieces: list[Block] = []
+        return (finish() for finish in self.pending())
+
+    def pending(self) -> Iterator[Finish]:
+        """The same blocks, each as the call that finishes it: the rows' numbers and the
+        table's final form are worked out by whoever calls it. The engine's parser thread,
+        the limit on a large file, hands these to the analysis (a tenth of its time)."""
+        pieces: list[Finish] = []
         start = self._offset()
         while True:
             if self._skipping_line:
@@ -377,11 +384,11 @@ class BlockReader:
             if not self._buffer:
                 break
             pieces.append(self._next_block())
-            if pieces[-1].end_offset - start >= self._block_size // 2:
-                yield merge(pieces)
+            if self._offset() - start >= self._block_size // 2:
+                yield _joined(pieces)
                 pieces, start = [], self._offset()
         if pieces:
-            yield merge(pieces)
+            yield _joined(pieces)
 
     def _skip_rest_of_line(self) -> None:
         """A malformed line too long to hold: drop it, without keeping it in memory."""
@@ -397,7 +404,7 @@ class BlockReader:
                 self._skipping_line = False
                 return
 
-    def _next_block(self) -> Block:
+    def _next_block(self) -> Finish:
         if not self._broken_next:
             kept = self._kept_here()
             cut = (
@@ -407,12 +414,12 @@ class BlockReader:
                     self._buffer, self._regular_limit, self._eof, ord(self.dialect.delimiter)
                 )
             )
-            block = self._parse_regular(cut, kept) if cut is not None else None
+            finish = self._parse_regular(cut, kept) if cut is not None else None
             if not self._broken_next:
                 self._regular_limit = min(self._regular_limit * 2, self._block_size)
-            if block is not None:
+            if finish is not None:
                 self._exact_step = EXACT_STEP_BYTES
-                return block
+                return finish
         if self._broken_next:
             # Its first line is one malformed row; the exact walk says so, and why, and walks
             # on to where pyarrow's next record starts, if pyarrow's parse of what follows
@@ -424,14 +431,14 @@ class BlockReader:
             if self._skipping_line:
                 self._ahead.clear()
             self._kept_here()  # drops what was kept if the walk ended elsewhere
-            return block
+            return _ready(block)
         # The exact walk takes over for a short stretch, then the regular path tries again;
         # each failure in a row doubles the stretch, so a file of stray quotes costs the
         # walk's linear time, never a regular attempt per line.
         step = min(self._exact_step, self._block_size)
         self._exact_step = min(self._exact_step * 2, self._block_size)
         self._fill(step + MAX_RECORD_BYTES + 1)
-        return self._parse_exact(step)
+        return _ready(self._parse_exact(step))
 
     def _read_csv(self, raw: bytes | memoryview) -> pa.Table:
         """Parse a regular block; fills self._invalid and self._counts with the rows pyarrow
@@ -463,7 +470,7 @@ class BlockReader:
         walk = self._grammar.walk(raw[:line_start], line_start, True)
         raise EncodingError(self._next_row + walk.records)
 
-    def _parse_regular(self, cut: int, kept: _ParsedAhead | None) -> Block | None:
+    def _parse_regular(self, cut: int, kept: _ParsedAhead | None) -> Finish | None:
         """The records in buffer[:cut], parsed now or, when `kept`, as parsed before."""
         # A view, not a copy of the block (0.1 ms per MiB): pyarrow parses it where it lies.
         raw = memoryview(self._buffer)[:cut]
@@ -505,25 +512,26 @@ class BlockReader:
             self._counts = [count for count, keep in zip(self._counts, before, strict=True) if keep]
             dropped = dropped[before]
             table = table.slice(0, records - len(dropped))
-        good = np.delete(np.arange(records, dtype=np.int64), dropped)
-        table, good = self._without_empty_lines(table, good, raw, cut)
-        blank = np.array([not text.strip(_WHITESPACE) for _, text in self._invalid], np.bool_)
         first_row = self._next_row
         self._next_row += records
         self._consume(cut)
         if kept is not None:
             self._broken_next = kept.then_broken
-        return Block(
-            table=table.rename_columns([self._used[name] for name in table.column_names]),
-            rows=first_row + good,
-            malformed_rows=first_row + dropped[~blank] if dropped.size else _NO_ROWS,
-            malformed_problems=tuple(
-                wrong_count(expected, found)
-                for (expected, found), is_blank in zip(self._counts, blank, strict=True)
-                if not is_blank
+        return functools.partial(
+            _numbered,
+            _Parsed(
+                table=table,
+                records=records,
+                dropped=dropped,
+                counts=tuple(self._counts),
+                blank=tuple(not text.strip(_WHITESPACE) for _, text in self._invalid),
+                raw=raw,
+                cut=cut,
+                first_row=first_row,
+                ascii_only=ascii_only,
+                end_offset=self._offset(),
+                names=self._used,
             ),
-            ascii_only=ascii_only,
-            end_offset=self._offset(),
         )
 
     def _keep_ahead(
@@ -561,32 +569,6 @@ class BlockReader:
         self._ahead.clear()
         return None
 
-    def _without_empty_lines(
-        self, table: pa.Table, good: IntArray, raw: bytes | memoryview, cut: int
-    ) -> tuple[pa.Table, IntArray]:
-        """Empty lines come back as rows of empty strings, as does ",,,,": only the first is
-        blank. Told apart by their bytes, for the rare block that has such rows at all."""
-        if table.num_rows == 0:
-            return table, good
-        all_empty = np.ones(table.num_rows, np.bool_)
-        for name in table.column_names:
-            values = table.column(name).combine_chunks()
-            offsets = np.frombuffer(values.buffers()[1], np.int32)[
-                values.offset : values.offset + len(values) + 1
-            ]
-            all_empty &= offsets[1:] == offsets[:-1]
-            if not all_empty.any():
-                return table, good
-        starts, lengths = record_bounds(raw, cut)
-        candidates = np.flatnonzero(all_empty)
-        records = good[candidates]
-        blank = empty_lines(raw, starts[records], lengths[records])
-        if not blank.any():
-            return table, good
-        keep = np.ones(table.num_rows, np.bool_)
-        keep[candidates[blank]] = False
-        return kernels.keep(table, keep), good[keep]
-
     def _parse_exact(self, limit: int) -> Block:
         walk = self._grammar.walk(self._buffer, limit, self._eof)
         raw = self._buffer[: walk.cut]
@@ -614,6 +596,91 @@ class BlockReader:
 
 
 _NO_ROWS: Final = np.zeros(0, np.int64)
+
+
+Finish = Callable[[], Block]
+
+
+class _Parsed(Struct, frozen=True):
+    """A regular block as the parser's thread leaves it."""
+
+    table: pa.Table  # binary columns, named c0, c1, ...; blank lines still rows
+    records: int
+    dropped: IntArray  # record indexes of the rows pyarrow dropped
+    counts: tuple[tuple[int, int], ...]  # (expected, found) fields of each
+    blank: tuple[bool, ...]  # whether each was a blank line
+    raw: bytes | memoryview
+    cut: int
+    first_row: int
+    ascii_only: bool
+    end_offset: int
+    names: dict[str, str]  # generated column name -> the contract's
+
+
+def _numbered(parsed: _Parsed) -> Block:
+    good = np.delete(np.arange(parsed.records, dtype=np.int64), parsed.dropped)
+    table, good = _without_empty_lines(parsed.table, good, parsed.raw, parsed.cut)
+    blank = np.array(parsed.blank, np.bool_)
+    dropped, first_row = parsed.dropped, parsed.first_row
+    return Block(
+        table=pa.table(
+            [
+                pa.chunked_array([chunk.view(pa.string()) for chunk in column.chunks], pa.string())
+                for column in table.columns
+            ],
+            names=[parsed.names[name] for name in table.column_names],
+        ),
+        rows=first_row + good,
+        malformed_rows=first_row + dropped[~blank] if dropped.size else _NO_ROWS,
+        malformed_problems=tuple(
+            wrong_count(expected, found)
+            for (expected, found), is_blank in zip(parsed.counts, parsed.blank, strict=True)
+            if not is_blank
+        ),
+        ascii_only=parsed.ascii_only,
+        end_offset=parsed.end_offset,
+    )
+
+
+def _ready(block: Block) -> Finish:
+    return lambda: block
+
+
+def _joined(pieces: Sequence[Finish]) -> Finish:
+    if len(pieces) == 1:
+        return pieces[0]
+    return functools.partial(_finish_merged, tuple(pieces))
+
+
+def _finish_merged(pieces: Sequence[Finish]) -> Block:
+    return merge([finish() for finish in pieces])
+
+
+def _without_empty_lines(
+    table: pa.Table, good: IntArray, raw: bytes | memoryview, cut: int
+) -> tuple[pa.Table, IntArray]:
+    """Empty lines come back as rows of empty strings, as does ",,,,": only the first is
+    blank. Told apart by their bytes, for the rare block that has such rows at all."""
+    if table.num_rows == 0:
+        return table, good
+    all_empty = np.ones(table.num_rows, np.bool_)
+    for name in table.column_names:
+        values = table.column(name).combine_chunks()
+        offsets = np.frombuffer(values.buffers()[1], np.int32)[
+            values.offset : values.offset + len(values) + 1
+        ]
+        all_empty &= offsets[1:] == offsets[:-1]
+        if not all_empty.any():
+            return table, good
+    starts, lengths = record_bounds(raw, cut)
+    candidates = np.flatnonzero(all_empty)
+    records = good[candidates]
+    blank = empty_lines(raw, starts[records], lengths[records])
+    if not blank.any():
+        return table, good
+    keep = np.ones(table.num_rows, np.bool_)
+    keep[candidates[blank]] = False
+    return kernels.keep(table, keep), good[keep]
 
 
 class _Parser:
@@ -649,13 +716,7 @@ class _Parser:
             parse_options=self._options,
             convert_options=convert,
         )
-        return pa.table(
-            [
-                pa.chunked_array([chunk.view(pa.string()) for chunk in column.chunks], pa.string())
-                for column in table.columns
-            ],
-            names=table.column_names,
-        )
+        return table
 
 
 _WHITESPACE: Final = ASCII_WHITESPACE.decode()
