@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 if TYPE_CHECKING:
+    from processing.fields import BoolArray
     from processing.records import IntArray
 
 import numpy as np
@@ -517,6 +518,7 @@ class BlockReader:
         self._consume(cut)
         if kept is not None:
             self._broken_next = kept.then_broken
+        all_empty = _all_empty_rows(table)
         return functools.partial(
             _numbered,
             _Parsed(
@@ -525,7 +527,8 @@ class BlockReader:
                 dropped=dropped,
                 counts=tuple(self._counts),
                 blank=tuple(not text.strip(_WHITESPACE) for _, text in self._invalid),
-                raw=raw,
+                all_empty=all_empty,
+                raw=raw if all_empty is not None else None,
                 cut=cut,
                 first_row=first_row,
                 ascii_only=ascii_only,
@@ -609,7 +612,8 @@ class _Parsed(Struct, frozen=True):
     dropped: IntArray  # record indexes of the rows pyarrow dropped
     counts: tuple[tuple[int, int], ...]  # (expected, found) fields of each
     blank: tuple[bool, ...]  # whether each was a blank line
-    raw: bytes | memoryview
+    all_empty: BoolArray | None  # rows with every column empty, if any
+    raw: bytes | memoryview | None  # kept only for those: it holds the read buffer alive
     cut: int
     first_row: int
     ascii_only: bool
@@ -619,7 +623,9 @@ class _Parsed(Struct, frozen=True):
 
 def _numbered(parsed: _Parsed) -> Block:
     good = np.delete(np.arange(parsed.records, dtype=np.int64), parsed.dropped)
-    table, good = _without_empty_lines(parsed.table, good, parsed.raw, parsed.cut)
+    table = parsed.table
+    if parsed.all_empty is not None and parsed.raw is not None:
+        table, good = _without_empty_lines(table, good, parsed.all_empty, parsed.raw, parsed.cut)
     blank = np.array(parsed.blank, np.bool_)
     dropped, first_row = parsed.dropped, parsed.first_row
     return Block(
@@ -656,13 +662,12 @@ def _finish_merged(pieces: Sequence[Finish]) -> Block:
     return merge([finish() for finish in pieces])
 
 
-def _without_empty_lines(
-    table: pa.Table, good: IntArray, raw: bytes | memoryview, cut: int
-) -> tuple[pa.Table, IntArray]:
-    """Empty lines come back as rows of empty strings, as does ",,,,": only the first is
-    blank. Told apart by their bytes, for the rare block that has such rows at all."""
+def _all_empty_rows(table: pa.Table) -> BoolArray | None:
+    """Which rows have every column empty, or None when none has: empty lines come back as
+    such rows, as does ",,,,". Column by column, stopping at the first with no empty value
+    where the others had one (most blocks stop at the first column)."""
     if table.num_rows == 0:
-        return table, good
+        return None
     all_empty = np.ones(table.num_rows, np.bool_)
     for name in table.column_names:
         values = table.column(name).combine_chunks()
@@ -671,7 +676,15 @@ def _without_empty_lines(
         ]
         all_empty &= offsets[1:] == offsets[:-1]
         if not all_empty.any():
-            return table, good
+            return None
+    return all_empty
+
+
+def _without_empty_lines(
+    table: pa.Table, good: IntArray, all_empty: BoolArray, raw: bytes | memoryview, cut: int
+) -> tuple[pa.Table, IntArray]:
+    """Of the rows with every column empty, only the first line of ",,,,"-like ones is data;
+    empty lines are told apart by their bytes."""
     starts, lengths = record_bounds(raw, cut)
     candidates = np.flatnonzero(all_empty)
     records = good[candidates]
