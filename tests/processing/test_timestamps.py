@@ -13,7 +13,14 @@ import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processing.timestamps import LAYOUTS, TIMESTAMP_PATTERN, ZoneOffsets, local_days
+from processing.timestamps import (
+    _CHUNK_ROWS,
+    LAYOUTS,
+    TIMESTAMP_PATTERN,
+    ZoneOffsets,
+    _Layout,
+    local_days,
+)
 
 EPOCH = date(1970, 1, 1)
 # What each layout character may be written as, right or wrong.
@@ -162,3 +169,13 @@ def test_each_rule_at_its_edge(value: str, zone_name: str) -> None:
     zone = None if zone_name == "UTC" else ZoneOffsets(zone_name)
     valid, days = local_days(pa.array([value]), zone)
     assert (bool(valid[0]), int(days[0])) == expected(value, zone_name)
+
+
+def test_a_layouts_masks_cover_the_rows_asked_for_and_grow_whole() -> None:
+    """Masks tiled for few rows grow when more come (up to a chunk), never shorter than asked."""
+    layout = _Layout("9999-19-39T29:59:59Z")
+    for rows in (3, 5_000, 2, 40_000, 16_384):
+        xor_tile, limit_tile = layout._tiles(rows)
+        needed = min(rows, _CHUNK_ROWS) * layout.width
+        assert len(xor_tile) == len(limit_tile) >= needed
+        assert (xor_tile[:needed].reshape(-1, layout.width) == layout.xor).all()
