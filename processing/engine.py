@@ -47,10 +47,12 @@ _NO_CENTS = np.zeros(0, np.int64)
 # Reading and parsing the next blocks (pyarrow, GIL released) overlaps with analysing these.
 # The parser is fastest on 1 MiB blocks, but the analysis's per-block steps (a few dozen
 # numpy and pyarrow calls) cost less per row on several blocks at once: it takes up to
-# BLOCKS_PER_BATCH of those parsed while it worked. The prefetch thread screens timestamps
-# (_screened) when it is ahead. Since timestamps are read byte by byte, the analysis keeps
-# up with the parser: waiting up to 50 ms for a full batch, as it used to, made 5M rows
-# take 1.09x as long (paired runs).
+# BLOCKS_PER_BATCH of those parsed while it worked. The parser's thread hands blocks on
+# unfinished (BlockReader.pending); when it is ahead, it finishes them and reads their
+# timestamps (_screened) as spare work. The analysis keeps up with the parser on a usual
+# file, so it does not wait for a full batch: waiting up to 20-50 ms made 5M rows take
+# 1.08-1.10x as long, though a file with 5% bad rows, whose analysis is the slower side,
+# 0.89x (paired runs).
 PREFETCH_BLOCKS = 6
 BLOCKS_PER_BATCH = 4
 
