@@ -670,10 +670,7 @@ def _all_empty_rows(table: pa.Table) -> BoolArray | None:
         return None
     all_empty = np.ones(table.num_rows, np.bool_)
     for name in table.column_names:
-        values = table.column(name).combine_chunks()
-        offsets = np.frombuffer(values.buffers()[1], np.int32)[
-            values.offset : values.offset + len(values) + 1
-        ]
+        offsets, _ = kernels.string_buffers(table.column(name).combine_chunks())
         all_empty &= offsets[1:] == offsets[:-1]
         if not all_empty.any():
             return None

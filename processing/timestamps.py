@@ -296,14 +296,11 @@ def _month_tables() -> tuple[IntArray, IntArray]:
     days_in_month = np.zeros((_TABLE_YEARS, 20), np.int64)
     days_in_month[:, 1:13] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
     days_in_month[:, 2] += leap
+    ends = np.cumsum(days_in_month[:, 1:13])
     first = np.zeros_like(days_in_month)
-    ends = np.cumsum(days_in_month[:, 1:13]) + _table_first_day()
-    first[:, 1:13] = np.concatenate([[_table_first_day()], ends[:-1]]).reshape(-1, 12)
+    first[:, 1:13] = (ends - days_in_month[:, 1:13].reshape(-1)).reshape(-1, 12)
+    first[:, 1:13] += FIRST_DAY - days_in_month[0, 1:13].sum()  # the table starts a year early
     return first.reshape(-1), days_in_month.reshape(-1)
-
-
-def _table_first_day() -> int:
-    return int(days_from_civil(np.array([_TABLE_FIRST_YEAR]), np.array([1]), np.array([1]))[0])
 
 
 _FIRST_OF_MONTH, _DAYS_IN_MONTH = _month_tables()
