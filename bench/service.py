@@ -2,7 +2,8 @@
 the page's way (reserve, then PUT the bytes) and as a multipart form.
 
 Starts `clinic-events serve` as its own process, feeds it one file each way, and measures:
-wall time from trigger to finished job, the server's peak RSS (VmHWM), and how long /health
+wall time from trigger to the report (the job API says succeeded, or the summary is in the
+Slack thread; the chart and the files follow it), the server's peak RSS (VmHWM), and how long /health
 takes to answer while the job runs (the event loop must stay free while the engine parses).
 The baseline is the CLI engine on the same file, measured in this same run.
 
@@ -217,8 +218,9 @@ async def finished_upload(http: aiohttp.ClientSession, url: str, curl_args: list
 
 
 async def via_slack(path: Path) -> dict:
-    """A share, timed until the start message says how it ended; compared by the
-    weekly-report.csv posted in the thread (Slack jobs stay out of the job API)."""
+    """A share, timed until the summary's weeks are in the thread (the chart and the files
+    follow); compared by the weekly-report.csv posted after them (Slack jobs stay out of
+    the job API)."""
     async with SlackStandIn() as slack:
         slack.add_file("F0BENCH01", path.name, path.read_bytes(), chunk_size=1 << 20)
         env = {
@@ -231,6 +233,19 @@ async def via_slack(path: Path) -> dict:
         async def share(http: aiohttp.ClientSession) -> dict:
             await slack.send_event(slack.file_shared_event("F0BENCH01"))
             await slack.wait_for_call(
+                "chat.postMessage",
+                lambda call: any(
+                    block.get("type") == "table" for block in call.args.get("blocks") or []
+                ),
+                timeout=SLACK_JOB_TIMEOUT_S,
+            )
+            return {}
+
+        try:
+            await slack.wait_for_connection(timeout=30)
+            result = await timed_job("Slack share", process, url, share)
+            # The files follow the summary (the chart is drawn after it); not timed.
+            await slack.wait_for_call(
                 "chat.update",
                 lambda call: "see thread" in str(call.args.get("text", "")),
                 timeout=SLACK_JOB_TIMEOUT_S,
@@ -240,11 +255,7 @@ async def via_slack(path: Path) -> dict:
                 for upload in slack.uploads.values()
                 if upload["filename"] == "weekly-report.csv"
             ]
-            return {"csv": csv.decode()}
-
-        try:
-            await slack.wait_for_connection(timeout=30)
-            return await timed_job("Slack share", process, url, share)
+            return {**result, "csv": csv.decode()}
         finally:
             process.terminate()
             await process.wait()

@@ -1,12 +1,17 @@
 """Everything a finished report is shown as, rendered once when its job ends: the job API's
-JSON, the chart and the CSVs. Slack posts these same bytes; the store keeps them, so the web
+JSON, the CSVs, then the chart. Slack posts these same bytes; the store keeps them, so the web
 page and its downloads survive a restart and any `serve` instance can answer for any job.
+
+The chart comes last and on its own: it is the slowest (0.15 s for a year of weeks, against
+20 ms for the JSON and the CSVs), so the figures are out before it is drawn. A chart that
+could not be drawn is stored empty (CHART_FAILED), so the API can tell "still drawing" from
+"never coming".
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -17,6 +22,7 @@ from processing import WeeklyReport, to_clinic_csv, to_csv, to_dict
 from processing.words import display_words
 
 CHART_PNG_NAME: Final = "weekly-revenue.png"
+CHART_FAILED: Final = b""
 JSON_PIECE_DEPTH: Final = 3  # the body, the report, its lists, then each week or clinic whole
 
 
@@ -39,11 +45,10 @@ FILE_TITLES: Final = {
 def render(
     report: WeeklyReport, *, source_name: str, currency: str, invalid_rows_csv: str | None
 ) -> dict[str, bytes]:
-    """Every artifact by name. CPU-bound (a chart, JSON for thousands of weeks): call it in a
-    worker thread."""
+    """Every artifact but the chart, by name. CPU-bound (JSON for thousands of weeks): call it
+    in a worker thread."""
     artifacts = {
         REPORT_JSON: report_json(report, source_name=source_name, currency=currency),
-        CHART_PNG_NAME: revenue_chart_png(report, currency=currency),
         REPORT_CSV_NAME: to_csv(report).encode(),
         CLINIC_CSV_NAME: to_clinic_csv(report).encode(),
     }
@@ -52,12 +57,17 @@ def render(
     return artifacts
 
 
-def files(artifacts: dict[str, bytes]) -> list[ReportFile]:
-    """The files a Slack thread gets, in order."""
+def render_chart(report: WeeklyReport, *, currency: str) -> dict[str, bytes]:
+    """The chart by name. CPU-bound: call it in a worker thread."""
+    return {CHART_PNG_NAME: revenue_chart_png(report, currency=currency)}
+
+
+def files(artifacts: Mapping[str, bytes]) -> list[ReportFile]:
+    """The files a Slack thread gets, in order (a chart that could not be drawn left out)."""
     return [
         ReportFile(name, title, artifacts[name])
         for name, title in FILE_TITLES.items()
-        if name in artifacts
+        if artifacts.get(name)
     ]
 
 

@@ -9,6 +9,7 @@ submit()   store.add (an idempotency key makes a redelivery the same job), annou
            then run here, or hand the id to a queue for a worker (scale-out `serve`)
 run        store.claim (attempt + 1) -> analyze -> artifacts rendered once -> store ->
            replies (the summary only if store.mark_summary_posted() says it is the first)
+           -> the chart drawn and stored -> the files posted
 recover()  at start: jobs a previous process left queued or running run again from the
            start in their thread, at most MAX_ATTEMPTS in all; a streamed upload cannot be
            read again and fails saying so
@@ -34,7 +35,7 @@ from typing import Protocol
 import structlog
 
 from bot import artifacts
-from bot.artifacts import ReportFile
+from bot.artifacts import CHART_FAILED, CHART_PNG_NAME, ReportFile
 from bot.errors import SourceError
 from bot.metrics import Metrics
 from bot.sources import Source, SourceInfo, limit_size
@@ -84,9 +85,9 @@ class Job(JobRecord):
     """A job as this process runs it: the record, and what only lives while it runs."""
 
     report: WeeklyReport | None = None
-    files: list[ReportFile] = field(default_factory=list)  # posted in Slack, once finished
     stop: threading.Event = field(default_factory=threading.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    chart_drawn: asyncio.Event = field(default_factory=asyncio.Event)  # stored, or failed
     finished_s: float | None = None  # monotonic, for the in-memory retention
 
     @classmethod
@@ -102,6 +103,9 @@ class Replier(Protocol):
     async def running(self, job: Job) -> None: ...
     async def progress(self, job: Job, progress: Progress) -> None: ...
     async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None: ...
+    async def files_ready(self, job: Job, files: list[ReportFile], *, post_files: bool) -> None:
+        """After succeeded(), once the chart is drawn: the report's files, and the end."""
+
     async def failed(self, job: Job, reason: str) -> None: ...
     async def paused(self, job: Job) -> None: ...
 
@@ -501,6 +505,7 @@ class JobRunner:
         job.finished_s = time.monotonic()
         job.report = report
         job.error = error
+        rendered: dict[str, bytes] = {}
         if report is not None:
             job.progress = Progress(
                 rows_total=report.rows_total,
@@ -520,7 +525,6 @@ class JobRunner:
                     invalid_rows_csv=invalid_rows_csv,
                 )
                 await self.store.put_artifacts(job.id, rendered)
-                job.files = artifacts.files(rendered)
             except Exception:
                 log.exception("job.render_failed")
                 report, job.report = None, None
@@ -534,7 +538,11 @@ class JobRunner:
         if report is not None:
             first = await self.store.mark_summary_posted(job.id)
             await _bounded(replier.succeeded(job, report, post_summary=first), "succeeded")
+            rendered |= await self._draw_chart(job, report)
+            files = artifacts.files(rendered)
+            await _bounded(replier.files_ready(job, files, post_files=first), "files_ready")
         else:
+            job.chart_drawn.set()
             await _bounded(replier.failed(job, error or "failed"), "failed")
         progress = job.progress
         log.info(
@@ -548,6 +556,23 @@ class JobRunner:
             attempt=job.attempt,
             error=error,
         )
+
+    async def _draw_chart(self, job: Job, report: WeeklyReport) -> dict[str, bytes]:
+        """The chart, drawn once the job has succeeded and its summary is out: the slowest
+        artifact waits for nothing else. One that cannot be drawn is stored as CHART_FAILED;
+        the job stays a success (every figure is in the tables)."""
+        try:
+            chart = await asyncio.to_thread(artifacts.render_chart, report, currency=self.currency)
+        except Exception:
+            log.exception("job.chart_failed")
+            chart = {CHART_PNG_NAME: CHART_FAILED}
+        try:
+            await self.store.put_artifacts(job.id, chart)
+        except Exception:
+            log.exception("store.save_failed")
+        finally:
+            job.chart_drawn.set()
+        return chart
 
     async def _save_final(self, job: Job) -> None:
         try:

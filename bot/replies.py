@@ -52,6 +52,7 @@ class SlackReplier:
         self.start_ts = start_ts
         self.progress_ts = progress_ts
         self._queued = False
+        self._outcome: blocks.Message | None = None
 
     def spec(self) -> ReplySpec:
         return ReplySpec(
@@ -127,9 +128,9 @@ class SlackReplier:
         )
 
     async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None:
-        """The done edit and the outcome always (edits say the same however often they are
-        made); the summary and the files only when `post_summary`, so that a job finished
-        twice (a worker that died after posting) is summed up once."""
+        """The done edit always (edits say the same however often they are made); the
+        summary only when `post_summary`, so that a job finished twice (a worker that died
+        after posting) is summed up once. The outcome waits for files_ready()."""
         # Drawn in a worker thread: a long report (thousands of weeks) must not hold up
         # Socket Mode or the web server. If drawing fails, the thread still ends.
         try:
@@ -141,11 +142,20 @@ class SlackReplier:
                 f"the report was computed but could not be drawn (job {job.id}); please try again",
             )
             return
+        self._outcome = final.outcome
         # Each step on its own: a summary Slack refuses must not hide the files or the outcome.
         steps = [self._update(self.progress_ts, final.done)]
         if post_summary:
-            steps += [self._post_summary(final.summary), self._upload_files(job.files)]
-        steps.append(self._update(self.start_ts, final.outcome))
+            steps.append(self._post_summary(final.summary))
+        await _each(*steps)
+
+    async def files_ready(self, job: Job, files: list[ReportFile], *, post_files: bool) -> None:
+        """The chart and the CSVs in the thread, then the start message rewritten to the
+        outcome: "see thread" once everything is there."""
+        if self._outcome is None:  # succeeded() could not draw its messages and said so
+            return
+        steps = [self._upload_files(files)] if post_files else []
+        steps.append(self._update(self.start_ts, self._outcome))
         await _each(*steps)
 
     def _final_replies(self, job: Job, report: WeeklyReport) -> _FinalReplies:
@@ -255,6 +265,9 @@ class ConsoleReplier:
         self._out.write(text)
         self._out.flush()
 
+    async def files_ready(self, job: Job, files: list[ReportFile], *, post_files: bool) -> None:
+        pass  # the console shows the report as text; the files are in the job API
+
     async def failed(self, job: Job, reason: str) -> None:
         self._say(job, f"failed: {displayable(reason)}")
 
@@ -298,6 +311,9 @@ class SilentReplier:
         pass
 
     async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None:
+        pass
+
+    async def files_ready(self, job: Job, files: list[ReportFile], *, post_files: bool) -> None:
         pass
 
     async def failed(self, job: Job, reason: str) -> None:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import reference  # noqa: E402
 
 pytest_plugins = ["tests.aws"]  # moto's S3 server: s3_endpoint, aws_env, s3
 
-from processing import analyze, to_dict  # noqa: E402
+from processing import WeeklyReport, analyze, to_dict  # noqa: E402
 
 HEADER = "event_id,clinic_id,patient_id,event_type,event_timestamp,treatment_type,revenue_amount"
 
@@ -35,6 +37,7 @@ def csv_of(*rows: str, header: str = HEADER) -> str:
     return "\n".join((header, *rows)) + "\n"
 
 
+CHART_GATE_TIMEOUT_S = 30.0
 UTF8_ROWS_BEFORE_BAD_BYTE = 40_000  # enough UTF-8 text (é) to fill the first 1 MiB block
 
 
@@ -61,3 +64,27 @@ def oracle() -> Callable[..., dict[str, Any]]:
 @pytest.fixture
 def sample_csv() -> Path:
     return ROOT / "samples" / "events-sample.csv"
+
+
+@dataclass(frozen=True)
+class GatedChart:
+    drawing: threading.Event  # a job has asked for its chart
+    release: threading.Event  # set it to let the real chart be drawn
+
+
+@pytest.fixture
+def gated_chart(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedChart]:
+    """Jobs draw the real chart, but only once `release` is set."""
+    from bot import artifacts
+
+    gate = GatedChart(threading.Event(), threading.Event())
+    draw = artifacts.render_chart
+
+    def gated(report: WeeklyReport, *, currency: str) -> dict[str, bytes]:
+        gate.drawing.set()
+        gate.release.wait(CHART_GATE_TIMEOUT_S)
+        return draw(report, currency=currency)
+
+    monkeypatch.setattr(artifacts, "render_chart", gated)
+    yield gate
+    gate.release.set()  # a job still drawing ends with the test

@@ -8,6 +8,7 @@
   const TOKEN_KEY = "clinic-events.upload-token";
   const POLL_MS = 1000;
   const POLL_RETRIES = 5;
+  const CHART_ATTEMPTS = 60; // asked again while another instance draws it (503, Retry-After)
   const ROWS_SHOWN = 100; // per table until "Show all": 15,000 weeks must not stall the page
 
   const $ = (id) => document.getElementById(id);
@@ -727,9 +728,17 @@
     el.chartStatus.hidden = false;
     el.chartStatus.textContent = "Drawing the chart…";
     try {
-      const response = await fetch("/api/jobs/" + encodeURIComponent(jobId) + "/chart.png", {
-        headers: authHeaders(),
-      });
+      let response;
+      // 503: another instance is still drawing it (it comes just after the report).
+      for (let attempt = 1; ; attempt++) {
+        response = await fetch("/api/jobs/" + encodeURIComponent(jobId) + "/chart.png", {
+          headers: authHeaders(),
+        });
+        if (response.status !== 503 || attempt >= CHART_ATTEMPTS || run !== state.run) break;
+        const waitS = Number(response.headers.get("Retry-After")) || 1;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(waitS, 10) * 1000));
+      }
+      if (run !== state.run) return;
       if (!response.ok) throw new Error("HTTP " + response.status);
       const blob = await response.blob();
       if (run !== state.run) return;

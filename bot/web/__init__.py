@@ -8,7 +8,8 @@ POST /api/uploads               {"file_name", "size_bytes"} -> 201 {"job_id", "u
 PUT  /api/uploads/{id}          the reserved upload's bytes -> 202 {"job_id", "status_url"}
 GET  /api/jobs                  {"jobs": [job, ...]}, newest first, without reports
 GET  /api/jobs/{id}             one job, with its report once it succeeded
-GET  /api/jobs/{id}/chart.png   the revenue chart, once the job succeeded
+GET  /api/jobs/{id}/chart.png   the revenue chart, drawn just after the report (503 and
+                                Retry-After while another instance still draws it)
 GET  /api/jobs/{id}/weekly-report.csv   one row per week, as `report --format csv`
 GET  /api/jobs/{id}/clinic-weekly.csv   one row per week and clinic (`--by clinic`)
 GET  /api/jobs/{id}/invalid-rows.csv    every invalid row with its reason (`--invalid-rows`)

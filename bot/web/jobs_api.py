@@ -7,15 +7,17 @@ and any `serve` instance answers for a job any worker ran.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from datetime import UTC
 from typing import Any
 
 from aiohttp import web
 
-from bot.artifacts import CHART_PNG_NAME
+from bot.artifacts import CHART_FAILED, CHART_PNG_NAME
 from bot.blocks import CLINIC_CSV_NAME, INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
-from bot.jobs import JobRunner
+from bot.jobs import Job, JobRunner
 from bot.store import REPORT_JSON, JobRecord, JobStatus
 from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
 from processing.render import amount
@@ -23,6 +25,8 @@ from processing.report import estimate
 from processing.words import REASON_WORDS, time_left
 
 JOBS_LISTED = 100
+CHART_WAIT_S = 30.0  # a chart this process is drawing is waited for, up to this long
+CHART_RETRY_AFTER_S = 1
 
 
 def job_json(job: JobRecord, jobs: JobRunner) -> dict[str, Any]:
@@ -129,10 +133,6 @@ async def _download(
     data = await request.app[CONTEXT].jobs.store.artifact(job.id, name)
     if data is None:
         return error_response(404, missing or "This report is no longer kept.")
-    if name.endswith(".png"):
-        return web.Response(
-            body=data, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
-        )
     return web.Response(
         body=data,
         content_type="text/csv",
@@ -145,8 +145,34 @@ async def _download(
 
 
 async def get_chart(request: web.Request) -> web.Response:
-    return await _download(
-        request, CHART_PNG_NAME, "The chart is ready once the report is finished."
+    """The chart, drawn just after the report is out (bot/artifacts.py): one this process is
+    drawing is waited for; one another process is drawing is a 503 with Retry-After."""
+    job = await _job_or_404(request)
+    if isinstance(job, web.Response):
+        return job
+    if job.status is not JobStatus.SUCCEEDED:
+        return error_response(404, "The chart is ready once the report is finished.")
+    jobs = request.app[CONTEXT].jobs
+    drawn_here = job.chart_drawn if isinstance(job, Job) and job.worker == jobs.worker else None
+    if drawn_here is not None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CHART_WAIT_S):
+                await drawn_here.wait()
+    data = await jobs.store.artifact(job.id, CHART_PNG_NAME)
+    if data is None and drawn_here is None and await jobs.store.artifact(job.id, REPORT_JSON):
+        return error_response(
+            503,
+            "The chart is still being drawn; ask again in a moment.",
+            headers={"Retry-After": str(CHART_RETRY_AFTER_S)},
+        )
+    if data is None:
+        return error_response(404, "This report is no longer kept.")
+    if data == CHART_FAILED:
+        return error_response(
+            404, "The chart could not be drawn; the report's tables have every figure."
+        )
+    return web.Response(
+        body=data, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from bot.app import Service
+from tests.conftest import GatedChart
 from tests.integration.conftest import CHANNEL, SAMPLE, finished_jobs, weeks_csv
 from tests.integration.test_share import share
 from tests.standin.slack import BOT_USER_ID, SlackStandIn
@@ -51,6 +53,34 @@ async def test_the_thread_reads_headline_then_weeks_then_files(
     ]
     posts = slack.calls_to("chat.postMessage")
     assert all(call.status == 200 for call in posts)
+
+
+async def test_the_summary_is_out_before_the_chart_is_drawn(
+    slack: SlackStandIn, bot: Service, gated_chart: GatedChart
+) -> None:
+    """The headline and the weeks are in the thread while the chart is still being drawn;
+    the files, then "see thread" on the start message, follow once it is."""
+    slack.add_file("F0GATED01", "events-sample.csv", SAMPLE)
+    await share(slack, "F0GATED01")
+    assert await asyncio.to_thread(gated_chart.drawing.wait, 30)
+
+    start = next(m for m in slack.messages(CHANNEL) if "events-sample.csv" in m["text"])
+    progress, headline, weeks = slack.thread(CHANNEL, start["ts"])
+    assert "100%" in progress["text"]
+    assert headline["blocks"][1]["text"]["text"].startswith("*Total revenue: $305,272.95*")
+    assert any(block["type"] == "table" for block in weeks["blocks"])
+    assert not slack.calls_to("files.completeUploadExternal")
+    assert "see thread" not in start["text"]
+
+    gated_chart.release.set()
+    await finished_jobs(bot)
+    *_, files = slack.thread(CHANNEL, start["ts"])
+    assert [file["name"] for file in files["files"]][:2] == [
+        "weekly-revenue.png",
+        "weekly-report.csv",
+    ]
+    start = next(m for m in slack.messages(CHANNEL) if "events-sample.csv" in m["text"])
+    assert "see thread" in start["text"]
 
 
 async def test_a_workspace_that_refuses_tables_gets_the_weeks_as_text(

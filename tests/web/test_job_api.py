@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot import artifacts
+from bot.sources import SourceInfo
+from bot.store import REPORT_JSON, JobRecord, JobStatus, ReplySpec, now_utc
 from bot.web import STATIC_DIR
-from processing import analyze, to_clinic_csv, to_csv
+from processing import WeeklyReport, analyze, to_clinic_csv, to_csv
+from tests.conftest import GatedChart
 from tests.web.conftest import (
     FORM_TYPE,
+    JOB_TIMEOUT_S,
     TWO_WEEKS,
     Serve,
     Web,
@@ -185,6 +194,106 @@ async def test_chart_png_once_succeeded(web: Web) -> None:
 
     assert pictures[0].startswith(b"\x89PNG\r\n\x1a\n")
     assert pictures[0] == pictures[1]
+
+
+class WaitedFor(asyncio.Event):
+    """An Event that tells when someone starts waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.awaited = asyncio.Event()
+
+    async def wait(self) -> bool:  # type: ignore[override]
+        self.awaited.set()
+        return await super().wait()
+
+
+async def test_the_report_is_out_before_its_chart_is_drawn(
+    web: Web, gated_chart: GatedChart
+) -> None:
+    """A finished job answers with its report while its chart is still being drawn; the
+    chart, asked for meanwhile, is the PNG as soon as it is drawn."""
+    job_id = (await web.upload(TWO_WEEKS)).body["job_id"]
+    job = web.jobs.get(job_id)
+    assert job is not None
+    job.chart_drawn = drawn = WaitedFor()
+    assert await asyncio.to_thread(gated_chart.drawing.wait, JOB_TIMEOUT_S)
+
+    answer = await web.get_json(f"/api/jobs/{job_id}")
+    assert answer.body["status"] == "succeeded"
+    assert answer.body["report"]["revenue"] == "120.50"
+
+    async def chart() -> tuple[int, bytes]:
+        async with web.session.get(f"/api/jobs/{job_id}/chart.png") as response:
+            return response.status, await response.read()
+
+    asked = asyncio.create_task(chart())
+    await asyncio.wait_for(drawn.awaited.wait(), JOB_TIMEOUT_S)
+    gated_chart.release.set()
+    status, picture = await asyncio.wait_for(asked, JOB_TIMEOUT_S)
+    assert status == 200
+    assert picture.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+async def test_a_chart_another_instance_draws_is_503_until_stored(web: Web) -> None:
+    """A job another instance finished: its chart is a 503 with Retry-After until that
+    instance stores it, then the PNG; one it could not draw is a 404 that says so."""
+    record = JobRecord(
+        id="elsewhere1",
+        source=SourceInfo(kind="upload", name="events.csv", label="upload events.csv"),
+        reply=ReplySpec(kind="silent"),
+        created_at=now_utc(),
+        status=JobStatus.SUCCEEDED,
+        started_at=time.time() - 1,
+        finished_at=time.time(),
+        worker="another-instance",
+    )
+    await web.jobs.store.add(record)
+    await web.jobs.store.put_artifacts(record.id, {REPORT_JSON: b'{"report": {}}'})
+    path = f"/api/jobs/{record.id}/chart.png"
+
+    drawing = await web.get_json(path)
+    assert drawing.status == 503
+    assert drawing.headers["Retry-After"] == "1"
+    assert "still being drawn" in drawing.body["error"]
+
+    await web.jobs.store.put_artifacts(record.id, {artifacts.CHART_PNG_NAME: b"\x89PNG-ish"})
+    async with web.session.get(path) as response:
+        assert response.status == 200
+        assert await response.read() == b"\x89PNG-ish"
+
+    await web.jobs.store.put_artifacts(
+        record.id, {artifacts.CHART_PNG_NAME: artifacts.CHART_FAILED}
+    )
+    failed = await web.get_json(path)
+    assert failed.status == 404
+    assert "could not be drawn" in failed.body["error"]
+
+
+async def test_a_chart_that_cannot_be_drawn_leaves_the_report(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawing the chart fails: the job still succeeds with its report and CSVs, the
+    failure is logged, and the chart is a 404 that says it could not be drawn."""
+
+    def broken(report: WeeklyReport, *, currency: str) -> dict[str, bytes]:
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(artifacts, "render_chart", broken)
+    with structlog.testing.capture_logs() as logs:
+        job_id = (await web.upload(TWO_WEEKS)).body["job_id"]
+        job = await web.finished(job_id)
+
+    assert job["status"] == "succeeded"
+    assert job["report"]["revenue"] == "120.50"
+    chart = await web.get_json(f"/api/jobs/{job_id}/chart.png")
+    assert chart.status == 404
+    assert "could not be drawn" in chart.body["error"]
+    async with web.session.get(f"/api/jobs/{job_id}/weekly-report.csv") as response:
+        assert response.status == 200
+    assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
+        "job.chart_failed"
+    ]
 
 
 async def test_weekly_csv_once_succeeded_is_the_engines_csv(web: Web, sample_bytes: bytes) -> None:
