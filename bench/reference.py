@@ -180,8 +180,11 @@ def _header(text: str) -> tuple[int, int, str, str]:
     return line_start, row, text[line_start:end], line_end
 
 
-def analyze(data: bytes, tz: str = "UTC") -> dict[str, Any]:
-    """The report as the engine's JSON shows it, minus source and currency."""
+def analyze(
+    data: bytes, tz: str = "UTC", listing: list[tuple[int, str]] | None = None
+) -> dict[str, Any]:
+    """The report as the engine's JSON shows it, minus source and currency. `listing`, when
+    given, gets every invalid row as (row, reason), in row order."""
     encoding, text = _decode(data)
     if not text:
         raise Rejected("empty")
@@ -206,13 +209,18 @@ def analyze(data: bytes, tz: str = "UTC") -> dict[str, Any]:
     lines = body.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return _report(lines[1:], row, header, delimiter, tz) | {
+    return _report(lines[1:], row, header, delimiter, tz, listing) | {
         "dialect": {"encoding": encoding, "delimiter": delimiter, "line_end": line_end}
     }
 
 
 def _report(
-    lines: list[str], header_row: int, header: list[str], delimiter: str, tz: str
+    lines: list[str],
+    header_row: int,
+    header: list[str],
+    delimiter: str,
+    tz: str,
+    listing: list[tuple[int, str]] | None = None,
 ) -> dict[str, Any]:
     zone = ZoneInfo(tz)
     index = {
@@ -235,6 +243,8 @@ def _report(
     row = header_row
 
     def bad(reason: str) -> None:
+        if listing is not None:
+            listing.append((row, reason))
         counts[reason] += 1
         if len(errors[reason]) < 20:
             errors[reason].append(row)

@@ -17,18 +17,26 @@ import reference  # noqa: E402
 pytest_plugins = ["tests.aws"]  # moto's S3 server: s3_endpoint, aws_env, s3
 
 from processing import WeeklyReport, analyze, to_dict  # noqa: E402
+from processing.engine import InvalidRowsCallback  # noqa: E402
 
 HEADER = "event_id,clinic_id,patient_id,event_type,event_timestamp,treatment_type,revenue_amount"
 
 
 def report_of(
-    data: bytes | str | Iterable[bytes], *, timezone: str = "UTC", block_size: int = 1 << 20
+    data: bytes | str | Iterable[bytes],
+    *,
+    timezone: str = "UTC",
+    block_size: int = 1 << 20,
+    on_invalid_rows: InvalidRowsCallback | None = None,
 ) -> dict[str, Any]:
     """The engine's JSON report as a dict, without the source and currency labels."""
     if isinstance(data, str):
         data = data.encode()
     chunks = [data] if isinstance(data, bytes) else data
-    result = to_dict(analyze(iter(chunks), timezone=timezone, block_size=block_size), "x", "USD")
+    report = analyze(
+        iter(chunks), timezone=timezone, block_size=block_size, on_invalid_rows=on_invalid_rows
+    )
+    result = to_dict(report, "x", "USD")
     del result["source"], result["currency"]
     return result
 

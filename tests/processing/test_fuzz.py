@@ -12,7 +12,7 @@ import reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processing import InputError, reader
+from processing import InputError, InvalidRow, reader
 from tests.conftest import HEADER, report_of
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
@@ -54,18 +54,27 @@ def csv_shaped(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-def engine_or_error(data: bytes, chunk: int, block_size: int) -> dict | InputError:
+def engine_or_error(
+    data: bytes, chunk: int, block_size: int, listing: list[tuple[int, str]]
+) -> dict | InputError:
     pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] or [b""]
+
+    def on_invalid_rows(rows: list[InvalidRow]) -> None:
+        listing.extend((invalid.row, invalid.reason) for invalid in rows)
+
     try:
-        return report_of(pieces, block_size=block_size)
+        return report_of(pieces, block_size=block_size, on_invalid_rows=on_invalid_rows)
     except InputError as error:
         return error
 
 
 def check(data: bytes, chunk: int, block_size: int) -> None:
-    result = engine_or_error(data, chunk, block_size)  # anything but InputError fails here
+    """The report, and every invalid row with its reason in row order, as the reference's."""
+    listing: list[tuple[int, str]] = []
+    result = engine_or_error(data, chunk, block_size, listing)  # anything but InputError fails
+    expected_listing: list[tuple[int, str]] = []
     try:
-        expected = reference.analyze(data)
+        expected = reference.analyze(data, listing=expected_listing)
     except reference.Rejected:
         assert isinstance(result, InputError), "the reference rejects this file"
         return
@@ -73,6 +82,7 @@ def check(data: bytes, chunk: int, block_size: int) -> None:
     assert result == expected
     for reason in result["errors"].values():
         assert len(reason["first_rows"]) == min(reason["count"], 20)
+    assert listing == expected_listing
 
 
 @SETTINGS
