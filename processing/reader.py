@@ -19,7 +19,9 @@ Not yet measured: whether more than one parse thread pays off on more than 2 cor
 from __future__ import annotations
 
 import functools
+import itertools
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO, Final
 
@@ -699,22 +701,18 @@ class _Parser:
     def __init__(self, delimiter: str) -> None:
         self.invalid: list[tuple[int, str]] = []
         self.counts: list[tuple[int, int]] = []
+        self._dropped: defaultdict[pacsv.InvalidRow, str] = defaultdict(_SKIP)
         self._options = pacsv.ParseOptions(
             delimiter=delimiter,
             newlines_in_values=True,
             ignore_empty_lines=False,
-            invalid_row_handler=self._on_invalid_row,
+            invalid_row_handler=self._dropped.__getitem__,
         )
-
-    def _on_invalid_row(self, row: pacsv.InvalidRow) -> str:
-        self.invalid.append((row.number, row.text))
-        self.counts.append((row.expected_columns, row.actual_columns))
-        return "skip"
 
     def parse(
         self, raw: bytes | memoryview, column_names: list[str], convert: pacsv.ConvertOptions
     ) -> pa.Table:
-        self.invalid, self.counts = [], []
+        self._dropped.clear()
         table = pacsv.read_csv(
             # A native buffer, not a Python file object: reading it needs no GIL.
             pa.BufferReader(pa.py_buffer(raw)),
@@ -726,7 +724,14 @@ class _Parser:
             parse_options=self._options,
             convert_options=convert,
         )
+        self.invalid = [(row.number, row.text) for row in self._dropped]
+        self.counts = [(row.expected_columns, row.actual_columns) for row in self._dropped]
         return table
+
+
+# pyarrow calls the handler for every row it drops, holding the GIL; a defaultdict's lookup
+# with a C factory keeps each row and answers "skip" without running Python code.
+_SKIP: Final = itertools.repeat("skip").__next__
 
 
 _WHITESPACE: Final = ASCII_WHITESPACE.decode()
