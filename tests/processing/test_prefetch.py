@@ -12,8 +12,8 @@ from processing.prefetch import prefetched, read_ahead
 
 def test_items_come_in_order_in_lists_of_at_most_most() -> None:
     """Every item once, in order, in lists no longer than asked."""
-    with prefetched(range(1000), depth=8, most=4) as batches:
-        got = list(batches)
+    with prefetched(range(1000), depth=8, most=4) as prefetcher:
+        got = list(prefetcher.batches())
     assert [item for batch in got for item in batch] == list(range(1000))
     assert all(1 <= len(batch) <= 4 for batch in got)
 
@@ -27,7 +27,8 @@ def test_a_slow_consumer_takes_what_was_produced_meanwhile() -> None:
         all_queued.set()  # the producer asks for the next item once it queued the last
         release.wait(5)
 
-    with prefetched(items(), depth=8, most=4) as batches:
+    with prefetched(items(), depth=8, most=4) as prefetcher:
+        batches = prefetcher.batches()
         assert all_queued.wait(5)
         first, second = next(batches), next(batches)
         release.set()
@@ -45,17 +46,17 @@ def test_an_error_while_producing_comes_out_after_the_items_before_it() -> None:
     seen: list[int] = []
     with (
         pytest.raises(ValueError, match="bad block"),
-        prefetched(items(), depth=2, most=3) as batches,
+        prefetched(items(), depth=2, most=3) as prefetcher,
     ):
-        for batch in batches:
+        for batch in prefetcher.batches():
             seen += batch
     assert seen == list(range(5))
 
 
 def test_leaving_early_stops_the_producer() -> None:
     """Breaking out of the loop ends the worker thread instead of leaving it blocked."""
-    with prefetched(iter(range(10**9)), depth=2, most=2) as batches:
-        next(batches)
+    with prefetched(iter(range(10**9)), depth=2, most=2) as prefetcher:
+        next(prefetcher.batches())
     assert not [t for t in threading.enumerate() if t.name == "csv-prefetch"]
 
 
@@ -68,7 +69,8 @@ def test_a_worker_ahead_of_its_consumer_does_the_spare_work() -> None:
         all_queued.set()
         release.wait(5)
 
-    with prefetched(items(), depth=8, most=2, spare=lambda item: -item) as batches:
+    with prefetched(items(), depth=8, most=2, spare=lambda item: -item) as prefetcher:
+        batches = prefetcher.batches()
         assert all_queued.wait(5)
         got = [next(batches), next(batches), next(batches)]
         release.set()
@@ -86,12 +88,34 @@ def test_a_worker_that_is_not_ahead_leaves_the_spare_work_to_the_consumer() -> N
             assert taken.acquire(timeout=5)  # the consumer took it
 
     got: list[int] = []
-    with prefetched(items(), depth=8, most=2, spare=lambda item: -item) as batches:
-        for batch in batches:
+    with prefetched(items(), depth=8, most=2, spare=lambda item: -item) as prefetcher:
+        for batch in prefetcher.batches():
             got += batch
             for _ in batch:
                 taken.release()
     assert got == [1, 2, 3, 4, 5]
+
+
+def test_a_consumer_asking_for_full_batches_waits_for_them() -> None:
+    """With full_batches set, each batch is `most` items, though the queue holds one at a
+    time; cleared, the consumer takes the next item as soon as it is there."""
+    taken = threading.Semaphore(0)
+
+    def items() -> Iterator[int]:
+        for item in range(10):
+            yield item
+            if item == 8:  # 9 comes only once the consumer took 8
+                assert taken.acquire(timeout=5)
+
+    got: list[list[int]] = []
+    with prefetched(items(), depth=1, most=4) as prefetcher:
+        prefetcher.full_batches = True
+        for batch in prefetcher.batches():
+            got.append(batch)
+            prefetcher.full_batches = batch[-1] < 7
+            if 8 in batch:
+                taken.release()
+    assert got == [[0, 1, 2, 3], [4, 5, 6, 7], [8], [9]]
 
 
 def test_read_ahead_gives_the_same_chunks_and_does_not_wait_for_a_stuck_source() -> None:
