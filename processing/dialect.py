@@ -90,7 +90,7 @@ class Utf16ToUtf8:
         return self._decoder.decode(data, final).encode("utf-8")
 
 
-def is_utf8_prefix(data: bytes, complete: bool) -> bool:
+def is_utf8_prefix(data: bytes | bytearray, complete: bool) -> bool:
     """Whether data is valid UTF-8, allowing a character cut at the end unless `complete`."""
     try:
         codecs.getincrementaldecoder("utf-8")(errors="strict").decode(data, complete)

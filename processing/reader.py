@@ -158,7 +158,7 @@ class _ParsedAhead(Struct, frozen=True):
     then_broken: bool  # a broken quote follows them
 
 
-def _sniff_binary(head: bytes) -> None:
+def _sniff_binary(head: bytes | bytearray) -> None:
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             raise NotCsvError(kind)
@@ -188,7 +188,9 @@ class BlockReader:
         self._source_bytes = 0  # bytes taken from the source so far
         self._chunks: Iterator[bytes] = self._counted(iter_chunks(source))
         self._block_size = block_size
-        self._buffer = b""
+        # A bytearray: consuming from its front moves a start pointer instead of copying the
+        # rest, and filling appends; nothing may hold a view of it across either.
+        self._buffer = bytearray()
         self._eof = False
         self._consumed = 0  # bytes of the (transcoded) stream consumed
         self._transcoded = False  # byte offsets then come from the source count
@@ -218,18 +220,12 @@ class BlockReader:
 
     def _fill(self, at_least: int) -> None:
         """Grow the buffer to `at_least` bytes if the stream allows."""
-        if self._eof or len(self._buffer) >= at_least:
-            return
-        pieces = [self._buffer]
-        size = len(self._buffer)
-        while size < at_least:
+        while not self._eof and len(self._buffer) < at_least:
             chunk = self._next_chunk()
             if chunk is None:
                 self._eof = True
-                break
-            pieces.append(chunk)
-            size += len(chunk)
-        self._buffer = b"".join(pieces)
+            else:
+                self._buffer += chunk
 
     def _next_chunk(self) -> bytes | None:
         try:
@@ -239,13 +235,13 @@ class BlockReader:
 
     def _consume(self, count: int) -> None:
         count = min(count, len(self._buffer))
-        self._buffer = self._buffer[count:]
+        del self._buffer[:count]
         self._consumed += count
 
     def _take(self, count: int) -> bytes:
         """The next `count` bytes, consumed (a copy: only for the header and blank lines;
         blocks are consumed without one)."""
-        taken = self._buffer[:count]
+        taken = bytes(self._buffer[:count])
         self._consume(count)
         return taken
 
@@ -257,7 +253,7 @@ class BlockReader:
         """From here on the parser sees UTF-8, whatever the file holds."""
         chunks = self._chunks
         try:
-            self._buffer = transcode(self._buffer, self._eof)
+            self._buffer = bytearray(transcode(bytes(self._buffer), self._eof))
         except UnicodeDecodeError:
             raise EncodingError(self._next_row, "UTF-16") from None
         self._chunks = dialects.transcoded(chunks, transcode)
@@ -517,10 +513,14 @@ class BlockReader:
             table = table.slice(0, records - len(dropped))
         first_row = self._next_row
         self._next_row += records
+        all_empty = _all_empty_rows(table)
+        # Only these blocks keep their bytes, as a copy: the view must go before the buffer's
+        # front is consumed.
+        kept_raw = bytes(raw) if all_empty is not None else None
+        del raw
         self._consume(cut)
         if kept is not None:
             self._broken_next = kept.then_broken
-        all_empty = _all_empty_rows(table)
         return functools.partial(
             _numbered,
             _Parsed(
@@ -530,7 +530,7 @@ class BlockReader:
                 counts=tuple(self._counts),
                 blank=tuple(not text.strip(_WHITESPACE) for _, text in self._invalid),
                 all_empty=all_empty,
-                raw=raw if all_empty is not None else None,
+                raw=kept_raw,
                 cut=cut,
                 first_row=first_row,
                 ascii_only=ascii_only,
@@ -576,7 +576,7 @@ class BlockReader:
 
     def _parse_exact(self, limit: int) -> Block:
         walk = self._grammar.walk(self._buffer, limit, self._eof)
-        raw = self._buffer[: walk.cut]
+        raw = bytes(self._buffer[: walk.cut])
         if not self._check_encoding(raw, raw.isascii()):
             return self._parse_exact(limit)
         first_row = self._next_row
@@ -615,7 +615,7 @@ class _Parsed(Struct, frozen=True):
     counts: tuple[tuple[int, int], ...]  # (expected, found) fields of each
     blank: tuple[bool, ...]  # whether each was a blank line
     all_empty: BoolArray | None  # rows with every column empty, if any
-    raw: bytes | memoryview | None  # kept only for those: it holds the read buffer alive
+    raw: bytes | None  # kept only for those
     cut: int
     first_row: int
     ascii_only: bool

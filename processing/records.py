@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # numpy.typing costs 30 ms of start-up, for annotations only
     IntArray: TypeAlias = npt.NDArray[np.int64]
 
 MAX_RECORD_BYTES: Final = 1 << 20
+ReadBuffer: TypeAlias = bytes | bytearray  # the reader's buffer is a bytearray
 
 # What is wrong with a malformed row, in words for the invalid-rows file (no values).
 UNCLOSED_QUOTE: Final = "unclosed quote"
@@ -87,7 +88,7 @@ def positions_of(data: npt.NDArray[np.uint8], byte: int) -> IntArray:
     return found
 
 
-def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> int | None:
+def regular_records(buf: ReadBuffer, limit: int, at_eof: bool, delimiter: int) -> int | None:
     """How much of buf[:limit] is whole records with regular quoting, or None when the
     exact walk is needed: irregular quotes, a lone CR outside quotes, an overlong or unclosed
     record, or no record end at all. `at_eof`: buf holds the rest of the file.
@@ -127,7 +128,7 @@ def regular_records(buf: bytes, limit: int, at_eof: bool, delimiter: int) -> int
     return cut
 
 
-def record_bounds(buf: bytes | memoryview, cut: int) -> tuple[IntArray, IntArray]:
+def record_bounds(buf: ReadBuffer | memoryview, cut: int) -> tuple[IntArray, IntArray]:
     """(start, length without the LF) of each record of a regular block buf[:cut]. Costs a
     pass over the block's newlines: only for blocks that need it (blank lines, broken quotes)."""
     data = np.frombuffer(buf, np.uint8, count=cut)
@@ -155,7 +156,7 @@ def empty_lines(
     return empty
 
 
-def _last_record_end(buf: bytes, size: int, quotes: IntArray) -> int:
+def _last_record_end(buf: ReadBuffer, size: int, quotes: IntArray) -> int:
     """Just past the last LF outside quotes in buf[:size], or 0."""
     end = size
     while (newline := buf.rfind(b"\n", 0, end)) >= 0:
@@ -234,7 +235,7 @@ class RecordGrammar:
         return parsed[0] if parsed is not None else line.split(self.delimiter)
 
     def _record(
-        self, buf: bytes, start: int, hard_end: int, *, at_eof: bool
+        self, buf: ReadBuffer, start: int, hard_end: int, *, at_eof: bool
     ) -> tuple[list[bytes], int] | None:
         """Fields of the record at `start` and the index of its end (LF or end of buffer), or
         None when it does not end before `hard_end` (unclosed or too long)."""
@@ -248,11 +249,12 @@ class RecordGrammar:
                     return None
                 rest = self._plain.match(buf, match.end(), hard_end)
                 assert rest is not None  # the pattern matches the empty string
-                fields.append(buf[at + 1 : match.end() - 1].replace(b'""', b'"') + rest.group())
+                quoted = buf[at + 1 : match.end() - 1].replace(b'""', b'"')
+                fields.append(bytes(quoted + rest.group()))
             else:
                 rest = self._plain.match(buf, at, hard_end)
                 assert rest is not None
-                fields.append(rest.group())
+                fields.append(bytes(rest.group()))
             at = rest.end()
             if at >= hard_end:
                 ended = at_eof and at == len(buf) and at - start <= MAX_RECORD_BYTES
@@ -283,7 +285,9 @@ class RecordGrammar:
             state = _PLAIN
         return state == _QUOTED, delimiters
 
-    def walk(self, buf: bytes, limit: int, at_eof: bool, first_record: int = 0) -> ExactRecords:
+    def walk(
+        self, buf: ReadBuffer, limit: int, at_eof: bool, first_record: int = 0
+    ) -> ExactRecords:
         """Records starting before `limit`. The caller guarantees that buf holds at least
         MAX_RECORD_BYTES past `limit`, or the rest of the file (`at_eof`).
 
@@ -344,10 +348,10 @@ class RecordGrammar:
         found.records = record - first_record
         return found
 
-    def _values(self, buf: bytes, start: int, end: int, at_eof: bool) -> list[bytes]:
+    def _values(self, buf: ReadBuffer, start: int, end: int, at_eof: bool) -> list[bytes]:
         """The fields of a good record, quotes resolved."""
         if buf.find(b'"', start, end) < 0:
-            return buf[start:end].split(self.delimiter)
+            return bytes(buf[start:end]).split(self.delimiter)
         parsed = self._record(buf, start, min(end + 1, len(buf)), at_eof=at_eof or end == len(buf))
         assert parsed is not None and len(parsed[0]) >= self.field_count
         return parsed[0]
@@ -357,7 +361,7 @@ class _Lines:
     """The physical lines of a buffer, split and lexed on first use, each at most once per
     way of entering it."""
 
-    def __init__(self, grammar: RecordGrammar, buf: bytes) -> None:
+    def __init__(self, grammar: RecordGrammar, buf: ReadBuffer) -> None:
         self._grammar = grammar
         self._buf = buf
         self.starts: list[int] = []
@@ -380,7 +384,7 @@ class _Lines:
         return line < len(self.starts)
 
     def _text(self, line: int) -> bytes:
-        return self._buf[self.starts[line] : self.ends[line]]
+        return bytes(self._buf[self.starts[line] : self.ends[line]])
 
     def from_field_start(self, line: int) -> tuple[bool, int]:
         """(whether the line ends inside a quoted field, delimiters outside quotes in it)."""
