@@ -243,7 +243,15 @@ async def start_service(
         upload_replier=upload_replier,
         s3_client=s3_client,
     )
-    web_runner, port = await web.start(context, ops_only=role == "worker")
+    try:
+        web_runner, port = await web.start(context, ops_only=role == "worker")
+    except BaseException:  # e.g. the port is taken: close what was opened, then say why
+        await jobs.shutdown(0)
+        if slack is not None:
+            await slack.close()
+        await jobs.store.close()
+        await session.close()
+        raise
     worker = None
     if queue is not None and (role == "worker" or settings.workers_in_serve):
         worker = Worker(

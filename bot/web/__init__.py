@@ -195,6 +195,10 @@ async def start(context: WebContext, *, ops_only: bool = False) -> tuple[web.App
     )
     await runner.setup()
     site = web.TCPSite(runner, context.settings.host, context.settings.port)
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:  # e.g. the port is taken
+        await runner.cleanup()
+        raise
     port = runner.addresses[0][1]
     return runner, port

@@ -71,3 +71,35 @@ async def test_a_bad_setting_stops_startup_with_a_message_naming_it() -> None:
     assert process.returncode == 2
     assert b"SLACK_APP_TOKEN is missing" in stderr
     assert BOT_TOKEN.encode() not in stderr
+
+
+async def test_a_taken_port_stops_startup_with_one_clear_line(tmp_path: Path) -> None:
+    """Another process holds the port: exit 1 and one line saying so, nothing after it (no
+    session or store left open and complained about)."""
+    holder = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = holder.sockets[0].getsockname()[1]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "serve",
+            cwd=ROOT,
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "PORT": str(port),
+                "HOST": "127.0.0.1",
+                "DATA_DIR": str(tmp_path),
+            },
+            stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), STARTUP_TIMEOUT_S)
+    finally:
+        holder.close()
+        await holder.wait_closed()
+    assert process.returncode == 1
+    lines = stderr.decode().strip().splitlines()
+    assert lines[-1].startswith("clinic-events: cannot start:")
+    assert "address already in use" in lines[-1]
+    assert not any("Unclosed" in line or "Traceback" in line for line in lines)
