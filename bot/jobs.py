@@ -7,9 +7,9 @@ shutdown grace period. Every job is a record in a JobStore from the moment it is
 ```
 submit()   store.add (an idempotency key makes a redelivery the same job), announce,
            then run here, or hand the id to a queue for a worker (scale-out `serve`)
-run        store.claim (attempt + 1) -> analyze -> artifacts rendered once -> store ->
+run        store.claim (attempt + 1) -> analyze -> the report's JSON stored -> succeeded ->
            replies (the summary only if store.mark_summary_posted() says it is the first)
-           -> the chart drawn and stored -> the files posted
+           -> the CSVs and the chart made and stored -> the files posted
 recover()  at start: jobs a previous process left queued or running run again from the
            start in their thread, at most MAX_ATTEMPTS in all; a streamed upload cannot be
            read again and fails saying so
@@ -87,7 +87,7 @@ class Job(JobRecord):
     report: WeeklyReport | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    chart_drawn: asyncio.Event = field(default_factory=asyncio.Event)  # stored, or failed
+    files_stored: asyncio.Event = field(default_factory=asyncio.Event)  # or given up
     finished_s: float | None = None  # monotonic, for the in-memory retention
 
     @classmethod
@@ -104,7 +104,7 @@ class Replier(Protocol):
     async def progress(self, job: Job, progress: Progress) -> None: ...
     async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None: ...
     async def files_ready(self, job: Job, files: list[ReportFile], *, post_files: bool) -> None:
-        """After succeeded(), once the chart is drawn: the report's files, and the end."""
+        """After succeeded(), once the files are made: the files, and the end."""
 
     async def failed(self, job: Job, reason: str) -> None: ...
     async def paused(self, job: Job) -> None: ...
@@ -505,7 +505,6 @@ class JobRunner:
         job.finished_s = time.monotonic()
         job.report = report
         job.error = error
-        rendered: dict[str, bytes] = {}
         if report is not None:
             job.progress = Progress(
                 rows_total=report.rows_total,
@@ -515,14 +514,13 @@ class JobRunner:
                 invalid_by_reason={r: s.count for r, s in report.errors.items()},
             )
             try:
-                # Drawn once, off the loop: a long report (thousands of weeks) must not hold
+                # Rendered once, off the loop: a long report (thousands of weeks) must not hold
                 # up Socket Mode or the web server.
                 rendered = await asyncio.to_thread(
-                    artifacts.render,
+                    artifacts.render_report,
                     report,
                     source_name=job.source.name,
                     currency=self.currency,
-                    invalid_rows_csv=invalid_rows_csv,
                 )
                 await self.store.put_artifacts(job.id, rendered)
             except Exception:
@@ -538,11 +536,10 @@ class JobRunner:
         if report is not None:
             first = await self.store.mark_summary_posted(job.id)
             await _bounded(replier.succeeded(job, report, post_summary=first), "succeeded")
-            rendered |= await self._draw_chart(job, report)
-            files = artifacts.files(rendered)
+            files = await self._store_files(job, report, invalid_rows_csv)
             await _bounded(replier.files_ready(job, files, post_files=first), "files_ready")
         else:
-            job.chart_drawn.set()
+            job.files_stored.set()
             await _bounded(replier.failed(job, error or "failed"), "failed")
         progress = job.progress
         log.info(
@@ -557,22 +554,32 @@ class JobRunner:
             error=error,
         )
 
-    async def _draw_chart(self, job: Job, report: WeeklyReport) -> dict[str, bytes]:
-        """The chart, drawn once the job has succeeded and its summary is out: the slowest
-        artifact waits for nothing else. One that cannot be drawn is stored as CHART_FAILED;
-        the job stays a success (every figure is in the tables)."""
+    async def _store_files(
+        self, job: Job, report: WeeklyReport, invalid_rows_csv: str | None
+    ) -> list[ReportFile]:
+        """The CSVs and the chart, made once the job has succeeded and its summary is out,
+        and stored in one go, the chart last (bot/artifacts.py). One that cannot be made is
+        logged and left out (the chart stored as CHART_FAILED); the job stays a success: its
+        report has every figure."""
+        made: dict[str, bytes] = {}
         try:
-            chart = await asyncio.to_thread(artifacts.render_chart, report, currency=self.currency)
+            made = await asyncio.to_thread(
+                artifacts.render_csvs, report, invalid_rows_csv=invalid_rows_csv
+            )
+        except Exception:
+            log.exception("job.files_failed")
+        try:
+            made |= await asyncio.to_thread(artifacts.render_chart, report, currency=self.currency)
         except Exception:
             log.exception("job.chart_failed")
-            chart = {CHART_PNG_NAME: CHART_FAILED}
+            made[CHART_PNG_NAME] = CHART_FAILED
         try:
-            await self.store.put_artifacts(job.id, chart)
+            await self.store.put_artifacts(job.id, made)
         except Exception:
             log.exception("store.save_failed")
         finally:
-            job.chart_drawn.set()
-        return chart
+            job.files_stored.set()
+        return artifacts.files(made)
 
     async def _save_final(self, job: Job) -> None:
         try:

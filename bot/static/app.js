@@ -8,7 +8,7 @@
   const TOKEN_KEY = "clinic-events.upload-token";
   const POLL_MS = 1000;
   const POLL_RETRIES = 5;
-  const CHART_ATTEMPTS = 60; // asked again while another instance draws it (503, Retry-After)
+  const FILE_ATTEMPTS = 60; // asked again while another instance makes it (503, Retry-After)
   const ROWS_SHOWN = 100; // per table until "Show all": 15,000 weeks must not stall the page
 
   const $ = (id) => document.getElementById(id);
@@ -699,13 +699,25 @@
     }
   }
 
-  // Through fetch, like the chart, so the request can carry the access code.
+  // A finished job's file, through fetch so the request can carry the access code. The files
+  // are made just after the report: another instance still making them answers 503 and
+  // Retry-After, and is asked again (at most FILE_ATTEMPTS times, while `stillWanted()`).
+  async function fetchFile(jobId, name, stillWanted) {
+    for (let attempt = 1; ; attempt++) {
+      const response = await fetch("/api/jobs/" + encodeURIComponent(jobId) + "/" + name, {
+        headers: authHeaders(),
+      });
+      if (response.status !== 503 || attempt >= FILE_ATTEMPTS || !stillWanted()) return response;
+      const waitS = Number(response.headers.get("Retry-After")) || 1;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(waitS, 10) * 1000));
+    }
+  }
+
   async function download(name) {
     if (!state.jobId) return;
     try {
-      const response = await fetch("/api/jobs/" + encodeURIComponent(state.jobId) + "/" + name, {
-        headers: authHeaders(),
-      });
+      const jobId = state.jobId;
+      const response = await fetchFile(jobId, name, () => state.jobId === jobId);
       if (!response.ok) throw new Error("HTTP " + response.status);
       const url = URL.createObjectURL(await response.blob());
       const link = document.createElement("a");
@@ -728,16 +740,7 @@
     el.chartStatus.hidden = false;
     el.chartStatus.textContent = "Drawing the chart…";
     try {
-      let response;
-      // 503: another instance is still drawing it (it comes just after the report).
-      for (let attempt = 1; ; attempt++) {
-        response = await fetch("/api/jobs/" + encodeURIComponent(jobId) + "/chart.png", {
-          headers: authHeaders(),
-        });
-        if (response.status !== 503 || attempt >= CHART_ATTEMPTS || run !== state.run) break;
-        const waitS = Number(response.headers.get("Retry-After")) || 1;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(waitS, 10) * 1000));
-      }
+      const response = await fetchFile(jobId, "chart.png", () => run === state.run);
       if (run !== state.run) return;
       if (!response.ok) throw new Error("HTTP " + response.status);
       const blob = await response.blob();

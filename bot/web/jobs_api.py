@@ -25,8 +25,9 @@ from processing.report import estimate
 from processing.words import REASON_WORDS, time_left
 
 JOBS_LISTED = 100
-CHART_WAIT_S = 30.0  # a chart this process is drawing is waited for, up to this long
-CHART_RETRY_AFTER_S = 1
+FILES_WAIT_S = 30.0  # files this instance is making are waited for, up to this long
+FILES_RETRY_AFTER_S = 1
+NOT_THERE = {INVALID_ROWS_CSV_NAME: "Every row of this file was valid: there is nothing to list."}
 
 
 def job_json(job: JobRecord, jobs: JobRunner) -> dict[str, Any]:
@@ -121,18 +122,41 @@ async def list_jobs(request: web.Request) -> web.Response:
     return web.json_response({"jobs": [job_json(job, context.jobs) for job in records]})
 
 
-async def _download(
-    request: web.Request, name: str, not_ready: str, *, missing: str | None = None
-) -> web.Response:
-    """A finished job's file, as stored when it finished."""
+async def _finished_file(request: web.Request, name: str, not_ready: str) -> bytes | web.Response:
+    """A finished job's file, made just after its report (bot/artifacts.py): one this instance
+    is still making is waited for, one another instance is making is a 503 with Retry-After.
+    A 404 when the job has not succeeded or the file is not there."""
     job = await _job_or_404(request)
     if isinstance(job, web.Response):
         return job
     if job.status is not JobStatus.SUCCEEDED:
         return error_response(404, not_ready)
-    data = await request.app[CONTEXT].jobs.store.artifact(job.id, name)
-    if data is None:
-        return error_response(404, missing or "This report is no longer kept.")
+    jobs = request.app[CONTEXT].jobs
+    made_here = job.files_stored if isinstance(job, Job) and job.worker == jobs.worker else None
+    if made_here is not None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FILES_WAIT_S):
+                await made_here.wait()
+    data = await jobs.store.artifact(job.id, name)
+    if data is not None:
+        return data
+    if (
+        made_here is None
+        and await jobs.store.artifact(job.id, CHART_PNG_NAME) is None  # stored last
+        and await jobs.store.artifact(job.id, REPORT_JSON) is not None
+    ):
+        return error_response(
+            503,
+            "The report's files are still being made; ask again in a moment.",
+            headers={"Retry-After": str(FILES_RETRY_AFTER_S)},
+        )
+    return error_response(404, NOT_THERE.get(name, "This report is no longer kept."))
+
+
+async def _download(request: web.Request, name: str, not_ready: str) -> web.Response:
+    data = await _finished_file(request, name, not_ready)
+    if isinstance(data, web.Response):
+        return data
     return web.Response(
         body=data,
         content_type="text/csv",
@@ -145,28 +169,11 @@ async def _download(
 
 
 async def get_chart(request: web.Request) -> web.Response:
-    """The chart, drawn just after the report is out (bot/artifacts.py): one this process is
-    drawing is waited for; one another process is drawing is a 503 with Retry-After."""
-    job = await _job_or_404(request)
-    if isinstance(job, web.Response):
-        return job
-    if job.status is not JobStatus.SUCCEEDED:
-        return error_response(404, "The chart is ready once the report is finished.")
-    jobs = request.app[CONTEXT].jobs
-    drawn_here = job.chart_drawn if isinstance(job, Job) and job.worker == jobs.worker else None
-    if drawn_here is not None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CHART_WAIT_S):
-                await drawn_here.wait()
-    data = await jobs.store.artifact(job.id, CHART_PNG_NAME)
-    if data is None and drawn_here is None and await jobs.store.artifact(job.id, REPORT_JSON):
-        return error_response(
-            503,
-            "The chart is still being drawn; ask again in a moment.",
-            headers={"Retry-After": str(CHART_RETRY_AFTER_S)},
-        )
-    if data is None:
-        return error_response(404, "This report is no longer kept.")
+    data = await _finished_file(
+        request, CHART_PNG_NAME, "The chart is ready once the report is finished."
+    )
+    if isinstance(data, web.Response):
+        return data
     if data == CHART_FAILED:
         return error_response(
             404, "The chart could not be drawn; the report's tables have every figure."
@@ -193,10 +200,7 @@ async def get_clinic_csv(request: web.Request) -> web.Response:
 async def get_invalid_rows_csv(request: web.Request) -> web.Response:
     """invalid-rows.csv: every invalid row with its reason (`report --invalid-rows`)."""
     return await _download(
-        request,
-        INVALID_ROWS_CSV_NAME,
-        "The invalid rows are listed once the report is finished.",
-        missing="Every row of this file was valid: there is nothing to list.",
+        request, INVALID_ROWS_CSV_NAME, "The invalid rows are listed once the report is finished."
     )
 
 

@@ -208,36 +208,38 @@ class WaitedFor(asyncio.Event):
         return await super().wait()
 
 
-async def test_the_report_is_out_before_its_chart_is_drawn(
+async def test_the_report_is_out_before_its_files_are_made(
     web: Web, gated_chart: GatedChart
 ) -> None:
     """A finished job answers with its report while its chart is still being drawn; the
-    chart, asked for meanwhile, is the PNG as soon as it is drawn."""
+    chart and a CSV, asked for meanwhile, come as soon as the files are stored."""
     job_id = (await web.upload(TWO_WEEKS)).body["job_id"]
     job = web.jobs.get(job_id)
     assert job is not None
-    job.chart_drawn = drawn = WaitedFor()
+    job.files_stored = stored = WaitedFor()
     assert await asyncio.to_thread(gated_chart.drawing.wait, JOB_TIMEOUT_S)
 
     answer = await web.get_json(f"/api/jobs/{job_id}")
     assert answer.body["status"] == "succeeded"
     assert answer.body["report"]["revenue"] == "120.50"
 
-    async def chart() -> tuple[int, bytes]:
-        async with web.session.get(f"/api/jobs/{job_id}/chart.png") as response:
+    async def fetched(name: str) -> tuple[int, bytes]:
+        async with web.session.get(f"/api/jobs/{job_id}/{name}") as response:
             return response.status, await response.read()
 
-    asked = asyncio.create_task(chart())
-    await asyncio.wait_for(drawn.awaited.wait(), JOB_TIMEOUT_S)
+    asked = asyncio.gather(fetched("chart.png"), fetched("weekly-report.csv"))
+    await asyncio.wait_for(stored.awaited.wait(), JOB_TIMEOUT_S)
     gated_chart.release.set()
-    status, picture = await asyncio.wait_for(asked, JOB_TIMEOUT_S)
-    assert status == 200
+    (chart_status, picture), (csv_status, csv) = await asyncio.wait_for(asked, JOB_TIMEOUT_S)
+    assert (chart_status, csv_status) == (200, 200)
     assert picture.startswith(b"\x89PNG\r\n\x1a\n")
+    assert csv.startswith(b"week_start,")
 
 
-async def test_a_chart_another_instance_draws_is_503_until_stored(web: Web) -> None:
-    """A job another instance finished: its chart is a 503 with Retry-After until that
-    instance stores it, then the PNG; one it could not draw is a 404 that says so."""
+async def test_files_another_instance_makes_are_503_until_stored(web: Web) -> None:
+    """A job another instance finished: its chart and CSVs are a 503 with Retry-After until
+    that instance stores them, then the files; a chart it could not draw is a 404 that says
+    so, and so is an invalid-rows file when every row was valid."""
     record = JobRecord(
         id="elsewhere1",
         source=SourceInfo(kind="upload", name="events.csv", label="upload events.csv"),
@@ -250,22 +252,29 @@ async def test_a_chart_another_instance_draws_is_503_until_stored(web: Web) -> N
     )
     await web.jobs.store.add(record)
     await web.jobs.store.put_artifacts(record.id, {REPORT_JSON: b'{"report": {}}'})
-    path = f"/api/jobs/{record.id}/chart.png"
+    base = f"/api/jobs/{record.id}/"
 
-    drawing = await web.get_json(path)
-    assert drawing.status == 503
-    assert drawing.headers["Retry-After"] == "1"
-    assert "still being drawn" in drawing.body["error"]
+    for name in ("chart.png", "weekly-report.csv", "invalid-rows.csv"):
+        making = await web.get_json(base + name)
+        assert making.status == 503
+        assert making.headers["Retry-After"] == "1"
+        assert "still being made" in making.body["error"]
 
-    await web.jobs.store.put_artifacts(record.id, {artifacts.CHART_PNG_NAME: b"\x89PNG-ish"})
-    async with web.session.get(path) as response:
-        assert response.status == 200
-        assert await response.read() == b"\x89PNG-ish"
+    await web.jobs.store.put_artifacts(
+        record.id, {"weekly-report.csv": b"week_start\n", artifacts.CHART_PNG_NAME: b"\x89PNG-ish"}
+    )
+    for name, body in (("chart.png", b"\x89PNG-ish"), ("weekly-report.csv", b"week_start\n")):
+        async with web.session.get(base + name) as response:
+            assert response.status == 200
+            assert await response.read() == body
+    none_invalid = await web.get_json(base + "invalid-rows.csv")
+    assert none_invalid.status == 404
+    assert "Every row of this file was valid" in none_invalid.body["error"]
 
     await web.jobs.store.put_artifacts(
         record.id, {artifacts.CHART_PNG_NAME: artifacts.CHART_FAILED}
     )
-    failed = await web.get_json(path)
+    failed = await web.get_json(base + "chart.png")
     assert failed.status == 404
     assert "could not be drawn" in failed.body["error"]
 
