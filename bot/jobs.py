@@ -268,10 +268,19 @@ class JobRunner:
         self._prune()
         return list(reversed(self._jobs.values()))
 
-    async def lookup(self, job_id: str) -> JobRecord | None:
-        """A job by id: this process's own if it has it (live progress, queue place), else
-        the store's record, as long as it is within the retention period."""
+    def _live(self, job_id: str) -> Job | None:
+        """This process's own copy of a job when it is the one to trust: any job it runs or
+        queues itself, but in scale-out only one it runs (a job it put on the queue runs on
+        a worker, and the store's record is the fresh one)."""
         job = self.get(job_id)
+        if job is None or (self.enqueue is not None and job.worker != self.worker):
+            return None
+        return job
+
+    async def lookup(self, job_id: str) -> JobRecord | None:
+        """A job by id: this process's own if it runs it (live progress, queue place), else
+        the store's record, as long as it is within the retention period."""
+        job = self._live(job_id)
         if job is not None:
             return job
         record = await self.store.get(job_id)
@@ -282,9 +291,7 @@ class JobRunner:
     async def listed(self, kind: str, limit: int) -> list[JobRecord]:
         """The newest jobs of one source kind, fresh from this process where it runs them."""
         records = await self.store.recent(kind, limit)
-        return [
-            self._jobs.get(record.id) or record for record in records if not self._expired(record)
-        ]
+        return [self._live(record.id) or record for record in records if not self._expired(record)]
 
     def _expired(self, record: JobRecord) -> bool:
         return (
@@ -405,6 +412,7 @@ class JobRunner:
             log.info("job.not_claimed", outcome=claim.outcome)
             return
         job.attempt = claim.record.attempt
+        self._remember(job)  # a worker's own copy: live progress for the job API here
         try:
             await self._execute(job, source, replier)
         except (asyncio.CancelledError, AnalysisCancelled):
