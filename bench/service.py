@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 from tests.standin.slack import APP_TOKEN, BOT_TOKEN, SlackStandIn  # noqa: E402
 
 HEALTH_EVERY_S = 0.02
-POLL_EVERY_S = 0.02  # the job API is asked this often: small beside the times measured
+POLL_EVERY_S = 0.02  # until the job is listed
+LONG_POLL_S = 5  # then each request waits for the job's status to change
 SLACK_JOB_TIMEOUT_S = 1800
 
 
@@ -140,16 +141,21 @@ async def health_watched(url: str) -> AsyncIterator[list[float]]:
 
 
 async def wait_for_job(http: aiohttp.ClientSession, url: str, job_id: str | None) -> dict:
+    """Follows the job as the page does: each request answered when its status changes."""
+    seen = None
     while True:
         if job_id is None:
             async with http.get(url + "/api/jobs") as response:
                 jobs = (await response.json())["jobs"]
             job_id = jobs[0]["id"] if jobs else None
         if job_id is not None:
-            async with http.get(f"{url}/api/jobs/{job_id}") as response:
+            waiting = {"seen": seen, "wait_s": str(LONG_POLL_S)} if seen else {}
+            async with http.get(f"{url}/api/jobs/{job_id}", params=waiting) as response:
                 job = await response.json()
             if job["status"] in ("succeeded", "failed"):
                 return job
+            seen = job["status"]
+            continue
         await asyncio.sleep(POLL_EVERY_S)
 
 

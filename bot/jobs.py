@@ -435,6 +435,7 @@ class JobRunner:
 
     async def _execute(self, job: Job, source: Source, replier: Replier) -> None:
         job.status = JobStatus.RUNNING
+        self._notify_soon()
         job.started_at = time.time()
         job.worker = self.worker
         await self.store.save(job.record())
@@ -539,6 +540,7 @@ class JobRunner:
                     "please try again"
                 )
         job.status = JobStatus.SUCCEEDED if report is not None else JobStatus.FAILED
+        self._notify_soon()  # a long poll on the job API answers now
         await self._save_final(job)
         self._count(job)
         if report is not None:

@@ -410,13 +410,16 @@
 
   // -- following the job ----------------------------------------------------------------------
 
-  async function follow(jobId, run, failures) {
+  // Asked with the status last seen, the service answers as soon as it changes (or after
+  // POLL_MS): a finished report shows at once, progress still every POLL_MS.
+  async function follow(jobId, run, failures, seen) {
     if (run !== state.run) return;
     const asked = performance.now();
+    const waiting = seen ? `?seen=${encodeURIComponent(seen)}&wait_s=${POLL_MS / 1000}` : "";
     let response;
     let job;
     try {
-      response = await fetch("/api/jobs/" + encodeURIComponent(jobId), {
+      response = await fetch("/api/jobs/" + encodeURIComponent(jobId) + waiting, {
         headers: authHeaders(),
         cache: "no-store",
       });
@@ -454,7 +457,9 @@
       return;
     }
     describeProgress(job);
-    state.pollTimer = setTimeout(() => follow(jobId, run, 0), POLL_MS);
+    // An instance that cannot wait (another one runs the job) answers at once: keep the pace.
+    const pause = Math.max(0, POLL_MS - (performance.now() - asked));
+    state.pollTimer = setTimeout(() => follow(jobId, run, 0, job.status), pause);
   }
 
   function describeProgress(job) {

@@ -7,7 +7,8 @@ POST /api/upload                multipart field `file` -> 202 {"job_id", "status
 POST /api/uploads               {"file_name", "size_bytes"} -> 201 {"job_id", "upload_url", ...}
 PUT  /api/uploads/{id}          the reserved upload's bytes -> 202 {"job_id", "status_url"}
 GET  /api/jobs                  {"jobs": [job, ...]}, newest first, without reports
-GET  /api/jobs/{id}             one job, with its report once it succeeded
+GET  /api/jobs/{id}             one job, with its report once it succeeded (?seen=<status>&
+                                wait_s=<s>: answered when its status changes, or after wait_s)
 GET  /api/jobs/{id}/chart.png   the revenue chart, drawn just after the report (503 and
                                 Retry-After while another instance still draws it)
 GET  /api/jobs/{id}/weekly-report.csv   one row per week, as `report --format csv`

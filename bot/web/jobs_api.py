@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from datetime import UTC
 from typing import Any
 
@@ -25,6 +26,7 @@ from processing.report import estimate
 from processing.words import REASON_WORDS, time_left
 
 JOBS_LISTED = 100
+MAX_WAIT_S = 25.0  # a long poll stays under common proxies' idle timeouts
 FILES_WAIT_S = 30.0  # files this instance is making are waited for, up to this long
 FILES_RETRY_AFTER_S = 1
 NOT_THERE = {INVALID_ROWS_CSV_NAME: "Every row of this file was valid: there is nothing to list."}
@@ -98,10 +100,20 @@ def _web_job(job: JobRecord) -> bool:
 
 
 async def get_job(request: web.Request) -> web.Response:
+    """One job. With `?seen=<status>&wait_s=<seconds>` (the page's way), a job this instance
+    runs and still has that status is answered once its status changes, or after wait_s:
+    the page learns of a finished report at once instead of on its next poll."""
+    waiting = _long_poll(request)
+    if isinstance(waiting, web.Response):
+        return waiting
     job = await _job_or_404(request)
     if isinstance(job, web.Response):
         return job
     context = request.app[CONTEXT]
+    if waiting is not None and isinstance(job, Job):
+        seen, wait_s = waiting
+        with contextlib.suppress(TimeoutError):
+            await context.jobs.wait_until(lambda: job.status.value != seen, wait_s)
     head = json.dumps(job_json(job, context.jobs))
     if job.status is not JobStatus.SUCCEEDED:
         return web.Response(text=head[:-1] + ', "report": null}', content_type="application/json")
@@ -112,6 +124,25 @@ async def get_job(request: web.Request) -> web.Response:
     # in, so a report of thousands of weeks costs the event loop a copy, not an encoding.
     body = head[:-1].encode() + b"," + stored[1:]
     return web.Response(body=body, content_type="application/json")
+
+
+def _long_poll(request: web.Request) -> tuple[str, float] | web.Response | None:
+    """(seen, wait_s) from the query, None without them, or a 400 that says what is wrong."""
+    seen, wait = request.query.get("seen"), request.query.get("wait_s")
+    if seen is None and wait is None:
+        return None
+    statuses = [status.value for status in JobStatus]
+    try:
+        wait_s = float(wait or "")
+    except ValueError:
+        wait_s = math.nan
+    if seen not in statuses or not 0 < wait_s <= MAX_WAIT_S:
+        return error_response(
+            400,
+            f"To wait for a change, give seen (one of {', '.join(statuses)}) and wait_s "
+            f"(seconds, more than 0 and at most {MAX_WAIT_S:g}).",
+        )
+    return seen, wait_s
 
 
 async def list_jobs(request: web.Request) -> web.Response:

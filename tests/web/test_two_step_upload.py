@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
+import pytest
 
+from bot.jobs import JobStatus
 from processing import analyze, to_dict
 from tests.web.conftest import TWO_WEEKS, Answer, Serve, Web, without_source
 from tests.web.test_upload import rows_of
@@ -168,3 +170,64 @@ async def test_the_same_idempotency_key_is_answered_with_the_same_job(web: Web) 
     job = await web.finished(first["job_id"])
     assert job["status"] == "succeeded"
     assert len([j for j in web.jobs.recent() if j.id == first["job_id"]]) == 1
+
+
+async def test_a_long_poll_is_answered_as_soon_as_the_job_finishes(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked with the status it last saw (the page's way), the job API holds the answer
+    while the job keeps that status and answers with the report the moment it finishes."""
+    data = rows_of(20_000)
+    reserved = await reserve(web, {"file_name": "events.csv", "size_bytes": len(data)})
+    job_id = reserved.body["job_id"]
+    body: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def paced() -> AsyncIterator[bytes]:
+        while (piece := await body.get()) is not None:
+            yield piece
+
+    sending = asyncio.create_task(send(web, reserved.body["upload_url"], paced()))
+    await body.put(data[: len(data) // 2])
+    job = web.jobs.get(job_id)
+    assert job is not None
+    await web.jobs.wait_until(lambda: job.status is JobStatus.RUNNING, 10)
+
+    waiting = asyncio.Event()
+    wait_until = web.jobs.wait_until
+
+    async def noticed(predicate: Callable[[], bool], timeout_s: float) -> None:
+        waiting.set()
+        await wait_until(predicate, timeout_s)
+
+    monkeypatch.setattr(web.jobs, "wait_until", noticed)
+    polled = asyncio.create_task(web.get_json(f"/api/jobs/{job_id}?seen=running&wait_s=20"))
+    await asyncio.wait_for(waiting.wait(), 10)
+    assert not polled.done()
+    await body.put(data[len(data) // 2 :])
+    await body.put(None)
+    answer = await asyncio.wait_for(polled, 20)
+    assert (await sending).status == 202
+    assert answer.body["status"] == "succeeded"
+    assert answer.body["report"]["rows"]["total"] == analyze(iter([data])).rows_total
+
+
+async def test_a_long_poll_on_an_unchanged_job_answers_after_wait_s(web: Web) -> None:
+    """Nothing changes within wait_s: the same status comes back; bad parameters are a 400
+    that says what to send."""
+    reserved = await reserve(web, {"file_name": "events.csv", "size_bytes": 10})
+    path = f"/api/jobs/{reserved.body['job_id']}"
+    job = web.jobs.get(reserved.body["job_id"])
+    assert job is not None
+    await web.jobs.wait_until(lambda: job.status is JobStatus.RUNNING, 10)  # for its bytes
+    same = await web.get_json(f"{path}?seen=running&wait_s=0.05")
+    assert same.status == 200 and same.body["status"] == "running"
+    for query in (
+        "seen=done&wait_s=1",
+        "seen=running",
+        "seen=running&wait_s=0",
+        "wait_s=99&seen=queued",
+        "seen=queued&wait_s=soon",
+    ):
+        refused = await web.get_json(f"{path}?{query}")
+        assert refused.status == 400, query
+        assert "give seen (one of queued, running, succeeded, failed)" in refused.body["error"]
