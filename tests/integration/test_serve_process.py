@@ -56,19 +56,26 @@ async def test_slack_mode_connects_through_slack_api_url(tmp_path: Path) -> None
         assert BOT_TOKEN not in logged and APP_TOKEN not in logged
 
 
-async def test_a_bad_setting_stops_startup_with_a_message_naming_it() -> None:
-    """Only one token: exit 2 and a one-line message that says which is missing."""
+async def failed_start(env: dict[str, str]) -> tuple[int | None, bytes]:
+    """`clinic-events serve` expected to stop during start-up: its exit code and stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
         "serve",
         cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", ""), "SLACK_BOT_TOKEN": BOT_TOKEN},
+        env={"PATH": os.environ.get("PATH", ""), **env},
         stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     _, stderr = await asyncio.wait_for(process.communicate(), STARTUP_TIMEOUT_S)
-    assert process.returncode == 2
+    return process.returncode, stderr
+
+
+async def test_a_bad_setting_stops_startup_with_a_message_naming_it() -> None:
+    """Only one token: exit 2 and a one-line message that says which is missing."""
+    returncode, stderr = await failed_start({"SLACK_BOT_TOKEN": BOT_TOKEN})
+    assert returncode == 2
     assert b"SLACK_APP_TOKEN is missing" in stderr
     assert BOT_TOKEN.encode() not in stderr
 
@@ -79,26 +86,13 @@ async def test_a_taken_port_stops_startup_with_one_clear_line(tmp_path: Path) ->
     holder = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
     port = holder.sockets[0].getsockname()[1]
     try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "serve",
-            cwd=ROOT,
-            env={
-                "PATH": os.environ.get("PATH", ""),
-                "PORT": str(port),
-                "HOST": "127.0.0.1",
-                "DATA_DIR": str(tmp_path),
-            },
-            stderr=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
+        returncode, stderr = await failed_start(
+            {"PORT": str(port), "HOST": "127.0.0.1", "DATA_DIR": str(tmp_path)}
         )
-        _, stderr = await asyncio.wait_for(process.communicate(), STARTUP_TIMEOUT_S)
     finally:
         holder.close()
         await holder.wait_closed()
-    assert process.returncode == 1
+    assert returncode == 1
     lines = stderr.decode().strip().splitlines()
     assert lines[-1].startswith("clinic-events: cannot start:")
     assert "address already in use" in lines[-1]
