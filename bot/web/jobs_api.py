@@ -103,12 +103,12 @@ async def get_job(request: web.Request) -> web.Response:
     """One job. With `?seen=<status>&wait_s=<seconds>` (the page's way), a job this instance
     runs and still has that status is answered once its status changes, or after wait_s:
     the page learns of a finished report at once instead of on its next poll."""
-    waiting = _long_poll(request)
-    if isinstance(waiting, web.Response):
-        return waiting
     job = await _job_or_404(request)
     if isinstance(job, web.Response):
         return job
+    waiting = _long_poll(request)
+    if isinstance(waiting, web.Response):
+        return waiting
     context = request.app[CONTEXT]
     if waiting is not None and isinstance(job, Job):
         seen, wait_s = waiting
