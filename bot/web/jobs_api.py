@@ -163,7 +163,8 @@ async def _finished_file(request: web.Request, name: str, not_ready: str) -> byt
     if job.status is not JobStatus.SUCCEEDED:
         return error_response(404, not_ready)
     jobs = request.app[CONTEXT].jobs
-    made_here = job.files_stored if isinstance(job, Job) and job.worker == jobs.worker else None
+    # lookup() gives a live Job only where this process runs it (JobRunner._live).
+    made_here = job.files_stored if isinstance(job, Job) else None
     if made_here is not None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(FILES_WAIT_S):
