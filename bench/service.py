@@ -1,13 +1,14 @@
 """The service end to end: a job through Slack (stand-in) and through the web upload, both
 the page's way (reserve, then PUT the bytes) and as a multipart form.
 
-Starts `clinic-events serve` as its own process, feeds it one file each way, and measures:
-wall time from trigger to the report (the job API says succeeded, or the summary is in the
-Slack thread; the chart and the files follow it), the server's peak RSS (VmHWM), and how long /health
-takes to answer while the job runs (the event loop must stay free while the engine parses).
-The baseline is the CLI engine on the same file, measured in this same run.
+Starts `clinic-events serve` as its own process for each job, feeds it the file each way, and
+measures: wall time from trigger to the report (the job API says succeeded, or the summary is
+in the Slack thread; the chart and the files follow it), the server's peak RSS (VmHWM), and
+how long /health takes to answer while the job runs (the event loop must stay free while the
+engine parses). The baseline is the CLI engine on the same file, run once per round just
+before that round's service runs; each way's ratio is the median of its rounds' ratios.
 
-    python bench/service.py bench/.data/events-1000000.csv
+    python bench/service.py bench/.data/events-1000000.csv [--rounds 3]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ HEALTH_EVERY_S = 0.02
 POLL_EVERY_S = 0.02  # until the job is listed
 LONG_POLL_S = 5  # then each request waits for the job's status to change
 SLACK_JOB_TIMEOUT_S = 1800
+ROUNDS = 3
 
 
 async def start_serve(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
@@ -267,61 +269,90 @@ async def via_slack(path: Path) -> dict:
             await process.wait()
 
 
+def percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
 def summary(name: str, result: dict, wall_s: float, rss_mib: float, latencies: list[float]) -> dict:
-    ordered = sorted(latencies)
     return {
         "name": name,
         "wall_s": wall_s,
         "peak_rss_mib": rss_mib,
-        "health_p50_ms": statistics.median(ordered) * 1000,
-        "health_p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-        "health_max_ms": ordered[-1] * 1000,
-        "health_samples": len(ordered),
+        "latencies": latencies,
         **result,
     }
 
 
-def engine_baseline(path: Path, runs: int = 3) -> tuple[float, dict, str]:
-    """The CLI's wall time on the file (median of `runs`), its JSON report, and its CSV
-    (not timed)."""
+def cli_wall_s(path: Path) -> float:
+    """The CLI's wall time on the file, whole process."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "bot", "report", str(path), "--format", "json"],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+def cli_outputs(path: Path) -> tuple[dict, str]:
+    """The CLI's JSON report and CSV of the file (not timed): what every path must give."""
     command = [sys.executable, "-m", "bot", "report", str(path)]
-    walls = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        out = subprocess.run(
-            [*command, "--format", "json"], cwd=ROOT, check=True, capture_output=True
+    reports = [
+        subprocess.run(
+            [*command, "--format", form], cwd=ROOT, check=True, capture_output=True, text=True
         ).stdout
-        walls.append(time.perf_counter() - started)
-    wall_s = statistics.median(walls)
-    csv = subprocess.run(
-        [*command, "--format", "csv"], cwd=ROOT, check=True, capture_output=True, text=True
-    ).stdout
-    return wall_s, json.loads(out), csv
+        for form in ("json", "csv")
+    ]
+    return json.loads(reports[0]), reports[1]
 
 
 def comparable(report: dict) -> dict:
     return {key: value for key, value in report.items() if key not in ("source", "currency")}
 
 
-async def run(path: Path) -> int:
+WAYS: dict[str, Callable[[Path], Awaitable[dict]]] = {
+    "web upload (page)": via_page,
+    "web upload (form)": via_upload,
+    "Slack share": via_slack,
+}
+
+
+async def run(path: Path, rounds: int) -> int:
+    """`rounds` rounds, each the CLI once and then each way through the service once: a way's
+    ratio in a round is against the CLI run just before it (the machine's speed drifts over
+    minutes), and the ratio reported is the median of its rounds'."""
     size_mb = path.stat().st_size / 1e6
-    print(f"\n== service end to end: {path.name}, {size_mb:,.0f} MB ==", flush=True)
-    engine_s, engine_report, engine_csv = engine_baseline(path)
-    print(f"{'CLI engine (baseline)':22s} {engine_s:7.2f} s")
-    results = [await via_page(path), await via_upload(path), await via_slack(path)]
+    print(
+        f"\n== service end to end: {path.name}, {size_mb:,.0f} MB, {rounds} rounds ==", flush=True
+    )
+    engine_report, engine_csv = cli_outputs(path)
+    cli_walls: list[float] = []
+    results: dict[str, list[dict]] = {name: [] for name in WAYS}
     agree = True
-    for result in results:
-        if "report" in result:
-            same = comparable(result["report"]) == comparable(engine_report)
-        else:
-            same = result["csv"] == engine_csv
-        agree &= same
+    for _ in range(rounds):
+        cli_walls.append(cli_wall_s(path))
+        for name, way in WAYS.items():
+            result = await way(path)
+            if "report" in result:
+                same = comparable(result["report"]) == comparable(engine_report)
+            else:
+                same = result["csv"] == engine_csv
+            agree &= same
+            results[name].append({**result, "ratio": result["wall_s"] / cli_walls[-1]})
+    print(f"{'CLI engine (baseline)':22s} {statistics.median(cli_walls):7.2f} s")
+    for name, runs in results.items():
+        latencies = sorted(latency for run in runs for latency in run["latencies"])
+        ratios = [run["ratio"] for run in runs]
         print(
-            f"{result['name']:22s} {result['wall_s']:7.2f} s  {result['peak_rss_mib']:6.0f} MiB peak  "
-            f"{result['wall_s'] / engine_s:4.2f}x the CLI  /health p50 {result['health_p50_ms']:.1f} ms, "
-            f"p99 {result['health_p99_ms']:.1f} ms, max {result['health_max_ms']:.1f} ms "
-            f"over {result['health_samples']} requests  report identical: {same}"
+            f"{name:22s} {statistics.median(run['wall_s'] for run in runs):7.2f} s  "
+            f"{max(run['peak_rss_mib'] for run in runs):6.0f} MiB peak  "
+            f"{statistics.median(ratios):4.2f}x the CLI (rounds {min(ratios):.2f}-{max(ratios):.2f})  "
+            f"/health p50 {statistics.median(latencies) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms "
+            f"over {len(latencies)} requests"
         )
+    print(f"reports identical to the CLI's on every path and round: {agree}")
     return 0 if agree else 1
 
 
@@ -330,13 +361,14 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("file", type=Path, nargs="?")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="default: %(default)s")
     parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
         return probe_health(args.probe)
     if args.file is None:
         parser.error("give the CSV file to send through the service")
-    return asyncio.run(run(args.file))
+    return asyncio.run(run(args.file, args.rounds))
 
 
 if __name__ == "__main__":
