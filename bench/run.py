@@ -32,7 +32,7 @@ DATA = HERE / ".data"
 PY = sys.executable
 
 
-RUNS = 3
+RUNS = 5  # rounds: on this shared machine one round's ratio can be 10-20% off the median
 
 
 @dataclass
