@@ -16,10 +16,13 @@ from bot.config import Settings
 from bot.jobs import Job, JobRunner
 from bot.metrics import Metrics
 from bot.replies import SilentReplier
+from bot.web.intake import FORM_OVERHEAD_BYTES
 from tests.web.conftest import (
+    BOUNDARY,
     FORM_TYPE,
     HEADER,
     TWO_WEEKS,
+    Answer,
     Serve,
     Web,
     chunk,
@@ -376,3 +379,66 @@ def test_rate_limiter_slides_and_forgets() -> None:
     now[0] = 500
     assert limiter.hit("c") is None
     assert set(limiter._hits) == {"c"}
+
+
+async def raw_form(web: Web, body: bytes) -> Answer:
+    """POST /api/upload with this exact multipart body (boundary BOUNDARY)."""
+    reader, writer = await open_raw(
+        web.port,
+        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: {FORM_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n",
+    )
+    writer.write(body)
+    await writer.drain()
+    answer = await read_answer(reader)
+    writer.close()
+    return answer
+
+
+async def test_a_crlf_file_with_fields_after_it_arrives_whole(web: Web) -> None:
+    """The file part ends exactly at its delimiter, whatever its line ends look like, and
+    small fields after it are read and dropped."""
+    crlf = TWO_WEEKS.replace(b"\n", b"\r\n") + b"\r\n--" + b"\r\n"  # a last row of dashes
+    body = (
+        form_head("events.csv")
+        + crlf
+        + f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi'.encode()
+        + form_tail()
+    )
+
+    answer = await raw_form(web, body)
+
+    assert answer.status == 202
+    job = await web.finished(answer.body["job_id"])
+    assert job["status"] == "succeeded"
+    assert job["report"]["rows"] == {"total": 4, "valid": 3, "invalid": 1}
+    assert job["report"]["revenue"] == "120.50"
+
+
+@pytest.mark.parametrize(
+    ("after_the_file", "why"),
+    [
+        (b"\r\n", "the form never closes"),
+        (b"\r\n" + b"x" * (FORM_OVERHEAD_BYTES + 1) + form_tail(), "too much besides the file"),
+    ],
+)
+async def test_a_form_that_does_not_end_properly_is_400(
+    web: Web, after_the_file: bytes, why: str
+) -> None:
+    """After the file, the body must close the form within a few KiB: 400 otherwise."""
+    body = form_head("events.csv") + TWO_WEEKS + f"\r\n--{BOUNDARY}".encode() + after_the_file
+
+    answer = await raw_form(web, body)
+
+    assert answer.status == 400, why
+    assert "garbled or incomplete" in answer.body["error"]
+
+
+async def test_a_form_that_ends_inside_the_file_is_400_and_fails_its_job(web: Web) -> None:
+    """A body that stops before the file's delimiter loses the job, not the service."""
+    answer = await raw_form(web, form_head("events.csv") + TWO_WEEKS)
+
+    assert answer.status == 400
+    assert "garbled or incomplete" in answer.body["error"]
+    [job] = [job for job in web.jobs.recent() if job.source.name == "events.csv"]
+    assert (await web.finished(job.id))["status"] == "failed"
