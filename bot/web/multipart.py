@@ -15,7 +15,7 @@ from aiohttp import StreamReader
 
 from bot.web.intake import CHUNK_BYTES, FORM_OVERHEAD_BYTES, next_chunk
 
-CR = b"\r"
+_CR = b"\r"
 # The line break that ends a part's headers may also be the one before the delimiter when
 # the file is empty; aiohttp reads it so, and so does the scanner (never as the file's).
 _HEADERS_END = b"\r\n"
@@ -46,9 +46,9 @@ class PartScanner:
             self._held = b""
             return [data[hidden:found]] if found > hidden else []
         # The delimiter may begin in the last bytes, at a CR: hold them back.
-        cut = data.find(CR, max(0, len(data) - len(self._delimiter) + 1))
+        cut = data.find(_CR, max(0, len(data) - len(self._delimiter) + 1))
         while cut >= 0 and not self._delimiter.startswith(data[cut:]):
-            cut = data.find(CR, cut + 1)
+            cut = data.find(_CR, cut + 1)
         if cut < 0:
             self._held = b""
             return [data[hidden:] if hidden else data] if len(data) > hidden else []
@@ -78,7 +78,7 @@ class FilePart:
         while not self._ready:
             if self._scanner.done:
                 return b""
-            piece = await self._content.read(CHUNK_BYTES)
+            piece = await self._read_piece()
             if not piece:
                 raise ValueError("the form ended inside the file")
             self._ready = self._scanner.feed(piece)
