@@ -12,6 +12,7 @@ import aiohttp
 from bot.replies import SilentReplier
 from bot.sources import CallbackSource, SourceInfo
 from tests.web.conftest import (
+    BOUNDARY,
     FORM_TYPE,
     TWO_WEEKS,
     Serve,
@@ -82,6 +83,23 @@ async def test_a_stalled_upload_is_closed_and_its_job_fails(serve: Serve) -> Non
     finished = await web.finished(job.id)
     assert finished["status"] == "failed"
     assert finished["error"].startswith("the upload stalled")
+
+
+async def test_a_form_that_stalls_after_the_file_is_closed_408(serve: Serve) -> None:
+    """The whole file arrived, but the form's end does not: 408 once the client is quiet for
+    UPLOAD_IDLE_TIMEOUT_SECONDS, and the job does not wait for it."""
+    web = await serve(upload_idle_timeout_s=0.5)
+    reader, writer = await hold_upload(web.port, "slow-end.csv")
+    try:
+        writer.write(chunk(f"\r\n--{BOUNDARY}\r\n".encode()))  # the delimiter, then nothing
+        await writer.drain()
+        answer = await read_answer(reader)
+        assert answer.status == 408
+        assert "stalled" in answer.body["error"]
+    finally:
+        writer.close()
+    [job] = web.jobs.recent()
+    assert (await web.finished(job.id))["status"] == "failed"
 
 
 async def test_a_stalled_upload_frees_its_job_slot(serve: Serve) -> None:
