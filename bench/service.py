@@ -162,7 +162,6 @@ async def wait_for_job(http: aiohttp.ClientSession, url: str, job_id: str | None
 
 
 async def timed_job(
-    name: str,
     process: asyncio.subprocess.Process,
     url: str,
     job: Callable[[aiohttp.ClientSession], Awaitable[dict]],
@@ -176,7 +175,12 @@ async def timed_job(
         started = time.perf_counter()
         result = await job(http)
         wall = time.perf_counter() - started
-    return summary(name, result, wall, peak_rss_mib(process.pid), latencies)
+    return {
+        "wall_s": wall,
+        "peak_rss_mib": peak_rss_mib(process.pid),
+        "latencies": latencies,
+        **result,
+    }
 
 
 async def via_upload(path: Path) -> dict:
@@ -190,7 +194,7 @@ async def via_upload(path: Path) -> dict:
         )
 
     try:
-        return await timed_job("web upload (form)", process, url, upload)
+        return await timed_job(process, url, upload)
     finally:
         process.terminate()
         await process.wait()
@@ -208,7 +212,7 @@ async def via_page(path: Path) -> dict:
         return await finished_upload(http, url, ["-T", str(path), url + upload_url])
 
     try:
-        return await timed_job("web upload (page)", process, url, upload)
+        return await timed_job(process, url, upload)
     finally:
         process.terminate()
         await process.wait()
@@ -251,7 +255,7 @@ async def via_slack(path: Path) -> dict:
 
         try:
             await slack.wait_for_connection(timeout=30)
-            result = await timed_job("Slack share", process, url, share)
+            result = await timed_job(process, url, share)
             # The files follow the summary (the chart is drawn after it); not timed.
             await slack.wait_for_call(
                 "chat.update",
@@ -271,16 +275,6 @@ async def via_slack(path: Path) -> dict:
 
 def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
-def summary(name: str, result: dict, wall_s: float, rss_mib: float, latencies: list[float]) -> dict:
-    return {
-        "name": name,
-        "wall_s": wall_s,
-        "peak_rss_mib": rss_mib,
-        "latencies": latencies,
-        **result,
-    }
 
 
 def cli_wall_s(path: Path) -> float:

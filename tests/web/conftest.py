@@ -129,6 +129,20 @@ async def read_answer(reader: asyncio.StreamReader) -> Answer:
     return Answer(int(status_line.split()[1]), json.loads(body), headers)
 
 
+async def post_form(port: int, body: bytes, content_type: str = FORM_TYPE) -> Answer:
+    """POST /api/upload with this exact body and Content-Length, over a bare connection."""
+    reader, writer = await open_raw(
+        port,
+        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n",
+    )
+    writer.write(body)
+    await writer.drain()
+    answer = await read_answer(reader)
+    writer.close()
+    return answer
+
+
 def chunk(data: bytes) -> bytes:
     """One chunk of a Transfer-Encoding: chunked body."""
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"

@@ -21,6 +21,7 @@ from tests.web.conftest import (
     form_head,
     form_tail,
     open_raw,
+    post_form,
     read_answer,
 )
 
@@ -227,15 +228,6 @@ async def test_a_file_name_with_a_line_break_is_named_as_the_problem(web: Web) -
         'filename="ev\r\nil.csv"\r\nContent-Type: text/csv\r\n\r\n'
         f"event_id\n\r\n--{boundary}--\r\n"
     ).encode()
-    reader, writer = await open_raw(
-        web.port,
-        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n",
-    )
-    writer.write(body)
-    await writer.drain()
-    answer = await read_answer(reader)
-    writer.close()
+    answer = await post_form(web.port, body, f"multipart/form-data; boundary={boundary}")
     assert answer.status == 400
     assert "a file name with a line break" in answer.body["error"]

@@ -22,13 +22,13 @@ from tests.web.conftest import (
     FORM_TYPE,
     HEADER,
     TWO_WEEKS,
-    Answer,
     Serve,
     Web,
     chunk,
     form_head,
     form_tail,
     open_raw,
+    post_form,
     read_answer,
     without_source,
 )
@@ -381,20 +381,6 @@ def test_rate_limiter_slides_and_forgets() -> None:
     assert set(limiter._hits) == {"c"}
 
 
-async def raw_form(web: Web, body: bytes) -> Answer:
-    """POST /api/upload with this exact multipart body (boundary BOUNDARY)."""
-    reader, writer = await open_raw(
-        web.port,
-        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: {FORM_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n",
-    )
-    writer.write(body)
-    await writer.drain()
-    answer = await read_answer(reader)
-    writer.close()
-    return answer
-
-
 async def test_a_crlf_file_with_fields_after_it_arrives_whole(web: Web) -> None:
     """The file part ends exactly at its delimiter, whatever its line ends look like, and
     small fields after it are read and dropped."""
@@ -406,7 +392,7 @@ async def test_a_crlf_file_with_fields_after_it_arrives_whole(web: Web) -> None:
         + form_tail()
     )
 
-    answer = await raw_form(web, body)
+    answer = await post_form(web.port, body)
 
     assert answer.status == 202
     job = await web.finished(answer.body["job_id"])
@@ -428,7 +414,7 @@ async def test_a_form_that_does_not_end_properly_is_400(
     """After the file, the body must close the form within a few KiB: 400 otherwise."""
     body = form_head("events.csv") + TWO_WEEKS + f"\r\n--{BOUNDARY}".encode() + after_the_file
 
-    answer = await raw_form(web, body)
+    answer = await post_form(web.port, body)
 
     assert answer.status == 400, why
     assert "garbled or incomplete" in answer.body["error"]
@@ -436,7 +422,7 @@ async def test_a_form_that_does_not_end_properly_is_400(
 
 async def test_a_form_that_ends_inside_the_file_is_400_and_fails_its_job(web: Web) -> None:
     """A body that stops before the file's delimiter loses the job, not the service."""
-    answer = await raw_form(web, form_head("events.csv") + TWO_WEEKS)
+    answer = await post_form(web.port, form_head("events.csv") + TWO_WEEKS)
 
     assert answer.status == 400
     assert "garbled or incomplete" in answer.body["error"]
