@@ -313,7 +313,7 @@ def serve_command(env: Mapping[str, str], stderr: TextIO, role: str = "serve") -
     import asyncio
 
     from bot import logs
-    from bot.app import serve
+    from bot.app import new_event_loop, serve
     from bot.config import ConfigError, Settings
 
     try:
@@ -329,7 +329,8 @@ def serve_command(env: Mapping[str, str], stderr: TextIO, role: str = "serve") -
         return EXIT_USAGE
     logs.configure(level=settings.log_level, log_format=settings.log_format, stream=stderr)
     try:
-        asyncio.run(serve(settings, "worker" if role == "worker" else "serve"))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve(settings, "worker" if role == "worker" else "serve"))
     except OSError as error:  # e.g. the port is taken
         stderr.write(f"clinic-events: cannot start: {error.strerror or error}\n")
         return EXIT_FAILED

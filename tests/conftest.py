@@ -96,3 +96,10 @@ def gated_chart(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedChart]:
     monkeypatch.setattr(artifacts, "render_chart", gated)
     yield gate
     gate.release.set()  # a job still drawing ends with the test
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Async tests run on the event loop the service runs on."""
+    from bot.app import new_event_loop
+
+    return {"service loop": new_event_loop}

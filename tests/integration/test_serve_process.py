@@ -22,6 +22,7 @@ async def test_local_mode_serves_health_and_stops_cleanly_on_sigterm(tmp_path: P
         aiohttp.ClientSession() as http,
     ):
         assert service.lines[-1]["mode"] == "local"
+        assert service.lines[-1]["event_loop"] == "uvloop"
         async with http.get(service.url + "health") as response:
             assert response.status == 200
             assert await response.json() == {"status": "ok", "slack": "disabled", "store": "ok"}
