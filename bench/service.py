@@ -312,7 +312,7 @@ WAYS: dict[str, Callable[[Path], Awaitable[dict]]] = {
 }
 
 
-async def run(path: Path, rounds: int) -> int:
+async def run(path: Path, rounds: int, summary: Path | None = None) -> int:
     """`rounds` rounds, each the CLI once and then each way through the service once: a way's
     ratio in a round is against the CLI run just before it (the machine's speed drifts over
     minutes), and the ratio reported is the median of its rounds'."""
@@ -347,6 +347,16 @@ async def run(path: Path, rounds: int) -> int:
             f"over {len(latencies)} requests"
         )
     print(f"reports identical to the CLI's on every path and round: {agree}")
+    if summary is not None:  # for bench/run.py's check of the targets
+        figures = {
+            f"{name} / CLI": statistics.median(run["ratio"] for run in runs)
+            for name, runs in results.items()
+        }
+        figures["/health p99 during the jobs, ms"] = 1000 * max(  # the worst way's
+            percentile(sorted(latency for run in runs for latency in run["latencies"]), 0.99)
+            for runs in results.values()
+        )
+        summary.write_text(json.dumps(figures))
     return 0 if agree else 1
 
 
@@ -356,13 +366,14 @@ def main() -> int:
     )
     parser.add_argument("file", type=Path, nargs="?")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="default: %(default)s")
+    parser.add_argument("--summary", type=Path, help="also write the ratios here, as JSON")
     parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
         return probe_health(args.probe)
     if args.file is None:
         parser.error("give the CSV file to send through the service")
-    return asyncio.run(run(args.file, args.rounds))
+    return asyncio.run(run(args.file, args.rounds, args.summary))
 
 
 if __name__ == "__main__":
