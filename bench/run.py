@@ -319,10 +319,10 @@ def print_targets(rows: int) -> None:
     for name, most in TARGETS:
         value = measured.get(name)
         if value is None:
-            print(f"{name:42s} {'-':>7s}  asks <= {most:g}  (not measured in this run)")
+            print(f"{name:42s} {'-':>8s}  asks <= {most:g}  (not measured in this run)")
             continue
         verdict = "met" if value <= most else "NOT MET"
-        print(f"{name:42s} {value:7.2f}  asks <= {most:g}  {verdict}")
+        print(f"{name:42s} {value:8.3f}  asks <= {most:g}  {verdict}")
 
 
 if __name__ == "__main__":
