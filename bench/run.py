@@ -217,24 +217,27 @@ def bench(rows: int) -> dict[str, Run]:
         f"(DuckDB's read_csv with ignore_errors lets {duck['valid'] - engine['rows']['valid']:,} "
         "more rows through; not yet traced row by row)"
     )
+    ratios = {
+        f"{numerator} / {denominator}": round_ratio(walls, numerator, denominator)
+        for numerator, denominator in (
+            ("engine", "DuckDB exact contract"),
+            ("engine", "DuckDB lenient"),
+            ("engine", "pyarrow parse only"),
+            ("engine via pipe", "engine"),
+        )
+    }
     e = runs["engine"].wall_s
     print(
         f"ratios, round by round (median): "
-        f"engine / DuckDB exact {round_ratio(walls, 'engine', 'DuckDB exact contract'):.2f}, "
-        f"/ DuckDB lenient {round_ratio(walls, 'engine', 'DuckDB lenient'):.2f}, "
-        f"/ pyarrow parse only {round_ratio(walls, 'engine', 'pyarrow parse only'):.2f}; "
-        f"pipe / file {round_ratio(walls, 'engine via pipe', 'engine'):.2f}; "
+        f"engine / DuckDB exact {ratios['engine / DuckDB exact contract']:.2f}, "
+        f"/ DuckDB lenient {ratios['engine / DuckDB lenient']:.2f}, "
+        f"/ pyarrow parse only {ratios['engine / pyarrow parse only']:.2f}; "
+        f"pipe / file {ratios['engine via pipe / engine']:.2f}; "
         f"plain Python / engine {runs['plain Python baseline'].wall_s / e:.1f}x"
     )
     if not agree_baseline:
         raise SystemExit("the engine and the baseline disagree")
-    for name, denominator in (
-        ("engine / DuckDB exact contract", "DuckDB exact contract"),
-        ("engine / DuckDB lenient", "DuckDB lenient"),
-        ("engine / pyarrow parse only", "pyarrow parse only"),
-    ):
-        measured[name] = round_ratio(walls, "engine", denominator)
-    measured["engine via pipe / engine"] = round_ratio(walls, "engine via pipe", "engine")
+    measured.update(ratios)
     rss = runs["engine"].peak_rss_mib
     measured["engine peak RSS, MiB"] = max(measured.get("engine peak RSS, MiB", 0), rss)
     # The same file through the running service: Slack share and web upload.
