@@ -6,6 +6,7 @@ ClinicEventsError
 │   ├── NotCsvError       binary data (gzip, Excel, PDF ...) instead of CSV text
 │   ├── EncodingError     UTF-8 that turns out not to be (or broken UTF-16), with the row
 │   ├── MissingColumnsError(columns)
+│   │   └── HeaderMissingError  the first line is not a header at all
 │   ├── NoRowsError       empty file, or a header and nothing else
 │   ├── HeaderTooLongError  a first line over 1 MiB
 │   └── TooManyValuesError(column)  over 10,000 distinct types in a column, or over
@@ -20,6 +21,7 @@ The bot adds `SourceError` (fetching the file failed) under `ClinicEventsError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from processing.schema import REQUIRED_COLUMNS
@@ -53,27 +55,70 @@ class EncodingError(InputError):
 
 class MissingColumnsError(InputError):
     """Names what is missing, the closest header name for each when one is close (so a
-    renamed or re-cased column can be fixed), and the columns found. Header names only,
-    never a value."""
+    renamed or re-cased column can be fixed), and the columns found. Never a value: only
+    names that look like column names are kept (`looks_like_a_name`), the others are counted.
+    """
 
     def __init__(self, columns: Sequence[str], found: Sequence[str] = ()) -> None:
         self.columns = tuple(columns)
-        self.found = tuple(found)
+        shown = [name for name in found[:MAX_NAMES_COMPARED] if looks_like_a_name(name)]
+        self.hidden = len(found) - len(shown)  # counted, never kept: they may be a row's cells
+        self.found = tuple(shown)
         # A name that already is a required column is taken: never the near match of another.
-        spare = [name for name in self.found[:MAX_NAMES_COMPARED] if name.lower() not in _REQUIRED]
+        spare = [name for name in self.found if name.lower() not in _REQUIRED]
         self.near = near_matches(self.columns, spare)
+        # How much of the header this reading explains: required columns present, then
+        # near matches (to choose between delimiters).
+        self.matched = (
+            len(REQUIRED_COLUMNS) - len(self.columns),
+            sum(map(bool, self.near.values())),
+        )
         missing = [
             f'{column} (found "{_shown(near)}"? rename it)' if near else column
             for column, near in self.near.items()
         ]
         message = f"the header lacks {_and(missing)}"
-        if self.found:
-            shown = [_shown(name) or "(empty)" for name in self.found[:MAX_NAMES_SHOWN]]
-            more = len(self.found) - len(shown)
-            message += (
-                "; columns found: " + ", ".join(shown) + (f" and {more:,} more" if more else "")
-            )
+        if self.found or self.hidden:
+            listed = [_shown(name) for name in self.found[:MAX_NAMES_SHOWN]]
+            more = len(self.found) - len(listed)
+            message += "; columns found: " + (", ".join(listed) if listed else "none by name")
+            if more:
+                message += f" and {more:,} more"
+            if self.hidden:
+                message += (
+                    f" ({self.hidden:,} more not shown: {'it looks' if self.hidden == 1 else 'they look'}"
+                    " like values, not column names)"
+                )
         super().__init__(message)
+
+
+class HeaderMissingError(MissingColumnsError):
+    """The first line holds none of the required columns and nothing close to one: it is
+    most likely a data row (an export with "include header" unticked). None of its cells
+    is shown or kept."""
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        self.found = ()
+        self.hidden = 0
+        self.near = dict.fromkeys(self.columns)
+        self.matched = (0, 0)
+        InputError.__init__(
+            self,
+            "the first line does not look like a header: none of "
+            f"{', '.join(REQUIRED_COLUMNS)}, and no near match. Is the header row missing?",
+        )
+
+
+def missing_columns(found: Sequence[str]) -> MissingColumnsError:
+    """The error for a first line that lacks required columns: a header with some names
+    wrong, or no header at all (then nothing of the line is shown)."""
+    lowered = {name.lower() for name in found}
+    missing = [column for column in REQUIRED_COLUMNS if column not in lowered]
+    error = MissingColumnsError(missing, found)
+    if len(missing) == len(REQUIRED_COLUMNS) and not any(error.near.values()):
+        return HeaderMissingError(missing)
+    return error
 
 
 _REQUIRED = frozenset(REQUIRED_COLUMNS)
@@ -81,6 +126,27 @@ MAX_NAMES_SHOWN = 30
 MAX_NAMES_COMPARED = 1000  # a header of a million columns must not cost a million diffs
 MAX_NAME_CHARS = 40
 NEAR_RATIO = 0.6
+# What a column name looks like, so that a data row taken for a header shows none of its
+# cells: ids, timestamps and amounts have runs of digits, notes have punctuation or many
+# words. A name is at most 64 characters of letters, digits, spaces and _-.()/#, with at
+# least one letter, no run of 3 or more digits and at most 4 words.
+MAX_COLUMN_NAME_CHARS = 64
+MAX_COLUMN_NAME_WORDS = 4
+_NAME_CHARACTERS = frozenset(" _-.()/#")
+_DIGIT_RUN = re.compile(r"\d{3}")
+
+
+def looks_like_a_name(name: str) -> bool:
+    """Whether a header cell is shaped like a column name rather than a value (the rule
+    above); only such names are ever shown."""
+    name = name.strip()
+    return (
+        0 < len(name) <= MAX_COLUMN_NAME_CHARS
+        and any(char.isalpha() for char in name)
+        and all(char.isalnum() or char in _NAME_CHARACTERS for char in name)
+        and _DIGIT_RUN.search(name) is None
+        and len(name.split()) <= MAX_COLUMN_NAME_WORDS
+    )
 
 
 def near_matches(columns: Sequence[str], found: Sequence[str]) -> dict[str, str | None]:

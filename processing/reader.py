@@ -40,9 +40,9 @@ from processing.dialect import Dialect, Encoding, LineEnd
 from processing.errors import (
     EncodingError,
     HeaderTooLongError,
-    MissingColumnsError,
     NoRowsError,
     NotCsvError,
+    missing_columns,
 )
 from processing.records import (
     ASCII_WHITESPACE,
@@ -743,15 +743,14 @@ def _choose_delimiter(line: bytes, row: int) -> tuple[str, tuple[str, ...]]:
         line.decode("utf-8")
     except UnicodeDecodeError:
         raise EncodingError(row) from None
-    by_comma: tuple[str, ...] = ()
+    splits: list[tuple[str, ...]] = []
     for delimiter in dialects.DELIMITERS:
         grammar = RecordGrammar(delimiter, 0, ())
         raw_names = tuple(name.decode("utf-8").strip() for name in grammar.fields(line))
         names = tuple(name.lower() for name in raw_names)
-        if delimiter == ",":
-            by_comma = raw_names
         if all(column in names for column in REQUIRED_COLUMNS):
             return delimiter, names
-    lowered = [name.lower() for name in by_comma]
-    missing = [column for column in REQUIRED_COLUMNS if column not in lowered]
-    raise MissingColumnsError(missing, found=by_comma)
+        splits.append(raw_names)
+    # Told in the split that explains most (a semicolon header read by its semicolons);
+    # the comma's when none explains anything.
+    raise max((missing_columns(names) for names in splits), key=lambda error: error.matched)

@@ -11,12 +11,14 @@ import pytest
 from processing import (
     AnalysisCancelled,
     EncodingError,
+    HeaderMissingError,
     MissingColumnsError,
     NoRowsError,
     NotCsvError,
     Progress,
     analyze,
 )
+from processing.errors import looks_like_a_name
 from tests.conftest import HEADER, csv_of, report_of
 
 OK = "e1,c1,p1,APPOINTMENT_SCHEDULED,2024-01-03T10:00:00Z,,"
@@ -390,3 +392,87 @@ def test_missing_columns_name_the_near_matches_and_what_was_found() -> None:
         "event_timestamp": None,
     }
     assert "SECRET" not in str(caught.value)
+
+
+HEADERLESS_ROW = (
+    "d23f0824-1b2c-4d5e-8f90-5a1c2e3b4d6f,CL-035,P-1579240,TREATMENT_COMPLETED,"
+    '2024-01-03T10:00:00Z,150.00,root_canal,"Mrs Jones, allergic to latex"'
+)
+
+
+def test_a_file_without_its_header_row_is_told_so_and_shows_none_of_the_row() -> None:
+    """A headerless export is named as such; not one of its first row's cells is in the
+    message or kept on the error."""
+    data = (HEADERLESS_ROW + "\n" + HEADERLESS_ROW.replace("CL-035", "CL-036") + "\n").encode()
+    with pytest.raises(HeaderMissingError) as caught:
+        analyze(io.BytesIO(data))
+    assert str(caught.value) == (
+        "the first line does not look like a header: none of event_id, clinic_id, patient_id, "
+        "event_type, event_timestamp, and no near match. Is the header row missing?"
+    )
+    assert caught.value.found == () and caught.value.columns == (
+        "event_id",
+        "clinic_id",
+        "patient_id",
+        "event_type",
+        "event_timestamp",
+    )
+    for cell in HEADERLESS_ROW.split(","):
+        assert cell.strip('"') not in repr(vars(caught.value)) + str(caught.value)
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_a_headerless_file_in_another_dialect_is_told_so_too(delimiter: str) -> None:
+    """Whatever the delimiter, a data row is not taken for a header of odd names."""
+    row = HEADERLESS_ROW.replace(',"Mrs Jones, allergic to latex"', "").replace(",", delimiter)
+    with pytest.raises(HeaderMissingError):
+        analyze(io.BytesIO((row + "\n").encode()))
+
+
+def test_only_names_shaped_like_column_names_are_shown() -> None:
+    """A header that is one: its names are shown, cells that look like values are counted."""
+    data = b"event_id,clinic_id,P-1579240,2024-01-03,Patient said it hurt a lot today,amount\n"
+    with pytest.raises(MissingColumnsError) as caught:
+        analyze(io.BytesIO(data))
+    message = str(caught.value)
+    assert message == (
+        "the header lacks patient_id, event_type and event_timestamp; columns found: "
+        "event_id, clinic_id, amount (3 more not shown: they look like values, not column "
+        "names)"
+    )
+    assert caught.value.found == ("event_id", "clinic_id", "amount")
+    assert caught.value.hidden == 3
+
+
+def test_a_semicolon_header_is_read_by_its_semicolons_when_told_what_lacks() -> None:
+    """The names are split by the delimiter that explains most of them."""
+    with pytest.raises(MissingColumnsError) as caught:
+        analyze(io.BytesIO(b"event_id;clinic_id;patient;when\n1;2;3;4\n"))
+    assert str(caught.value) == (
+        'the header lacks patient_id (found "patient"? rename it), event_type and '
+        "event_timestamp; columns found: event_id, clinic_id, patient, when"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("event_id", True),
+        ("Event Time Stamp (UTC)", True),
+        ("Behandlungsdatum", True),
+        ("col #2", True),
+        ("address2", True),
+        ("P-1579240", False),  # a run of digits: ids, dates, amounts
+        ("d23f0824-1b2c", False),
+        ("150.00", False),
+        ("12", False),  # no letter
+        ("Mrs Jones, allergic", False),  # punctuation of prose
+        ("follow up in two weeks", False),  # more than four words
+        ("jane@example.org", False),
+        ("x" * 65, False),
+        ("", False),
+    ],
+)
+def test_what_looks_like_a_column_name(name: str, shown: bool) -> None:
+    """The rule that decides which header cells may be shown."""
+    assert looks_like_a_name(name) is shown
