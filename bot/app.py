@@ -37,6 +37,7 @@ from bot.sources import S3Reader, SlackDownloader
 from bot.store import JobStore
 from bot.store.dynamo import DynamoJobStore
 from bot.store.sqlite import SqliteJobStore
+from bot.web import staging
 from bot.worker import Worker
 
 log = structlog.get_logger("bot.app")
@@ -198,6 +199,7 @@ async def start_service(
         timezone=settings.report_timezone,
         currency=settings.currency,
         max_file_size_bytes=settings.max_file_size_bytes,
+        uploads_in_flight=settings.uploads_in_flight,
         retention_s=settings.job_retention_s,
         durable=settings.scale_out or settings.data_dir is not None,
         metrics=metrics,
@@ -280,6 +282,9 @@ async def start_service(
         if slack is not None:
             await slack.connect()
         recovered = await jobs.recover()
+        if role == "serve" and settings.s3_bucket is not None and s3_client is not None:
+            # After recovery, which has failed what a killed process left staging here.
+            service.background.append(asyncio.create_task(staging.sweep_now_and_then(context)))
         if worker is not None:
             worker.start()
     except BaseException:

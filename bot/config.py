@@ -35,6 +35,31 @@ class SlackTokens:
     app_token: str = field(repr=False)
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedProxies:
+    """FORWARDED_ALLOW_IPS: the proxies whose X-Forwarded-For / Forwarded name the client
+    (uvicorn's and gunicorn's convention). Empty: none, the peer is the client."""
+
+    networks: tuple[IPNetwork, ...] = ()
+    any: bool = False  # "*": whoever connects is a proxy
+
+    def trusts(self, address: str | None) -> bool:
+        if self.any:
+            return True
+        if address is None or not self.networks:
+            return False
+        try:
+            ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.networks)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     slack: SlackTokens | None = None  # None: local mode, messages go to the console
@@ -57,6 +82,11 @@ class Settings:
     allow_unauthenticated_uploads: bool = False
     uploads_per_minute: int = 10
     upload_idle_timeout_s: float = 30.0
+    uploads_in_flight: int = 8  # bodies arriving at once, all clients together
+    upload_max_s: float = 3600.0  # of the client's time, from its first byte
+    upload_min_bytes_per_s: int = 10240  # averaged over upload_rate_window_s; 0: no minimum
+    upload_rate_window_s: float = 60.0
+    trusted_proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies())
     job_api_per_minute: int = 120
     public_url: str | None = None  # where people reach the page, when not on loopback
     s3_bucket: str | None = None
@@ -108,6 +138,11 @@ class Settings:
             allow_unauthenticated_uploads=read.flag("ALLOW_UNAUTHENTICATED_UPLOADS"),
             uploads_per_minute=read.integer("UPLOADS_PER_MINUTE", 10, minimum=1),
             upload_idle_timeout_s=read.number("UPLOAD_IDLE_TIMEOUT_SECONDS", 30, minimum=1),
+            uploads_in_flight=read.integer("UPLOADS_IN_FLIGHT", 8, minimum=1),
+            upload_max_s=read.number("UPLOAD_MAX_SECONDS", 3600, minimum=1),
+            upload_min_bytes_per_s=read.integer("UPLOAD_MIN_BYTES_PER_SECOND", 10240, minimum=0),
+            upload_rate_window_s=read.number("UPLOAD_RATE_WINDOW_SECONDS", 60, minimum=1),
+            trusted_proxies=_trusted_proxies(read.text("FORWARDED_ALLOW_IPS")),
             job_api_per_minute=read.integer("JOB_API_PER_MINUTE", 120, minimum=1),
             public_url=_public_url(read.text("PUBLIC_URL")),
             s3_bucket=s3_bucket,
@@ -273,6 +308,24 @@ def _public_url(url: str | None) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError("PUBLIC_URL must be an http(s) URL such as https://reports.example.com/")
     return url
+
+
+def _trusted_proxies(value: str | None) -> TrustedProxies:
+    if value is None:
+        return TrustedProxies()
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if "*" in entries:
+        return TrustedProxies(any=True)
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(
+                "FORWARDED_ALLOW_IPS must be a comma-separated list of addresses or networks "
+                "(e.g. 10.0.0.5,172.16.0.0/12), or * for any"
+            ) from None
+    return TrustedProxies(tuple(networks))
 
 
 def _timezone(name: str) -> str:

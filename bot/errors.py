@@ -10,6 +10,7 @@ ClinicEventsError (processing)
     ├── DownloadError           the host answered with an error, HTML, or a foreign redirect
     ├── BucketNotAllowedError   an S3 bucket outside S3_ALLOWED_BUCKETS (a usage error)
     └── S3Error                 missing object, access denied, bad credentials
+        └── S3ObjectMissingError  no such key
 ```
 """
 
@@ -56,4 +57,8 @@ class BucketNotAllowedError(SourceError):
 
 
 class S3Error(SourceError):
+    pass
+
+
+class S3ObjectMissingError(S3Error):
     pass

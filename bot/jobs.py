@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import os
 import queue
@@ -29,6 +30,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,7 +40,8 @@ from bot import artifacts
 from bot.artifacts import CHART_FAILED, CHART_PNG_NAME, ReportFile
 from bot.errors import SourceError
 from bot.metrics import Metrics
-from bot.sources import Source, SourceInfo, limit_size
+from bot.slots import Slot, Slots
+from bot.sources import Source, SourceInfo, UploadSource, limit_size
 from bot.store import (
     MAX_ATTEMPTS,
     Claim,
@@ -46,6 +49,7 @@ from bot.store import (
     JobStatus,
     JobStore,
     ReplySpec,
+    UploadFingerprint,
     now_utc,
 )
 from bot.store.sqlite import SqliteJobStore
@@ -142,6 +146,7 @@ class JobRunner:
         timezone: str = "UTC",
         currency: str = "USD",
         max_file_size_bytes: int = 1 << 30,
+        uploads_in_flight: int = 8,
         retention_s: float = 3600.0,
         durable: bool = False,
         metrics: Metrics | None = None,
@@ -163,8 +168,14 @@ class JobRunner:
         self.worker = worker or worker_name()
         self.accepting = True
         self._concurrency = concurrency
-        self._slots = asyncio.Semaphore(concurrency)
-        self._running = 0
+        self._slots = Slots(concurrency)
+        # The engine's own threads: a job paused for its upload's bytes keeps its thread, so
+        # the default executor (S3 calls, rendering) must not be where they wait. Started
+        # analyses stay within the slots plus the uploads in flight (bot/slots.py); a worker
+        # in `serve` runs as many again.
+        self._engine_threads = ThreadPoolExecutor(
+            max_workers=2 * concurrency + uploads_in_flight, thread_name_prefix="analysis"
+        )
         self._waiting: list[Job] = []
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._tasks: dict[Job, asyncio.Task[None]] = {}
@@ -191,10 +202,14 @@ class JobRunner:
         job_id: str | None = None,
         idempotency_key: str | None = None,
         key_ttl_s: float | None = None,
+        fingerprint: UploadFingerprint | None = None,
+        recorded: bool = False,
     ) -> Job:
         """Record the job, announce it (which may raise, e.g. the bot is not in the channel),
         then run it here or queue it for a worker. With an idempotency key that names a job
-        already, raise Duplicate (from the store) and do nothing else."""
+        already, raise Duplicate (from the store) and do nothing else. `recorded`: the
+        store has the job already (an upload staged in S3, its key taken when it began), so
+        its record is brought up to date instead, and left to the caller if this fails."""
         if not self.accepting:
             raise NotAccepting()
         job = Job(
@@ -203,10 +218,14 @@ class JobRunner:
             reply=replier.spec(),
             created_at=now_utc(),
             idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
         )
-        await self.store.add(
-            job.record(), key_ttl_s=self.retention_s if key_ttl_s is None else key_ttl_s
-        )
+        if recorded:
+            await self.store.save(job.record())
+        else:
+            await self.store.add(
+                job.record(), key_ttl_s=self.retention_s if key_ttl_s is None else key_ttl_s
+            )
         # Take the place in line before announcing: two jobs submitted at once must not
         # both be told they are first.
         local = self.enqueue is None
@@ -227,8 +246,9 @@ class JobRunner:
             if job in self._waiting:
                 self._waiting.remove(job)
             self._jobs.pop(job.id, None)
-            with contextlib.suppress(Exception):
-                await self.store.discard(job.id)
+            if not recorded:
+                with contextlib.suppress(Exception):
+                    await self.store.discard(job.id)
             raise
         if local:
             self._start(job, source, replier)
@@ -302,7 +322,7 @@ class JobRunner:
         """1 for the next job to get a slot; None when it runs, or will the moment it can."""
         if not isinstance(job, Job) or job not in self._waiting:
             return None
-        ahead = self._waiting.index(job) + self._running
+        ahead = self._waiting.index(job) + self._slots.held + self._slots.resuming
         return ahead - self._concurrency + 1 if ahead >= self._concurrency else None
 
     @property
@@ -339,7 +359,12 @@ class JobRunner:
             with structlog.contextvars.bound_contextvars(job_id=job.id, source=job.source.kind):
                 log.info("job.recovered", attempt=job.attempt, resumable=source is not None)
             self._remember(job)
-            if source is None:
+            if record.status is JobStatus.STAGING:
+                # An upload cut off on its way into S3: failed now, before anything looks
+                # for staged parts to abort (bot/web/staging.py).
+                await self._finish(job, replier, error=RESTART_REASON)
+                await self.ended(job)
+            elif source is None:
                 self._start_failure(job, replier, RESTART_REASON)
             else:
                 self._waiting.append(job)
@@ -380,19 +405,19 @@ class JobRunner:
         await self._notify()
 
     async def _run_in_slot(self, job: Job, source: Source, replier: Replier) -> None:
+        slot = Slot(self._slots)
         try:
-            async with self._slots:
+            try:
+                await slot.take()
                 self._waiting.remove(job)
-                self._running += 1
-                try:
-                    if job.stop.is_set():
-                        raise AnalysisCancelled()
-                    # One process owns its store: a lease of 0 lets the next process take
-                    # over whatever this one leaves running.
-                    claim = await self.store.claim(job.id, worker=self.worker, lease_s=0.0)
-                    await self.run_claimed(job, claim, source, replier)
-                finally:
-                    self._running -= 1
+                if job.stop.is_set():
+                    raise AnalysisCancelled()
+                # One process owns its store: a lease of 0 lets the next process take
+                # over whatever this one leaves running.
+                claim = await self.store.claim(job.id, worker=self.worker, lease_s=0.0)
+                await self.run_claimed(job, claim, source, replier, slot=slot)
+            finally:
+                slot.give()
         except (asyncio.CancelledError, AnalysisCancelled):
             _uncancel()
             if job in self._waiting:
@@ -400,10 +425,17 @@ class JobRunner:
             await self._interrupted(job, replier)
 
     async def run_claimed(
-        self, job: Job, claim: Claim, source: Source | None, replier: Replier
+        self,
+        job: Job,
+        claim: Claim,
+        source: Source | None,
+        replier: Replier,
+        *,
+        slot: Slot | None = None,
     ) -> None:
         """Run a job that `claim` gave this process (here, or on a scale-out worker). Stopped
-        by shutdown (job.stop, or the task cancelled), it is handed back or failed."""
+        by shutdown (job.stop, or the task cancelled), it is handed back or failed. With
+        `slot`, a job reading an upload gives it back while the upload's bytes are late."""
         if claim.outcome == "exhausted":
             log.warning("job.exhausted", attempts=job.attempt)
             await self._finish(job, replier, error=exhausted_reason())
@@ -414,7 +446,7 @@ class JobRunner:
         job.attempt = claim.record.attempt
         self._remember(job)  # a worker's own copy: live progress for the job API here
         try:
-            await self._execute(job, source, replier)
+            await self._execute(job, source, replier, slot)
         except (asyncio.CancelledError, AnalysisCancelled):
             _uncancel()
             await self._interrupted(job, replier)
@@ -433,7 +465,7 @@ class JobRunner:
         log.info("job.handed_back")
         await _bounded(replier.paused(job), "paused")
 
-    async def _execute(self, job: Job, source: Source, replier: Replier) -> None:
+    async def _execute(self, job: Job, source: Source, replier: Replier, slot: Slot | None) -> None:
         job.status = JobStatus.RUNNING
         self._notify_soon()
         job.started_at = time.time()
@@ -445,7 +477,7 @@ class JobRunner:
             await _bounded(replier.running(job), "running")
             ticker = asyncio.create_task(self._tick(job, replier))
             try:
-                report, invalid_rows_csv = await self._analyze(job, source)
+                report, invalid_rows_csv = await self._analyze(job, source, slot)
             finally:
                 ticker.cancel()
         except AnalysisCancelled:
@@ -464,7 +496,9 @@ class JobRunner:
         finally:
             self.metrics.jobs_active.dec()
 
-    async def _analyze(self, job: Job, source: Source) -> tuple[WeeklyReport, str | None]:
+    async def _analyze(
+        self, job: Job, source: Source, slot: Slot | None
+    ) -> tuple[WeeklyReport, str | None]:
         loop = asyncio.get_running_loop()
         chunks = limit_size(source.chunks(), self.max_file_size_bytes)
         invalid_out = io.StringIO()
@@ -474,16 +508,32 @@ class JobRunner:
             job.progress = progress
             loop.call_soon_threadsafe(self._notify_soon)
 
-        report = await asyncio.to_thread(
-            analyze,
-            _blocking(chunks, loop, job.stop),
-            timezone=self.timezone,
-            on_progress=on_progress,
-            cancelled=job.stop.is_set,
-            on_invalid_rows=invalid_rows.add,
+        bytes_late = None
+        if slot is not None and isinstance(source, UploadSource):
+            bytes_late = functools.partial(self._without_slot_until_bytes, source, slot)
+        report = await loop.run_in_executor(
+            self._engine_threads,
+            functools.partial(
+                analyze,
+                _blocking(chunks, loop, job.stop, before_each=bytes_late),
+                timezone=self.timezone,
+                on_progress=on_progress,
+                cancelled=job.stop.is_set,
+                on_invalid_rows=invalid_rows.add,
+            ),
         )
         invalid_rows.close()
         return report, invalid_out.getvalue() if invalid_rows.written else None
+
+    async def _without_slot_until_bytes(self, source: UploadSource, slot: Slot) -> None:
+        """Before each chunk of an upload: when it has not arrived, wait for it without a
+        slot, then take one again before the jobs that have not started (bot/slots.py)."""
+        if source.arrived():
+            return
+        slot.give()
+        self._notify_soon()  # queue places moved
+        await source.arrival()
+        await slot.take(resuming=True)
 
     async def _tick(self, job: Job, replier: Replier) -> None:
         """Progress updates spaced by the interval: never more often, skipped when unchanged.
@@ -651,7 +701,11 @@ async def _bounded(reply: object, step: str) -> None:
 
 
 def _blocking(
-    chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop, stop: threading.Event
+    chunks: AsyncIterator[bytes],
+    loop: asyncio.AbstractEventLoop,
+    stop: threading.Event,
+    *,
+    before_each: Callable[[], Awaitable[None]] | None = None,
 ) -> Iterator[bytes]:
     """The async chunks as a plain iterator for the engine's thread. A task on the event loop
     reads up to READ_AHEAD_CHUNKS ahead, so the network keeps going while the engine parses
@@ -662,7 +716,7 @@ def _blocking(
     receiving and the two cores busy parsing)."""
     ahead: queue.SimpleQueue[bytes | _SourceEnd] = queue.SimpleQueue()
     room = asyncio.Semaphore(READ_AHEAD_CHUNKS)
-    pump = asyncio.run_coroutine_threadsafe(_read_ahead(chunks, ahead, room), loop)
+    pump = asyncio.run_coroutine_threadsafe(_read_ahead(chunks, ahead, room, before_each), loop)
     try:
         while True:
             try:
@@ -696,11 +750,18 @@ async def _read_ahead(
     chunks: AsyncIterator[bytes],
     ahead: queue.SimpleQueue[bytes | _SourceEnd],
     room: asyncio.Semaphore,
+    before_each: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Each chunk takes a place in `room` before it is queued; the engine's thread gives
-    the place back as it takes the chunk."""
+    the place back as it takes the chunk. `before_each` runs before each chunk is asked for."""
     try:
-        async for chunk in chunks:
+        while True:
+            if before_each is not None:
+                await before_each()
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
             await room.acquire()
             ahead.put(chunk)
         ahead.put(_SourceEnd())

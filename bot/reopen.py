@@ -13,7 +13,14 @@ from bot import s3
 from bot.errors import S3Error
 from bot.jobs import Replier
 from bot.replies import ConsoleReplier, SilentReplier, SlackReplier
-from bot.sources import SlackDownloader, SlackFileSource, Source, SourceInfo, s3_source
+from bot.sources import (
+    SlackDownloader,
+    SlackFileSource,
+    Source,
+    SourceInfo,
+    s3_source,
+    staged_upload_source,
+)
 from bot.store import ReplySpec
 
 log = structlog.get_logger("bot.reopen")
@@ -48,12 +55,12 @@ class Reopener:
         if self._s3 is None or "bucket" not in locator:
             return None  # a streamed upload, or nothing here can read it
         if info.kind == "s3":
-            allowed = self._allowed
-        elif info.kind == "upload" and locator.get("staged") == "true":
-            allowed = frozenset({locator["bucket"]})
-        else:
-            return None
-        return s3_source(self._s3, info, allowed_buckets=allowed, max_size_bytes=self._max_bytes)
+            return s3_source(
+                self._s3, info, allowed_buckets=self._allowed, max_size_bytes=self._max_bytes
+            )
+        if info.kind == "upload" and locator.get("staged") == "true":
+            return staged_upload_source(self._s3, info, max_size_bytes=self._max_bytes)
+        return None  # an upload whose staging never finished
 
     def replier(self, reply: ReplySpec) -> Replier:
         if reply.kind == "slack" and self._slack is not None and reply.channel:

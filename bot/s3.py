@@ -31,7 +31,13 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from bot.aws import make_client as make_aws_client
-from bot.errors import BucketNotAllowedError, FileTooLargeError, S3Error, UnsupportedSourceError
+from bot.errors import (
+    BucketNotAllowedError,
+    FileTooLargeError,
+    S3Error,
+    S3ObjectMissingError,
+    UnsupportedSourceError,
+)
 
 # boto3 ships no type information; a client is whatever boto3.client("s3") returns.
 S3Client = Any
@@ -360,6 +366,51 @@ def delete_object(client: S3Client, location: S3Location) -> None:
         raise _request_error(error, location, permission="s3:DeleteObject") from error
 
 
+@dataclass(frozen=True, slots=True)
+class IncompleteUpload:
+    key: str
+    upload_id: str
+    initiated: float  # epoch seconds
+
+
+def incomplete_uploads(
+    client: S3Client, bucket: str, prefix: str, *, limit: int = 10_000
+) -> list[IncompleteUpload]:
+    """Multipart uploads under `prefix` that were started and neither completed nor aborted
+    (at most `limit`, in pages of 1,000)."""
+    found: list[IncompleteUpload] = []
+    options: dict[str, str] = {}
+    try:
+        while len(found) < limit:
+            page = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix, **options)
+            found.extend(
+                IncompleteUpload(upload["Key"], upload["UploadId"], upload["Initiated"].timestamp())
+                for upload in page.get("Uploads", [])
+            )
+            if not page.get("IsTruncated"):
+                break
+            options = {
+                "KeyMarker": page["NextKeyMarker"],
+                "UploadIdMarker": page["NextUploadIdMarker"],
+            }
+    except (ClientError, BotoCoreError) as error:
+        raise _request_error(
+            error, S3Location(bucket, prefix), permission="s3:ListBucketMultipartUploads"
+        ) from error
+    return found[:limit]
+
+
+def abort_upload(client: S3Client, bucket: str, upload: IncompleteUpload) -> None:
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=upload.key, UploadId=upload.upload_id)
+    except (ClientError, BotoCoreError) as error:
+        if isinstance(error, ClientError) and _code(error) == "NoSuchUpload":
+            return  # completed or aborted meanwhile
+        raise _request_error(
+            error, S3Location(bucket, upload.key), permission="s3:AbortMultipartUpload"
+        ) from error
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
@@ -375,7 +426,7 @@ def _request_error(
     if isinstance(error, ClientError):
         code = _code(error)
         if code in _MISSING_OBJECT:
-            return S3Error(f"{url} does not exist")
+            return S3ObjectMissingError(f"{url} does not exist")
         if code == "NoSuchBucket":
             return S3Error(f"bucket {location.bucket} does not exist (for {url})")
         if code in _ACCESS_DENIED:

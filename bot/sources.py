@@ -16,9 +16,20 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+import structlog
 
 from bot import s3
-from bot.errors import DownloadError, FileTooLargeError, NotCsvFileError, UnsupportedSourceError
+from bot.errors import (
+    DownloadError,
+    FileTooLargeError,
+    NotCsvFileError,
+    S3Error,
+    S3ObjectMissingError,
+    SourceError,
+    UnsupportedSourceError,
+)
+
+log = structlog.get_logger("bot.sources")
 
 SourceKind = Literal["slack", "s3", "upload"]
 DOWNLOAD_CHUNK_BYTES = 1 << 20
@@ -209,22 +220,36 @@ class UploadSource:
     """A web upload: the request handler pushes the body in; the job pulls it out.
 
     The queue is small, so a job that is not reading yet slows the upload down instead of
-    buffering it (TCP backpressure): memory stays at a few chunks.
+    buffering it (TCP backpressure): memory stays at a few chunks. The job can ask whether
+    the next chunk is there (`arrived`) and wait for it without taking it (`arrival`), so
+    that it holds no job slot while the client is slow.
     """
 
     def __init__(self, info: SourceInfo, depth: int = 4) -> None:
         self.info = info
         self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(depth)
+        self._arrived = asyncio.Event()
 
     async def put(self, chunk: bytes) -> None:
         await self._queue.put(chunk)
+        self._arrived.set()
 
     async def finish(self, error: BaseException | None = None) -> None:
         await self._queue.put(error)
+        self._arrived.set()
+
+    def arrived(self) -> bool:
+        """Whether the next chunk (or the end) is there to take."""
+        return not self._queue.empty()
+
+    async def arrival(self) -> None:
+        await self._arrived.wait()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         while True:
             item = await self._queue.get()
+            if self._queue.empty():
+                self._arrived.clear()
             if item is None:
                 return
             if isinstance(item, BaseException):
@@ -289,6 +314,34 @@ def s3_source(
             etag=info.locator.get("etag") or None,
         ),
     )
+
+
+STAGED_GONE = "the staged copy of the upload is gone; please upload the file again"
+STAGED_UNREADABLE = "the staged copy of the upload could not be read; please try again later"
+
+
+def staged_upload_source(client: Any, info: SourceInfo, *, max_size_bytes: int) -> CallbackSource:
+    """A web upload staged in S3 (its locator names the object): read like any S3 object,
+    but its failures say nothing of the internal bucket or key, which are the operator's
+    business (logged for them), not the person's who uploaded."""
+    location = s3.S3Location(info.locator["bucket"], info.locator["key"])
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in s3_object_chunks(
+                client,
+                location,
+                allowed_buckets=frozenset({location.bucket}),
+                max_size_bytes=max_size_bytes,
+            ):
+                yield chunk
+        except S3ObjectMissingError:
+            raise SourceError(STAGED_GONE) from None
+        except S3Error as error:
+            log.warning("upload.staged_unreadable", error=str(error))
+            raise SourceError(STAGED_UNREADABLE) from None
+
+    return CallbackSource(info, chunks)
 
 
 class S3Reader:

@@ -93,9 +93,9 @@ class MissingColumnsError(InputError):
 
 
 class HeaderMissingError(MissingColumnsError):
-    """The first line holds none of the required columns and nothing close to one: it is
-    most likely a data row (an export with "include header" unticked). None of its cells
-    is shown or kept."""
+    """The first line holds none of the required columns, nothing close to one, and cells
+    that look like values: it is most likely a data row (an export with "include header"
+    unticked). None of its cells is shown or kept."""
 
     def __init__(self, columns: Sequence[str]) -> None:
         self.columns = tuple(columns)
@@ -112,11 +112,13 @@ class HeaderMissingError(MissingColumnsError):
 
 def missing_columns(found: Sequence[str]) -> MissingColumnsError:
     """The error for a first line that lacks required columns: a header with some names
-    wrong, or no header at all (then nothing of the line is shown)."""
+    wrong, or no header at all: none of the required columns, nothing close to one, and
+    cells that look like values (then nothing of the line is shown). A line of names only
+    (`date,amount`) is a header of other columns, and its names are shown."""
     lowered = {name.lower() for name in found}
     missing = [column for column in REQUIRED_COLUMNS if column not in lowered]
     error = MissingColumnsError(missing, found)
-    if len(missing) == len(REQUIRED_COLUMNS) and not any(error.near.values()):
+    if len(missing) == len(REQUIRED_COLUMNS) and not any(error.near.values()) and error.hidden:
         return HeaderMissingError(missing)
     return error
 

@@ -463,6 +463,8 @@
   }
 
   function describeProgress(job) {
+    // Reserved (the bytes not sent yet) or staging (being stored first): the upload bar says it.
+    if (job.status === "reserved" || job.status === "staging") return;
     if (job.status === "queued") {
       const place = job.queue_position ? ` You are number ${job.queue_position} in line.` : "";
       el.status.textContent = "Waiting for a free slot: other files are being processed." + place;

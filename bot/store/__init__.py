@@ -25,6 +25,7 @@ from bot.store.records import (
     JobRecord,
     JobStatus,
     ReplySpec,
+    UploadFingerprint,
     now_utc,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "ReplySpec",
+    "UploadFingerprint",
     "now_utc",
 ]
 
@@ -54,6 +56,10 @@ class JobStore(Protocol):
     async def discard(self, job_id: str) -> None:
         """Forget a job that never started (its announcement failed), key and all."""
 
+    async def forget_key(self, key: str, job_id: str) -> None:
+        """Free an idempotency key if it still names that job (its upload never arrived
+        whole, so the same key may send the file again)."""
+
     async def save(self, record: JobRecord) -> None:
         """Write the record's status, progress, error, timings and reply."""
 
@@ -63,7 +69,8 @@ class JobStore(Protocol):
         """Jobs of one source kind, newest first."""
 
     async def unfinished(self) -> list[JobRecord]:
-        """Jobs queued or running: what a process that stopped without finishing left."""
+        """Jobs staging, queued or running: what a process that stopped without finishing
+        left (the embedded store only; in scale-out the queue keeps them)."""
 
     async def claim(
         self, job_id: str, *, worker: str, lease_s: float, max_attempts: int = MAX_ATTEMPTS

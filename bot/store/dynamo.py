@@ -122,6 +122,19 @@ class DynamoJobStore:
             )
         await self._run(self._db.delete_item, TableName=self._table, Key=_job_key(job_id))
 
+    async def forget_key(self, key: str, job_id: str) -> None:
+        try:
+            await self._run(
+                self._db.delete_item,
+                TableName=self._table,
+                Key={"pk": _s(f"key#{key}")},
+                ConditionExpression="job_id = :job",
+                ExpressionAttributeValues={":job": _s(job_id)},
+            )
+        except ClientError as error:
+            if _code(error) != CONDITION_FAILED:
+                raise
+
     async def save(self, record: JobRecord) -> None:
         values: dict[str, Any] = {
             ":status": _s(record.status.value),

@@ -25,6 +25,8 @@ MAX_ATTEMPTS = 3
 
 
 class JobStatus(StrEnum):
+    RESERVED = "reserved"  # a two-step upload before its body: only in answers, never stored
+    STAGING = "staging"  # an upload being copied to S3 before it queues
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -32,6 +34,31 @@ class JobStatus(StrEnum):
 
 
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class UploadFingerprint:
+    """What tells one uploaded file from another without keeping any of it: its size and
+    the SHA-256 of its first MiB (each None until known). An Idempotency-Key reused for a
+    file that differs in either is refused."""
+
+    size_bytes: int | None = None
+    head_sha256: str | None = None
+
+    def same_file(self, other: UploadFingerprint) -> bool | None:
+        """False when they differ in what both know, True when they agree on something
+        both know, None when nothing is known to both yet."""
+        compared = [
+            (mine, theirs)
+            for mine, theirs in (
+                (self.size_bytes, other.size_bytes),
+                (self.head_sha256, other.head_sha256),
+            )
+            if mine is not None and theirs is not None
+        ]
+        if any(mine != theirs for mine, theirs in compared):
+            return False
+        return True if compared else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,8 +83,10 @@ class JobRecord:
     finished_at: float | None = None
     progress: Progress | None = None
     error: str | None = None
-    worker: str | None = None  # who holds the lease (scale-out)
+    worker: str | None = None  # who holds the lease (scale-out), or stages the upload
     idempotency_key: str | None = None
+    fingerprint: UploadFingerprint | None = None  # web uploads: which file the key names
+    heartbeat_at: float | None = None  # staging: epoch second its process last said it lives
 
     @property
     def finished(self) -> bool:
@@ -93,11 +122,14 @@ class JobRecord:
             "error": self.error,
             "worker": self.worker,
             "idempotency_key": self.idempotency_key,
+            "fingerprint": None if self.fingerprint is None else asdict(self.fingerprint),
+            "heartbeat_at": self.heartbeat_at,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
         progress = data.get("progress")
+        fingerprint = data.get("fingerprint")
         return cls(
             id=data["id"],
             source=_source_of(data["source"]),
@@ -111,6 +143,8 @@ class JobRecord:
             error=data.get("error"),
             worker=data.get("worker"),
             idempotency_key=data.get("idempotency_key"),
+            fingerprint=None if fingerprint is None else UploadFingerprint(**fingerprint),
+            heartbeat_at=data.get("heartbeat_at"),
         )
 
 

@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, checked_at REAL NOT NULL);
 """
-_UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+_UNFINISHED = (JobStatus.STAGING.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
 class SqliteJobStore:
@@ -156,6 +156,13 @@ class SqliteJobStore:
         db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         db.execute("COMMIT")
 
+    async def forget_key(self, key: str, job_id: str) -> None:
+        await self._run(
+            lambda: self._conn.execute(
+                "DELETE FROM idempotency_keys WHERE key = ? AND job_id = ?", (key, job_id)
+            )
+        )
+
     async def save(self, record: JobRecord) -> None:
         await self._run(
             lambda: self._conn.execute(
@@ -175,7 +182,7 @@ class SqliteJobStore:
 
     async def unfinished(self) -> list[JobRecord]:
         return await self._run(
-            self._select, "WHERE status IN (?, ?) ORDER BY created_at", _UNFINISHED
+            self._select, "WHERE status IN (?, ?, ?) ORDER BY created_at", _UNFINISHED
         )
 
     def _select(self, where: str, args: tuple[Any, ...]) -> list[JobRecord]:

@@ -5,7 +5,8 @@ GET  /                          the upload page (bot/static: plain HTML, CSS, Ja
 GET  /api/config                {"auth_required", "max_file_size_bytes", "currency"}
 POST /api/upload                multipart field `file` -> 202 {"job_id", "status_url"}
 POST /api/uploads               {"file_name", "size_bytes"} -> 201 {"job_id", "upload_url", ...}
-PUT  /api/uploads/{id}          the reserved upload's bytes -> 202 {"job_id", "status_url"}
+PUT  /api/uploads/{id}/{secret} the reserved upload's bytes -> 202 {"job_id", "status_url"}
+                                (or PUT /api/uploads/{id} with the header Upload-Secret)
 GET  /api/jobs                  {"jobs": [job, ...]}, newest first, without reports
 GET  /api/jobs/{id}             one job, with its report once it succeeded (?seen=<status>&
                                 wait_s=<s>: answered when its status changes, or after wait_s)
@@ -19,7 +20,8 @@ GET  /health, /metrics          for the orchestrator and Prometheus
 
 An upload streams: the body goes chunk by chunk into the job (or into S3 when S3_BUCKET is
 set), never whole into memory and never onto local disk. Every API error is JSON
-`{"error": "..."}` in words a clinic manager understands. When UPLOAD_TOKEN is set, uploads
+`{"error": "..."}` in words a clinic manager understands, aiohttp's own answers to a request
+it cannot read included, and none echoes the request. When UPLOAD_TOKEN is set, uploads
 and the job API need `Authorization: Bearer <token>`: job reports are business figures.
 """
 
@@ -32,6 +34,8 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from bot.web.context import (
     CONTEXT,
@@ -43,7 +47,14 @@ from bot.web.context import (
     WebContext,
     error_response,
 )
-from bot.web.guards import InFlight, RateLimiter, client_of, host_allowed, origin_allowed
+from bot.web.guards import (
+    PROXIES,
+    InFlight,
+    RateLimiter,
+    client_of,
+    host_allowed,
+    origin_allowed,
+)
 from bot.web.jobs_api import (
     get_chart,
     get_clinic_csv,
@@ -55,7 +66,7 @@ from bot.web.jobs_api import (
     list_jobs,
 )
 from bot.web.ops import STORE_CHECK, StoreCheck, health, metrics
-from bot.web.reservations import PENDING, create_upload, send_upload
+from bot.web.reservations import RESERVATIONS, Reservations, create_upload, send_upload
 from bot.web.uploads import upload
 
 __all__ = ["STATIC_DIR", "RateLimiter", "WebContext", "build_web_app", "start"]
@@ -160,8 +171,9 @@ def build_web_app(context: WebContext, *, ops_only: bool = False) -> web.Applica
     app[CONTEXT] = context
     app[LIMITER] = RateLimiter(context.settings.uploads_per_minute)
     app[JOB_LIMITER] = RateLimiter(context.settings.job_api_per_minute)
-    app[IN_FLIGHT] = InFlight()
-    app[PENDING] = {}
+    app[IN_FLIGHT] = InFlight(total=context.settings.uploads_in_flight)
+    app[RESERVATIONS] = Reservations()
+    app[PROXIES] = context.settings.trusted_proxies
     app[STORE_CHECK] = StoreCheck()
     tasks: set[asyncio.Task[Any]] = set()
     app[TASKS] = tasks
@@ -177,6 +189,7 @@ def build_web_app(context: WebContext, *, ops_only: bool = False) -> web.Applica
     app.router.add_post("/api/upload", upload)
     app.router.add_post("/api/uploads", create_upload)
     app.router.add_put("/api/uploads/{job_id}", send_upload)
+    app.router.add_put("/api/uploads/{job_id}/{secret}", send_upload)
     app.router.add_get("/api/jobs", list_jobs)
     app.router.add_get("/api/jobs/{job_id}", get_job)
     app.router.add_get("/api/jobs/{job_id}/chart.png", get_chart)
@@ -186,9 +199,57 @@ def build_web_app(context: WebContext, *, ops_only: bool = False) -> web.Applica
     return app
 
 
+PROTOCOL_ERROR_WORDS = {
+    400: "The request could not be read: it is not well-formed HTTP.",
+    413: "The request is too large.",
+    431: "The request's headers are too large.",
+}
+
+
+class _JsonErrors(RequestHandler):
+    """aiohttp answers a request it cannot parse (a bad request line, an oversized header,
+    Content-Length beside Transfer-Encoding, a bad chunk) itself, before any middleware, in
+    plain text that quotes the offending bytes (an Authorization header among them) and logs
+    them. Here the answer is JSON in words, and the log line names the error's type only."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:
+            log.error("web.crashed", status=status, exc_info=exc)
+        else:
+            log.info("web.unreadable_request", status=status, error=type(exc).__name__)
+        if request.writer.output_size > 0:
+            raise ConnectionError("an answer was sent already")
+        words = PROTOCOL_ERROR_WORDS.get(
+            status, f"The request could not be handled (HTTP {status})."
+        )
+        if status >= 500:
+            words = "Something went wrong on our side; please try again."
+        return error_response(status, words, close=True)
+
+
+class _JsonErrorsServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrors(self, loop=self._loop, **self._kwargs)
+
+
+class _JsonErrorsRunner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # aiohttp has no setting for the protocol class: the server it built is made one
+        # that builds ours (the same object, so every setting it was given stays).
+        server.__class__ = _JsonErrorsServer
+        return server
+
+
 async def start(context: WebContext, *, ops_only: bool = False) -> tuple[web.AppRunner, int]:
     """Serve on HOST:PORT (port 0 picks a free one); returns the runner and the real port."""
-    runner = web.AppRunner(
+    runner = _JsonErrorsRunner(
         build_web_app(context, ops_only=ops_only),
         access_log=None,
         # An idle keep-alive connection is closed as soon as a stalled upload would be.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class WebContext:
     slack_down_for_s: Callable[[], float]
     upload_replier: Callable[[], Replier | None]
     s3_client: Any | None = None
+    staging_live: set[str] = field(default_factory=set)  # uploads this process stages now
 
 
 CONTEXT = web.AppKey("context", WebContext)

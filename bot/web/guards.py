@@ -13,9 +13,13 @@ import ipaddress
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from multidict import MultiMapping
+
+from bot.config import TrustedProxies
 
 RATE_WINDOW_S = 60.0
 MAX_UPLOADS_IN_FLIGHT = 2  # per client address
@@ -63,28 +67,96 @@ class RateLimiter:
 
 
 class InFlight:
-    """How many uploads each client has open; a client at the limit waits for one to end."""
+    """Uploads whose bodies are arriving: at most `per_client` from one client and `total`
+    from all together. Each open upload holds a connection, a few MiB of buffers and, when
+    it streams into its job, a paused analysis: this is what bounds them."""
 
-    def __init__(self, limit: int = MAX_UPLOADS_IN_FLIGHT) -> None:
-        self.limit = limit
+    def __init__(self, total: int, per_client: int = MAX_UPLOADS_IN_FLIGHT) -> None:
+        self.total = total
+        self.per_client = per_client
         self._open: dict[str, int] = {}
+        self.count = 0
 
-    def enter(self, client: str) -> bool:
-        if self._open.get(client, 0) >= self.limit:
-            return False
+    def enter(self, client: str) -> Literal["client", "total"] | None:
+        """None when the upload may go on, else which limit it met."""
+        if self._open.get(client, 0) >= self.per_client:
+            return "client"
+        if self.count >= self.total:
+            return "total"
         self._open[client] = self._open.get(client, 0) + 1
-        return True
+        self.count += 1
+        return None
 
     def leave(self, client: str) -> None:
         left = self._open.get(client, 0) - 1
+        self.count -= 1
         if left > 0:
             self._open[client] = left
         else:
             self._open.pop(client, None)
 
 
+PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
+_CLIENT = web.RequestKey("client", str)  # the request's client address, worked out once
+MAX_CLIENT_CHARS = 64
+
+
 def client_of(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """Who sent the request, for per-client limits: the peer's address, or, when the peer is
+    a trusted proxy (FORWARDED_ALLOW_IPS), the client it names in X-Forwarded-For or
+    Forwarded: the rightmost entry that is not itself a trusted proxy, since every proxy
+    appends the address it saw and only the ones we trust can be believed."""
+    known = request.get(_CLIENT)
+    if isinstance(known, str):
+        return known
+    client = forwarded_client(
+        request.remote, request.headers, request.app.get(PROXIES) or TrustedProxies()
+    )
+    request[_CLIENT] = client
+    return client
+
+
+def forwarded_client(peer: str | None, headers: MultiMapping[str], proxies: TrustedProxies) -> str:
+    peer = peer or "unknown"
+    if not proxies.trusts(peer):
+        return peer
+    chain = _x_forwarded_for(headers) or _forwarded_for(headers)
+    if not chain:
+        return peer
+    for address in reversed(chain):
+        if not proxies.trusts(address):
+            return address
+    return chain[0]
+
+
+def _x_forwarded_for(headers: MultiMapping[str]) -> list[str]:
+    values = headers.getall("X-Forwarded-For", [])
+    return [_address(entry) for value in values for entry in value.split(",") if entry.strip()]
+
+
+def _forwarded_for(headers: MultiMapping[str]) -> list[str]:
+    """The `for=` of each element of RFC 7239's Forwarded headers, in order."""
+    chain = []
+    for value in headers.getall("Forwarded", []):
+        for element in value.split(","):
+            for pair in element.split(";"):
+                name, _, given = pair.partition("=")
+                if name.strip().lower() == "for" and given.strip():
+                    chain.append(_address(given.strip().strip('"')))
+    return chain
+
+
+def _address(entry: str) -> str:
+    """An address as written in a forwarding header, without its port, normalised."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        entry = entry[1:].split("]", 1)[0]
+    elif entry.count(":") == 1:
+        entry = entry.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(entry))
+    except ValueError:
+        return entry[:MAX_CLIENT_CHARS].lower()  # "unknown", an obfuscated "_hidden" name
 
 
 def host_allowed(request: web.Request, public_url: str | None) -> bool:

@@ -1,6 +1,6 @@
-"""How an upload's bytes become a job: read under an idle timeout and a size limit, refused
-in words with the status that fits, streamed into the job or staged in S3 first. Shared by
-the two ways in (uploads.py, reservations.py).
+"""How an upload's bytes become a job: read at a pace the client must keep (bot/web/pace.py)
+and under a size limit, refused in words with the status that fits, streamed into the job
+or staged in S3 first. Shared by the two ways in (uploads.py, reservations.py).
 
 Never whole in memory, never on local disk. Every upload request counts towards the
 client's rate limit; every rejection answers JSON in words, with the status that fits.
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import structlog
@@ -21,6 +23,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot import s3
+from bot.config import Settings
 from bot.errors import FileTooLargeError, S3Error, SourceError
 from bot.jobs import UPLOAD_KEY_TTL_S, Job, NotAccepting
 from bot.replies import SilentReplier
@@ -29,9 +32,9 @@ from bot.sources import (
     SourceInfo,
     UploadSource,
     is_csv_name,
-    s3_source,
+    staged_upload_source,
 )
-from bot.store import Duplicate
+from bot.store import Duplicate, JobRecord, UploadFingerprint
 from bot.web.context import (
     ASK_FOR_TOKEN,
     CONTEXT,
@@ -44,6 +47,8 @@ from bot.web.context import (
     error_response,
 )
 from bot.web.guards import client_of
+from bot.web.pace import Pace, PaceRules, Read, TooSlow
+from bot.web.staging import Staging
 from processing.text import displayable
 
 log = structlog.get_logger("bot.web")
@@ -56,47 +61,73 @@ CHUNK_BYTES = 1024 * 1024
 FORM_OVERHEAD_BYTES = 64 * 1024
 MAX_NAME_CHARS = 200
 INTERRUPTED = "the upload stopped before the whole file arrived; please upload the file again"
+HEAD_BYTES = 1 << 20  # an upload's fingerprint hashes its first MiB
 
 
-def stalled_reason(idle_s: float) -> str:
-    return (
-        f"the upload stalled: nothing arrived for {idle_s:g} seconds, so the connection was "
-        "closed; please upload the file again"
+def pace_of(settings: Settings) -> Pace:
+    """A new upload's clock, with the service's rules (bot/web/pace.py)."""
+    return Pace(
+        PaceRules(
+            idle_s=settings.upload_idle_timeout_s,
+            max_s=settings.upload_max_s,
+            min_bytes_per_s=settings.upload_min_bytes_per_s,
+            window_s=settings.upload_rate_window_s,
+        )
     )
 
 
-class Stalled(Exception):
-    """The client sent nothing for UPLOAD_IDLE_TIMEOUT_SECONDS."""
+class HeadHash:
+    """The SHA-256 of a file's first MiB, as its chunks go by: with its size, what tells
+    one upload from another (an Idempotency-Key names one file)."""
 
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self.hashed_bytes = 0
+        self.received_bytes = 0
 
-Read = Callable[[], Awaitable[bytes]]
+    def update(self, chunk: bytes) -> None:
+        self.received_bytes += len(chunk)
+        if self.hashed_bytes < HEAD_BYTES:
+            piece = chunk[: HEAD_BYTES - self.hashed_bytes]
+            self._sha.update(piece)
+            self.hashed_bytes += len(piece)
 
+    @property
+    def known(self) -> bool:
+        return self.hashed_bytes >= HEAD_BYTES
 
-async def next_chunk(read: Read, idle_s: float) -> bytes:
-    """The next piece of the body, or Stalled when the client goes quiet: a connection that
-    trickles a byte now and then must not hold a job slot for hours."""
-    try:
-        async with asyncio.timeout(idle_s):
-            return await read()
-    except TimeoutError:
-        raise Stalled() from None
+    def fingerprint(
+        self, *, ended: bool = False, size_bytes: int | None = None
+    ) -> UploadFingerprint:
+        """What is known so far; `ended`: the whole file went by (its size is known too)."""
+        return UploadFingerprint(
+            size_bytes=self.received_bytes if ended else size_bytes,
+            head_sha256=self._sha.hexdigest() if ended or self.known else None,
+        )
 
 
 async def file_chunks(
-    request: web.Request, read: Read, idle_s: float, limit_bytes: int
+    request: web.Request,
+    read: Read,
+    pace: Pace,
+    limit_bytes: int,
+    head: HeadHash | None = None,
 ) -> AsyncIterator[bytes]:
-    """The file's chunks until the body ends; TooLarge as soon as it passes the limit.
+    """The file's chunks until the body ends; TooLarge as soon as it passes the limit,
+    TooSlow when the client breaks a rule of its pace.
 
     The bytes on the wire count too: aiohttp's multipart reader holds the last chunk it read
     back until it has seen what follows (a boundary may start in it), so a client that stops
     sending just past the limit would otherwise never be told.
     """
     received = 0
-    while chunk := await next_chunk(read, idle_s):
+    while chunk := await pace.read(read):
         received += len(chunk)
         on_the_wire = request.content.total_bytes
         if received > limit_bytes or on_the_wire > limit_bytes + FORM_OVERHEAD_BYTES:
             raise TooLarge()
+        if head is not None:
+            head.update(chunk)
         yield chunk
 
 
@@ -167,7 +198,18 @@ async def answered(
         if outcome is not None:
             context.metrics.uploads.labels(outcome).inc()
     log.info("upload.answered", outcome=outcome or "reserved", status=response.status)
+    if response.status == 408:
+        await close_after(request, response)
     return response
+
+
+async def close_after(request: web.Request, response: web.Response) -> None:
+    """Send the answer and close the connection at once. aiohttp would otherwise keep
+    reading a body it was answered before for up to 10 s (a lingering close, so that a
+    client still sending gets to read the answer); a stalled client sends nothing more."""
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
 
 
 def admit(request: web.Request, context: WebContext) -> None:
@@ -194,13 +236,22 @@ def admit(request: web.Request, context: WebContext) -> None:
 async def in_flight_slot(request: web.Request) -> AsyncIterator[None]:
     in_flight = request.app[IN_FLIGHT]
     client = client_of(request)
-    if not in_flight.enter(client):
+    full = in_flight.enter(client)
+    if full == "client":
         raise Rejected(
             429,
             "rate_limited",
-            f"You already have {in_flight.limit} uploads on their way from your address. "
+            f"You already have {in_flight.per_client} uploads on their way from your address. "
             "Please wait until one has finished.",
             headers={"Retry-After": "10"},
+        )
+    if full == "total":
+        raise Rejected(
+            503,
+            "busy",
+            f"The service is receiving as many uploads as it takes at once "
+            f"({in_flight.total}). Please try again in a minute.",
+            headers={"Retry-After": "30"},
         )
     try:
         yield
@@ -211,9 +262,17 @@ async def in_flight_slot(request: web.Request) -> AsyncIterator[None]:
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
-def idempotency_key(request: web.Request) -> str | None:
-    """An `Idempotency-Key` header names one upload for 24 hours, for this client address:
-    the same key again is answered with the same job, and the body is not read again."""
+def account_of(request: web.Request, settings: Settings) -> str:
+    """Whose keys these are: one UPLOAD_TOKEN is one account (as an API key is), without
+    one each client address is its own."""
+    if settings.upload_token is not None:
+        return "token-" + hashlib.sha256(settings.upload_token.encode()).hexdigest()[:16]
+    return "client-" + client_of(request)
+
+
+def idempotency_key(request: web.Request, settings: Settings) -> str | None:
+    """An `Idempotency-Key` header names one file for 24 hours, for one account: the same
+    key with the same file is answered with the same job; with another file, 422."""
     given = request.headers.get("Idempotency-Key")
     if given is None:
         return None
@@ -223,10 +282,39 @@ def idempotency_key(request: web.Request) -> str | None:
             "bad_request",
             "An Idempotency-Key is 1 to 200 visible ASCII characters (a UUID, for instance).",
         )
-    return f"upload:{client_of(request)}:{given}"
+    return f"upload:{account_of(request, settings)}:{given}"
+
+
+async def key_reuse(context: WebContext, key: str, offered: UploadFingerprint) -> JobRecord | None:
+    """The job a key names already, if it names one of the same file (None when the key is
+    free); Rejected when it names another file (422), or one too new to tell (409)."""
+    held = await context.jobs.store.held_by(key)
+    if held is None:
+        return None
+    record = await context.jobs.lookup(held)
+    if record is None:
+        return None  # kept no longer: the key may start anew
+    verdict = None if record.fingerprint is None else record.fingerprint.same_file(offered)
+    if verdict is False:
+        raise Rejected(
+            422,
+            "key_reused",
+            "This Idempotency-Key was used for another file in the last 24 hours. Use a new "
+            "key for each file.",
+        )
+    if verdict is None and not record.finished:
+        raise Rejected(
+            409,
+            "key_busy",
+            "An upload with this Idempotency-Key has only just started. Please try again in a "
+            "moment.",
+            headers={"Retry-After": "2"},
+        )
+    return record
 
 
 def answered_again(job_id: str) -> web.Response:
+    """The same key and file again: the job it names; the rest of the body is not read."""
     log.info("upload.answered_again", job_id=job_id)
     response = accepted_answer(job_id, staged=False)
     response.force_close()  # the body was not read
@@ -292,8 +380,9 @@ def interrupted() -> Rejected:
     return Rejected(400, "failed", _sentence(INTERRUPTED))
 
 
-def stalled(idle_s: float) -> Rejected:
-    return Rejected(408, "stalled", _sentence(stalled_reason(idle_s)))
+def too_slow(error: TooSlow) -> Rejected:
+    """408: the rule the upload broke (bot/web/pace.py), as its job's error says too."""
+    return Rejected(408, "stalled" if error.rule == "idle" else "too_slow", _sentence(error.reason))
 
 
 async def submit_upload(
@@ -358,6 +447,22 @@ def hand_over(app: web.Application, step: Coroutine[Any, Any, None], job: Job) -
     background(app, deliver())
 
 
+def forget_key_later(app: web.Application, context: WebContext, record: JobRecord) -> None:
+    """An upload that never arrived whole frees its key, so that the same key may send the
+    file again (the failed job stays, saying why)."""
+    key = record.idempotency_key
+    if key is None:
+        return
+
+    async def forget() -> None:
+        try:
+            await context.jobs.store.forget_key(key, record.id)
+        except Exception as error:  # the key lapses on its own within a day
+            log.warning("upload.key_not_freed", error=type(error).__name__)
+
+    background(app, forget())
+
+
 async def feed(
     app: web.Application,
     source: UploadSource,
@@ -365,57 +470,77 @@ async def feed(
     chunks: AsyncIterator[bytes],
     rest: Callable[[], Awaitable[None]] | None,
     context: WebContext,
+    head: HeadHash,
 ) -> None:
-    """The body's chunks into the job as they arrive; however the body ends, the job is told."""
+    """The body's chunks into the job as they arrive; however the body ends, the job is told.
+    The job's fingerprint is saved once the first MiB has gone by, and at the end."""
     limit = context.settings.max_file_size_bytes
-    idle_s = context.settings.upload_idle_timeout_s
     reading = True  # False once the job stopped taking chunks: the rest is read and dropped
     try:
         async for chunk in chunks:
             if reading:
                 reading = await until_done(source.put(chunk), job)
+            if head.known and (job.fingerprint is None or job.fingerprint.head_sha256 is None):
+                await _note_fingerprint(
+                    context, job, head.fingerprint(size_bytes=source.info.size_bytes)
+                )
         if rest is not None:
             await rest()
-    except Stalled:
-        hand_over(app, source.finish(SourceError(stalled_reason(idle_s))), job)
-        raise stalled(idle_s) from None
-    except TooLarge:
-        hand_over(app, source.finish(FileTooLargeError(None, limit)), job)
-        raise too_large(limit) from None
-    except (ConnectionError, HttpProcessingError, ValueError) as error:
-        hand_over(app, source.finish(SourceError(INTERRUPTED)), job)
-        if isinstance(error, ValueError):
-            raise malformed() from None
-        raise interrupted() from None
-    except BaseException:
-        hand_over(app, source.finish(SourceError(INTERRUPTED)), job)
-        raise
+    except BaseException as error:
+        ending: BaseException = SourceError(INTERRUPTED)
+        answer: BaseException = error
+        if isinstance(error, TooSlow):
+            ending, answer = SourceError(error.reason), too_slow(error)
+        elif isinstance(error, TooLarge):
+            ending, answer = FileTooLargeError(None, limit), too_large(limit)
+        elif isinstance(error, ValueError):
+            answer = malformed()
+        elif isinstance(error, ConnectionError | HttpProcessingError):
+            answer = interrupted()
+        hand_over(app, source.finish(ending), job)
+        forget_key_later(app, context, job)
+        if answer is error:
+            raise
+        raise answer from None
+    await _note_fingerprint(context, job, head.fingerprint(ended=True))
     if reading:
         await until_done(source.finish(), job)
+
+
+async def _note_fingerprint(
+    context: WebContext, job: JobRecord, fingerprint: UploadFingerprint
+) -> None:
+    job.fingerprint = fingerprint
+    if job.idempotency_key is None:
+        return  # only a key's reuse asks for it
+    try:
+        await context.jobs.store.save(job.record())
+    except Exception as error:  # a retry with the key meets 409 a little longer
+        log.warning("upload.fingerprint_not_saved", error=type(error).__name__)
 
 
 async def stage_in_s3(
     context: WebContext,
     chunks: AsyncIterator[bytes],
     rest: Callable[[], Awaitable[None]] | None,
-    name: str,
-    job_id: str,
-    idempotency_key: str | None = None,
+    staging: Staging,
+    head: HeadHash,
 ) -> Job:
     """Stream the body into s3://S3_BUCKET/uploads/<job id>/<name>, then run the job from there.
 
     boto3 blocks, so each call runs in a worker thread; the multipart upload holds at most
     one part in memory. Any failure on the way aborts it: no object, no parts left behind.
+    The job is on record as `staging` meanwhile (bot/web/staging.py).
     """
     settings = context.settings
     client = context.s3_client
-    assert settings.s3_bucket is not None
     limit = settings.max_file_size_bytes
-    location = s3.S3Location(settings.s3_bucket, f"uploads/{job_id}/{name}")
+    record, location = staging.record, staging.location
     try:
-        staging = await asyncio.to_thread(s3.MultipartUpload.start, client, location)
+        upload = await asyncio.to_thread(s3.MultipartUpload.start, client, location)
     except S3Error as error:
-        raise _not_stored(error, job_id) from None
+        await staging.failed(STAGING_FAILED)
+        raise _not_stored(error, record.id) from None
     # Cancelling an awaited to_thread() leaves its thread running: the lock makes the abort
     # wait for a part still on its way, instead of racing it.
     one_at_a_time = threading.Lock()
@@ -424,56 +549,81 @@ async def stage_in_s3(
         with one_at_a_time:
             return call(*args)
 
-    idle_s = settings.upload_idle_timeout_s
     try:
         async for chunk in chunks:
-            await asyncio.to_thread(locked, staging.write, chunk)
+            await asyncio.to_thread(locked, upload.write, chunk)
+            if head.known and (
+                record.fingerprint is None or record.fingerprint.head_sha256 is None
+            ):
+                await _note_fingerprint(
+                    context, record, head.fingerprint(size_bytes=record.source.size_bytes)
+                )
         if rest is not None:
             await rest()
-        size_bytes = await asyncio.to_thread(locked, staging.complete)
+        size_bytes = await asyncio.to_thread(locked, upload.complete)
     except BaseException as error:
         # Shielded: even a cancelled handler must not leave parts behind in S3.
-        await asyncio.shield(asyncio.to_thread(locked, _abort_quietly, staging))
+        await asyncio.shield(asyncio.to_thread(locked, _abort_quietly, upload))
+        answer: BaseException = error
         if isinstance(error, TooLarge):
-            raise too_large(limit) from None
-        if isinstance(error, Stalled):
-            raise stalled(idle_s) from None
-        if isinstance(error, S3Error):
-            raise _not_stored(error, job_id) from None
-        if isinstance(error, ValueError):
-            raise malformed() from None
-        if isinstance(error, ConnectionError | HttpProcessingError):
-            raise interrupted() from None
-        raise
-    log.info("upload.staged", job_id=job_id, bucket=location.bucket, size_bytes=size_bytes)
+            answer = too_large(limit)
+        elif isinstance(error, TooSlow):
+            answer = too_slow(error)
+        elif isinstance(error, S3Error):
+            answer = _not_stored(error, record.id)
+        elif isinstance(error, ValueError):
+            answer = malformed()
+        elif isinstance(error, ConnectionError | HttpProcessingError):
+            answer = interrupted()
+        reason = answer.message if isinstance(answer, Rejected) else INTERRUPTED
+        await asyncio.shield(staging.failed(_lower(reason)))
+        if answer is error:
+            raise
+        raise answer from None
+    log.info("upload.staged", job_id=record.id, size_bytes=size_bytes)
 
     # The job reads the staged object (and deletes it once it has finished, unless
     # S3_KEEP_UPLOADS): a restart or another worker can read it again from the start.
-    info = SourceInfo(
-        kind="upload",
-        name=name,
-        label=f"upload {name}",
+    info = replace(
+        record.source,
         size_bytes=size_bytes,
         locator={"bucket": location.bucket, "key": location.key, "staged": "true"},
     )
-    source = s3_source(
-        client, info, allowed_buckets=frozenset({location.bucket}), max_size_bytes=limit
-    )
+    source = staged_upload_source(client, info, max_size_bytes=limit)
+    await staging.stop_heartbeat()
     try:
-        return await submit_upload(context, source, job_id=job_id, idempotency_key=idempotency_key)
-    except BaseException:
+        return await submit_upload(
+            context,
+            source,
+            job_id=record.id,
+            idempotency_key=record.idempotency_key,
+            recorded=True,
+            fingerprint=head.fingerprint(ended=True),
+        )
+    except BaseException as error:
+        reason = error.message if isinstance(error, Rejected) else INTERRUPTED
+        await asyncio.shield(staging.failed(_lower(reason)))
         if not settings.s3_keep_uploads:
             with contextlib.suppress(S3Error):
                 await asyncio.to_thread(s3.delete_object, client, location)
         raise
 
 
-def _abort_quietly(staging: s3.MultipartUpload) -> None:
+def _lower(message: str) -> str:
+    """A sentence of an answer as a job's error, which reads as a clause ("failed: ...")."""
+    return message[:1].lower() + message[1:].rstrip(".")
+
+
+def _abort_quietly(upload: s3.MultipartUpload) -> None:
     try:
-        staging.abort()
+        upload.abort()
     except S3Error as error:
-        # A lifecycle rule (AbortIncompleteMultipartUpload) is the backstop for this.
+        # The sweep at start and every hour (bot/web/staging.py) and a lifecycle rule
+        # (AbortIncompleteMultipartUpload) are the backstops for this.
         log.warning("upload.abort_failed", error=str(error))
+
+
+STAGING_FAILED = "the file could not be stored for processing; please try again later"
 
 
 def _not_stored(error: S3Error, job_id: str) -> Rejected:

@@ -21,6 +21,7 @@ from bot.blocks import CLINIC_CSV_NAME, INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
 from bot.jobs import Job, JobRunner
 from bot.store import REPORT_JSON, JobRecord, JobStatus
 from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
+from bot.web.reservations import RESERVATIONS, lapsed_answer
 from processing.render import amount
 from processing.report import estimate
 from processing.words import REASON_WORDS, time_left
@@ -77,7 +78,14 @@ async def _job_or_404(request: web.Request) -> JobRecord | web.Response:
     context = request.app[CONTEXT]
     if not authorized(request, context.settings.upload_token):
         return unauthorized()
-    job = await context.jobs.lookup(request.match_info["job_id"])
+    job_id = request.match_info["job_id"]
+    reservations = request.app[RESERVATIONS]
+    reserved = reservations.waiting.get(job_id)
+    if reserved is not None:
+        return reserved.as_job()
+    if reservations.lapsed(job_id):
+        return lapsed_answer(context.settings.upload_idle_timeout_s).response()
+    job = await context.jobs.lookup(job_id)
     if job is None or not _web_job(job):
         return error_response(
             404,

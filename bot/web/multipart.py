@@ -13,7 +13,8 @@ from collections.abc import Awaitable
 
 from aiohttp import StreamReader
 
-from bot.web.intake import CHUNK_BYTES, FORM_OVERHEAD_BYTES, next_chunk
+from bot.web.intake import CHUNK_BYTES, FORM_OVERHEAD_BYTES
+from bot.web.pace import Pace
 
 _CR = b"\r"
 # The line break that ends a part's headers may also be the one before the delimiter when
@@ -87,15 +88,13 @@ class FilePart:
     def _read_piece(self) -> Awaitable[bytes]:
         return self._content.read(CHUNK_BYTES)
 
-    async def rest(self, idle_s: float) -> None:
+    async def rest(self, pace: Pace) -> None:
         """Read what follows the file to the body's end: at most FORM_OVERHEAD_BYTES, and it
-        must close the form (ValueError otherwise; Stalled if the client goes quiet)."""
+        must close the form (ValueError otherwise; TooSlow if the client stops keeping up)."""
         after = self._scanner.after
         assert after is not None, "the file was not read to its end"
         rest = bytearray(after)
-        while len(rest) <= FORM_OVERHEAD_BYTES and (
-            piece := await next_chunk(self._read_piece, idle_s)
-        ):
+        while len(rest) <= FORM_OVERHEAD_BYTES and (piece := await pace.read(self._read_piece)):
             rest += piece
         if len(rest) > FORM_OVERHEAD_BYTES:
             raise ValueError("too much besides the file")

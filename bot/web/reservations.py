@@ -2,29 +2,36 @@
 show the analysis live while the bytes arrive:
 
 ```
-POST /api/uploads        {"file_name", "size_bytes"} -> 201 {"job_id", "upload_url", "live"}
-PUT  /api/uploads/<id>   the file's bytes as the body -> 202 {"job_id", "status_url"}
+POST /api/uploads                  {"file_name", "size_bytes"} -> 201 {"job_id",
+                                   "upload_url", "upload_secret", "live", "status_url"}
+PUT  /api/uploads/<id>/<secret>    the file's bytes as the body -> 202 {"job_id", "status_url"}
+PUT  /api/uploads/<id>             the same, with the header `Upload-Secret: <secret>`
 ```
 
-Without S3_BUCKET the job starts at the first step and reads the body as it arrives
-(`live`); with it, the body is staged first and the job queues once it is stored. A
-reservation not used within UPLOAD_IDLE_TIMEOUT_SECONDS lapses (its job fails as stalled).
+A reservation is a promise of a job, not a job: it holds no job slot and no record, and
+`/api/jobs` does not list it; `GET /api/jobs/<id>` answers `reserved`. It belongs to whoever
+holds its secret (128 random bits, compared in constant time; a wrong or missing one is
+answered as an unknown id), so behind a proxy, where every client has the proxy's address,
+nobody can send their bytes into someone else's reservation. The job begins with the PUT:
+without S3_BUCKET it reads the body as it arrives (`live`), with it the body is staged
+first. A reservation not used within UPLOAD_IDLE_TIMEOUT_SECONDS lapses: it disappears
+(404, "the reservation lapsed"), it is not a failed job.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import hmac
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import structlog
 from aiohttp import web
 
-from bot.errors import SourceError
-from bot.jobs import Job
-from bot.sources import (
-    UploadSource,
-)
-from bot.store import Duplicate
+from bot.sources import UploadSource
+from bot.store import Duplicate, JobRecord, JobStatus, ReplySpec, UploadFingerprint, now_utc
 from bot.web.context import (
     ASK_FOR_TOKEN,
     CONTEXT,
@@ -32,30 +39,112 @@ from bot.web.context import (
     WebContext,
     authorized,
 )
-from bot.web.guards import client_of
 from bot.web.intake import (
-    INTERRUPTED,
+    HeadHash,
     Rejected,
     accepted_answer,
     admit,
     answered,
+    answered_again,
     background,
     body_reader,
     checked_name,
     feed,
     file_chunks,
-    hand_over,
     idempotency_key,
     in_flight_slot,
+    key_reuse,
+    pace_of,
     stage_in_s3,
     stages_in_s3,
-    stalled_reason,
     submit_upload,
     too_large,
+    unavailable,
     upload_info,
 )
+from bot.web.staging import Staging
 
 log = structlog.get_logger("bot.web")
+
+MAX_RESERVATION_BYTES = 4096
+SECRET_BYTES = 16  # 128 bits
+SECRET_HEADER = "Upload-Secret"
+LAPSED_KEPT = 10_000  # lapsed ids remembered, to say so rather than "no such job"
+
+
+@dataclass(eq=False, kw_only=True)
+class Reservation:
+    job_id: str
+    name: str
+    size_bytes: int
+    secret: str = field(repr=False)
+    idempotency_key: str | None = None
+    created_at: datetime = field(default_factory=now_utc)
+    lapse: asyncio.Task[None] | None = None
+
+    @property
+    def upload_url(self) -> str:
+        return f"/api/uploads/{self.job_id}/{self.secret}"
+
+    def as_job(self) -> JobRecord:
+        """How the job API shows it: a job with status `reserved`."""
+        return JobRecord(
+            id=self.job_id,
+            source=upload_info(self.name, self.size_bytes),
+            reply=ReplySpec(kind="silent"),
+            created_at=self.created_at,
+            status=JobStatus.RESERVED,
+        )
+
+
+class Reservations:
+    """The reservations waiting for their body, by job id and by idempotency key, and the
+    ids of those that lapsed lately."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, Reservation] = {}
+        self._by_key: dict[str, str] = {}
+        self._lapsed: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, reservation: Reservation) -> None:
+        self.waiting[reservation.job_id] = reservation
+        if reservation.idempotency_key is not None:
+            self._by_key[reservation.idempotency_key] = reservation.job_id
+
+    def by_key(self, key: str) -> Reservation | None:
+        job_id = self._by_key.get(key)
+        return None if job_id is None else self.waiting.get(job_id)
+
+    def take(self, job_id: str) -> Reservation | None:
+        """Take it out: one body per reservation."""
+        reservation = self.waiting.pop(job_id, None)
+        if reservation is not None and reservation.idempotency_key is not None:
+            self._by_key.pop(reservation.idempotency_key, None)
+        return reservation
+
+    def lapse(self, job_id: str) -> bool:
+        if self.take(job_id) is None:
+            return False
+        self._lapsed[job_id] = None
+        while len(self._lapsed) > LAPSED_KEPT:
+            self._lapsed.popitem(last=False)
+        return True
+
+    def lapsed(self, job_id: str) -> bool:
+        return job_id in self._lapsed
+
+
+RESERVATIONS = web.AppKey("reservations", Reservations)
+
+
+def lapsed_answer(idle_s: float) -> Rejected:
+    return Rejected(
+        404,
+        "lapsed",
+        f"The reservation lapsed: the file was not sent within {idle_s:g} seconds of it. "
+        "Please choose the file again.",
+        close=False,
+    )
 
 
 async def create_upload(request: web.Request) -> web.Response:
@@ -64,34 +153,14 @@ async def create_upload(request: web.Request) -> web.Response:
 
 
 async def send_upload(request: web.Request) -> web.Response:
-    """PUT /api/uploads/<job id>: the reserved job's file, as the raw body."""
+    """PUT /api/uploads/<job id>[/<secret>]: the reserved job's file, as the raw body."""
     return await answered(request, _send(request, request.app[CONTEXT]))
-
-
-@dataclass(eq=False)
-class PendingUpload:
-    """A reserved upload: its job (already reading, when not staged) waits for the body."""
-
-    job_id: str
-    name: str
-    size_bytes: int
-    client: str
-    source: UploadSource | None = None  # None when the upload is staged in S3 first
-    job: Job | None = None
-    lapse: asyncio.Task[None] | None = None
-    idempotency_key: str | None = None
-
-
-PENDING: web.AppKey[dict[str, PendingUpload]] = web.AppKey("pending_uploads")
-MAX_RESERVATION_BYTES = 4096
 
 
 async def _create(request: web.Request, context: WebContext) -> web.Response:
     admit(request, context)
     settings = context.settings
-    key = idempotency_key(request)
-    if key is not None and (held := await context.jobs.store.held_by(key)) is not None:
-        return _reserved_already(held)
+    key = idempotency_key(request, settings)
     if (request.content_length or 0) > MAX_RESERVATION_BYTES:
         raise Rejected(413, "bad_request", "Send only the file's name and size here.")
     try:
@@ -115,96 +184,127 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
     name = checked_name(filename)
     if size_bytes > settings.max_file_size_bytes:
         raise too_large(settings.max_file_size_bytes, size_bytes)
-    pending = PendingUpload(
+    reservations = request.app[RESERVATIONS]
+    if key is not None:
+        waiting = reservations.by_key(key)
+        if waiting is not None:  # the same request again (its answer was lost)
+            if waiting.size_bytes != size_bytes:
+                raise _key_reused()
+            return _reserved(waiting, context)
+        held = await key_reuse(context, key, UploadFingerprint(size_bytes=size_bytes))
+        if held is not None:
+            return _reserved_already(held.id)
+    reservation = Reservation(
         job_id=context.jobs.new_job_id(),
         name=name,
         size_bytes=size_bytes,
-        client=client_of(request),
+        secret=secrets.token_urlsafe(SECRET_BYTES),
+        idempotency_key=key,
     )
-    pending.idempotency_key = key
-    if not stages_in_s3(context):
-        pending.source = UploadSource(upload_info(name, size_bytes))
-        try:
-            pending.job = await submit_upload(
-                context, pending.source, job_id=pending.job_id, idempotency_key=key
-            )
-        except Duplicate as duplicate:
-            return _reserved_already(duplicate.job_id)
-    reservations = request.app[PENDING]
-    reservations[pending.job_id] = pending
-    pending.lapse = background(request.app, _lapse(request.app, pending, context))
-    log.info("upload.reserved", job_id=pending.job_id, size_bytes=size_bytes)
+    reservations.add(reservation)
+    reservation.lapse = background(request.app, _lapse(request.app, reservation, context))
+    log.info("upload.reserved", job_id=reservation.job_id, size_bytes=size_bytes)
+    return _reserved(reservation, context)
+
+
+def _reserved(reservation: Reservation, context: WebContext) -> web.Response:
     return web.json_response(
         {
-            "job_id": pending.job_id,
-            "status_url": f"/api/jobs/{pending.job_id}",
-            "upload_url": f"/api/uploads/{pending.job_id}",
-            "live": pending.job is not None,
+            "job_id": reservation.job_id,
+            "status_url": f"/api/jobs/{reservation.job_id}",
+            "upload_url": reservation.upload_url,
+            "upload_secret": reservation.secret,
+            "live": not stages_in_s3(context),
         },
         status=201,
     )
 
 
+def _key_reused() -> Rejected:
+    return Rejected(
+        422,
+        "key_reused",
+        "This Idempotency-Key was used for another file in the last 24 hours. Use a new key "
+        "for each file.",
+    )
+
+
 def _reserved_already(job_id: str) -> web.Response:
-    """The same Idempotency-Key again: the job it names, and nothing to send."""
+    """The same Idempotency-Key and file again: the job it names, and nothing to send."""
     return web.json_response(
         {
             "job_id": job_id,
             "status_url": f"/api/jobs/{job_id}",
             "upload_url": None,  # sent already, or on its way: follow the job
+            "upload_secret": None,
             "live": False,
         },
         status=200,
     )
 
 
-async def _lapse(app: web.Application, pending: PendingUpload, context: WebContext) -> None:
-    """A reservation whose body never starts is dropped; its job fails as stalled."""
-    idle_s = context.settings.upload_idle_timeout_s
-    await asyncio.sleep(idle_s)
-    if app[PENDING].pop(pending.job_id, None) is None:
-        return
-    log.info("upload.lapsed", job_id=pending.job_id)
-    if pending.source is not None and pending.job is not None:
-        hand_over(app, pending.source.finish(SourceError(stalled_reason(idle_s))), pending.job)
+async def _lapse(app: web.Application, reservation: Reservation, context: WebContext) -> None:
+    await asyncio.sleep(context.settings.upload_idle_timeout_s)
+    if app[RESERVATIONS].lapse(reservation.job_id):
+        log.info("upload.lapsed", job_id=reservation.job_id)
+
+
+def _claimed(request: web.Request, reservations: Reservations, idle_s: float) -> Reservation:
+    """The reservation this PUT names, if it carries its secret; taken out, so that no
+    second body is accepted. A wrong or missing secret reads as an unknown id."""
+    job_id = request.match_info["job_id"]
+    given = request.match_info.get("secret") or request.headers.get(SECRET_HEADER) or ""
+    reservation = reservations.waiting.get(job_id)
+    if reservation is None or not hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), reservation.secret.encode()
+    ):
+        if reservation is None and reservations.lapsed(job_id):
+            raise lapsed_answer(idle_s)
+        raise Rejected(
+            404,
+            "failed",
+            "No upload is waiting under this address: it was sent already, or the link is "
+            "wrong. Please choose the file again.",
+        )
+    reservations.take(job_id)
+    if reservation.lapse is not None:
+        reservation.lapse.cancel()
+    return reservation
 
 
 async def _send(request: web.Request, context: WebContext) -> web.Response:
     settings = context.settings
     if not authorized(request, settings.upload_token):
         raise Rejected(401, "unauthorized", UNAUTHORIZED, headers=ASK_FOR_TOKEN)
-    pending = request.app[PENDING].get(request.match_info["job_id"])
-    if pending is None or pending.client != client_of(request):
-        raise Rejected(
-            404,
-            "failed",
-            f"No upload is waiting under this address: it was sent already, or not started "
-            f"within {settings.upload_idle_timeout_s:g} seconds. Please choose the file again.",
-        )
-    del request.app[PENDING][pending.job_id]  # one body per reservation
-    if pending.lapse is not None:
-        pending.lapse.cancel()
+    if not context.jobs.accepting:
+        raise unavailable()
+    reservation = _claimed(request, request.app[RESERVATIONS], settings.upload_idle_timeout_s)
     declared = request.content_length
     limit = settings.max_file_size_bytes
-    idle_s = settings.upload_idle_timeout_s
-    feeding = False
-    try:
-        if declared is not None and declared > limit:
-            raise too_large(limit, declared)
-        async with in_flight_slot(request):
-            chunks = file_chunks(request, body_reader(request), idle_s, limit)
-            if pending.source is None or pending.job is None:
-                await stage_in_s3(
-                    context, chunks, None, pending.name, pending.job_id, pending.idempotency_key
+    if declared is not None and declared > limit:
+        raise too_large(limit, declared)
+    key = reservation.idempotency_key
+    fingerprint = UploadFingerprint(size_bytes=reservation.size_bytes)
+    async with in_flight_slot(request):
+        head = HeadHash()
+        chunks = file_chunks(request, body_reader(request), pace_of(settings), limit, head)
+        info = upload_info(reservation.name, reservation.size_bytes)
+        try:
+            if stages_in_s3(context):
+                staging = await Staging.begin(
+                    context, job_id=reservation.job_id, info=info, key=key, fingerprint=fingerprint
                 )
+                await stage_in_s3(context, chunks, None, staging, head)
             else:
-                feeding = True  # from here on, feed tells the job how its source ended
-                await feed(request.app, pending.source, pending.job, chunks, None, context)
-    except BaseException as error:
-        if not feeding and pending.source is not None and pending.job is not None:
-            # Refused before a byte was fed (too large, too many at once): the job ends too,
-            # saying why.
-            reason = error.message if isinstance(error, Rejected) else INTERRUPTED
-            hand_over(request.app, pending.source.finish(SourceError(reason)), pending.job)
-        raise
-    return accepted_answer(pending.job_id, staged=pending.source is None)
+                source = UploadSource(info)
+                job = await submit_upload(
+                    context,
+                    source,
+                    job_id=reservation.job_id,
+                    idempotency_key=key,
+                    fingerprint=fingerprint,
+                )
+                await feed(request.app, source, job, chunks, None, context, head)
+        except Duplicate as duplicate:  # the same key raced in from another request
+            return answered_again(duplicate.job_id)
+    return accepted_answer(reservation.job_id, staged=stages_in_s3(context))

@@ -5,27 +5,22 @@ two steps of reservations.py so that it can follow the job while the bytes trave
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 
 import structlog
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.sources import (
-    UploadSource,
-)
+from bot.sources import UploadSource
 from bot.store import Duplicate
-from bot.web.context import (
-    CONTEXT,
-    WebContext,
-)
+from bot.web.context import CONTEXT, WebContext
 from bot.web.intake import (
     CHUNK_BYTES,
     FORM_OVERHEAD_BYTES,
-    Read,
+    HeadHash,
     Rejected,
-    Stalled,
+    TooLarge,
     accepted_answer,
     admit,
     answered,
@@ -36,16 +31,19 @@ from bot.web.intake import (
     idempotency_key,
     in_flight_slot,
     interrupted,
+    key_reuse,
     malformed,
-    next_chunk,
+    pace_of,
     stage_in_s3,
     stages_in_s3,
-    stalled,
     submit_upload,
     too_large,
+    too_slow,
     upload_info,
 )
 from bot.web.multipart import FilePart
+from bot.web.pace import Pace, Read, TooSlow
+from bot.web.staging import Staging
 
 log = structlog.get_logger("bot.web")
 
@@ -61,9 +59,7 @@ async def upload(request: web.Request) -> web.Response:
 
 async def _upload(request: web.Request, context: WebContext) -> web.Response:
     admit(request, context)
-    key = idempotency_key(request)
-    if key is not None and (held := await context.jobs.store.held_by(key)) is not None:
-        return answered_again(held)
+    key = idempotency_key(request, context.settings)
     async with in_flight_slot(request):
         return await _accept(request, context, key)
 
@@ -72,6 +68,7 @@ async def _accept(request: web.Request, context: WebContext, key: str | None) ->
     settings = context.settings
     idle_s = settings.upload_idle_timeout_s
     limit = settings.max_file_size_bytes
+    pace = pace_of(settings)
     declared = request.content_length
     if declared is not None and declared > limit + FORM_OVERHEAD_BYTES:
         raise too_large(limit, declared)
@@ -88,7 +85,7 @@ async def _accept(request: web.Request, context: WebContext, key: str | None) ->
         request.content.set_read_chunk_size(CHUNK_BYTES)
         form = await request.multipart()
         async with asyncio.timeout(idle_s):
-            part = await _file_part(form, idle_s)
+            part = await _file_part(form, pace)
     except (ValueError, RuntimeError, AssertionError):
         raise malformed() from None
     except HttpProcessingError:
@@ -100,32 +97,68 @@ async def _accept(request: web.Request, context: WebContext, key: str | None) ->
         ) from None
     except ConnectionError:
         raise interrupted() from None
-    except (TimeoutError, Stalled):
-        raise stalled(idle_s) from None
+    except TimeoutError:
+        raise too_slow(TooSlow("idle", pace.rules.stalled())) from None
+    except TooSlow as error:
+        raise too_slow(error) from None
     name = checked_name(part.filename or "")
     file_part = FilePart(request.content, _boundary(request))
-    chunks = file_chunks(request, file_part.read, idle_s, limit)
+    head = HeadHash()
+    chunks = file_chunks(request, file_part.read, pace, limit, head)
+    if key is not None and await context.jobs.store.held_by(key) is not None:
+        # A key seen before: the file's first MiB says whether it names this file.
+        try:
+            first, ended = await _first_mib(chunks, head)
+        except TooSlow as error:
+            raise too_slow(error) from None
+        except TooLarge:
+            raise too_large(limit) from None
+        except (ValueError, HttpProcessingError, ConnectionError):
+            raise malformed() from None
+        held = await key_reuse(context, key, head.fingerprint(ended=ended))
+        if held is not None:
+            return answered_again(held.id)
+        chunks = _chained(first, chunks)
 
     def rest() -> Awaitable[None]:
-        return file_part.rest(idle_s)
+        return file_part.rest(pace)
 
+    job_id = context.jobs.new_job_id()
     try:
         if stages_in_s3(context):
-            job = await stage_in_s3(context, chunks, rest, name, context.jobs.new_job_id(), key)
+            staging = await Staging.begin(
+                context, job_id=job_id, info=upload_info(name, None), key=key
+            )
+            job = await stage_in_s3(context, chunks, rest, staging, head)
         else:
             # The request's length is the file plus a few hundred bytes of form framing: close
             # enough for a progress percentage, and browsers never send the part's own size.
             source = UploadSource(upload_info(name, request.content_length))
-            job = await submit_upload(
-                context, source, job_id=context.jobs.new_job_id(), idempotency_key=key
-            )
-            await feed(request.app, source, job, chunks, rest, context)
+            job = await submit_upload(context, source, job_id=job_id, idempotency_key=key)
+            await feed(request.app, source, job, chunks, rest, context, head)
     except Duplicate as duplicate:  # the same key raced in from another request
         return answered_again(duplicate.job_id)
     return accepted_answer(job.id, staged=stages_in_s3(context))
 
 
-async def _file_part(form: MultipartReader, idle_s: float) -> BodyPartReader:
+async def _first_mib(chunks: AsyncIterator[bytes], head: HeadHash) -> tuple[list[bytes], bool]:
+    """The chunks up to the file's first MiB (all of it when shorter), and whether it ended."""
+    first: list[bytes] = []
+    async for chunk in chunks:
+        first.append(chunk)
+        if head.known:
+            return first, False
+    return first, True
+
+
+async def _chained(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in first:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
+
+
+async def _file_part(form: MultipartReader, pace: Pace) -> BodyPartReader:
     """The first part named `file` that carries a file; other small fields are skipped."""
     skipped = 0
     while True:
@@ -144,7 +177,7 @@ async def _file_part(form: MultipartReader, idle_s: float) -> BodyPartReader:
                     400, "bad_request", "No file was attached. Choose a CSV file and upload it."
                 )
             return part
-        while chunk := await next_chunk(_part_reader(part), idle_s):
+        while chunk := await pace.read(_part_reader(part)):
             skipped += len(chunk)
             if skipped > FORM_OVERHEAD_BYTES:
                 raise malformed()

@@ -21,8 +21,10 @@ import pytest
 
 from bot.app import Service, running
 from bot.config import Settings
-from bot.jobs import JobRunner
+from bot.jobs import Job, JobRunner, JobStatus
 from bot.metrics import Metrics
+from bot.replies import SilentReplier
+from bot.sources import CallbackSource, SourceInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "events-sample.csv"
@@ -146,6 +148,36 @@ async def post_form(port: int, body: bytes, content_type: str = FORM_TYPE) -> An
 def chunk(data: bytes) -> bytes:
     """One chunk of a Transfer-Encoding: chunked body."""
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+class BusySlot:
+    """A job that holds a job slot, reading an S3-like source that sends nothing until
+    `release()`: the way a long analysis keeps a slot busy (an upload waiting for its
+    bytes no longer does)."""
+
+    def __init__(self, web: Web) -> None:
+        self._web = web
+        self._go = asyncio.Event()
+        self.job: Job | None = None
+
+    async def __aenter__(self) -> BusySlot:
+        async def chunks() -> AsyncIterator[bytes]:
+            await self._go.wait()
+            yield TWO_WEEKS
+
+        info = SourceInfo(kind="s3", name="busy.csv", label="s3://busy/busy.csv")
+        self.job = await self._web.jobs.submit(CallbackSource(info, chunks), SilentReplier())
+        job = self.job
+        await self._web.jobs.wait_until(lambda: job.status is JobStatus.RUNNING, JOB_TIMEOUT_S)
+        return self
+
+    def release(self) -> None:
+        self._go.set()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+        assert self.job is not None
+        await asyncio.wait_for(self.job.done.wait(), JOB_TIMEOUT_S)
 
 
 Serve = Callable[..., Awaitable[Web]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import aiohttp
 import pytest
 
 from bot.jobs import JobStatus
+from bot.web.reservations import RESERVATIONS, Reservations
 from processing import analyze, to_dict
 from tests.web.conftest import TWO_WEEKS, Answer, Serve, Web, without_source
 from tests.web.test_upload import rows_of
@@ -17,55 +19,85 @@ from tests.web.test_upload import rows_of
 TOKEN = "two-step-token"
 
 
+def reservations_of(web: Web) -> Reservations:
+    assert web.service is not None
+    return web.service.web_runner.app[RESERVATIONS]
+
+
 async def reserve(
-    web: Web, body: Any, *, token: str | None = None, raw: bytes | None = None
+    web: Web,
+    body: Any,
+    *,
+    token: str | None = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Answer:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
     options: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
     async with web.session.post("/api/uploads", headers=headers, **options) as response:
         return Answer(response.status, await response.json(), response.headers)
 
 
-async def send(web: Web, url: str, data: Any, *, token: str | None = None) -> Answer:
-    headers = {"Content-Type": "text/csv"}
+async def send(
+    web: Web,
+    url: str,
+    data: Any,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    headers = {"Content-Type": "text/csv", **(headers or {})}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     async with web.session.put(url, data=data, headers=headers) as response:
         return Answer(response.status, await response.json(), response.headers)
 
 
-async def test_the_job_exists_before_the_file_and_reads_it_as_it_arrives(web: Web) -> None:
-    """201 with the job at once; the job shows rows read before the body has ended; the
-    PUT answers 202 and the report is the engine's own for the same bytes."""
-    data = rows_of(3_000_000)
-    reserved = await reserve(web, {"file_name": "events.csv", "size_bytes": len(data)})
-    assert reserved.status == 201
-    job_id = reserved.body["job_id"]
-    assert reserved.body == {
-        "job_id": job_id,
-        "status_url": f"/api/jobs/{job_id}",
-        "upload_url": f"/api/uploads/{job_id}",
-        "live": True,
-    }
-    waiting = await web.get_json(f"/api/jobs/{job_id}")
-    assert waiting.status == 200 and waiting.body["status"] in ("queued", "running")
-    assert waiting.body["source"]["size_bytes"] == len(data)
-
-    first = 2_200_000  # past the engine's first 1 MiB blocks
+def paced_body() -> tuple[asyncio.Queue[bytes | None], AsyncIterator[bytes]]:
+    """A request body sent piece by piece as the test puts pieces in (None ends it)."""
     body: asyncio.Queue[bytes | None] = asyncio.Queue()
 
-    async def paced() -> AsyncIterator[bytes]:
+    async def pieces() -> AsyncIterator[bytes]:
         while (piece := await body.get()) is not None:
             yield piece
 
-    sending = asyncio.create_task(send(web, reserved.body["upload_url"], paced()))
+    return body, pieces()
+
+
+async def test_a_reservation_is_not_a_job_until_its_bytes_come(web: Web) -> None:
+    """201 with an id, a secret and an upload address that carries it; the id answers
+    `reserved`, is not listed and holds nothing in the store; the job begins with the body,
+    reads it as it arrives, and its report is the engine's own for the same bytes."""
+    data = rows_of(3_000_000)
+    reserved = await reserve(web, {"file_name": "events.csv", "size_bytes": len(data)})
+    assert reserved.status == 201
+    job_id, secret = reserved.body["job_id"], reserved.body["upload_secret"]
+    assert reserved.body == {
+        "job_id": job_id,
+        "status_url": f"/api/jobs/{job_id}",
+        "upload_url": f"/api/uploads/{job_id}/{secret}",
+        "upload_secret": secret,
+        "live": True,
+    }
+    assert len(base64.urlsafe_b64decode(secret + "==")) == 16  # 128 random bits
+    waiting = await web.get_json(f"/api/jobs/{job_id}")
+    assert waiting.status == 200 and waiting.body["status"] == "reserved"
+    assert waiting.body["source"]["size_bytes"] == len(data)
+    assert (await web.get_json("/api/jobs")).body["jobs"] == []
+    assert await web.jobs.store.get(job_id) is None and web.jobs.get(job_id) is None
+
+    first = 2_200_000  # past the engine's first 1 MiB blocks
+    body, pieces = paced_body()
+    sending = asyncio.create_task(send(web, reserved.body["upload_url"], pieces))
     await body.put(data[:first])
+    await web.jobs.wait_until(lambda: web.jobs.get(job_id) is not None, 10)
     job = web.jobs.get(job_id)
     assert job is not None
     await web.jobs.wait_until(lambda: job.progress is not None, 10)
     seen = await web.get_json(f"/api/jobs/{job_id}")
     assert seen.body["status"] == "running" and seen.body["progress"]["rows"] > 0
     assert 0 < seen.body["progress"]["percent"] < 100
+    assert [listed["id"] for listed in (await web.get_json("/api/jobs")).body["jobs"]] == [job_id]
     assert not sending.done()
     await body.put(data[first:])
     await body.put(None)
@@ -79,6 +111,33 @@ async def test_the_job_exists_before_the_file_and_reads_it_as_it_arrives(web: We
     assert without_source(finished["report"]) == without_source(expected)
 
 
+async def test_only_the_holder_of_the_secret_sends_the_body(web: Web) -> None:
+    """The plain job address without the secret, a wrong secret or another job's secret is
+    answered as an unknown id, and spends nothing; the header Upload-Secret works too."""
+    reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": len(TWO_WEEKS)})
+    other = await reserve(web, {"file_name": "b.csv", "size_bytes": len(TWO_WEEKS)})
+    job_id = reserved.body["job_id"]
+    unknown = await send(web, "/api/uploads/deadbeef", TWO_WEEKS)
+    assert unknown.status == 404
+    for url, headers in [
+        (f"/api/uploads/{job_id}", {}),
+        (f"/api/uploads/{job_id}/{'A' * 22}", {}),
+        (f"/api/uploads/{job_id}/{other.body['upload_secret']}", {}),
+        (f"/api/uploads/{job_id}", {"Upload-Secret": other.body["upload_secret"]}),
+    ]:
+        refused = await send(web, url, TWO_WEEKS, headers=headers)
+        assert (refused.status, refused.body) == (unknown.status, unknown.body), url
+    assert (await web.get_json(f"/api/jobs/{job_id}")).body["status"] == "reserved"
+    by_header = await send(
+        web,
+        f"/api/uploads/{job_id}",
+        TWO_WEEKS,
+        headers={"Upload-Secret": reserved.body["upload_secret"]},
+    )
+    assert by_header.status == 202
+    assert (await web.finished(job_id))["status"] == "succeeded"
+
+
 async def test_a_reservation_is_used_once(web: Web) -> None:
     """A second PUT to the same address, or one to an unknown job, is 404 in words."""
     reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": len(TWO_WEEKS)})
@@ -90,14 +149,30 @@ async def test_a_reservation_is_used_once(web: Web) -> None:
     await web.finished(reserved.body["job_id"])
 
 
-async def test_a_reservation_never_used_lapses_and_its_job_says_so(serve: Serve) -> None:
-    """No body within UPLOAD_IDLE_TIMEOUT_SECONDS: the job fails as stalled, the address is gone."""
+async def test_a_reservation_never_used_lapses_and_disappears(serve: Serve) -> None:
+    """No body within UPLOAD_IDLE_TIMEOUT_SECONDS: the reservation is gone, not a failed job;
+    its id and its address say it lapsed."""
     web = await serve(upload_idle_timeout_s=0.3)
     reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": 10})
-    job = await web.finished(reserved.body["job_id"])
-    assert job["status"] == "failed"
-    assert job["error"].startswith("the upload stalled")
-    assert (await send(web, reserved.body["upload_url"], TWO_WEEKS)).status == 404
+    job_id = reserved.body["job_id"]
+    reservation = reservations_of(web).waiting[job_id]
+    assert reservation.lapse is not None
+    await asyncio.wait_for(reservation.lapse, 10)
+    asked = await web.get_json(f"/api/jobs/{job_id}")
+    assert asked.status == 404 and "reservation lapsed" in asked.body["error"]
+    put = await send(web, reserved.body["upload_url"], TWO_WEEKS)
+    assert put.status == 404 and "reservation lapsed" in put.body["error"]
+    assert (await web.get_json("/api/jobs")).body["jobs"] == []
+    assert await web.jobs.store.get(job_id) is None
+
+
+async def test_a_reservation_holds_no_job_slot(serve: Serve) -> None:
+    """With one slot, reservations that send nothing do not keep an upload from running."""
+    web = await serve(job_concurrency=1)
+    for name in ("a.csv", "b.csv"):
+        assert (await reserve(web, {"file_name": name, "size_bytes": 10})).status == 201
+    uploaded = await web.upload(TWO_WEEKS, "now.csv")
+    assert (await web.finished(uploaded.body["job_id"]))["status"] == "succeeded"
 
 
 async def test_what_a_reservation_refuses(serve: Serve) -> None:
@@ -122,13 +197,23 @@ async def test_what_a_reservation_refuses(serve: Serve) -> None:
 
 
 async def test_a_body_over_the_limit_is_413_and_fails_the_job(serve: Serve) -> None:
-    """Past MAX_FILE_SIZE_MB while streaming: 413, and the job says the file is too large."""
+    """Past MAX_FILE_SIZE_MB while streaming: 413, and the job says the file is too large;
+    a Content-Length over it is refused before any job begins."""
     web = await serve(max_file_size_bytes=2000)
     reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": 1500})
-    answer = await send(web, reserved.body["upload_url"], TWO_WEEKS + b"x" * 5000)
+    body, pieces = paced_body()
+    sending = asyncio.create_task(send(web, reserved.body["upload_url"], pieces))
+    await body.put(TWO_WEEKS + b"x" * 5000)
+    await body.put(None)
+    answer = await sending
     assert answer.status == 413
     job = await web.finished(reserved.body["job_id"])
     assert job["status"] == "failed" and "limit" in job["error"]
+
+    declared = await reserve(web, {"file_name": "b.csv", "size_bytes": 1500})
+    refused = await send(web, declared.body["upload_url"], TWO_WEEKS + b"x" * 5000)
+    assert refused.status == 413
+    assert await web.jobs.store.get(declared.body["job_id"]) is None
 
 
 async def test_reservations_count_towards_the_rate_limit(serve: Serve) -> None:
@@ -140,36 +225,74 @@ async def test_reservations_count_towards_the_rate_limit(serve: Serve) -> None:
     assert limited.status == 429 and int(limited.headers["Retry-After"]) >= 1
 
 
-async def test_the_same_idempotency_key_is_answered_with_the_same_job(web: Web) -> None:
+async def form_upload(web: Web, data: bytes, key: str) -> Answer:
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename="a.csv", content_type="text/csv")
+    async with web.session.post(
+        "/api/upload", data=form, headers={"Idempotency-Key": key}
+    ) as response:
+        return Answer(response.status, await response.json(), response.headers)
+
+
+async def test_the_same_key_and_file_is_the_same_job_another_file_is_refused(web: Web) -> None:
     """An upload retried with its Idempotency-Key (a dropped connection, a double click) is
-    the same job; its body is not read again. Another key is another job; a malformed key
-    is refused."""
-    headers = {"Idempotency-Key": "9f1c2e7a-upload-1"}
-    form = aiohttp.FormData()
-    form.add_field("file", TWO_WEEKS, filename="a.csv", content_type="text/csv")
-    async with web.session.post("/api/upload", data=form, headers=headers) as response:
-        first = await response.json()
-    form = aiohttp.FormData()
-    form.add_field("file", b"not even a csv", filename="a.csv", content_type="text/csv")
-    async with web.session.post("/api/upload", data=form, headers=headers) as response:
-        assert response.status == 202
-        assert (await response.json())["job_id"] == first["job_id"]
+    the same job; the same key with another file, by its first MiB or its size, is 422 and
+    never the other file's job; another key is another job; a malformed key is refused."""
+    key = "9f1c2e7a-upload-1"
+    first = (await form_upload(web, TWO_WEEKS, key)).body
+    await web.finished(first["job_id"])
+    again = await form_upload(web, TWO_WEEKS, key)
+    assert (again.status, again.body["job_id"]) == (202, first["job_id"])
+    other = await form_upload(web, TWO_WEEKS.replace(b"100.50", b"999.99"), key)
+    assert other.status == 422 and "another file" in other.body["error"]
+    assert "job_id" not in other.body
+
     reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": 10})
     assert reserved.body["job_id"] != first["job_id"]
-    async with web.session.post(
-        "/api/uploads", json={"file_name": "a.csv", "size_bytes": 10}, headers=headers
-    ) as response:
-        again = await response.json()
-    assert (response.status, again["job_id"], again["upload_url"]) == (200, first["job_id"], None)
-    async with web.session.post(
-        "/api/uploads",
-        json={"file_name": "a.csv", "size_bytes": 10},
-        headers={"Idempotency-Key": "has spaces"},
-    ) as response:
-        assert response.status == 400
-    job = await web.finished(first["job_id"])
-    assert job["status"] == "succeeded"
+    same_size = await reserve(
+        web, {"file_name": "a.csv", "size_bytes": len(TWO_WEEKS)}, headers={"Idempotency-Key": key}
+    )
+    assert (same_size.status, same_size.body["job_id"], same_size.body["upload_url"]) == (
+        200,
+        first["job_id"],
+        None,
+    )
+    other_size = await reserve(
+        web, {"file_name": "a.csv", "size_bytes": 10}, headers={"Idempotency-Key": key}
+    )
+    assert other_size.status == 422
+    malformed = await reserve(
+        web, {"file_name": "a.csv", "size_bytes": 10}, headers={"Idempotency-Key": "has spaces"}
+    )
+    assert malformed.status == 400
     assert len([j for j in web.jobs.recent() if j.id == first["job_id"]]) == 1
+
+
+async def test_keys_belong_to_the_access_code_not_the_address(serve: Serve) -> None:
+    """With UPLOAD_TOKEN, one key is one file for every holder of the code: a colleague's
+    reuse of a key for another file is refused, never answered with the first file's job."""
+    web = await serve(upload_token=TOKEN)
+    key = "monday-export"
+    mine = await reserve(
+        web,
+        {"file_name": "a.csv", "size_bytes": 100},
+        token=TOKEN,
+        headers={"Idempotency-Key": key},
+    )
+    retried = await reserve(
+        web,
+        {"file_name": "a.csv", "size_bytes": 100},
+        token=TOKEN,
+        headers={"Idempotency-Key": key},
+    )
+    assert (retried.status, retried.body) == (201, mine.body)  # a lost answer, asked again
+    theirs = await reserve(
+        web,
+        {"file_name": "b.csv", "size_bytes": 999},
+        token=TOKEN,
+        headers={"Idempotency-Key": key},
+    )
+    assert theirs.status == 422 and "job_id" not in theirs.body
 
 
 async def test_a_long_poll_is_answered_as_soon_as_the_job_finishes(
@@ -180,14 +303,10 @@ async def test_a_long_poll_is_answered_as_soon_as_the_job_finishes(
     data = rows_of(20_000)
     reserved = await reserve(web, {"file_name": "events.csv", "size_bytes": len(data)})
     job_id = reserved.body["job_id"]
-    body: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-    async def paced() -> AsyncIterator[bytes]:
-        while (piece := await body.get()) is not None:
-            yield piece
-
-    sending = asyncio.create_task(send(web, reserved.body["upload_url"], paced()))
+    body, pieces = paced_body()
+    sending = asyncio.create_task(send(web, reserved.body["upload_url"], pieces))
     await body.put(data[: len(data) // 2])
+    await web.jobs.wait_until(lambda: web.jobs.get(job_id) is not None, 10)
     job = web.jobs.get(job_id)
     assert job is not None
     await web.jobs.wait_until(lambda: job.status is JobStatus.RUNNING, 10)
@@ -216,11 +335,8 @@ async def test_a_long_poll_on_an_unchanged_job_answers_after_wait_s(web: Web) ->
     that says what to send."""
     reserved = await reserve(web, {"file_name": "events.csv", "size_bytes": 10})
     path = f"/api/jobs/{reserved.body['job_id']}"
-    job = web.jobs.get(reserved.body["job_id"])
-    assert job is not None
-    await web.jobs.wait_until(lambda: job.status is JobStatus.RUNNING, 10)  # for its bytes
-    same = await web.get_json(f"{path}?seen=running&wait_s=0.05")
-    assert same.status == 200 and same.body["status"] == "running"
+    same = await web.get_json(f"{path}?seen=reserved&wait_s=0.05")
+    assert same.status == 200 and same.body["status"] == "reserved"
     for query in (
         "seen=done&wait_s=1",
         "seen=running",
@@ -230,4 +346,7 @@ async def test_a_long_poll_on_an_unchanged_job_answers_after_wait_s(web: Web) ->
     ):
         refused = await web.get_json(f"{path}?{query}")
         assert refused.status == 400, query
-        assert "give seen (one of queued, running, succeeded, failed)" in refused.body["error"]
+        assert (
+            "give seen (one of reserved, staging, queued, running, succeeded, failed)"
+            in refused.body["error"]
+        )
