@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
+
+from bot.store.sqlite import SqliteJobStore
+from bot.web.staging import Staging
+from tests.aws import AWS_VARIABLES
+from tests.processes import serve_process
 from tests.web.conftest import (
     BUCKET,
     FORM_TYPE,
     HEADER,
+    TWO_WEEKS,
+    BusySlot,
     Serve,
     Web,
     chunk,
@@ -18,6 +29,7 @@ from tests.web.conftest import (
     open_raw,
     without_source,
 )
+from tests.web.test_two_step_upload import reserve
 
 ROW = b"e1,C1,P1,APPOINTMENT_SCHEDULED,2024-01-02T10:00:00Z,,\n"
 
@@ -163,3 +175,119 @@ async def test_the_pages_two_step_upload_is_staged_first(
     assert web.service is not None
     await web.service.stop()
     assert keys(s3_client) == []
+
+
+async def test_an_upload_being_staged_answers_staging_and_one_cut_off_says_why(
+    serve: Serve, s3_client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """From its first byte a staged upload is a job with status `staging`, listed; cut off,
+    it is a failed job saying so (not a lapsed reservation, not a 404), its key freed."""
+    web = await serve(s3_bucket=BUCKET, data_dir=tmp_path)
+    began = asyncio.Event()
+    begin = Staging.begin.__func__  # type: ignore[attr-defined]
+
+    async def noted(cls: type[Staging], *args: Any, **kwargs: Any) -> Staging:
+        staging = await begin(cls, *args, **kwargs)
+        began.set()
+        return staging
+
+    monkeypatch.setattr(Staging, "begin", classmethod(noted))
+    key = {"Idempotency-Key": "cut-off-1"}
+    reserved = await reserve(web, {"file_name": "cut.csv", "size_bytes": 1 << 20}, headers=key)
+    job_id = reserved.body["job_id"]
+    _, writer = await open_raw(
+        web.port,
+        f"PUT {reserved.body['upload_url']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Length: {1 << 20}\r\n\r\n",
+    )
+    writer.write(HEADER.encode() + b"\n" + ROW * 100)
+    await writer.drain()
+    await asyncio.wait_for(began.wait(), 10)
+    staging = await web.get_json(f"/api/jobs/{job_id}")
+    assert staging.body["status"] == "staging"
+    assert [job["id"] for job in (await web.get_json("/api/jobs")).body["jobs"]] == [job_id]
+    writer.close()
+    assert web.service is not None
+    await web.service.stop()  # returns once the upload handler has finished
+
+    store = await SqliteJobStore(tmp_path).open()
+    try:
+        record = await store.get(job_id)
+        assert record is not None and record.status.value == "failed"
+        assert record.error == (
+            "the upload stopped before the whole file arrived; please upload the file again"
+        )
+        assert await store.held_by(f"upload:client-127.0.0.1:{key['Idempotency-Key']}") is None
+    finally:
+        await store.close()
+    assert pending_multipart_uploads(s3_client) == []
+
+
+async def test_a_staged_copy_that_is_gone_is_told_in_words(serve: Serve, s3_client: Any) -> None:
+    """The staged object deleted before its job reads it: the job fails saying the staged
+    copy is gone, naming neither the bucket nor the key."""
+    web = await serve(s3_bucket=BUCKET, job_concurrency=1)
+    async with BusySlot(web) as busy:
+        answer = await web.upload(TWO_WEEKS, "events.csv")
+        job_id = answer.body["job_id"]
+        [staged] = keys(s3_client)
+        s3_client.delete_object(Bucket=BUCKET, Key=staged)
+        busy.release()
+    job = await web.finished(job_id)
+    assert job["status"] == "failed"
+    assert job["error"] == "the staged copy of the upload is gone; please upload the file again"
+    assert BUCKET not in str(job) and "uploads/" not in str(job)
+
+
+async def test_a_serve_killed_while_staging_leaves_no_parts_and_a_job_that_says_so(
+    s3_client: Any, tmp_path: Path
+) -> None:
+    """SIGKILL while an upload is being staged: started again on the same DATA_DIR, the
+    service aborts the upload's incomplete multipart upload and its job id answers
+    `failed`, interrupted by a restart (not 404)."""
+    env = {name: os.environ[name] for name in AWS_VARIABLES if name in os.environ}
+    env |= {"S3_BUCKET": BUCKET}
+    async with (
+        serve_process(env, data_dir=tmp_path) as first,
+        aiohttp.ClientSession(base_url=first.url) as session,
+    ):
+        async with session.post(
+            "/api/uploads", json={"file_name": "killed.csv", "size_bytes": 20 << 20}
+        ) as response:
+            reserved = await response.json()
+        port = int(first.url.rsplit(":", 1)[1].strip("/"))
+        _, writer = await open_raw(
+            port,
+            f"PUT {reserved['upload_url']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Length: {20 << 20}\r\n\r\n",
+        )
+        writer.write(HEADER.encode() + b"\n" + ROW * 200_000)  # more than one 8 MiB part
+        await writer.drain()
+        await first.wait_event("upload.staging")
+        await wait_until_parts(s3_client)
+        await first.kill()
+        writer.close()
+    assert len(pending_multipart_uploads(s3_client)) == 1
+    async with serve_process(env, data_dir=tmp_path) as second:
+        await second.wait_event("upload.parts_aborted", uploads=1)
+        async with (
+            aiohttp.ClientSession(base_url=second.url) as session,
+            session.get(f"/api/jobs/{reserved['job_id']}") as response,
+        ):
+            job = await response.json()
+    assert job["status"] == "failed"
+    assert job["error"] == "interrupted by a restart; please upload the file again"
+    assert pending_multipart_uploads(s3_client) == []
+
+
+async def wait_until_parts(s3_client: Any, timeout_s: float = 30.0) -> None:
+    """Until the multipart upload holds a part (S3 is asked, as it must be, by polling)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            [upload] = pending_multipart_uploads(s3_client)
+            parts = s3_client.list_parts(
+                Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"]
+            ).get("Parts", [])
+            if parts:
+                return
+            await asyncio.sleep(0.05)
