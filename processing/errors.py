@@ -93,33 +93,37 @@ class MissingColumnsError(InputError):
 
 
 class HeaderMissingError(MissingColumnsError):
-    """The first line holds none of the required columns, nothing close to one, and cells
-    that look like values: it is most likely a data row (an export with "include header"
-    unticked). None of its cells is shown or kept."""
+    """The first line holds none of the required columns and cells that look like values:
+    it is most likely a data row (an export with "include header" unticked). None of its
+    cells is shown or kept."""
 
-    def __init__(self, columns: Sequence[str]) -> None:
+    def __init__(self, columns: Sequence[str], *, near_names: bool = False) -> None:
         self.columns = tuple(columns)
         self.found = ()
         self.hidden = 0
         self.near = dict.fromkeys(self.columns)
         self.matched = (0, 0)
+        # Cells that resemble column names beside values ("Clinic A", "Patient Jones") are a
+        # data row's too: never offered as the name to rename.
+        also = "it holds values (ids, dates, amounts)" if near_names else "no near match"
         InputError.__init__(
             self,
             "the first line does not look like a header: none of "
-            f"{', '.join(REQUIRED_COLUMNS)}, and no near match. Is the header row missing?",
+            f"{', '.join(REQUIRED_COLUMNS)}, and {also}. Is the header row missing?",
         )
 
 
 def missing_columns(found: Sequence[str]) -> MissingColumnsError:
     """The error for a first line that lacks required columns: a header with some names
-    wrong, or no header at all: none of the required columns, nothing close to one, and
-    cells that look like values (then nothing of the line is shown). A line of names only
-    (`date,amount`) is a header of other columns, and its names are shown."""
+    wrong, or no header at all. A line with none of the required columns and any cell that
+    looks like a value (a run of digits, prose) is a data row, and nothing of it is shown,
+    whatever else in it resembles a column name; a line of names only (`date,amount`) is a
+    header of other columns, and its names are shown."""
     lowered = {name.lower() for name in found}
     missing = [column for column in REQUIRED_COLUMNS if column not in lowered]
     error = MissingColumnsError(missing, found)
-    if len(missing) == len(REQUIRED_COLUMNS) and not any(error.near.values()) and error.hidden:
-        return HeaderMissingError(missing)
+    if len(missing) == len(REQUIRED_COLUMNS) and error.hidden:
+        return HeaderMissingError(missing, near_names=any(error.near.values()))
     return error
 
 

@@ -476,3 +476,29 @@ def test_a_semicolon_header_is_read_by_its_semicolons_when_told_what_lacks() -> 
 def test_what_looks_like_a_column_name(name: str, shown: bool) -> None:
     """The rule that decides which header cells may be shown."""
     assert looks_like_a_name(name) is shown
+
+
+def test_a_data_row_whose_cells_resemble_column_names_is_still_no_header() -> None:
+    """ "Clinic A" and "Patient Jones" look like clinic_id and patient_id, but beside an id,
+    a timestamp and an amount the line is a data row: nothing of it is shown."""
+    row = (
+        "d23f0824-1b2c-4d5e-8f90-5a1c2e3b4d6f,Clinic A,P-1579240,TREATMENT_COMPLETED,"
+        "2024-01-03T10:00:00Z,150.00,root_canal,Patient Jones\n"
+    )
+    with pytest.raises(HeaderMissingError) as caught:
+        analyze(io.BytesIO(row.encode()))
+    assert str(caught.value) == (
+        "the first line does not look like a header: none of event_id, clinic_id, patient_id, "
+        "event_type, event_timestamp, and it holds values (ids, dates, amounts). Is the header "
+        "row missing?"
+    )
+    for cell in ("Clinic A", "Patient Jones", "root_canal", "P-1579240"):
+        assert cell not in str(caught.value) + repr(vars(caught.value))
+
+
+def test_a_header_of_other_columns_shows_its_names() -> None:
+    """A first line of names only is a header, of the wrong columns: they are listed."""
+    with pytest.raises(MissingColumnsError) as caught:
+        analyze(io.BytesIO(b"date,amount\n2024-01-02,10.00\n"))
+    assert not isinstance(caught.value, HeaderMissingError)
+    assert str(caught.value).endswith("; columns found: date, amount")
