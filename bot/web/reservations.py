@@ -69,6 +69,7 @@ log = structlog.get_logger("bot.web")
 MAX_RESERVATION_BYTES = 4096
 SECRET_BYTES = 16  # 128 bits
 SECRET_HEADER = "Upload-Secret"
+MAX_WAITING = 10_000  # reservations waiting for their body, all clients together
 LAPSED_KEPT = 10_000  # lapsed ids remembered, to say so rather than "no such job"
 
 
@@ -137,6 +138,15 @@ class Reservations:
 RESERVATIONS = web.AppKey("reservations", Reservations)
 
 
+def _named_again() -> Rejected:
+    return Rejected(
+        404,
+        "failed",
+        "No upload is waiting under this address: it was sent already, or the link is wrong. "
+        "Please choose the file again.",
+    )
+
+
 def lapsed_answer(idle_s: float) -> Rejected:
     return Rejected(
         404,
@@ -185,6 +195,14 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
     if size_bytes > settings.max_file_size_bytes:
         raise too_large(settings.max_file_size_bytes, size_bytes)
     reservations = request.app[RESERVATIONS]
+    if len(reservations.waiting) >= MAX_WAITING:
+        raise Rejected(
+            503,
+            "busy",
+            "The service has as many uploads waiting to start as it keeps. Please try again in "
+            "a minute.",
+            headers={"Retry-After": "30"},
+        )
     if key is not None:
         waiting = reservations.by_key(key)
         if waiting is not None:  # the same request again (its answer was lost)
@@ -249,9 +267,9 @@ async def _lapse(app: web.Application, reservation: Reservation, context: WebCon
         log.info("upload.lapsed", job_id=reservation.job_id)
 
 
-def _claimed(request: web.Request, reservations: Reservations, idle_s: float) -> Reservation:
-    """The reservation this PUT names, if it carries its secret; taken out, so that no
-    second body is accepted. A wrong or missing secret reads as an unknown id."""
+def _named(request: web.Request, reservations: Reservations, idle_s: float) -> Reservation:
+    """The reservation this PUT names, if it carries its secret. A wrong or missing secret
+    reads as an unknown id."""
     job_id = request.match_info["job_id"]
     given = request.match_info.get("secret") or request.headers.get(SECRET_HEADER) or ""
     reservation = reservations.waiting.get(job_id)
@@ -260,15 +278,7 @@ def _claimed(request: web.Request, reservations: Reservations, idle_s: float) ->
     ):
         if reservation is None and reservations.lapsed(job_id):
             raise lapsed_answer(idle_s)
-        raise Rejected(
-            404,
-            "failed",
-            "No upload is waiting under this address: it was sent already, or the link is "
-            "wrong. Please choose the file again.",
-        )
-    reservations.take(job_id)
-    if reservation.lapse is not None:
-        reservation.lapse.cancel()
+        raise _named_again()
     return reservation
 
 
@@ -278,14 +288,21 @@ async def _send(request: web.Request, context: WebContext) -> web.Response:
         raise Rejected(401, "unauthorized", UNAUTHORIZED, headers=ASK_FOR_TOKEN)
     if not context.jobs.accepting:
         raise unavailable()
-    reservation = _claimed(request, request.app[RESERVATIONS], settings.upload_idle_timeout_s)
+    reservations = request.app[RESERVATIONS]
+    reservation = _named(request, reservations, settings.upload_idle_timeout_s)
     declared = request.content_length
     limit = settings.max_file_size_bytes
     if declared is not None and declared > limit:
         raise too_large(limit, declared)
     key = reservation.idempotency_key
     fingerprint = UploadFingerprint(size_bytes=reservation.size_bytes)
+    # Taken out only once the upload may go on (too many at once: try the same address
+    # again), so that no second body is accepted.
     async with in_flight_slot(request):
+        if reservations.take(reservation.job_id) is None:  # another PUT took it meanwhile
+            raise _named_again()
+        if reservation.lapse is not None:
+            reservation.lapse.cancel()
         head = HeadHash()
         chunks = file_chunks(request, body_reader(request), pace_of(settings), limit, head)
         info = upload_info(reservation.name, reservation.size_bytes)

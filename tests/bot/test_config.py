@@ -147,6 +147,54 @@ def test_web_boundary_settings() -> None:
             Settings.from_env(env)
 
 
+def test_upload_pace_and_in_flight_settings() -> None:
+    """Uploads in flight, the overall deadline and the minimum rate: defaults, values, 0
+    turning the rate off, and errors naming the variable."""
+    defaults = Settings.from_env({})
+    assert (
+        defaults.uploads_in_flight,
+        defaults.upload_max_s,
+        defaults.upload_min_bytes_per_s,
+        defaults.upload_rate_window_s,
+    ) == (8, 3600.0, 10240, 60.0)
+    set_ = Settings.from_env(
+        {
+            "UPLOADS_IN_FLIGHT": "3",
+            "UPLOAD_MAX_SECONDS": "120",
+            "UPLOAD_MIN_BYTES_PER_SECOND": "0",
+            "UPLOAD_RATE_WINDOW_SECONDS": "5",
+        }
+    )
+    assert (
+        set_.uploads_in_flight,
+        set_.upload_max_s,
+        set_.upload_min_bytes_per_s,
+        set_.upload_rate_window_s,
+    ) == (3, 120.0, 0, 5.0)
+    for env, named in (
+        ({"UPLOADS_IN_FLIGHT": "0"}, "UPLOADS_IN_FLIGHT"),
+        ({"UPLOAD_MAX_SECONDS": "0.5"}, "UPLOAD_MAX_SECONDS"),
+        ({"UPLOAD_MIN_BYTES_PER_SECOND": "-1"}, "UPLOAD_MIN_BYTES_PER_SECOND"),
+        ({"UPLOAD_RATE_WINDOW_SECONDS": "0"}, "UPLOAD_RATE_WINDOW_SECONDS"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            Settings.from_env(env)
+
+
+def test_forwarded_allow_ips() -> None:
+    """Addresses and networks, * for any, unset for none; a bad entry is named, not echoed."""
+    assert not Settings.from_env({}).trusted_proxies.trusts("127.0.0.1")
+    some = Settings.from_env({"FORWARDED_ALLOW_IPS": "10.0.0.5, 172.16.0.0/12,::1"})
+    proxies = some.trusted_proxies
+    assert proxies.trusts("10.0.0.5") and proxies.trusts("172.20.1.1") and proxies.trusts("::1")
+    assert proxies.trusts("::ffff:10.0.0.5")  # an IPv4 peer on a dual-stack socket
+    assert not proxies.trusts("10.0.0.6") and not proxies.trusts("unknown")
+    assert Settings.from_env({"FORWARDED_ALLOW_IPS": "*"}).trusted_proxies.trusts("192.0.2.1")
+    with pytest.raises(ConfigError, match="FORWARDED_ALLOW_IPS") as caught:
+        Settings.from_env({"FORWARDED_ALLOW_IPS": "10.0.0.5,proxy.internal"})
+    assert "proxy.internal" not in str(caught.value)
+
+
 def test_retention_in_days_and_the_old_minutes_still_honoured() -> None:
     """JOB_RETENTION_DAYS; the older JOB_RETENTION_MINUTES works with a deprecation notice,
     and both at once is an error naming them."""

@@ -191,6 +191,26 @@ async def test_uploads_in_flight_are_bounded_for_all_clients_together(serve: Ser
         writer.close()
 
 
+async def test_a_put_refused_for_too_many_uploads_keeps_its_reservation(serve: Serve) -> None:
+    """The third upload of a client while two arrive: 429, and the same address takes the
+    body once one of the two has arrived."""
+    web = await serve()
+    held = [await hold_form(web.port, f"held-{n}.csv", "ignored") for n in range(2)]
+    await web.jobs.wait_until(lambda: len(web.jobs.recent()) == 2, 10)
+    reserved = await reserve(web, {"file_name": "third.csv", "size_bytes": len(TWO_WEEKS)})
+    refused = await send(web, reserved.body["upload_url"], TWO_WEEKS)
+    assert refused.status == 429 and "2 uploads on their way" in refused.body["error"]
+    reader, writer = held[0]
+    writer.write(chunk(form_tail()) + b"0\r\n\r\n")
+    await writer.drain()
+    assert (await read_answer(reader)).status == 202
+    taken = await send(web, reserved.body["upload_url"], TWO_WEEKS)
+    assert taken.status == 202
+    assert (await web.finished(reserved.body["job_id"]))["status"] == "succeeded"
+    for _, writer in held:
+        writer.close()
+
+
 def form_of(data: bytes) -> bytes:
     return form_head("events.csv") + data + form_tail()
 
