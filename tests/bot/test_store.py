@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.sources import SourceInfo
-from bot.store import Duplicate, JobRecord, JobStatus, JobStore, ReplySpec
+from bot.store import Duplicate, JobRecord, JobStatus, JobStore, ReplySpec, UploadFingerprint
 from bot.store.dynamo import DynamoJobStore
 from bot.store.sqlite import SqliteJobStore
 from processing import Progress
@@ -195,3 +195,46 @@ async def test_artifacts_unfinished_recent_and_pruning(
     else:  # DynamoDB's TTL and S3's lifecycle rule do it; past expires_at it reads as gone
         clock.now += 3601
     assert await store.get("j0") is None
+
+
+async def test_a_key_is_freed_only_for_the_job_it_names(
+    store_and_clock: tuple[JobStore, Clock],
+) -> None:
+    """forget_key frees a key that names the job (its upload never arrived whole), and
+    leaves it when another job holds it now."""
+    store, _ = store_and_clock
+    await store.add(record("j1", key="upload:k1"), key_ttl_s=60)
+    await store.forget_key("upload:k1", "someone-else")
+    assert await store.held_by("upload:k1") == "j1"
+    await store.forget_key("upload:k1", "j1")
+    assert await store.held_by("upload:k1") is None
+    await store.add(record("j2", key="upload:k1"), key_ttl_s=60)  # the key may start anew
+    assert await store.held_by("upload:k1") == "j2"
+
+
+async def test_an_upload_fingerprint_and_heartbeat_read_back(
+    store_and_clock: tuple[JobStore, Clock],
+) -> None:
+    """A staging upload's record keeps its fingerprint and heartbeat through the store."""
+    store, _ = store_and_clock
+    job = record("j1", kind="upload")
+    job.status = JobStatus.STAGING
+    job.fingerprint = UploadFingerprint(size_bytes=None, head_sha256="ab" * 32)
+    job.heartbeat_at = 1_800_000_030.0
+    await store.add(job)
+    job.fingerprint = UploadFingerprint(size_bytes=1234, head_sha256="ab" * 32)
+    await store.save(job)
+    back = await store.get("j1")
+    assert back is not None and back.to_json() == job.to_json()
+    assert back.status is JobStatus.STAGING
+
+
+def test_fingerprints_compare_what_both_know() -> None:
+    """Differ in what both know: another file; agree on something: the same; nothing in
+    common yet: cannot tell."""
+    full = UploadFingerprint(size_bytes=10, head_sha256="a")
+    assert full.same_file(UploadFingerprint(size_bytes=10)) is True
+    assert full.same_file(UploadFingerprint(head_sha256="a")) is True
+    assert full.same_file(UploadFingerprint(size_bytes=11)) is False
+    assert full.same_file(UploadFingerprint(size_bytes=10, head_sha256="b")) is False
+    assert UploadFingerprint(size_bytes=10).same_file(UploadFingerprint(head_sha256="a")) is None
