@@ -16,6 +16,7 @@ from bot.web.guards import forwarded_client
 from tests.web.conftest import (
     FORM_TYPE,
     TWO_WEEKS,
+    Answer,
     BusySlot,
     Serve,
     Web,
@@ -50,6 +51,17 @@ async def trickle(writer: asyncio.StreamWriter, data: bytes, piece: int, every_s
             await asyncio.sleep(every_s)
 
 
+async def answer_to_trickle(web: Web, data: bytes, *, piece: int, every_s: float) -> Answer:
+    """The service's answer to a reserved upload whose PUT trickles `data` in."""
+    reader, writer = await put_head(web, len(data))
+    sending = asyncio.create_task(trickle(writer, data, piece, every_s))
+    try:
+        return await read_answer(reader)
+    finally:
+        sending.cancel()
+        writer.close()
+
+
 async def test_a_stalled_upload_is_answered_408_and_closed_within_a_second(serve: Serve) -> None:
     """The 408 and the end of the connection come together: no lingering while the client
     holds the socket open."""
@@ -73,14 +85,7 @@ async def test_a_trickle_under_the_minimum_rate_is_refused_and_its_job_says_whic
     web = await serve(
         upload_idle_timeout_s=5, upload_min_bytes_per_s=2000, upload_rate_window_s=0.5
     )
-    data = rows_of(20_000)
-    reader, writer = await put_head(web, len(data))
-    sending = asyncio.create_task(trickle(writer, data, 10, 0.05))
-    try:
-        answer = await read_answer(reader)
-    finally:
-        sending.cancel()
-        writer.close()
+    answer = await answer_to_trickle(web, rows_of(20_000), piece=10, every_s=0.05)
     assert answer.status == 408
     assert answer.body["error"].startswith("The upload was too slow: ")
     [job] = web.jobs.recent()
@@ -97,15 +102,8 @@ async def test_an_upload_past_its_overall_deadline_is_refused(serve: Serve) -> N
     """Sending steadily but for longer than UPLOAD_MAX_SECONDS of its own time: 408 saying
     the upload took too long."""
     web = await serve(upload_idle_timeout_s=5, upload_max_s=0.5, upload_min_bytes_per_s=0)
-    data = rows_of(6_000_000)  # 30 s at this pace
-    reader, writer = await put_head(web, len(data))
-    sending = asyncio.create_task(trickle(writer, data, 2_000, 0.01))
-    try:
-        answer = await read_answer(reader)
-    finally:
-        sending.cancel()
-        writer.close()
-    assert answer.status == 408
+    answer = await answer_to_trickle(web, rows_of(6_000_000), piece=2_000, every_s=0.01)
+    assert answer.status == 408  # 30 s of sending at this pace
     assert answer.body["error"].startswith("The upload took too long: it was still arriving")
 
 
