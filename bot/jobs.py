@@ -23,13 +23,12 @@ import contextlib
 import functools
 import io
 import os
-import queue
 import secrets
 import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -40,6 +39,7 @@ from bot import artifacts
 from bot.artifacts import CHART_FAILED, CHART_PNG_NAME, ReportFile
 from bot.errors import SourceError
 from bot.metrics import Metrics
+from bot.read_ahead import Paced, ReadAhead
 from bot.slots import Slot, Slots
 from bot.sources import Source, SourceInfo, UploadSource, limit_size
 from bot.store import (
@@ -68,8 +68,6 @@ log = structlog.get_logger("bot.jobs")
 MAX_JOBS_KEPT = 100  # finished jobs this process keeps in memory; the store keeps them all
 MEMORY_RETENTION_S = 3600.0
 REPLY_TIMEOUT_S = 60.0
-CHUNK_WAIT_S = 0.25  # how often a worker blocked on the network re-checks for a stop request
-READ_AHEAD_CHUNKS = 4  # of about 1 MiB each
 PRUNE_EVERY_S = 3600.0
 SHUTDOWN_REASON = "interrupted by shutdown: the service was restarting; please try again"
 RESTART_REASON = "interrupted by a restart; please upload the file again"
@@ -508,32 +506,27 @@ class JobRunner:
             job.progress = progress
             loop.call_soon_threadsafe(self._notify_soon)
 
-        bytes_late = None
+        paced = None
         if slot is not None and isinstance(source, UploadSource):
-            bytes_late = functools.partial(self._without_slot_until_bytes, source, slot)
-        report = await loop.run_in_executor(
-            self._engine_threads,
-            functools.partial(
-                analyze,
-                _blocking(chunks, loop, job.stop, before_each=bytes_late),
-                timezone=self.timezone,
-                on_progress=on_progress,
-                cancelled=job.stop.is_set,
-                on_invalid_rows=invalid_rows.add,
-            ),
-        )
+            paced = Paced(source, slot, on_pause=self._notify_soon)  # queue places moved
+        reader = ReadAhead(chunks, loop, job.stop, paced=paced)
+        reader.start()
+        try:
+            report = await loop.run_in_executor(
+                self._engine_threads,
+                functools.partial(
+                    analyze,
+                    reader.chunks(),
+                    timezone=self.timezone,
+                    on_progress=on_progress,
+                    cancelled=job.stop.is_set,
+                    on_invalid_rows=invalid_rows.add,
+                ),
+            )
+        finally:
+            await reader.close()
         invalid_rows.close()
         return report, invalid_out.getvalue() if invalid_rows.written else None
-
-    async def _without_slot_until_bytes(self, source: UploadSource, slot: Slot) -> None:
-        """Before each chunk of an upload: when it has not arrived, wait for it without a
-        slot, then take one again before the jobs that have not started (bot/slots.py)."""
-        if source.arrived():
-            return
-        slot.give()
-        self._notify_soon()  # queue places moved
-        await source.arrival()
-        await slot.take(resuming=True)
 
     async def _tick(self, job: Job, replier: Replier) -> None:
         """Progress updates spaced by the interval: never more often, skipped when unchanged.
@@ -683,6 +676,8 @@ class JobRunner:
                     if not job.finished:  # one already telling its thread how it ended is let be
                         task.cancel()
                 await asyncio.wait(pending, timeout=REPLY_TIMEOUT_S)
+        # Idle engine threads end; one still running finishes on its own (its job stopped).
+        self._engine_threads.shutdown(wait=False)
 
 
 def _uncancel() -> None:
@@ -698,83 +693,3 @@ async def _bounded(reply: object, step: str) -> None:
         await asyncio.wait_for(reply, REPLY_TIMEOUT_S)  # type: ignore[arg-type]
     except Exception as error:
         log.warning("job.reply_failed", step=step, error=type(error).__name__)
-
-
-def _blocking(
-    chunks: AsyncIterator[bytes],
-    loop: asyncio.AbstractEventLoop,
-    stop: threading.Event,
-    *,
-    before_each: Callable[[], Awaitable[None]] | None = None,
-) -> Iterator[bytes]:
-    """The async chunks as a plain iterator for the engine's thread. A task on the event loop
-    reads up to READ_AHEAD_CHUNKS ahead, so the network keeps going while the engine parses
-    (asked for one at a time, a 600 MB upload waited on the network between blocks);
-    reads stay async, parsing stays off the loop. The thread takes what was read from a
-    thread-safe queue: a chunk already there costs it no trip through the loop (one per
-    chunk kept the parser of a 600 MB upload waiting ~0.65 s in all, the loop being busy
-    receiving and the two cores busy parsing)."""
-    ahead: queue.SimpleQueue[bytes | _SourceEnd] = queue.SimpleQueue()
-    room = asyncio.Semaphore(READ_AHEAD_CHUNKS)
-    pump = asyncio.run_coroutine_threadsafe(_read_ahead(chunks, ahead, room, before_each), loop)
-    try:
-        while True:
-            try:
-                item = ahead.get(timeout=CHUNK_WAIT_S)
-            except queue.Empty:
-                if stop.is_set() or pump.cancelled():
-                    raise AnalysisCancelled() from None
-                continue
-            if isinstance(item, _SourceEnd):
-                if item.error is not None:
-                    raise item.error
-                return
-            try:
-                loop.call_soon_threadsafe(room.release)
-            except RuntimeError:  # the loop is closed: the service is gone
-                raise AnalysisCancelled() from None
-            yield item
-    finally:
-        # Stops the reading task, which closes the HTTP response or S3 body; not awaited,
-        # since this generator may be finalised on any thread.
-        if not loop.is_closed():
-            pump.cancel()
-
-
-@dataclass(frozen=True, slots=True)
-class _SourceEnd:
-    error: BaseException | None = None  # what reading the source raised, if anything
-
-
-async def _read_ahead(
-    chunks: AsyncIterator[bytes],
-    ahead: queue.SimpleQueue[bytes | _SourceEnd],
-    room: asyncio.Semaphore,
-    before_each: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Each chunk takes a place in `room` before it is queued; the engine's thread gives
-    the place back as it takes the chunk. `before_each` runs before each chunk is asked for."""
-    try:
-        while True:
-            if before_each is not None:
-                await before_each()
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            await room.acquire()
-            ahead.put(chunk)
-        ahead.put(_SourceEnd())
-    except asyncio.CancelledError:
-        raise
-    except Exception as error:  # raised in the engine's thread, where the job handles it
-        ahead.put(_SourceEnd(error))
-    finally:
-        await _close(chunks)
-
-
-async def _close(chunks: AsyncIterator[bytes]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()

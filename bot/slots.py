@@ -39,7 +39,7 @@ class Slots:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.give()  # handed over just as it was cancelled: pass it on
-            else:
+            elif waiter in line:  # give() may have dropped it already, as cancelled
                 line.remove(waiter)
             raise
 

@@ -1,15 +1,19 @@
-"""The engine's view of an async source: read ahead on the loop, errors and closing kept."""
+"""The engine's view of an async source: read ahead on the loop, errors and closing kept, and
+an upload's job slot held only while the engine has work."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
 from bot.errors import SourceError
-from bot.jobs import READ_AHEAD_CHUNKS, _blocking
+from bot.read_ahead import READ_AHEAD_CHUNKS, Paced, ReadAhead
+from bot.slots import Slot, Slots
+from bot.sources import SourceInfo, UploadSource
+from processing import AnalysisCancelled
 
 
 class Source:
@@ -32,6 +36,12 @@ class Source:
             self.closed.set()
 
 
+def started(chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> Iterator[bytes]:
+    reader = ReadAhead(chunks, loop, threading.Event())
+    reader.start()
+    return reader.chunks()
+
+
 async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not condition():
@@ -41,7 +51,7 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
 async def test_the_source_is_read_ahead_while_the_engine_works() -> None:
     """With the engine busy on its first chunk, the loop goes on reading up to the limit."""
     source = Source(100)
-    chunks = _blocking(source.chunks(), asyncio.get_running_loop(), threading.Event())
+    chunks = started(source.chunks(), asyncio.get_running_loop())
     first = await asyncio.to_thread(next, chunks)
     await until(lambda: source.read == 1 + READ_AHEAD_CHUNKS + 1)
     for _ in range(100):  # the reading task runs on this loop: let it overrun, if it could
@@ -59,7 +69,7 @@ async def test_chunks_read_ahead_reach_the_engine_while_the_loop_is_busy() -> No
     parsing, the loop is often late, and each trip kept the parser waiting)."""
     loop = asyncio.get_running_loop()
     source = Source(100)
-    chunks = _blocking(source.chunks(), loop, threading.Event())
+    chunks = started(source.chunks(), loop)
     first = await asyncio.to_thread(next, chunks)
     await until(lambda: source.read == 1 + READ_AHEAD_CHUNKS + 1)
     taken = threading.Event()
@@ -78,7 +88,7 @@ async def test_chunks_read_ahead_reach_the_engine_while_the_loop_is_busy() -> No
 async def test_a_source_error_reaches_the_engine_as_itself() -> None:
     """The chunks before the failure, then the source's own error (its words reach the user)."""
     source = Source(10, fail_after=3)
-    chunks = _blocking(source.chunks(), asyncio.get_running_loop(), threading.Event())
+    chunks = started(source.chunks(), asyncio.get_running_loop())
     seen: list[bytes] = []
 
     def consume() -> None:
@@ -93,8 +103,73 @@ async def test_a_source_error_reaches_the_engine_as_itself() -> None:
 async def test_an_engine_that_stops_early_closes_the_source() -> None:
     """Leaving after one chunk stops the reading task and closes the download."""
     source = Source(10_000)
-    chunks = _blocking(source.chunks(), asyncio.get_running_loop(), threading.Event())
+    chunks = started(source.chunks(), asyncio.get_running_loop())
     await asyncio.to_thread(next, chunks)
     await asyncio.to_thread(chunks.close)
     await until(source.closed.is_set)
     assert source.read < 10_000
+
+
+async def test_an_uploads_slot_is_given_back_only_once_the_engine_has_nothing_to_do() -> None:
+    """Bytes late while the engine still works on chunks read ahead: the slot stays; once it
+    has taken them all and waits, the slot goes, and comes back before the next bytes reach
+    it."""
+    loop = asyncio.get_running_loop()
+    slots = Slots(1)
+    slot = Slot(slots)
+    await slot.take()
+    upload = UploadSource(SourceInfo(kind="upload", name="a.csv", label="a.csv"))
+    reader = ReadAhead(upload.chunks(), loop, threading.Event(), paced=Paced(upload, slot))
+    reader.start()
+    chunks = reader.chunks()
+    for number in range(3):
+        await upload.put(b"%d\n" % number)
+    await until(lambda: upload._queue.empty())  # all three read ahead, none taken yet
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert slot.held, "the engine has three chunks to work on"
+    taken = [await asyncio.to_thread(next, chunks) for _ in range(3)]
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert slot.held, "the engine still works on the third chunk"
+    waiting = asyncio.create_task(asyncio.to_thread(next, chunks))  # asks for a fourth
+    await until(lambda: not slot.held)  # the engine waits, the upload too
+    other = Slot(slots)
+    await asyncio.wait_for(other.take(), 5)  # the slot is free for another job
+    await upload.put(b"3\n")
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert not waiting.done(), "the bytes wait for the slot, held by the other job"
+    other.give()
+    assert await asyncio.wait_for(waiting, 5) == b"3\n"
+    assert slot.held and taken == [b"0\n", b"1\n", b"2\n"]
+    await upload.finish()
+    assert await asyncio.to_thread(list, chunks) == []
+    await reader.close()
+
+
+async def test_closing_the_reader_leaves_no_slot_taken() -> None:
+    """An engine that stopped early (a bad header) while its upload's bytes kept coming: once
+    the reader is closed, nothing of it takes a slot again."""
+    loop = asyncio.get_running_loop()
+    slots = Slots(1)
+    slot = Slot(slots)
+    await slot.take()
+    upload = UploadSource(SourceInfo(kind="upload", name="a.csv", label="a.csv"))
+    reader = ReadAhead(upload.chunks(), loop, threading.Event(), paced=Paced(upload, slot))
+    reader.start()
+    chunks = reader.chunks()
+    await upload.put(b"first\n")
+    await asyncio.to_thread(next, chunks)
+    engine = asyncio.create_task(asyncio.to_thread(next, chunks))  # waits for more
+    await until(lambda: not slot.held)
+    holder = Slot(slots)
+    await holder.take()
+    await upload.put(b"more\n")  # the pump now waits to take the slot again
+    for _ in range(50):
+        await asyncio.sleep(0)
+    await reader.close()
+    holder.give()
+    assert slots.held == 0
+    with pytest.raises(AnalysisCancelled):
+        await engine  # the engine's thread is told to stop too

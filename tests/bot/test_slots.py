@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.slots import Slot, Slots
 
 
@@ -60,7 +62,8 @@ async def test_a_cancelled_wait_gives_nothing_back_and_loses_nothing() -> None:
     task = asyncio.create_task(waiting.take())
     await asyncio.sleep(0)
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert slots.held == 1 and not waiting.held
 
     handed = Slot(slots)
@@ -70,7 +73,8 @@ async def test_a_cancelled_wait_gives_nothing_back_and_loses_nothing() -> None:
     await asyncio.sleep(0)
     holder.give()  # handed over to the first in line...
     handed_task.cancel()  # ...which is cancelled before it runs
-    await asyncio.gather(handed_task, return_exceptions=True)
+    with pytest.raises(asyncio.CancelledError):
+        await handed_task
     await asyncio.wait_for(after_task, 1)
     assert after.held and slots.held == 1
     after.give()
@@ -85,3 +89,21 @@ async def test_giving_twice_frees_one_slot() -> None:
     slot.give()
     slot.give()
     assert slots.held == 0
+
+
+async def test_cancelled_then_passed_over_in_the_same_turn_is_still_a_cancellation() -> None:
+    """A wait cancelled just before the slot is given (a shutdown while a job ends): the
+    waiter sees CancelledError, the slot goes to the next in line."""
+    slots = Slots(1)
+    holder = Slot(slots)
+    await holder.take()
+    first, second = Slot(slots), Slot(slots)
+    first_task = asyncio.create_task(first.take())
+    second_task = asyncio.create_task(second.take())
+    await asyncio.sleep(0)
+    first_task.cancel()
+    holder.give()  # in the same turn: the cancelled waiter is passed over
+    with pytest.raises(asyncio.CancelledError):
+        await first_task
+    await asyncio.wait_for(second_task, 1)
+    assert second.held and not first.held and slots.held == 1
