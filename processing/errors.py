@@ -115,15 +115,17 @@ class HeaderMissingError(MissingColumnsError):
 
 def missing_columns(found: Sequence[str]) -> MissingColumnsError:
     """The error for a first line that lacks required columns: a header with some names
-    wrong, or no header at all. A line with none of the required columns and any cell that
-    looks like a value (a run of digits, prose) is a data row, and nothing of it is shown,
-    whatever else in it resembles a column name; a line of names only (`date,amount`) is a
-    header of other columns, and its names are shown."""
+    wrong, or no header at all. With none of the required columns, the line is taken for a
+    data row, and nothing of it is shown, unless every cell looks like a column name and
+    one is close to a required column (`EventID,ClinicID,...`): a data row of this export
+    always holds an id, a timestamp or an amount, and another file's cells could be
+    anything, so names are shown only when the line is a header of ours, renamed."""
     lowered = {name.lower() for name in found}
     missing = [column for column in REQUIRED_COLUMNS if column not in lowered]
     error = MissingColumnsError(missing, found)
-    if len(missing) == len(REQUIRED_COLUMNS) and error.hidden:
-        return HeaderMissingError(missing, near_names=any(error.near.values()))
+    near = any(error.near.values())
+    if len(missing) == len(REQUIRED_COLUMNS) and (error.hidden or not near):
+        return HeaderMissingError(missing, near_names=near)
     return error
 
 

@@ -496,9 +496,21 @@ def test_a_data_row_whose_cells_resemble_column_names_is_still_no_header() -> No
         assert cell not in str(caught.value) + repr(vars(caught.value))
 
 
-def test_a_header_of_other_columns_shows_its_names() -> None:
-    """A first line of names only is a header, of the wrong columns: they are listed."""
+def test_a_first_line_with_nothing_of_ours_shows_nothing_of_itself() -> None:
+    """Names only, but none required and none close (another export's header, or another
+    export's data row: "Mary Jones,Cardiology,Dr Smith"): nothing of the line is shown."""
+    for first_line in (b"date,amount\n2024-01-02,10.00\n", b"Mary Jones,Cardiology,Dr Smith\n"):
+        with pytest.raises(HeaderMissingError) as caught:
+            analyze(io.BytesIO(first_line))
+        assert str(caught.value).endswith("and no near match. Is the header row missing?")
+        for cell in first_line.decode().replace("\n", ",").split(","):
+            assert not cell or cell not in str(caught.value)
+
+
+def test_a_renamed_header_of_ours_shows_its_names() -> None:
+    """Every cell a name, some close to the required columns: a header, renamed; the names
+    are offered."""
     with pytest.raises(MissingColumnsError) as caught:
-        analyze(io.BytesIO(b"date,amount\n2024-01-02,10.00\n"))
+        analyze(io.BytesIO(b"EventID,ClinicID,Patient,Type,When\n"))
     assert not isinstance(caught.value, HeaderMissingError)
-    assert str(caught.value).endswith("; columns found: date, amount")
+    assert str(caught.value).endswith("columns found: EventID, ClinicID, Patient, Type, When")

@@ -145,15 +145,16 @@ async def test_a_waiting_job_shows_its_place_in_line_and_no_chart(serve: Serve) 
 
 async def test_failed_job_shows_the_reason_and_has_no_chart(web: Web) -> None:
     """A file without the required columns: the job fails with that message, no chart."""
-    job_id = (await web.upload(b"date,amount\n2024-01-02,10.00\n", "other.csv")).body["job_id"]
+    data = b"event_id,clinic,amount\n1,2,10.00\n"
+    job_id = (await web.upload(data, "other.csv")).body["job_id"]
 
     job = await web.finished(job_id)
     chart = await web.get_json(f"/api/jobs/{job_id}/chart.png")
 
     assert job["status"] == "failed"
     assert job["error"] == (
-        "the header lacks event_id, clinic_id, patient_id, event_type and event_timestamp; "
-        "columns found: date, amount"
+        'the header lacks clinic_id (found "clinic"? rename it), patient_id, event_type and '
+        "event_timestamp; columns found: event_id, clinic, amount"
     )
     assert job["report"] is None
     assert chart.status == 404
