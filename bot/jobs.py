@@ -357,6 +357,9 @@ class JobRunner:
             with structlog.contextvars.bound_contextvars(job_id=job.id, source=job.source.kind):
                 log.info("job.recovered", attempt=job.attempt, resumable=source is not None)
             self._remember(job)
+            if source is None and record.idempotency_key is not None:
+                # An upload that never arrived whole: the same key may send it again.
+                await self._forget_key(record.idempotency_key, record.id)
             if record.status is JobStatus.STAGING:
                 # An upload cut off on its way into S3: failed now, before anything looks
                 # for staged parts to abort (bot/web/staging.py).
@@ -370,6 +373,12 @@ class JobRunner:
                 taken += 1
         await self._notify()
         return taken
+
+    async def _forget_key(self, key: str, job_id: str) -> None:
+        try:
+            await self.store.forget_key(key, job_id)
+        except Exception as error:  # it lapses on its own within a day
+            log.warning("store.forget_key_failed", error=type(error).__name__)
 
     def _start_failure(self, job: Job, replier: Replier, reason: str) -> None:
         async def fail() -> None:

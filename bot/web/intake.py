@@ -131,6 +131,36 @@ async def file_chunks(
         yield chunk
 
 
+async def read_first(
+    chunks: AsyncIterator[bytes], head: HeadHash, *, whole_mib: bool, limit_bytes: int
+) -> tuple[list[bytes], bool]:
+    """The file's first chunk (or, `whole_mib`, its chunks up to its first MiB), before any
+    job or record begins: a client that sends headers and nothing more leaves no trace.
+    Also whether the file ended within them. Refused in words like any other read."""
+    first: list[bytes] = []
+    try:
+        async for chunk in chunks:
+            first.append(chunk)
+            if not whole_mib or head.known:
+                return first, False
+    except TooSlow as error:
+        raise too_slow(error) from None
+    except TooLarge:
+        raise too_large(limit_bytes) from None
+    except ValueError:
+        raise malformed() from None
+    except (ConnectionError, HttpProcessingError):
+        raise interrupted() from None
+    return first, True
+
+
+async def chained(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in first:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
+
+
 def body_reader(request: web.Request) -> Read:
     return lambda: request.content.read(CHUNK_BYTES)
 
@@ -266,7 +296,7 @@ def account_of(request: web.Request, settings: Settings) -> str:
     """Whose keys these are: one UPLOAD_TOKEN is one account (as an API key is), without
     one each client address is its own."""
     if settings.upload_token is not None:
-        return "token-" + hashlib.sha256(settings.upload_token.encode()).hexdigest()[:16]
+        return "token"  # there is one; nothing of it is kept
     return "client-" + client_of(request)
 
 
@@ -471,9 +501,13 @@ async def feed(
     rest: Callable[[], Awaitable[None]] | None,
     context: WebContext,
     head: HeadHash,
+    *,
+    declared_size: int | None = None,
 ) -> None:
     """The body's chunks into the job as they arrive; however the body ends, the job is told.
-    The job's fingerprint is saved once the first MiB has gone by, and at the end."""
+    The job's fingerprint is saved once the first MiB has gone by (with the file's size
+    when the client declared it: never a form's length, which counts its framing), and at
+    the end."""
     limit = context.settings.max_file_size_bytes
     reading = True  # False once the job stopped taking chunks: the rest is read and dropped
     try:
@@ -481,9 +515,7 @@ async def feed(
             if reading:
                 reading = await until_done(source.put(chunk), job)
             if head.known and (job.fingerprint is None or job.fingerprint.head_sha256 is None):
-                await _note_fingerprint(
-                    context, job, head.fingerprint(size_bytes=source.info.size_bytes)
-                )
+                await _note_fingerprint(context, job, head.fingerprint(size_bytes=declared_size))
         if rest is not None:
             await rest()
     except BaseException as error:
@@ -538,9 +570,12 @@ async def stage_in_s3(
     record, location = staging.record, staging.location
     try:
         upload = await asyncio.to_thread(s3.MultipartUpload.start, client, location)
-    except S3Error as error:
-        await staging.failed(STAGING_FAILED)
-        raise _not_stored(error, record.id) from None
+    except BaseException as error:
+        reason = STAGING_FAILED if isinstance(error, S3Error) else INTERRUPTED
+        await asyncio.shield(staging.failed(reason))
+        if isinstance(error, S3Error):
+            raise _not_stored(error, record.id) from None
+        raise
     # Cancelling an awaited to_thread() leaves its thread running: the lock makes the abort
     # wait for a part still on its way, instead of racing it.
     one_at_a_time = threading.Lock()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from bot.web.intake import (
     answered_again,
     background,
     body_reader,
+    chained,
     checked_name,
     feed,
     file_chunks,
@@ -55,6 +57,7 @@ from bot.web.intake import (
     in_flight_slot,
     key_reuse,
     pace_of,
+    read_first,
     stage_in_s3,
     stages_in_s3,
     submit_upload,
@@ -67,6 +70,7 @@ from bot.web.staging import Staging
 log = structlog.get_logger("bot.web")
 
 MAX_RESERVATION_BYTES = 4096
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 SECRET_BYTES = 16  # 128 bits
 SECRET_HEADER = "Upload-Secret"
 MAX_WAITING = 10_000  # reservations waiting for their body, all clients together
@@ -80,6 +84,7 @@ class Reservation:
     size_bytes: int
     secret: str = field(repr=False)
     idempotency_key: str | None = None
+    claimed: bool = False  # a PUT is sending its body
     created_at: datetime = field(default_factory=now_utc)
     lapse: asyncio.Task[None] | None = None
 
@@ -191,6 +196,16 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
             'Send JSON with the file\'s name and size: {"file_name": "events.csv", '
             '"size_bytes": 1234}.',
         )
+    head_sha256 = wanted.get("head_sha256")
+    if head_sha256 is not None and (
+        not isinstance(head_sha256, str) or not SHA256_HEX.fullmatch(head_sha256)
+    ):
+        raise Rejected(
+            400,
+            "bad_request",
+            "head_sha256, when given, is the SHA-256 of the file's first MiB (all of it when "
+            "smaller), as 64 lower-case hex digits.",
+        )
     name = checked_name(filename)
     if size_bytes > settings.max_file_size_bytes:
         raise too_large(settings.max_file_size_bytes, size_bytes)
@@ -205,13 +220,23 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
         )
     if key is not None:
         waiting = reservations.by_key(key)
-        if waiting is not None:  # the same request again (its answer was lost)
+        if waiting is not None:
             if waiting.size_bytes != size_bytes:
                 raise _key_reused()
-            return _reserved(waiting, context)
-        held = await key_reuse(context, key, UploadFingerprint(size_bytes=size_bytes))
-        if held is not None:
+            # Its secret is its holder's alone, even within one account: the same key
+            # again waits until that reservation is used or lapses.
+            raise Rejected(
+                409,
+                "key_busy",
+                "A reservation with this Idempotency-Key is waiting for its file: send the file "
+                "to the address it was given, or ask again once it has lapsed.",
+                headers={"Retry-After": f"{settings.upload_idle_timeout_s:.0f}"},
+            )
+        offered = UploadFingerprint(size_bytes=size_bytes, head_sha256=head_sha256)
+        held = await key_reuse(context, key, offered)
+        if held is not None and head_sha256 is not None and _head_known(held):
             return _reserved_already(held.id)
+        # Otherwise a reservation: its PUT shows the file's first MiB, which decides.
     reservation = Reservation(
         job_id=context.jobs.new_job_id(),
         name=name,
@@ -223,6 +248,10 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
     reservation.lapse = background(request.app, _lapse(request.app, reservation, context))
     log.info("upload.reserved", job_id=reservation.job_id, size_bytes=size_bytes)
     return _reserved(reservation, context)
+
+
+def _head_known(record: JobRecord) -> bool:
+    return record.fingerprint is not None and record.fingerprint.head_sha256 is not None
 
 
 def _reserved(reservation: Reservation, context: WebContext) -> web.Response:
@@ -296,32 +325,66 @@ async def _send(request: web.Request, context: WebContext) -> web.Response:
         raise too_large(limit, declared)
     key = reservation.idempotency_key
     fingerprint = UploadFingerprint(size_bytes=reservation.size_bytes)
-    # Taken out only once the upload may go on (too many at once: try the same address
-    # again), so that no second body is accepted.
+    # Claimed once the upload may go on (too many uploads at once: try the same address
+    # again), so that no second body is accepted; taken out once its job is on record, so
+    # that the page following it always finds it, `reserved` until then.
     async with in_flight_slot(request):
-        if reservations.take(reservation.job_id) is None:  # another PUT took it meanwhile
+        if reservation.claimed:  # another PUT has it
             raise _named_again()
-        if reservation.lapse is not None:
-            reservation.lapse.cancel()
-        head = HeadHash()
-        chunks = file_chunks(request, body_reader(request), pace_of(settings), limit, head)
-        info = upload_info(reservation.name, reservation.size_bytes)
+        reservation.claimed = True
         try:
-            if stages_in_s3(context):
-                staging = await Staging.begin(
-                    context, job_id=reservation.job_id, info=info, key=key, fingerprint=fingerprint
-                )
-                await stage_in_s3(context, chunks, None, staging, head)
-            else:
-                source = UploadSource(info)
-                job = await submit_upload(
-                    context,
-                    source,
-                    job_id=reservation.job_id,
-                    idempotency_key=key,
-                    fingerprint=fingerprint,
-                )
-                await feed(request.app, source, job, chunks, None, context, head)
-        except Duplicate as duplicate:  # the same key raced in from another request
-            return answered_again(duplicate.job_id)
+            if reservation.lapse is not None:
+                reservation.lapse.cancel()  # the upload's own pace rules from here
+            head = HeadHash()
+            chunks = file_chunks(request, body_reader(request), pace_of(settings), limit, head)
+            # A key that names a job already: the file's first MiB says whether it is this file.
+            keyed = key is not None and await context.jobs.store.held_by(key) is not None
+            try:
+                first, ended = await read_first(chunks, head, whole_mib=keyed, limit_bytes=limit)
+            except BaseException:
+                reservations.lapse(reservation.job_id)
+                raise
+            if keyed:
+                assert key is not None
+                size = head.received_bytes if ended else reservation.size_bytes
+                held = await key_reuse(context, key, head.fingerprint(ended=ended, size_bytes=size))
+                if held is not None:
+                    return answered_again(held.id)
+            chunks = chained(first, chunks)
+            info = upload_info(reservation.name, reservation.size_bytes)
+            try:
+                if stages_in_s3(context):
+                    staging = await Staging.begin(
+                        context,
+                        job_id=reservation.job_id,
+                        info=info,
+                        key=key,
+                        fingerprint=fingerprint,
+                    )
+                    reservations.take(reservation.job_id)
+                    await stage_in_s3(context, chunks, None, staging, head)
+                else:
+                    source = UploadSource(info)
+                    job = await submit_upload(
+                        context,
+                        source,
+                        job_id=reservation.job_id,
+                        idempotency_key=key,
+                        fingerprint=fingerprint,
+                    )
+                    reservations.take(reservation.job_id)
+                    await feed(
+                        request.app,
+                        source,
+                        job,
+                        chunks,
+                        None,
+                        context,
+                        head,
+                        declared_size=reservation.size_bytes,
+                    )
+            except Duplicate as duplicate:  # the same key raced in from another request
+                return answered_again(duplicate.job_id)
+        finally:
+            reservations.take(reservation.job_id)  # whatever became of it: one body only
     return accepted_answer(reservation.job_id, staged=stages_in_s3(context))

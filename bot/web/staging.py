@@ -176,6 +176,8 @@ async def _fail_lapsed(context: WebContext, record: JobRecord) -> None:
     )
     with contextlib.suppress(Exception):
         await context.jobs.store.save(record)
+        if record.idempotency_key is not None:  # never arrived whole: the key may start anew
+            await context.jobs.store.forget_key(record.idempotency_key, record.id)
     log.info("job.finished", job_id=record.id, status="failed", error=RESTART_REASON, staged=False)
 
 

@@ -5,7 +5,7 @@ two steps of reservations.py so that it can follow the job while the bytes trave
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 
 import structlog
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
@@ -20,11 +20,11 @@ from bot.web.intake import (
     FORM_OVERHEAD_BYTES,
     HeadHash,
     Rejected,
-    TooLarge,
     accepted_answer,
     admit,
     answered,
     answered_again,
+    chained,
     checked_name,
     feed,
     file_chunks,
@@ -34,6 +34,7 @@ from bot.web.intake import (
     key_reuse,
     malformed,
     pace_of,
+    read_first,
     stage_in_s3,
     stages_in_s3,
     submit_upload,
@@ -105,20 +106,15 @@ async def _accept(request: web.Request, context: WebContext, key: str | None) ->
     file_part = FilePart(request.content, _boundary(request))
     head = HeadHash()
     chunks = file_chunks(request, file_part.read, pace, limit, head)
-    if key is not None and await context.jobs.store.held_by(key) is not None:
-        # A key seen before: the file's first MiB says whether it names this file.
-        try:
-            first, ended = await _first_mib(chunks, head)
-        except TooSlow as error:
-            raise too_slow(error) from None
-        except TooLarge:
-            raise too_large(limit) from None
-        except (ValueError, HttpProcessingError, ConnectionError):
-            raise malformed() from None
+    # A key seen before: the file's first MiB says whether it names this file.
+    keyed = key is not None and await context.jobs.store.held_by(key) is not None
+    first, ended = await read_first(chunks, head, whole_mib=keyed, limit_bytes=limit)
+    if keyed:
+        assert key is not None
         held = await key_reuse(context, key, head.fingerprint(ended=ended))
         if held is not None:
             return answered_again(held.id)
-        chunks = _chained(first, chunks)
+    chunks = chained(first, chunks)
 
     def rest() -> Awaitable[None]:
         return file_part.rest(pace)
@@ -139,23 +135,6 @@ async def _accept(request: web.Request, context: WebContext, key: str | None) ->
     except Duplicate as duplicate:  # the same key raced in from another request
         return answered_again(duplicate.job_id)
     return accepted_answer(job.id, staged=stages_in_s3(context))
-
-
-async def _first_mib(chunks: AsyncIterator[bytes], head: HeadHash) -> tuple[list[bytes], bool]:
-    """The chunks up to the file's first MiB (all of it when shorter), and whether it ended."""
-    first: list[bytes] = []
-    async for chunk in chunks:
-        first.append(chunk)
-        if head.known:
-            return first, False
-    return first, True
-
-
-async def _chained(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    for chunk in first:
-        yield chunk
-    async for chunk in rest:
-        yield chunk
 
 
 async def _file_part(form: MultipartReader, pace: Pace) -> BodyPartReader:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.web.conftest import (
     form_head,
     form_tail,
     open_raw,
+    read_answer,
     without_source,
 )
 from tests.web.test_two_step_upload import reserve
@@ -247,12 +249,14 @@ async def test_a_serve_killed_while_staging_leaves_no_parts_and_a_job_that_says_
     `failed`, interrupted by a restart (not 404)."""
     env = {name: os.environ[name] for name in AWS_VARIABLES if name in os.environ}
     env |= {"S3_BUCKET": BUCKET}
+    key = {"Idempotency-Key": "killed-1"}
+    sent = HEADER.encode() + b"\n" + ROW * 200_000
     async with (
         serve_process(env, data_dir=tmp_path) as first,
         aiohttp.ClientSession(base_url=first.url) as session,
     ):
         async with session.post(
-            "/api/uploads", json={"file_name": "killed.csv", "size_bytes": 20 << 20}
+            "/api/uploads", json={"file_name": "killed.csv", "size_bytes": 20 << 20}, headers=key
         ) as response:
             reserved = await response.json()
         port = int(first.url.rsplit(":", 1)[1].strip("/"))
@@ -261,7 +265,7 @@ async def test_a_serve_killed_while_staging_leaves_no_parts_and_a_job_that_says_
             f"PUT {reserved['upload_url']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Content-Length: {20 << 20}\r\n\r\n",
         )
-        writer.write(HEADER.encode() + b"\n" + ROW * 200_000)  # more than one 8 MiB part
+        writer.write(sent)  # more than one 8 MiB part
         await writer.drain()
         await first.wait_event("upload.staging")
         await wait_until_parts(s3_client)
@@ -270,11 +274,14 @@ async def test_a_serve_killed_while_staging_leaves_no_parts_and_a_job_that_says_
     assert len(pending_multipart_uploads(s3_client)) == 1
     async with serve_process(env, data_dir=tmp_path) as second:
         await second.wait_event("upload.parts_aborted", uploads=1)
-        async with (
-            aiohttp.ClientSession(base_url=second.url) as session,
-            session.get(f"/api/jobs/{reserved['job_id']}") as response,
-        ):
-            job = await response.json()
+        async with aiohttp.ClientSession(base_url=second.url) as session:
+            async with session.get(f"/api/jobs/{reserved['job_id']}") as response:
+                job = await response.json()
+            # The upload never arrived whole: its key is free to send the same file again.
+            head = hashlib.sha256(sent[: 1 << 20]).hexdigest()
+            wanted = {"file_name": "killed.csv", "size_bytes": 20 << 20, "head_sha256": head}
+            async with session.post("/api/uploads", json=wanted, headers=key) as response:
+                assert response.status == 201
     assert job["status"] == "failed"
     assert job["error"] == "interrupted by a restart; please upload the file again"
     assert pending_multipart_uploads(s3_client) == []
@@ -291,3 +298,25 @@ async def wait_until_parts(s3_client: Any, timeout_s: float = 30.0) -> None:
             if parts:
                 return
             await asyncio.sleep(0.05)
+
+
+async def test_a_put_that_sends_no_byte_leaves_no_job(serve: Serve, s3_client: Any) -> None:
+    """Headers and then nothing: 408, and neither a job, a record nor an S3 upload remains;
+    the reservation's id says it lapsed."""
+    web = await serve(s3_bucket=BUCKET, upload_idle_timeout_s=0.3)
+    reserved = await reserve(web, {"file_name": "quiet.csv", "size_bytes": 1000})
+    reader, writer = await open_raw(
+        web.port,
+        f"PUT {reserved.body['upload_url']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Length: 1000\r\n\r\n",
+    )
+    try:
+        answer = await read_answer(reader)
+    finally:
+        writer.close()
+    assert answer.status == 408
+    assert (await web.get_json("/api/jobs")).body["jobs"] == []
+    asked = await web.get_json(f"/api/jobs/{reserved.body['job_id']}")
+    assert asked.status == 404 and "lapsed" in asked.body["error"]
+    assert await web.jobs.store.get(reserved.body["job_id"]) is None
+    assert pending_multipart_uploads(s3_client) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -203,7 +204,9 @@ async def test_a_body_over_the_limit_is_413_and_fails_the_job(serve: Serve) -> N
     reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": 1500})
     body, pieces = paced_body()
     sending = asyncio.create_task(send(web, reserved.body["upload_url"], pieces))
-    await body.put(TWO_WEEKS + b"x" * 5000)
+    await body.put(TWO_WEEKS)
+    await web.jobs.wait_until(lambda: web.jobs.get(reserved.body["job_id"]) is not None, 10)
+    await body.put(b"x" * 5000)
     await body.put(None)
     answer = await sending
     assert answer.status == 413
@@ -249,18 +252,34 @@ async def test_the_same_key_and_file_is_the_same_job_another_file_is_refused(web
 
     reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": 10})
     assert reserved.body["job_id"] != first["job_id"]
-    same_size = await reserve(
-        web, {"file_name": "a.csv", "size_bytes": len(TWO_WEEKS)}, headers={"Idempotency-Key": key}
+    keyed = {"Idempotency-Key": key}
+    proven = await reserve(
+        web,
+        {"file_name": "a.csv", "size_bytes": len(TWO_WEEKS), "head_sha256": sha256(TWO_WEEKS)},
+        headers=keyed,
     )
-    assert (same_size.status, same_size.body["job_id"], same_size.body["upload_url"]) == (
+    assert (proven.status, proven.body["job_id"], proven.body["upload_url"]) == (
         200,
         first["job_id"],
         None,
     )
-    other_size = await reserve(
-        web, {"file_name": "a.csv", "size_bytes": 10}, headers={"Idempotency-Key": key}
-    )
+    # The same size without the first MiB's hash: a reservation, and its PUT decides.
+    for body, status in ((TWO_WEEKS, 202), (TWO_WEEKS.replace(b"100.50", b"999.99"), 422)):
+        same_size = await reserve(
+            web, {"file_name": "a.csv", "size_bytes": len(TWO_WEEKS)}, headers=keyed
+        )
+        assert same_size.status == 201
+        sent = await send(web, same_size.body["upload_url"], body)
+        assert sent.status == status, sent.body
+        assert sent.body.get("job_id", first["job_id"]) == first["job_id"]
+    other_size = await reserve(web, {"file_name": "a.csv", "size_bytes": 10}, headers=keyed)
     assert other_size.status == 422
+    other_head = await reserve(
+        web,
+        {"file_name": "a.csv", "size_bytes": len(TWO_WEEKS), "head_sha256": sha256(b"other")},
+        headers=keyed,
+    )
+    assert other_head.status == 422
     malformed = await reserve(
         web, {"file_name": "a.csv", "size_bytes": 10}, headers={"Idempotency-Key": "has spaces"}
     )
@@ -268,30 +287,22 @@ async def test_the_same_key_and_file_is_the_same_job_another_file_is_refused(web
     assert len([j for j in web.jobs.recent() if j.id == first["job_id"]]) == 1
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data[: 1 << 20]).hexdigest()
+
+
 async def test_keys_belong_to_the_access_code_not_the_address(serve: Serve) -> None:
     """With UPLOAD_TOKEN, one key is one file for every holder of the code: a colleague's
-    reuse of a key for another file is refused, never answered with the first file's job."""
+    reuse of a key while a reservation waits is 409 (its secret stays its holder's), for
+    another file 422, never the first file's job."""
     web = await serve(upload_token=TOKEN)
-    key = "monday-export"
-    mine = await reserve(
-        web,
-        {"file_name": "a.csv", "size_bytes": 100},
-        token=TOKEN,
-        headers={"Idempotency-Key": key},
-    )
-    retried = await reserve(
-        web,
-        {"file_name": "a.csv", "size_bytes": 100},
-        token=TOKEN,
-        headers={"Idempotency-Key": key},
-    )
-    assert (retried.status, retried.body) == (201, mine.body)  # a lost answer, asked again
-    theirs = await reserve(
-        web,
-        {"file_name": "b.csv", "size_bytes": 999},
-        token=TOKEN,
-        headers={"Idempotency-Key": key},
-    )
+    key = {"Idempotency-Key": "monday-export"}
+    mine = await reserve(web, {"file_name": "a.csv", "size_bytes": 100}, token=TOKEN, headers=key)
+    assert mine.status == 201
+    again = await reserve(web, {"file_name": "a.csv", "size_bytes": 100}, token=TOKEN, headers=key)
+    assert again.status == 409 and int(again.headers["Retry-After"]) >= 1
+    assert mine.body["upload_secret"] not in str(again.body)
+    theirs = await reserve(web, {"file_name": "b.csv", "size_bytes": 999}, token=TOKEN, headers=key)
     assert theirs.status == 422 and "job_id" not in theirs.body
 
 
