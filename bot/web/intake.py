@@ -62,6 +62,7 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 MAX_NAME_CHARS = 200
 INTERRUPTED = "the upload stopped before the whole file arrived; please upload the file again"
 HEAD_BYTES = 1 << 20  # an upload's fingerprint hashes its first MiB
+DRAIN_AFTER_ANSWER_S = 1.0
 
 
 def pace_of(settings: Settings) -> Pace:
@@ -234,11 +235,20 @@ async def answered(
 
 
 async def close_after(request: web.Request, response: web.Response) -> None:
-    """Send the answer and close the connection at once. aiohttp would otherwise keep
-    reading a body it was answered before for up to 10 s (a lingering close, so that a
-    client still sending gets to read the answer); a stalled client sends nothing more."""
+    """Send the answer and end the connection now. aiohttp would keep reading a body it has
+    answered for up to 10 s (a lingering close) before it closes; here the end of the stream
+    follows the answer at once, and what the client still sends is read and dropped for a
+    moment only, so that the close does not reset the connection under an answer it has
+    not read yet (a client still trickling bytes in)."""
     await response.prepare(request)
     await response.write_eof()
+    transport = request.transport
+    if transport is not None and transport.can_write_eof():
+        transport.write_eof()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DRAIN_AFTER_ANSWER_S):
+            while await request.content.readany():
+                pass
     request.protocol.force_close()
 
 
@@ -590,9 +600,11 @@ async def stage_in_s3(
             if head.known and (
                 record.fingerprint is None or record.fingerprint.head_sha256 is None
             ):
-                await _note_fingerprint(
-                    context, record, head.fingerprint(size_bytes=record.source.size_bytes)
-                )
+                record.fingerprint = head.fingerprint(size_bytes=record.source.size_bytes)
+                try:
+                    await staging.save()  # with the heartbeat's saves, one at a time
+                except Exception as error:  # a retry with the key meets 409 a little longer
+                    log.warning("upload.fingerprint_not_saved", error=type(error).__name__)
         if rest is not None:
             await rest()
         size_bytes = await asyncio.to_thread(locked, upload.complete)

@@ -51,6 +51,7 @@ class Staging:
     _live: set[str]
     _beat: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _saving: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @classmethod
     async def begin(
@@ -94,9 +95,15 @@ class Staging:
                 return
             self.record.heartbeat_at = time.time()
             try:
-                await self.context.jobs.store.save(self.record.record())
+                await self.save()
             except Exception as error:  # the next beat tries again
                 log.warning("upload.heartbeat_failed", error=type(error).__name__)
+
+    async def save(self) -> None:
+        """The record as it is now, one save at a time: DynamoDB's saves run on threads of
+        their own, and an older snapshot must not land after a newer one."""
+        async with self._saving:
+            await self.context.jobs.store.save(self.record.record())
 
     async def stop_heartbeat(self) -> None:
         """Stop beating, a save under way included: none may land after the record moves on."""
@@ -112,7 +119,7 @@ class Staging:
         record.status, record.error, record.finished_at = JobStatus.FAILED, reason, time.time()
         store = self.context.jobs.store
         try:
-            await store.save(record.record())
+            await self.save()
             if record.idempotency_key is not None:
                 await store.forget_key(record.idempotency_key, record.id)
         except Exception as error:  # the sweep fails it later, the key lapses in a day
