@@ -335,7 +335,8 @@ def staged_upload_source(client: Any, info: SourceInfo, *, max_size_bytes: int) 
                 max_size_bytes=max_size_bytes,
             ):
                 yield chunk
-        except S3ObjectMissingError:
+        except S3ObjectMissingError as error:
+            log.warning("upload.staged_missing", error=str(error))  # bucket and key, for them
             raise SourceError(STAGED_GONE) from None
         except S3Error as error:
             log.warning("upload.staged_unreadable", error=str(error))

@@ -97,7 +97,9 @@ class HeaderMissingError(MissingColumnsError):
     it is most likely a data row (an export with "include header" unticked). None of its
     cells is shown or kept."""
 
-    def __init__(self, columns: Sequence[str], *, near_names: bool = False) -> None:
+    def __init__(
+        self, columns: Sequence[str], *, near_names: bool = False, values: bool = False
+    ) -> None:
         self.columns = tuple(columns)
         self.found = ()
         self.hidden = 0
@@ -105,7 +107,9 @@ class HeaderMissingError(MissingColumnsError):
         self.matched = (0, 0)
         # Cells that resemble column names beside values ("Clinic A", "Patient Jones") are a
         # data row's too: never offered as the name to rename.
-        also = "it holds values (ids, dates, amounts)" if near_names else "no near match"
+        also = "no near match"
+        if near_names:
+            also = "it holds values (ids, dates, amounts)" if values else "no column named so"
         InputError.__init__(
             self,
             "the first line does not look like a header: none of "
@@ -116,20 +120,26 @@ class HeaderMissingError(MissingColumnsError):
 def missing_columns(found: Sequence[str]) -> MissingColumnsError:
     """The error for a first line that lacks required columns: a header with some names
     wrong, or no header at all. With none of the required columns, the line is taken for a
-    data row, and nothing of it is shown, unless every cell looks like a column name and
-    one is close to a required column (`EventID,ClinicID,...`): a data row of this export
-    always holds an id, a timestamp or an amount, and another file's cells could be
-    anything, so names are shown only when the line is a header of ours, renamed."""
+    data row and nothing of it is shown, unless it is a header of ours renamed: every cell
+    looks like a column name and at least two are required columns but for case, spaces,
+    `_` and `-` (`EventID,ClinicID,...`). A data row of this export always holds an id, a
+    timestamp or an amount; another file's could hold anything ("Clinic A,Patient Jones,
+    Dr Smith" resembles column names), so resemblance alone never shows a cell."""
     lowered = {name.lower() for name in found}
     missing = [column for column in REQUIRED_COLUMNS if column not in lowered]
     error = MissingColumnsError(missing, found)
-    near = any(error.near.values())
-    if len(missing) == len(REQUIRED_COLUMNS) and (error.hidden or not near):
-        return HeaderMissingError(missing, near_names=near)
+    if len(missing) < len(REQUIRED_COLUMNS):
+        return error
+    renamed = sum(_squeezed(name) in _SQUEEZED_REQUIRED for name in error.found)
+    if error.hidden or renamed < MIN_RENAMED:
+        return HeaderMissingError(
+            missing, near_names=any(error.near.values()), values=bool(error.hidden)
+        )
     return error
 
 
 _REQUIRED = frozenset(REQUIRED_COLUMNS)
+MIN_RENAMED = 2  # required columns a header of ours, renamed, still shows
 MAX_NAMES_SHOWN = 30
 MAX_NAMES_COMPARED = 1000  # a header of a million columns must not cost a million diffs
 MAX_NAME_CHARS = 40
@@ -183,6 +193,9 @@ def near_matches(columns: Sequence[str], found: Sequence[str]) -> dict[str, str 
 
 def _squeezed(name: str) -> str:
     return "".join(char for char in name[:MAX_NAME_CHARS].lower() if char not in "_ -")
+
+
+_SQUEEZED_REQUIRED = frozenset(_squeezed(column) for column in REQUIRED_COLUMNS)
 
 
 def _shown(name: str | None) -> str:

@@ -169,6 +169,8 @@ def body_reader(request: web.Request) -> Read:
 def clean_name(filename: str) -> str:
     """The file's own name, without any folders a browser or client put in front of it."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    # Bytes that were not UTF-8 arrive as lone surrogates: each shown as "?", never escaped.
+    name = name.encode("utf-8", "replace").decode("utf-8")
     return displayable(name)[-MAX_NAME_CHARS:]
 
 
@@ -220,6 +222,10 @@ async def answered(
     except Rejected as rejected:
         outcome = rejected.outcome
         response = rejected.response()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        # The client went away before its request was whole: nobody to answer.
+        outcome = "failed"
+        response = interrupted().response()
     except Exception:
         log.exception("upload.crashed")
         response = error_response(
@@ -290,8 +296,9 @@ async def in_flight_slot(request: web.Request) -> AsyncIterator[None]:
             503,
             "busy",
             f"The service is receiving as many uploads as it takes at once "
-            f"({in_flight.total}). Please try again in a minute.",
-            headers={"Retry-After": "30"},
+            f"({in_flight.total}). Please try again in a moment.",
+            # Shorter than a reservation's life, so that one refused here can still be used.
+            headers={"Retry-After": "5"},
         )
     try:
         yield
@@ -351,6 +358,31 @@ async def key_reuse(context: WebContext, key: str, offered: UploadFingerprint) -
             headers={"Retry-After": "2"},
         )
     return record
+
+
+async def answer_duplicate(
+    context: WebContext,
+    key: str,
+    chunks: AsyncIterator[bytes],
+    head: HeadHash,
+    *,
+    limit_bytes: int,
+    declared_size: int | None = None,
+) -> web.Response:
+    """Another request took the key a moment ago: this file's first MiB decides. The same
+    file is answered with that job, another is 422, one that cannot be told yet 409."""
+    _, ended = await read_first(chunks, head, whole_mib=True, limit_bytes=limit_bytes)
+    size = head.received_bytes if ended else declared_size
+    held = await key_reuse(context, key, head.fingerprint(ended=ended, size_bytes=size))
+    if held is None:
+        raise Rejected(
+            409,
+            "key_busy",
+            "An upload with this Idempotency-Key has only just started. Please try again in a "
+            "moment.",
+            headers={"Retry-After": "2"},
+        )
+    return answered_again(held.id)
 
 
 def answered_again(job_id: str) -> web.Response:

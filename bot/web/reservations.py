@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import re
 import secrets
 from collections import OrderedDict
@@ -45,6 +46,7 @@ from bot.web.intake import (
     Rejected,
     accepted_answer,
     admit,
+    answer_duplicate,
     answered,
     answered_again,
     background,
@@ -62,9 +64,11 @@ from bot.web.intake import (
     stages_in_s3,
     submit_upload,
     too_large,
+    too_slow,
     unavailable,
     upload_info,
 )
+from bot.web.pace import PaceRules, TooSlow
 from bot.web.staging import Staging
 
 log = structlog.get_logger("bot.web")
@@ -176,10 +180,9 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
     admit(request, context)
     settings = context.settings
     key = idempotency_key(request, settings)
-    if (request.content_length or 0) > MAX_RESERVATION_BYTES:
-        raise Rejected(413, "bad_request", "Send only the file's name and size here.")
+    body = await _small_body(request, settings.upload_idle_timeout_s)
     try:
-        wanted = await request.json()
+        wanted = json.loads(body)
         filename, size_bytes = wanted["file_name"], wanted["size_bytes"]
     except (ValueError, TypeError, KeyError):
         wanted = None
@@ -208,7 +211,9 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
         )
     name = checked_name(filename)
     if size_bytes > settings.max_file_size_bytes:
-        raise too_large(settings.max_file_size_bytes, size_bytes)
+        # A size past any real file is not repeated back (nor formatted: 1e309 MB overflows).
+        shown = size_bytes if size_bytes < 1 << 62 else None
+        raise too_large(settings.max_file_size_bytes, shown)
     reservations = request.app[RESERVATIONS]
     if len(reservations.waiting) >= MAX_WAITING:
         raise Rejected(
@@ -252,6 +257,24 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
 
 def _head_known(record: JobRecord) -> bool:
     return record.fingerprint is not None and record.fingerprint.head_sha256 is not None
+
+
+async def _small_body(request: web.Request, idle_s: float) -> bytes:
+    """The reservation's JSON: at most MAX_RESERVATION_BYTES, all of it within the idle
+    time (a body that never ends must not hold a connection, or a file handle, for ever)."""
+    too_big = Rejected(413, "bad_request", "Send only the file's name and size here.")
+    if (request.content_length or 0) > MAX_RESERVATION_BYTES:
+        raise too_big
+    body = bytearray()
+    try:
+        async with asyncio.timeout(idle_s):
+            while chunk := await request.content.read(MAX_RESERVATION_BYTES + 1 - len(body)):
+                body += chunk
+                if len(body) > MAX_RESERVATION_BYTES:
+                    raise too_big
+    except TimeoutError:
+        raise too_slow(TooSlow("idle", PaceRules(idle_s=idle_s).stalled())) from None
+    return bytes(body)
 
 
 def _reserved(reservation: Reservation, context: WebContext) -> web.Response:
@@ -323,6 +346,13 @@ async def _send(request: web.Request, context: WebContext) -> web.Response:
     limit = settings.max_file_size_bytes
     if declared is not None and declared > limit:
         raise too_large(limit, declared)
+    if declared is not None and declared != reservation.size_bytes:
+        raise Rejected(
+            400,
+            "bad_request",
+            f"This upload was reserved for a file of {reservation.size_bytes:,} bytes, and "
+            f"{declared:,} bytes are being sent. Please choose the file again.",
+        )
     key = reservation.idempotency_key
     fingerprint = UploadFingerprint(size_bytes=reservation.size_bytes)
     # Claimed once the upload may go on (too many uploads at once: try the same address
@@ -383,8 +413,16 @@ async def _send(request: web.Request, context: WebContext) -> web.Response:
                         head,
                         declared_size=reservation.size_bytes,
                     )
-            except Duplicate as duplicate:  # the same key raced in from another request
-                return answered_again(duplicate.job_id)
+            except Duplicate:  # the same key raced in from another request
+                assert key is not None
+                return await answer_duplicate(
+                    context,
+                    key,
+                    chunks,
+                    head,
+                    limit_bytes=limit,
+                    declared_size=reservation.size_bytes,
+                )
         finally:
             reservations.take(reservation.job_id)  # whatever became of it: one body only
     return accepted_answer(reservation.job_id, staged=stages_in_s3(context))

@@ -22,6 +22,7 @@ from bot.web.intake import (
     Rejected,
     accepted_answer,
     admit,
+    answer_duplicate,
     answered,
     answered_again,
     chained,
@@ -132,8 +133,9 @@ async def _accept(request: web.Request, context: WebContext, key: str | None) ->
             source = UploadSource(upload_info(name, request.content_length))
             job = await submit_upload(context, source, job_id=job_id, idempotency_key=key)
             await feed(request.app, source, job, chunks, rest, context, head)
-    except Duplicate as duplicate:  # the same key raced in from another request
-        return answered_again(duplicate.job_id)
+    except Duplicate:  # the same key raced in from another request
+        assert key is not None
+        return await answer_duplicate(context, key, chunks, head, limit_bytes=limit)
     return accepted_answer(job.id, staged=stages_in_s3(context))
 
 

@@ -499,7 +499,11 @@ def test_a_data_row_whose_cells_resemble_column_names_is_still_no_header() -> No
 def test_a_first_line_with_nothing_of_ours_shows_nothing_of_itself() -> None:
     """Names only, but none required and none close (another export's header, or another
     export's data row: "Mary Jones,Cardiology,Dr Smith"): nothing of the line is shown."""
-    for first_line in (b"date,amount\n2024-01-02,10.00\n", b"Mary Jones,Cardiology,Dr Smith\n"):
+    for first_line in (
+        b"date,amount\n2024-01-02,10.00\n",
+        b"Mary Jones,Cardiology,Dr Smith\n",
+        "Zoë Müller;Room 12;Dr Smith\n".encode(),
+    ):
         with pytest.raises(HeaderMissingError) as caught:
             analyze(io.BytesIO(first_line))
         assert str(caught.value).endswith("and no near match. Is the header row missing?")
@@ -514,3 +518,14 @@ def test_a_renamed_header_of_ours_shows_its_names() -> None:
         analyze(io.BytesIO(b"EventID,ClinicID,Patient,Type,When\n"))
     assert not isinstance(caught.value, HeaderMissingError)
     assert str(caught.value).endswith("columns found: EventID, ClinicID, Patient, Type, When")
+
+
+def test_cells_that_resemble_column_names_never_make_a_data_row_a_header() -> None:
+    """Names only, some close to required columns ("Clinic A", "Patient Jones", even
+    "Event Type"), but fewer than two of ours renamed: nothing of the line is shown."""
+    line = b"Clinic A,Patient Jones,Event Type,Dr Smith\n"
+    with pytest.raises(HeaderMissingError) as caught:
+        analyze(io.BytesIO(line))
+    assert str(caught.value).endswith("and no column named so. Is the header row missing?")
+    for cell in ("Clinic A", "Patient Jones", "Dr Smith"):
+        assert cell not in str(caught.value) + repr(vars(caught.value))
