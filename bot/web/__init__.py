@@ -34,8 +34,6 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_request import BaseRequest
 
 from bot.web.context import (
     CONTEXT,
@@ -55,6 +53,7 @@ from bot.web.guards import (
     host_allowed,
     origin_allowed,
 )
+from bot.web.intake import expect_continue
 from bot.web.jobs_api import (
     get_chart,
     get_clinic_csv,
@@ -66,6 +65,7 @@ from bot.web.jobs_api import (
     list_jobs,
 )
 from bot.web.ops import STORE_CHECK, StoreCheck, health, metrics
+from bot.web.protocol import MAX_HEADERS, ConnectionLimits, Runner
 from bot.web.reservations import RESERVATIONS, Reservations, create_upload, send_upload
 from bot.web.uploads import upload
 
@@ -186,10 +186,12 @@ def build_web_app(context: WebContext, *, ops_only: bool = False) -> web.Applica
     app.router.add_get("/", index)
     app.router.add_static("/static", STATIC_DIR)
     app.router.add_get("/api/config", get_config)
-    app.router.add_post("/api/upload", upload)
-    app.router.add_post("/api/uploads", create_upload)
-    app.router.add_put("/api/uploads/{job_id}", send_upload)
-    app.router.add_put("/api/uploads/{job_id}/{secret}", send_upload)
+    app.router.add_post("/api/upload", upload, expect_handler=expect_continue)
+    app.router.add_post("/api/uploads", create_upload, expect_handler=expect_continue)
+    app.router.add_put("/api/uploads/{job_id}", send_upload, expect_handler=expect_continue)
+    app.router.add_put(
+        "/api/uploads/{job_id}/{secret}", send_upload, expect_handler=expect_continue
+    )
     app.router.add_get("/api/jobs", list_jobs)
     app.router.add_get("/api/jobs/{job_id}", get_job)
     app.router.add_get("/api/jobs/{job_id}/chart.png", get_chart)
@@ -199,61 +201,18 @@ def build_web_app(context: WebContext, *, ops_only: bool = False) -> web.Applica
     return app
 
 
-PROTOCOL_ERROR_WORDS = {
-    400: "The request could not be read: it is not well-formed HTTP.",
-    413: "The request is too large.",
-    431: "The request's headers are too large.",
-}
-
-
-class _JsonErrors(RequestHandler):
-    """aiohttp answers a request it cannot parse (a bad request line, an oversized header,
-    Content-Length beside Transfer-Encoding, a bad chunk) itself, before any middleware, in
-    plain text that quotes the offending bytes (an Authorization header among them) and logs
-    them. Here the answer is JSON in words, and the log line names the error's type only."""
-
-    def handle_error(
-        self,
-        request: BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        if status >= 500:
-            log.error("web.crashed", status=status, exc_info=exc)
-        else:
-            log.info("web.unreadable_request", status=status, error=type(exc).__name__)
-        if request.writer.output_size > 0:
-            raise ConnectionError("an answer was sent already")
-        words = PROTOCOL_ERROR_WORDS.get(
-            status, f"The request could not be handled (HTTP {status})."
-        )
-        if status >= 500:
-            words = "Something went wrong on our side; please try again."
-        return error_response(status, words, close=True)
-
-
-class _JsonErrorsServer(web.Server):
-    def __call__(self) -> RequestHandler:
-        return _JsonErrors(self, loop=self._loop, **self._kwargs)
-
-
-class _JsonErrorsRunner(web.AppRunner):
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        # aiohttp has no setting for the protocol class: the server it built is made one
-        # that builds ours (the same object, so every setting it was given stays).
-        server.__class__ = _JsonErrorsServer
-        return server
-
-
 async def start(context: WebContext, *, ops_only: bool = False) -> tuple[web.AppRunner, int]:
     """Serve on HOST:PORT (port 0 picks a free one); returns the runner and the real port."""
-    runner = _JsonErrorsRunner(
+    runner = Runner(
         build_web_app(context, ops_only=ops_only),
+        ConnectionLimits(context.settings.trusted_proxies),
         access_log=None,
         # An idle keep-alive connection is closed as soon as a stalled upload would be.
         keepalive_timeout=context.settings.upload_idle_timeout_s,
+        max_headers=MAX_HEADERS,
+        # Every body with a Content-Encoding is refused (limits are about bytes on the
+        # wire): aiohttp must not inflate one meanwhile.
+        auto_decompress=False,
     )
     await runner.setup()
     site = web.TCPSite(runner, context.settings.host, context.settings.port)

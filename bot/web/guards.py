@@ -117,16 +117,31 @@ def client_of(request: web.Request) -> str:
 
 
 def forwarded_client(peer: str | None, headers: MultiMapping[str], proxies: TrustedProxies) -> str:
-    peer = peer or "unknown"
-    if not proxies.trusts(peer):
-        return peer
-    chain = _x_forwarded_for(headers) or _forwarded_for(headers)
-    if not chain:
-        return peer
-    for address in reversed(chain):
-        if not proxies.trusts(address):
-            return address
-    return chain[0]
+    client = peer or "unknown"
+    if proxies.trusts(client):
+        chain = _x_forwarded_for(headers) or _forwarded_for(headers)
+        for address in reversed(chain):
+            if not proxies.trusts(address):
+                client = address
+                break
+        else:
+            client = chain[0] if chain else client
+    return _as_client(client)
+
+
+def _as_client(address: str) -> str:
+    """One client, one key: an IPv4 address however written (`::ffff:192.0.2.7` too), and
+    an IPv6 address by its /64, which one host or home network holds whole (counted one by
+    one, each of its 2**64 addresses would be a new client)."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _x_forwarded_for(headers: MultiMapping[str]) -> list[str]:

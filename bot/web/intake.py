@@ -258,6 +258,26 @@ async def close_after(request: web.Request, response: web.Response) -> None:
     request.protocol.force_close()
 
 
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` on an upload: the client waits to send its body until told to
+    go on. The access code and the service's state are checked first, so that a refused
+    upload never sends a byte; an Expect of anything else is 417."""
+    refusal = None
+    context = request.app[CONTEXT]
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        refusal = error_response(417, "Only Expect: 100-continue is understood.", close=True)
+    elif not authorized(request, context.settings.upload_token):
+        refusal = error_response(401, UNAUTHORIZED, headers=ASK_FOR_TOKEN, close=True)
+    elif not context.jobs.accepting:
+        refusal = unavailable().response()
+    if refusal is not None:
+        await close_after(request, refusal)  # the client waits: it must have it now
+        return refusal
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the answer proper has not begun
+    return None
+
+
 def admit(request: web.Request, context: WebContext) -> None:
     """The checks every new upload passes first: rate, access code, service accepting."""
     settings = context.settings

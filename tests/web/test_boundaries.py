@@ -12,6 +12,7 @@ import structlog
 from multidict import CIMultiDict
 
 from bot.config import TrustedProxies
+from bot.web import protocol
 from bot.web.guards import forwarded_client
 from tests.web.conftest import (
     FORM_TYPE,
@@ -262,7 +263,11 @@ def test_the_client_named_by_forwarding_headers() -> None:
         "203.0.113.7"
     )
     assert client("10.1.0.5", X_Forwarded_For="203.0.113.7:5123") == "203.0.113.7"
-    assert client("10.1.0.5", Forwarded='for="[2001:db8::17]:4711";proto=https') == "2001:db8::17"
+    assert client("10.1.0.5", Forwarded='for="[2001:db8::17]:4711";proto=https') == (
+        "2001:db8::/64"  # an IPv6 client is its /64
+    )
+    assert client("10.1.0.5", X_Forwarded_For="::ffff:203.0.113.7") == "203.0.113.7"
+    assert client("::ffff:192.0.2.1") == "192.0.2.1"
     assert client("10.1.0.5", Forwarded="for=198.51.100.9, for=10.1.9.9") == "198.51.100.9"
     assert client("10.1.0.5", X_Forwarded_For="10.1.0.7, 10.1.0.8") == "10.1.0.7"
     assert client("10.1.0.5") == "10.1.0.5"
@@ -319,3 +324,103 @@ async def test_the_service_still_answers_after_hostile_requests(web: Web) -> Non
     """Requests it cannot read cost their own connection only."""
     await raw_exchange(web, b"\x16\x03\x01 not http at all\r\n\r\n")
     assert (await web.get_json("/api/config")).status == 200
+
+
+async def test_connections_from_one_client_are_bounded(web: Web) -> None:
+    """Past MAX_CONNECTIONS_PER_CLIENT open connections from one address, the next is
+    closed at once, without a word; once they close, connections are taken again."""
+    opened = [
+        await asyncio.open_connection("127.0.0.1", web.port)
+        for _ in range(protocol.MAX_CONNECTIONS_PER_CLIENT)
+    ]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", web.port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+    finally:
+        for _, open_writer in opened:
+            open_writer.close()
+            await open_writer.wait_closed()
+    assert web.service is not None
+    limits = web.service.web_runner.server.limits  # type: ignore[union-attr]
+    await asyncio.wait_for(until_closed(limits), 5)
+    assert (await web.get_json("/api/config")).status == 200
+
+
+async def until_closed(limits: protocol.ConnectionLimits) -> None:
+    """Until the server has seen every test connection go (connection_lost runs later)."""
+    while limits.count > 1:  # the session's own keep-alive connection may stay
+        await asyncio.sleep(0.01)
+
+
+async def test_expect_is_answered_in_json_and_continue_only_with_the_access_code(
+    serve: Serve,
+) -> None:
+    """An Expect other than 100-continue: 417 in JSON, echoing nothing; 100-continue
+    without the access code: 401 before a byte of the body is sent."""
+    web = await serve(upload_token="s3cret")
+    head, body = await raw_exchange(
+        web,
+        b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: ZQXJ-echo\r\n"
+        b"Content-Length: 5\r\n\r\n",
+    )
+    assert head.startswith(b"HTTP/1.1 417") and b"application/json" in head
+    assert b"ZQXJ" not in head + body
+    head, body = await raw_exchange(
+        web,
+        b"PUT /api/uploads/x/y HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 5\r\n\r\n",
+    )
+    assert head.startswith(b"HTTP/1.1 401") and b"100 Continue" not in head
+    head, body = await raw_exchange(
+        web,
+        b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: ZQXJ-echo\r\n\r\n",
+    )
+    assert b"application/json" in head and b"ZQXJ" not in head + body
+
+
+async def test_a_reservation_body_that_never_ends_is_closed(serve: Serve) -> None:
+    """13 of 100 promised bytes and then nothing: 408 at the idle time, not a handle held
+    for ever."""
+    web = await serve(upload_idle_timeout_s=0.3)
+    reader, writer = await open_raw(
+        web.port,
+        "POST /api/uploads HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n",
+    )
+    try:
+        writer.write(b'{"file_name":')
+        await writer.drain()
+        answer = await read_answer(reader)
+    finally:
+        writer.close()
+    assert answer.status == 408
+
+
+async def test_what_a_put_and_a_reservation_refuse_in_size(web: Web) -> None:
+    """A size past any file is a plain 413 that repeats nothing; a PUT whose length is not
+    the reserved size is 400 and starts nothing."""
+    huge = await reserve(web, {"file_name": "a.csv", "size_bytes": 10**309})
+    assert huge.status == 413 and "0" * 30 not in huge.body["error"]
+    reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": 10})
+    wrong = await send(web, reserved.body["upload_url"], TWO_WEEKS)
+    assert wrong.status == 400 and "reserved for a file of 10 bytes" in wrong.body["error"]
+    assert web.jobs.recent() == []
+
+
+async def test_two_forms_racing_with_one_key_and_two_files_never_share_a_job(
+    web: Web,
+) -> None:
+    """Sent at once with the same Idempotency-Key, two different files: one is a job, the
+    other 422 or 409, never answered with the first's job."""
+    key = {"Idempotency-Key": "race-1", "Content-Type": FORM_TYPE}
+    other = TWO_WEEKS.replace(b"100.50", b"999.99")
+
+    async def post(data: bytes) -> tuple[int, dict[str, str]]:
+        async with web.session.post("/api/upload", data=form_of(data), headers=key) as response:
+            return response.status, await response.json()
+
+    answers = await asyncio.gather(post(TWO_WEEKS), post(other))
+    accepted = [body for status, body in answers if status == 202]
+    assert len(accepted) == 1, answers
+    assert sorted(status for status, _ in answers)[1] in (409, 422), answers
