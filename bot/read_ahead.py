@@ -89,7 +89,8 @@ class ReadAhead:
                 try:
                     item = self._ahead.get_nowait()
                 except queue.Empty:
-                    self._call(self._starved, taken)
+                    if self._paced is not None:  # only a paced reading asks (a loop wake-up)
+                        self._call(self._starved, taken)
                     item = self._wait()
                 taken += 1
                 if isinstance(item, _SourceEnd):
