@@ -36,6 +36,7 @@ from bot.slack_jobs import SlackJobs
 from bot.sources import S3Reader, SlackDownloader
 from bot.store import JobStore
 from bot.store.dynamo import DynamoJobStore
+from bot.store.lock import DataDirLock
 from bot.store.sqlite import SqliteJobStore
 from bot.web import staging
 from bot.worker import Worker
@@ -106,6 +107,7 @@ class Service:
     port: int
     slack: SlackConnection | None = None
     worker: Worker | None = None
+    lock: DataDirLock | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -129,6 +131,8 @@ class Service:
         await self.web_runner.cleanup()
         await self.jobs.store.close()
         await self.session.close()
+        if self.lock is not None:
+            self.lock.release()
         log.info("service.stopped")
 
 
@@ -155,6 +159,27 @@ async def start_service(
     metrics = Metrics()
     for notice in settings.notices:
         log.warning("config.notice", notice=notice)
+    lock = None
+    if role == "serve" and not settings.scale_out and settings.data_dir is not None:
+        # Before the store is read: recovery takes up only what no live serve holds.
+        lock = DataDirLock(settings.data_dir)
+        await lock.acquire(settings.store_lock_wait_s)
+    try:
+        return await _start_service(settings, metrics, lock, console=console, role=role)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+async def _start_service(
+    settings: Settings,
+    metrics: Metrics,
+    lock: DataDirLock | None,
+    *,
+    console: TextIO | None,
+    role: Role,
+) -> Service:
     session = aiohttp.ClientSession()
     s3_client = (
         s3.make_client(settings.aws_region)
@@ -190,8 +215,11 @@ async def start_service(
         keep_uploads=settings.s3_keep_uploads,
         console=console_out,
     )
+    store = _store(settings, s3_client)
+    if isinstance(store, SqliteJobStore):
+        store.on_skipped = metrics.store_records_skipped.inc
     jobs = JobRunner(
-        store=_store(settings, s3_client),
+        store=store,
         reopen=reopen,
         enqueue=queue.send if queue is not None and role == "serve" else None,
         concurrency=settings.job_concurrency,
@@ -204,7 +232,12 @@ async def start_service(
         durable=settings.scale_out or settings.data_dir is not None,
         metrics=metrics,
     )
-    await jobs.start()
+    try:
+        await jobs.start()  # opens the store: a damaged or unwritable one stops here
+    except BaseException:
+        await jobs.store.close()
+        await session.close()
+        raise
     slack: SlackConnection | None = None
     if client is not None and downloader is not None and role == "serve":
         assert settings.slack is not None
@@ -274,6 +307,7 @@ async def start_service(
         port=port,
         slack=slack,
         worker=worker,
+        lock=lock,
     )
     if queue is not None:
         service.background.append(asyncio.create_task(_count_queue(queue, metrics)))

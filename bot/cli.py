@@ -103,6 +103,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "are set, and the web upload page and API on HOST:PORT. Settings come from the "
         "environment (see README.md); SIGTERM or Ctrl-C shuts down gracefully.",
     )
+    store = commands.add_parser(
+        "store",
+        help="check the job store in DATA_DIR, or set a damaged one aside",
+        description="check: SQLite's integrity check of DATA_DIR/jobs.sqlite3 (exit 1 if it "
+        "is damaged). quarantine: move it aside as jobs.sqlite3.damaged-<time> (kept) so "
+        "that the next serve starts with an empty store; refused while a serve runs.",
+    )
+    store.add_argument("action", choices=("check", "quarantine"))
     report.add_argument(
         "--progress",
         action="store_true",
@@ -315,6 +323,7 @@ def serve_command(env: Mapping[str, str], stderr: TextIO, role: str = "serve") -
     from bot import logs
     from bot.app import new_event_loop, serve
     from bot.config import ConfigError, Settings
+    from bot.errors import StoreError
 
     try:
         settings = Settings.from_env(env)
@@ -331,10 +340,25 @@ def serve_command(env: Mapping[str, str], stderr: TextIO, role: str = "serve") -
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(serve(settings, "worker" if role == "worker" else "serve"))
+    except StoreError as error:  # names the file or folder, and what to do
+        stderr.write(f"clinic-events: cannot start: {error}\n")
+        return EXIT_FAILED
     except OSError as error:  # e.g. the port is taken
         stderr.write(f"clinic-events: cannot start: {error.strerror or error}\n")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def store_command(action: str, env: Mapping[str, str], stdout: TextIO) -> int:
+    from pathlib import Path
+
+    from bot.config import DEFAULT_DATA_DIR
+    from bot.store import maintenance
+
+    data_dir = Path(env.get("DATA_DIR", "").strip() or DEFAULT_DATA_DIR)
+    if action == "check":
+        return maintenance.check(data_dir, stdout)
+    return maintenance.quarantine(data_dir, stdout)
 
 
 def use_jemalloc(env: Mapping[str, str]) -> None:
@@ -365,6 +389,8 @@ def main(
     use_jemalloc(env)
     if args.command in ("serve", "worker"):
         return serve_command(env, stderr, args.command)
+    if args.command == "store":
+        return store_command(args.action, env, stdout)
     code = _report(args, stdin, stdout, stderr, env)
     if exit_when_done:
         _exit_now(code, stdout, stderr)

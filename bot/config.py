@@ -70,6 +70,7 @@ class Settings:
     job_concurrency: int = 2
     job_retention_s: float = 30 * 86400.0
     data_dir: Path | None = None  # None: jobs in memory only (from_env defaults to a folder)
+    store_lock_wait_s: float = 60.0  # a second serve on DATA_DIR waits this long, then stops
     job_queue_url: str | None = None  # scale-out: with job_table and s3_bucket
     job_table: str | None = None
     workers_in_serve: bool = False
@@ -126,6 +127,7 @@ class Settings:
             job_concurrency=read.integer("JOB_CONCURRENCY", 2, minimum=1),
             job_retention_s=retention_s,
             data_dir=Path(read.text("DATA_DIR") or DEFAULT_DATA_DIR),
+            store_lock_wait_s=read.number("STORE_LOCK_WAIT_SECONDS", 60, minimum=0),
             job_queue_url=read.text("JOB_QUEUE_URL"),
             job_table=read.text("JOB_TABLE"),
             workers_in_serve=read.flag("WORKERS_IN_SERVE"),

@@ -1,8 +1,15 @@
-"""Errors the bot raises while fetching a file. Every message is safe to show a user.
+"""Errors the bot raises while fetching a file or keeping its jobs. Every message is safe to
+show a user (the store's, to an operator: they name files and what to do).
 
 ```
 ClinicEventsError (processing)
 ├── InputError            processing: the file itself cannot be analysed
+├── StoreError            bot: the job store cannot be used
+│   ├── StoreDamagedError       the SQLite file is not a database, or a page is corrupt
+│   ├── StoreTooNewError        written by a newer clinic-events
+│   ├── StoreInUseError         DATA_DIR is held by another serve
+│   ├── StoreUnwritableError    DATA_DIR or its file cannot be written
+│   └── StoreUnavailableError   a read or write failed (disk I/O, locked, unreachable)
 └── SourceError           bot: getting the file failed, or it may not be read
     ├── UnsupportedSourceError  not a Slack file, s3:// URL or upload we can read
     ├── FileTooLargeError(size_bytes, limit_bytes)
@@ -17,6 +24,30 @@ ClinicEventsError (processing)
 from __future__ import annotations
 
 from processing import ClinicEventsError
+
+
+class StoreError(ClinicEventsError):
+    """The job store cannot be used right now, or at all."""
+
+
+class StoreDamagedError(StoreError):
+    pass
+
+
+class StoreTooNewError(StoreError):
+    pass
+
+
+class StoreInUseError(StoreError):
+    pass
+
+
+class StoreUnwritableError(StoreError):
+    pass
+
+
+class StoreUnavailableError(StoreError):
+    pass
 
 
 class SourceError(ClinicEventsError):

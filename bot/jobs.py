@@ -72,6 +72,8 @@ PRUNE_EVERY_S = 3600.0
 SHUTDOWN_REASON = "interrupted by shutdown: the service was restarting; please try again"
 RESTART_REASON = "interrupted by a restart; please upload the file again"
 UPLOAD_KEY_TTL_S = 24 * 3600.0  # an Idempotency-Key names the same upload for a day
+MIN_KEY_TTL_S = 24 * 3600.0
+MIN_UPLOAD_RETENTION_S = 3600.0
 
 
 def exhausted_reason(attempts: int = MAX_ATTEMPTS) -> str:
@@ -183,7 +185,7 @@ class JobRunner:
 
     async def start(self) -> None:
         """Open the store, take up what a previous process left, prune now and then."""
-        await self.store.prune(finished_before=time.time() - self.retention_s)
+        await self._prune_store()
         self._upkeep = asyncio.create_task(self._prune_now_and_then())
 
     # -- submitting and looking up ------------------------------------------------------
@@ -222,7 +224,10 @@ class JobRunner:
             await self.store.save(job.record())
         else:
             await self.store.add(
-                job.record(), key_ttl_s=self.retention_s if key_ttl_s is None else key_ttl_s
+                job.record(),
+                # A share or upload seen is remembered a day at least, whatever the
+                # retention: a restart must not take Slack's redelivery for a new share.
+                key_ttl_s=max(self.retention_s if key_ttl_s is None else key_ttl_s, MIN_KEY_TTL_S),
             )
         # Take the place in line before announcing: two jobs submitted at once must not
         # both be told they are first.
@@ -312,8 +317,8 @@ class JobRunner:
         return [self._live(record.id) or record for record in records if not self._expired(record)]
 
     def _expired(self, record: JobRecord) -> bool:
-        return (
-            record.finished_at is not None and time.time() - record.finished_at > self.retention_s
+        return record.finished_at is not None and time.time() - record.finished_at > (
+            self.upload_retention_s if record.source.kind == "upload" else self.retention_s
         )
 
     def queue_position(self, job: JobRecord) -> int | None:
@@ -335,13 +340,28 @@ class JobRunner:
             if expired or (len(self._jobs) > MAX_JOBS_KEPT and job.finished):
                 del self._jobs[job_id]
 
+    @property
+    def upload_retention_s(self) -> float:
+        """A web upload's report is kept at least an hour: the page that sent it shows it."""
+        return max(self.retention_s, MIN_UPLOAD_RETENTION_S)
+
+    async def _prune_store(self) -> None:
+        now = time.time()
+        await self.store.prune(
+            finished_before=now - self.retention_s,
+            uploads_finished_before=now - self.upload_retention_s,
+        )
+
+    async def _prune_quietly(self) -> None:
+        try:
+            await self._prune_store()
+        except Exception as error:
+            log.warning("store.prune_failed", error=type(error).__name__)
+
     async def _prune_now_and_then(self) -> None:
         while True:
             await asyncio.sleep(PRUNE_EVERY_S)
-            try:
-                await self.store.prune(finished_before=time.time() - self.retention_s)
-            except Exception as error:
-                log.warning("store.prune_failed", error=type(error).__name__)
+            await self._prune_quietly()
 
     # -- taking up what a previous process left -----------------------------------------
 
@@ -600,6 +620,10 @@ class JobRunner:
             await _bounded(replier.succeeded(job, report, post_summary=first), "succeeded")
             files = await self._store_files(job, report, invalid_rows_csv)
             await _bounded(replier.files_ready(job, files, post_files=first), "files_ready")
+            if self.retention_s == 0 and job.source.kind != "upload":
+                # Kept for no time: gone once its files are delivered (a web upload's page
+                # still reads it, for an hour).
+                await self._prune_quietly()
         else:
             job.files_stored.set()
             await _bounded(replier.failed(job, error or "failed"), "failed")

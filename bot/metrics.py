@@ -97,5 +97,12 @@ class Metrics:
             registry=registry,
         )
 
+        self.store_records_skipped = Counter(
+            "store_records_skipped",
+            "Job records the store could not read, left out of lists and recovery",
+            namespace=ns,
+            registry=registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -91,10 +91,16 @@ class JobStore(Protocol):
 
     async def artifact(self, job_id: str, name: str) -> bytes | None: ...
 
-    async def prune(self, *, finished_before: float) -> int:
-        """Forget jobs finished before that epoch second, their reports and lapsed keys."""
+    async def prune(
+        self, *, finished_before: float, uploads_finished_before: float | None = None
+    ) -> int:
+        """Forget jobs finished before that epoch second (web uploads' before the other
+        one, when given), their reports, and lapsed keys."""
 
     async def writable(self) -> bool:
-        """Whether a write goes through right now (for /health)."""
+        """Whether a write goes through right now."""
+
+    async def state(self) -> str:
+        """For /health: "ok", or what is wrong ("unwritable", "damaged", "unreachable")."""
 
     async def close(self) -> None: ...

@@ -35,6 +35,7 @@ RECENT_INDEX = "by_kind"
 LISTED_KINDS = frozenset({"upload"})  # the job API lists web uploads only
 REPORT_PREFIX = "reports/"
 CONDITION_FAILED = "ConditionalCheckFailedException"
+MIN_UPLOAD_RETENTION_S = 3600.0  # the page shows a report after its upload: kept an hour
 
 
 class DynamoJobStore:
@@ -144,7 +145,10 @@ class DynamoJobStore:
         if record.finished_at is not None:
             update += ", finished_at = :finished, expires_at = :expires"
             values[":finished"] = _n(record.finished_at)
-            values[":expires"] = _n(int(record.finished_at + self._retention_s))
+            kept_s = self._retention_s
+            if record.source.kind == "upload":
+                kept_s = max(kept_s, MIN_UPLOAD_RETENTION_S)
+            values[":expires"] = _n(int(record.finished_at + kept_s))
         await self._run(
             self._db.update_item,
             TableName=self._table,
@@ -331,7 +335,9 @@ class DynamoJobStore:
 
     # -- upkeep -------------------------------------------------------------------------------
 
-    async def prune(self, *, finished_before: float) -> int:
+    async def prune(
+        self, *, finished_before: float, uploads_finished_before: float | None = None
+    ) -> int:
         # The table's TTL (expires_at) and a lifecycle rule on reports/ do this (README).
         return 0
 
@@ -345,6 +351,9 @@ class DynamoJobStore:
         except (ClientError, BotoCoreError):
             return False
         return True
+
+    async def state(self) -> str:
+        return "ok" if await self.writable() else "unreachable"
 
     async def close(self) -> None:
         pass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -18,9 +19,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
+
+from bot.errors import (
+    StoreDamagedError,
+    StoreError,
+    StoreTooNewError,
+    StoreUnavailableError,
+    StoreUnwritableError,
+)
 from bot.store.records import FINISHED, Claim, ClaimOutcome, Duplicate, JobRecord, JobStatus
 
 T = TypeVar("T")
+log = structlog.get_logger("bot.store")
 
 DB_FILE = "jobs.sqlite3"
 SCHEMA_VERSION = 1
@@ -63,28 +74,64 @@ class SqliteJobStore:
         self._clock = clock
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-store")
         self._db: sqlite3.Connection | None = None
+        self.damaged = False  # a read found a corrupt page: /health says so
+        self.on_skipped: Callable[[], None] = lambda: None  # a record that cannot be read
 
     async def open(self) -> SqliteJobStore:
         await self._run(self._connect)
         return self
 
     def _connect(self) -> None:
+        """Open the file, or say in one line why it cannot be used: DATA_DIR unwritable, the
+        file damaged (quick_check) or written by a newer version. DATA_DIR is made 0700 and
+        the file 0600 (SQLite gives its -wal and -shm files the same mode)."""
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(
-            ":memory:" if self.path is None else self.path,
-            timeout=BUSY_TIMEOUT_S,
-            isolation_level=None,  # autocommit; BEGIN IMMEDIATE where several statements go together
-            check_same_thread=False,  # only ever used on self._thread
-        )
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            _prepare(self.path)
+        try:
+            db = sqlite3.connect(
+                ":memory:" if self.path is None else self.path,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,  # autocommit; BEGIN IMMEDIATE where statements go together
+                check_same_thread=False,  # only ever used on self._thread
+            )
+            if self.path is not None:
+                found = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if found != "ok":
+                    raise sqlite3.DatabaseError(found)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreTooNewError(
+                    f"the job store {self.path} was written by a newer clinic-events (schema "
+                    f"{version}, this one knows {SCHEMA_VERSION}); run that version, or move "
+                    "the file aside"
+                )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)  # creates what an older schema lacks (none yet)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.OperationalError as error:
+            raise _unusable(self.path, error) from None
+        except sqlite3.DatabaseError as error:
+            raise damaged(self.path, error) from None
         self._db = db
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._guarded, call, *args
+        )
+
+    def _guarded(self, call: Callable[..., T], *args: Any) -> T:
+        """SQLite's errors as the store's: a corrupt page marks the store damaged (for
+        /health) and reads as such; a disk I/O error or a lock as unavailable."""
+        try:
+            return call(*args)
+        except sqlite3.OperationalError as error:
+            raise _unusable(self.path, error) from None
+        except sqlite3.DatabaseError as error:
+            if not isinstance(error, sqlite3.IntegrityError):
+                self.damaged = True
+                raise damaged(self.path, error) from None
+            raise
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -189,8 +236,15 @@ class SqliteJobStore:
         rows = self._conn.execute(f"SELECT record, status, attempt, worker FROM jobs {where}", args)
         records = []
         for record_json, status, attempt, worker in rows:
-            record = JobRecord.from_json(json.loads(record_json))
-            record.status, record.attempt, record.worker = JobStatus(status), attempt, worker
+            try:
+                record = JobRecord.from_json(json.loads(record_json))
+                record.status, record.attempt, record.worker = JobStatus(status), attempt, worker
+            except (ValueError, TypeError, KeyError, AttributeError) as error:
+                # One record this version cannot read must not take the list, or the
+                # start, with it: it is left where it is, counted and logged.
+                log.warning("store.record_skipped", error=type(error).__name__)
+                self.on_skipped()
+                continue
             records.append(record)
         return records
 
@@ -301,13 +355,20 @@ class SqliteJobStore:
 
     # -- upkeep -------------------------------------------------------------------------------
 
-    async def prune(self, *, finished_before: float) -> int:
+    async def prune(
+        self, *, finished_before: float, uploads_finished_before: float | None = None
+    ) -> int:
+        uploads_before = (
+            finished_before if uploads_finished_before is None else uploads_finished_before
+        )
+
         def prune() -> int:
             db = self._conn
             db.execute("BEGIN IMMEDIATE")
             gone = db.execute(
-                "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?",
-                (finished_before,),
+                "DELETE FROM jobs WHERE finished_at IS NOT NULL AND ("
+                "(kind != 'upload' AND finished_at < ?) OR (kind = 'upload' AND finished_at < ?))",
+                (finished_before, uploads_before),
             ).rowcount
             db.execute("DELETE FROM artifacts WHERE job_id NOT IN (SELECT id FROM jobs)")
             db.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (self._clock(),))
@@ -322,17 +383,51 @@ class SqliteJobStore:
                 self._conn.execute(
                     "INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?)", (self._clock(),)
                 )
-            except sqlite3.Error:
+            except (sqlite3.Error, StoreError):
                 return False
             return True
 
         return await self._run(probe)
+
+    async def state(self) -> str:
+        """For /health: ok, damaged or unwritable."""
+        if self.damaged:
+            return "damaged"
+        return "ok" if await self.writable() else "unwritable"
 
     async def close(self) -> None:
         if self._db is not None:
             await self._run(self._conn.close)
             self._db = None
         self._thread.shutdown(wait=True)
+
+
+def _prepare(path: Path) -> None:
+    """DATA_DIR (0700) and the database file (0600), or one line naming what failed."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as error:
+        raise StoreUnwritableError(
+            f"DATA_DIR {path.parent} cannot be used: {error.strerror or error} (the service "
+            "needs to create and write it)"
+        ) from None
+
+
+def damaged(path: Path | None, error: BaseException) -> StoreDamagedError:
+    detail = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+    return StoreDamagedError(
+        f"the job store {path or ':memory:'} is damaged ({detail}): `clinic-events store "
+        "check` says more, `clinic-events store quarantine` sets it aside (kept as "
+        "jobs.sqlite3.damaged-<time>) so that the service starts empty"
+    )
+
+
+def _unusable(path: Path | None, error: sqlite3.OperationalError) -> StoreError:
+    message = str(error)
+    if "readonly" in message or "unable to open" in message:
+        return StoreUnwritableError(f"the job store {path} cannot be written: {message}")
+    return StoreUnavailableError(f"the job store {path} cannot be used right now: {message}")
 
 
 def _dumps(record: JobRecord) -> str:

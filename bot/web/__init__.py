@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
 from aiohttp import web
 
+from bot.errors import StoreError
 from bot.web.context import (
     CONTEXT,
     IN_FLIGHT,
@@ -114,6 +115,13 @@ async def guarded(
         return error_response(
             error.status, ERROR_WORDS.get(error.status, error.reason), headers=allow
         )
+    except StoreError as error:
+        log.warning("store.unavailable", path=request.path, error=type(error).__name__)
+        return error_response(
+            503,
+            "The service cannot read its records right now. Please try again in a minute.",
+            headers={"Retry-After": "60"},
+        )
     except Exception:
         log.exception("web.crashed", path=request.path)
         return error_response(500, "Something went wrong on our side; please try again.")
@@ -174,7 +182,15 @@ def build_web_app(context: WebContext, *, ops_only: bool = False) -> web.Applica
     app[IN_FLIGHT] = InFlight(total=context.settings.uploads_in_flight)
     app[RESERVATIONS] = Reservations()
     app[PROXIES] = context.settings.trusted_proxies
-    app[STORE_CHECK] = StoreCheck()
+    store_check = app[STORE_CHECK] = StoreCheck()
+
+    async def probe_the_store(app: web.Application) -> AsyncIterator[None]:
+        await store_check.probe(context.jobs.store)  # so the first /health knows
+        store_check.start(context.jobs.store)
+        yield
+        store_check.stop()
+
+    app.cleanup_ctx.append(probe_the_store)
     tasks: set[asyncio.Task[Any]] = set()
     app[TASKS] = tasks
     app.on_response_prepare.append(_security_headers)

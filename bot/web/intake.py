@@ -24,7 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bot import s3
 from bot.config import Settings
-from bot.errors import FileTooLargeError, S3Error, SourceError
+from bot.errors import FileTooLargeError, S3Error, SourceError, StoreError
 from bot.jobs import UPLOAD_KEY_TTL_S, Job, NotAccepting
 from bot.replies import SilentReplier
 from bot.sources import (
@@ -226,6 +226,9 @@ async def answered(
         # The client went away before its request was whole: nobody to answer.
         outcome = "failed"
         response = interrupted().response()
+    except StoreError as error:
+        log.warning("store.unavailable", error=type(error).__name__)
+        response = store_unavailable().response()
     except Exception:
         log.exception("upload.crashed")
         response = error_response(
@@ -451,6 +454,15 @@ def background(app: web.Application, work: Coroutine[Any, Any, None]) -> asyncio
     return task
 
 
+def store_unavailable() -> Rejected:
+    return Rejected(
+        503,
+        "unavailable",
+        "The service cannot keep track of new files right now. Please try again in a minute.",
+        headers={"Retry-After": "60"},
+    )
+
+
 def unavailable() -> Rejected:
     return Rejected(
         503,
@@ -497,7 +509,7 @@ async def submit_upload(
         if replier is not None:
             try:
                 return await context.jobs.submit(source, replier, job_id=job_id, **keyed, **options)
-            except (NotAccepting, Duplicate):
+            except (NotAccepting, Duplicate, StoreError):
                 raise
             except Exception as error:
                 log.warning("upload.announce_failed", error=type(error).__name__)

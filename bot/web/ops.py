@@ -2,31 +2,52 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 
+import structlog
 from aiohttp import web
 
 from bot.metrics import CONTENT_TYPE
 from bot.store import JobStore
 from bot.web.context import CONTEXT
 
+log = structlog.get_logger("bot.web")
+
 SLACK_DOWN_LIMIT_S = 60.0
 STORE_CHECK_EVERY_S = 5.0  # a probe every second must not write every second
+PROBE_TIMEOUT_S = 2.0
 
 
 class StoreCheck:
-    """Whether the job store took a write lately: checked at most every STORE_CHECK_EVERY_S,
-    so /health answers from memory and never waits on the store's thread."""
+    """The job store's state for /health: probed in the background every
+    STORE_CHECK_EVERY_S, each probe given PROBE_TIMEOUT_S, so /health answers from memory at
+    once even when the disk is frozen or DynamoDB does not answer."""
 
     def __init__(self) -> None:
-        self._checked_at = float("-inf")
-        self._writable = True
+        self.state = "ok"
+        self._task: asyncio.Task[None] | None = None
 
-    async def writable(self, store: JobStore) -> bool:
-        if time.monotonic() - self._checked_at >= STORE_CHECK_EVERY_S:
-            self._checked_at = time.monotonic()
-            self._writable = await store.writable()
-        return self._writable
+    async def probe(self, store: JobStore) -> str:
+        try:
+            self.state = await asyncio.wait_for(store.state(), PROBE_TIMEOUT_S)
+        except TimeoutError:
+            self.state = "not answering"
+        except Exception as error:
+            log.warning("store.probe_failed", error=type(error).__name__)
+            self.state = "unwritable"
+        return self.state
+
+    async def _every_now_and_then(self, store: JobStore) -> None:
+        while True:
+            await self.probe(store)
+            await asyncio.sleep(STORE_CHECK_EVERY_S)
+
+    def start(self, store: JobStore) -> None:
+        self._task = asyncio.create_task(self._every_now_and_then(store))
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 STORE_CHECK = web.AppKey("store_check", StoreCheck)
@@ -34,12 +55,12 @@ STORE_CHECK = web.AppKey("store_check", StoreCheck)
 
 async def health(request: web.Request) -> web.Response:
     """200 `{"status": "ok", "slack": ..., "store": "ok"}`; 503 "degraded" when the Slack
-    socket has been down for over a minute or the job store takes no writes."""
+    socket has been down for over a minute or the job store is not ok (unwritable,
+    damaged, not answering, ...)."""
     context = request.app[CONTEXT]
     state = await context.slack_state()
     down_too_long = state == "disconnected" and context.slack_down_for_s() > SLACK_DOWN_LIMIT_S
-    writable = await request.app[STORE_CHECK].writable(context.jobs.store)
-    store = "ok" if writable else "unwritable"
+    store = request.app[STORE_CHECK].state
     degraded = down_too_long or store != "ok"
     return web.json_response(
         {"status": "degraded" if degraded else "ok", "slack": state, "store": store},

@@ -14,17 +14,22 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import artifacts
+from bot.errors import StoreUnavailableError
 from bot.sources import SourceInfo
 from bot.store import REPORT_JSON, JobRecord, JobStatus, ReplySpec, now_utc
 from bot.web import STATIC_DIR
+from bot.web.ops import STORE_CHECK
 from processing import WeeklyReport, analyze, to_clinic_csv, to_csv
 from tests.conftest import GatedChart
 from tests.web.conftest import (
+    FORM_TYPE,
     JOB_TIMEOUT_S,
     TWO_WEEKS,
     BusySlot,
     Serve,
     Web,
+    form_head,
+    form_tail,
     tiny_csv,
 )
 
@@ -443,8 +448,8 @@ async def test_clinic_and_invalid_rows_csv_downloads(web: Web, sample_bytes: byt
 
 
 async def test_health_is_503_when_the_job_store_takes_no_writes(web: Web) -> None:
-    """A store that refuses writes (a full disk, a read-only volume) makes /health degraded,
-    and the check is not repeated for every probe."""
+    """A store that refuses writes (a full disk, a read-only volume) makes /health degraded
+    once the background probe has seen it; /health itself never asks the store."""
     store = web.jobs.store
     writes = 0
 
@@ -455,11 +460,70 @@ async def test_health_is_503_when_the_job_store_takes_no_writes(web: Web) -> Non
 
     store.writable = refusing  # type: ignore[method-assign]
     assert web.service is not None
-    from bot.web.ops import STORE_CHECK
-
-    app_check = web.service.web_runner.app[STORE_CHECK]
-    app_check._checked_at = float("-inf")  # forget the check made at start
+    check = web.service.web_runner.app[STORE_CHECK]
+    await check.probe(store)  # what the background does every few seconds
     answers = [await web.get_json("/health") for _ in range(3)]
     assert [answer.status for answer in answers] == [503, 503, 503]
     assert answers[0].body == {"status": "degraded", "slack": "disabled", "store": "unwritable"}
     assert writes == 1
+
+
+async def test_health_answers_at_once_when_the_store_hangs(web: Web) -> None:
+    """A store that never answers (a frozen disk, DynamoDB paused): the probe gives up and
+    /health says so, answering from memory at once."""
+    store = web.jobs.store
+    never = asyncio.Event()
+
+    async def hanging() -> str:
+        await never.wait()
+        return "ok"
+
+    store.state = hanging  # type: ignore[method-assign]
+    assert web.service is not None
+    check = web.service.web_runner.app[STORE_CHECK]
+    probing = asyncio.create_task(check.probe(store))
+    answer = await asyncio.wait_for(web.get_json("/health"), 1.0)
+    assert answer.status == 200  # the last probe's word, until this one gives up
+    assert await probing == "not answering"
+    answer = await asyncio.wait_for(web.get_json("/health"), 1.0)
+    assert (answer.status, answer.body["store"]) == (503, "not answering")
+
+
+async def test_with_no_retention_a_web_report_is_kept_an_hour_and_keys_a_day(
+    serve: Serve,
+) -> None:
+    """JOB_RETENTION_DAYS=0: the page still gets the report it just sent (kept an hour),
+    and the upload's key is remembered a day."""
+    web = await serve(job_retention_s=0.0)
+    async with web.session.post(
+        "/api/upload",
+        data=form_head("now.csv") + TWO_WEEKS + form_tail(),
+        headers={"Content-Type": FORM_TYPE, "Idempotency-Key": "kept-1"},
+    ) as response:
+        job_id = (await response.json())["job_id"]
+    job = await web.finished(job_id)
+    assert job["status"] == "succeeded" and job["report"] is not None
+    store = web.jobs.store
+    expires_at = await store._run(  # type: ignore[attr-defined]
+        lambda: store._conn.execute("SELECT expires_at FROM idempotency_keys").fetchone()[0]  # type: ignore[attr-defined]
+    )
+    assert expires_at - time.time() > 23 * 3600
+
+
+async def test_a_store_that_fails_is_503_with_retry_after_never_500(web: Web) -> None:
+    """A store error on an upload or a job read: 503 with Retry-After, logged under its own
+    name."""
+
+    async def failing(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailableError("the job store cannot be used right now: disk I/O error")
+
+    web.jobs.store.add = failing  # type: ignore[method-assign]
+    web.jobs.store.get = failing  # type: ignore[method-assign,assignment]
+    with structlog.testing.capture_logs() as logs:
+        upload = await web.upload(TWO_WEEKS)
+        asked = await web.get_json("/api/jobs/deadbeef")
+    assert (upload.status, upload.headers.get("Retry-After")) == (503, "60")
+    assert (asked.status, asked.headers.get("Retry-After")) == (503, "60")
+    events = [entry["event"] for entry in logs]
+    assert "store.unavailable" in events and "upload.crashed" not in events
+    assert "upload.announce_failed" not in events
