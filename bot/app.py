@@ -148,7 +148,11 @@ def _store(settings: Settings, s3_client: Any) -> JobStore:
             bucket=settings.s3_bucket,
             retention_s=settings.job_retention_s,
         )
-    return SqliteJobStore(settings.data_dir)
+    return SqliteJobStore(
+        settings.data_dir,
+        min_free_bytes=settings.store_min_free_bytes,
+        max_bytes=settings.store_max_bytes,
+    )
 
 
 async def start_service(

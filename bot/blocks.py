@@ -176,6 +176,12 @@ def restarted_message(*, attempt: int, attempts: int) -> Message:
     return _message(line, [_section(f"*{line}*")])
 
 
+def files_missing_message(reason: str) -> Message:
+    """In the thread after the summary, when the chart and the CSVs could not be kept."""
+    line = reason[:1].upper() + reason[1:] + "."
+    return _message(line, [_section(f":warning: {line}")])
+
+
 def paused_message() -> Message:
     """The progress message of a job handed back when the service stopped."""
     line = "Paused: the service is restarting. The file will be read again as soon as it is back."

@@ -71,6 +71,8 @@ class Settings:
     job_retention_s: float = 30 * 86400.0
     data_dir: Path | None = None  # None: jobs in memory only (from_env defaults to a folder)
     store_lock_wait_s: float = 60.0  # a second serve on DATA_DIR waits this long, then stops
+    store_min_free_bytes: int = 256 * 1_048_576  # below it: no new jobs, /health 503; 0: off
+    store_max_bytes: int = 2048 * 1_048_576  # the oldest finished reports go past it
     job_queue_url: str | None = None  # scale-out: with job_table and s3_bucket
     job_table: str | None = None
     workers_in_serve: bool = False
@@ -128,6 +130,10 @@ class Settings:
             job_retention_s=retention_s,
             data_dir=Path(read.text("DATA_DIR") or DEFAULT_DATA_DIR),
             store_lock_wait_s=read.number("STORE_LOCK_WAIT_SECONDS", 60, minimum=0),
+            store_min_free_bytes=round(
+                read.number("STORE_MIN_FREE_MB", 256, minimum=0) * 1_048_576
+            ),
+            store_max_bytes=round(read.number("STORE_MAX_MB", 2048, minimum=1) * 1_048_576),
             job_queue_url=read.text("JOB_QUEUE_URL"),
             job_table=read.text("JOB_TABLE"),
             workers_in_serve=read.flag("WORKERS_IN_SERVE"),

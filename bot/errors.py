@@ -9,6 +9,7 @@ ClinicEventsError (processing)
 │   ├── StoreTooNewError        written by a newer clinic-events
 │   ├── StoreInUseError         DATA_DIR is held by another serve
 │   ├── StoreUnwritableError    DATA_DIR or its file cannot be written
+│   ├── StoreFullError          its disk is (nearly) full: no new jobs
 │   └── StoreUnavailableError   a read or write failed (disk I/O, locked, unreachable)
 └── SourceError           bot: getting the file failed, or it may not be read
     ├── UnsupportedSourceError  not a Slack file, s3:// URL or upload we can read
@@ -48,6 +49,10 @@ class StoreUnwritableError(StoreError):
 
 class StoreUnavailableError(StoreError):
     pass
+
+
+class StoreFullError(StoreError):
+    """The store's disk is full, or under STORE_MIN_FREE_MB: the message is a user's."""
 
 
 class SourceError(ClinicEventsError):

@@ -37,7 +37,7 @@ import structlog
 
 from bot import artifacts
 from bot.artifacts import CHART_FAILED, CHART_PNG_NAME, ReportFile
-from bot.errors import SourceError
+from bot.errors import SourceError, StoreFullError
 from bot.metrics import Metrics
 from bot.read_ahead import Paced, ReadAhead
 from bot.slots import Slot, Slots
@@ -71,6 +71,12 @@ REPLY_TIMEOUT_S = 60.0
 PRUNE_EVERY_S = 3600.0
 SHUTDOWN_REASON = "interrupted by shutdown: the service was restarting; please try again"
 RESTART_REASON = "interrupted by a restart; please upload the file again"
+DISK_LOW = (
+    "the service's disk is nearly full, so it takes no new files until space is freed; "
+    "please try again later"
+)
+FILES_NOT_KEPT = "the files of this report could not be kept (disk full)"
+FILES_NOT_STORED = "the files of this report could not be kept (the job store failed)"
 UPLOAD_KEY_TTL_S = 24 * 3600.0  # an Idempotency-Key names the same upload for a day
 MIN_KEY_TTL_S = 24 * 3600.0
 MIN_UPLOAD_RETENTION_S = 3600.0
@@ -212,6 +218,8 @@ class JobRunner:
         its record is brought up to date instead, and left to the caller if this fails."""
         if not self.accepting:
             raise NotAccepting()
+        if not await self.store.has_room():
+            raise StoreFullError(DISK_LOW)
         job = Job(
             id=job_id or self.new_job_id(),
             source=source.info,
@@ -661,8 +669,15 @@ class JobRunner:
             made[CHART_PNG_NAME] = CHART_FAILED
         try:
             await self.store.put_artifacts(job.id, made)
-        except Exception:
-            log.exception("store.save_failed")
+        except Exception as error:
+            # The summary is out and the report's figures are kept: the job succeeded, and
+            # says that its files are not there rather than that they never were.
+            log.warning("store.put_artifacts_failed", error=type(error).__name__)
+            job.files_missing = (
+                FILES_NOT_KEPT if isinstance(error, StoreFullError) else FILES_NOT_STORED
+            )
+            await self._save_final(job)
+            return []
         finally:
             job.files_stored.set()
         return artifacts.files(made)

@@ -154,7 +154,9 @@ class SlackReplier:
         outcome: "see thread" once everything is there."""
         if self._outcome is None:  # succeeded() could not draw its messages and said so
             return
-        steps = [self._upload_files(files)] if post_files else []
+        steps: list[Awaitable[Any]] = [self._upload_files(files)] if post_files else []
+        if post_files and job.files_missing:
+            steps.append(self._post(blocks.files_missing_message(job.files_missing), self.start_ts))
         steps.append(self._update(self.start_ts, self._outcome))
         await _each(*steps)
 
@@ -266,7 +268,9 @@ class ConsoleReplier:
         self._out.flush()
 
     async def files_ready(self, job: Job, files: list[ReportFile], *, post_files: bool) -> None:
-        pass  # the console shows the report as text; the files are in the job API
+        # The console shows the report as text; the files are in the job API, if kept.
+        if job.files_missing:
+            self._say(job, job.files_missing)
 
     async def failed(self, job: Job, reason: str) -> None:
         self._say(job, f"failed: {displayable(reason)}")

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
-from bot.errors import FileTooLargeError, SourceError, UnsupportedSourceError
+from bot.errors import FileTooLargeError, SourceError, StoreFullError, UnsupportedSourceError
 from bot.jobs import JobRunner, NotAccepting
 from bot.replies import SlackReplier
 from bot.sources import (
@@ -140,6 +140,8 @@ class SlackJobs:
             log.info("share.duplicate", existing_job_id=duplicate.job_id)
         except NotAccepting:
             await self._tell_sharer(channel, user, SHUTTING_DOWN)
+        except StoreFullError as error:
+            await self._tell_sharer(channel, user, _capitalised(str(error)))
         except SlackApiError as error:
             log.warning("share.not_announced", error=error.response.get("error"))
 
@@ -171,6 +173,8 @@ class SlackJobs:
             await respond(f"I can't process that: {blocks.outside_text(str(error))}.")
         except NotAccepting:
             await respond(SHUTTING_DOWN)
+        except StoreFullError as error:
+            await respond(_capitalised(str(error)))
         except SlackApiError as error:
             if error.response.get("error") in ("not_in_channel", "channel_not_found"):
                 await respond(NOT_IN_CHANNEL)
@@ -254,3 +258,7 @@ class SlackJobs:
             "I found no CSV shared in this channel recently. Share the export here, "
             "or use `/process-events &lt;file link&gt;`."
         )
+
+
+def _capitalised(reason: str) -> str:
+    return reason[:1].upper() + reason[1:] + "."

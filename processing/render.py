@@ -271,6 +271,7 @@ def to_clinic_csv(report: WeeklyReport) -> str:
 
 INVALID_ROWS_COLUMNS = ("row", "reason", "column", "detail")
 INVALID_ROWS_LIMIT = 100_000
+INVALID_ROWS_CHARS = 16 * 1_048_576  # and at most 16 MiB of them
 
 
 _RESTS_KEPT = 1024
@@ -281,10 +282,14 @@ class InvalidRowsCsv:
     every invalid row as it is read, at most `limit` of them, then one line saying how many
     more there were. Row numbers, reasons, column names and words; never a value."""
 
-    def __init__(self, out: TextIO, limit: int = INVALID_ROWS_LIMIT) -> None:
+    def __init__(
+        self, out: TextIO, limit: int = INVALID_ROWS_LIMIT, limit_chars: int = INVALID_ROWS_CHARS
+    ) -> None:
         self._out = out
         self._writer = csv.writer(out, lineterminator="\n")
         self._limit = limit
+        self._limit_chars = limit_chars
+        self._chars = 0
         self.written = 0
         self.left_out = 0
         self._writer.writerow(INVALID_ROWS_COLUMNS)
@@ -295,9 +300,19 @@ class InvalidRowsCsv:
 
     def add(self, rows: list[InvalidRow]) -> None:
         room = self._limit - self.written
-        self._out.write("".join(f"{invalid.row},{self._rest(invalid)}" for invalid in rows[:room]))
-        self.written += min(room, len(rows))
-        self.left_out += max(0, len(rows) - room)
+        lines = [f"{invalid.row},{self._rest(invalid)}" for invalid in rows[:room]]
+        text = "".join(lines)
+        if self._chars + len(text) > self._limit_chars:  # long details: keep what fits
+            fits = self._limit_chars - self._chars
+            kept = 0
+            while kept < len(lines) and len(lines[kept]) <= fits:
+                fits -= len(lines[kept])
+                kept += 1
+            lines, text = lines[:kept], "".join(lines[:kept])
+        self._out.write(text)
+        self._chars += len(text)
+        self.written += len(lines)
+        self.left_out += len(rows) - len(lines)
 
     def _rest(self, invalid: InvalidRow) -> str:
         """The line after the row number, CSV-quoted as needed."""

@@ -100,6 +100,9 @@ class JobStore(Protocol):
     async def writable(self) -> bool:
         """Whether a write goes through right now."""
 
+    async def has_room(self) -> bool:
+        """Whether new jobs may be taken: their disk is not nearly full."""
+
     async def state(self) -> str:
         """For /health: "ok", or what is wrong ("unwritable", "damaged", "unreachable")."""
 

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.store import REPORT_JSON
+from bot.store.packing import pack, unpack
 from bot.store.records import FINISHED, Claim, Duplicate, JobRecord, JobStatus
 
 T = TypeVar("T")
@@ -319,7 +320,10 @@ class DynamoJobStore:
     async def put_artifacts(self, job_id: str, artifacts: Mapping[str, bytes]) -> None:
         for name, data in artifacts.items():
             await self._run(
-                self._s3.put_object, Bucket=self._bucket, Key=_artifact_key(job_id, name), Body=data
+                self._s3.put_object,
+                Bucket=self._bucket,
+                Key=_artifact_key(job_id, name),
+                Body=pack(data),
             )
 
     async def artifact(self, job_id: str, name: str) -> bytes | None:
@@ -331,7 +335,7 @@ class DynamoJobStore:
             if _code(error) in ("NoSuchKey", "404"):
                 return None
             raise
-        return await self._run(answer["Body"].read)
+        return unpack(await self._run(answer["Body"].read))
 
     # -- upkeep -------------------------------------------------------------------------------
 
@@ -351,6 +355,9 @@ class DynamoJobStore:
         except (ClientError, BotoCoreError):
             return False
         return True
+
+    async def has_room(self) -> bool:
+        return True  # DynamoDB and S3 do not fill up
 
     async def state(self) -> str:
         return "ok" if await self.writable() else "unreachable"

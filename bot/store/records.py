@@ -87,6 +87,7 @@ class JobRecord:
     idempotency_key: str | None = None
     fingerprint: UploadFingerprint | None = None  # web uploads: which file the key names
     heartbeat_at: float | None = None  # staging: epoch second its process last said it lives
+    files_missing: str | None = None  # why a succeeded job's chart and CSVs are not kept
 
     @property
     def finished(self) -> bool:
@@ -124,6 +125,7 @@ class JobRecord:
             "idempotency_key": self.idempotency_key,
             "fingerprint": None if self.fingerprint is None else asdict(self.fingerprint),
             "heartbeat_at": self.heartbeat_at,
+            "files_missing": self.files_missing,
         }
 
     @classmethod
@@ -145,6 +147,7 @@ class JobRecord:
             idempotency_key=data.get("idempotency_key"),
             fingerprint=None if fingerprint is None else UploadFingerprint(**fingerprint),
             heartbeat_at=data.get("heartbeat_at"),
+            files_missing=data.get("files_missing"),
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -24,10 +25,12 @@ import structlog
 from bot.errors import (
     StoreDamagedError,
     StoreError,
+    StoreFullError,
     StoreTooNewError,
     StoreUnavailableError,
     StoreUnwritableError,
 )
+from bot.store.packing import pack, unpack
 from bot.store.records import FINISHED, Claim, ClaimOutcome, Duplicate, JobRecord, JobStatus
 
 T = TypeVar("T")
@@ -68,8 +71,20 @@ _UNFINISHED = (JobStatus.STAGING.value, JobStatus.QUEUED.value, JobStatus.RUNNIN
 
 
 class SqliteJobStore:
-    def __init__(self, data_dir: Path | None, *, clock: Callable[[], float] = time.time) -> None:
-        """`data_dir` None: in memory, gone with the process."""
+    def __init__(
+        self,
+        data_dir: Path | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        min_free_bytes: int = 0,
+        max_bytes: int = 0,
+    ) -> None:
+        """`data_dir` None: in memory, gone with the process. Below `min_free_bytes` free on
+        its volume, the store takes no new jobs and /health says it is low on disk."""
+        self.min_free_bytes = min_free_bytes
+        self.max_bytes = max_bytes  # 0: no bound
+        self._room_checked_at = float("-inf")
+        self._room = True
         self.path = None if data_dir is None else data_dir / DB_FILE
         self._clock = clock
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-store")
@@ -334,22 +349,55 @@ class SqliteJobStore:
 
     async def put_artifacts(self, job_id: str, artifacts: Mapping[str, bytes]) -> None:
         def put() -> None:
+            packed = [(job_id, name, pack(data)) for name, data in artifacts.items()]
             db = self._conn
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                "INSERT OR REPLACE INTO artifacts (job_id, name, data) VALUES (?, ?, ?)",
-                [(job_id, name, data) for name, data in artifacts.items()],
-            )
+            try:
+                db.executemany(
+                    "INSERT OR REPLACE INTO artifacts (job_id, name, data) VALUES (?, ?, ?)",
+                    packed,
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
             db.execute("COMMIT")
+            self._make_room(keep=job_id)
 
         await self._run(put)
+
+    def _make_room(self, *, keep: str) -> None:
+        """Past max_bytes in use, the oldest finished jobs go, reports and all, one at a
+        time, each logged, until the store is within it (never the job just stored)."""
+        if self.path is None or self.max_bytes <= 0:
+            return
+        db = self._conn
+        while self._used_bytes() > self.max_bytes:
+            row = db.execute(
+                "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND id != ? "
+                "ORDER BY finished_at LIMIT 1",
+                (keep,),
+            ).fetchone()
+            if row is None:
+                return
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM artifacts WHERE job_id = ?", (row[0],))
+            db.execute("DELETE FROM jobs WHERE id = ?", (row[0],))
+            db.execute("COMMIT")
+            log.info("store.pruned_for_room", job_id=row[0], max_mb=self.max_bytes >> 20)
+
+    def _used_bytes(self) -> int:
+        db = self._conn
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
 
     async def artifact(self, job_id: str, name: str) -> bytes | None:
         def read() -> bytes | None:
             row = self._conn.execute(
                 "SELECT data FROM artifacts WHERE job_id = ? AND name = ?", (job_id, name)
             ).fetchone()
-            return None if row is None else bytes(row[0])
+            return None if row is None else unpack(bytes(row[0]))
 
         return await self._run(read)
 
@@ -389,10 +437,24 @@ class SqliteJobStore:
 
         return await self._run(probe)
 
+    async def has_room(self) -> bool:
+        """Free space on DATA_DIR's volume at least min_free_bytes (looked at once a
+        second at most; statvfs runs on the store's thread, never the loop)."""
+        if self.path is None or self.min_free_bytes <= 0:
+            return True
+        if time.monotonic() - self._room_checked_at >= 1.0:
+            self._room_checked_at = time.monotonic()
+            path = self.path
+            free = await self._run(lambda: shutil.disk_usage(path.parent).free)
+            self._room = free >= self.min_free_bytes
+        return self._room
+
     async def state(self) -> str:
-        """For /health: ok, damaged or unwritable."""
+        """For /health: ok, damaged, low on disk or unwritable."""
         if self.damaged:
             return "damaged"
+        if not await self.has_room():
+            return "low on disk"
         return "ok" if await self.writable() else "unwritable"
 
     async def close(self) -> None:
@@ -425,6 +487,8 @@ def damaged(path: Path | None, error: BaseException) -> StoreDamagedError:
 
 def _unusable(path: Path | None, error: sqlite3.OperationalError) -> StoreError:
     message = str(error)
+    if "full" in message:  # SQLITE_FULL: "database or disk is full"
+        return StoreFullError(f"the job store {path} cannot be written: its disk is full")
     if "readonly" in message or "unable to open" in message:
         return StoreUnwritableError(f"the job store {path} cannot be written: {message}")
     return StoreUnavailableError(f"the job store {path} cannot be used right now: {message}")

@@ -24,8 +24,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bot import s3
 from bot.config import Settings
-from bot.errors import FileTooLargeError, S3Error, SourceError, StoreError
-from bot.jobs import UPLOAD_KEY_TTL_S, Job, NotAccepting
+from bot.errors import FileTooLargeError, S3Error, SourceError, StoreError, StoreFullError
+from bot.jobs import DISK_LOW, UPLOAD_KEY_TTL_S, Job, NotAccepting
 from bot.replies import SilentReplier
 from bot.sources import (
     Source,
@@ -226,6 +226,10 @@ async def answered(
         # The client went away before its request was whole: nobody to answer.
         outcome = "failed"
         response = interrupted().response()
+    except StoreFullError as error:
+        log.warning("store.full", error=str(error))
+        outcome = "refused"
+        response = Rejected(507, "refused", _sentence(DISK_LOW), close=True).response()
     except StoreError as error:
         log.warning("store.unavailable", error=type(error).__name__)
         response = store_unavailable().response()

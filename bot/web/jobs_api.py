@@ -95,6 +95,10 @@ async def _job_or_404(request: web.Request) -> JobRecord | web.Response:
     return job
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def _kept(retention_s: float) -> str:
     days = retention_s / 86400
     if days >= 1:
@@ -180,6 +184,8 @@ async def _finished_file(request: web.Request, name: str, not_ready: str) -> byt
     data = await jobs.store.artifact(job.id, name)
     if data is not None:
         return data
+    if job.files_missing:  # not "every row was valid", nor "no longer kept": the truth
+        return error_response(404, _sentence(job.files_missing))
     if (
         made_here is None
         and await jobs.store.artifact(job.id, CHART_PNG_NAME) is None  # stored last

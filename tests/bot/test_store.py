@@ -4,11 +4,13 @@ against moto's server over real HTTP)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 
 from bot.sources import SourceInfo
 from bot.store import Duplicate, JobRecord, JobStatus, JobStore, ReplySpec, UploadFingerprint
@@ -238,3 +240,50 @@ def test_fingerprints_compare_what_both_know() -> None:
     assert full.same_file(UploadFingerprint(size_bytes=11)) is False
     assert full.same_file(UploadFingerprint(size_bytes=10, head_sha256="b")) is False
     assert UploadFingerprint(size_bytes=10).same_file(UploadFingerprint(head_sha256="a")) is None
+
+
+async def test_reports_are_compressed_and_read_back_as_they_were(
+    store_and_clock: tuple[JobStore, Clock],
+) -> None:
+    """A CSV is kept gzip-compressed and comes back byte for byte; a PNG is kept as it is."""
+    store, _ = store_and_clock
+    await store.add(record("j1"))
+    csv_text = b"row,reason,column,detail\n" + b"".join(
+        b"%d,invalid_timestamp,event_timestamp,bad date\n" % n for n in range(20_000)
+    )
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    await store.put_artifacts("j1", {"invalid-rows.csv": csv_text, "chart.png": png})
+    assert await store.artifact("j1", "invalid-rows.csv") == csv_text
+    assert await store.artifact("j1", "chart.png") == png
+    if isinstance(store, SqliteJobStore):
+        raw = await store._run(  # type: ignore[attr-defined]
+            lambda: store._conn.execute(  # type: ignore[attr-defined]
+                "SELECT name, data FROM artifacts WHERE job_id = 'j1'"
+            ).fetchall()
+        )
+        sizes = {name: bytes(data) for name, data in raw}
+        assert sizes["invalid-rows.csv"][:2] == b"\x1f\x8b"
+        assert len(sizes["invalid-rows.csv"]) < len(csv_text) / 5
+        assert sizes["chart.png"] == png
+
+
+async def test_past_its_size_the_store_lets_the_oldest_reports_go(tmp_path: Path) -> None:
+    """STORE_MAX_MB: storing a report past it removes the oldest finished jobs first, one
+    at a time and logged, never the one just stored."""
+    clock = Clock()
+    store = SqliteJobStore(tmp_path, clock=clock, max_bytes=600_000)
+    blob = os.urandom(200_000)  # does not compress
+    try:
+        with structlog.testing.capture_logs() as logs:
+            for n in range(6):
+                job = record(f"j{n}")
+                job.status, job.finished_at = JobStatus.SUCCEEDED, clock.now + n
+                await store.add(job)
+                await store.save(job)
+                await store.put_artifacts(job.id, {"weekly-report.csv": blob})
+        kept = [n for n in range(6) if await store.get(f"j{n}") is not None]
+        pruned = [entry["job_id"] for entry in logs if entry["event"] == "store.pruned_for_room"]
+    finally:
+        await store.close()
+    assert kept[-1] == 5 and kept == list(range(kept[0], 6)) and len(kept) < 6
+    assert pruned == [f"j{n}" for n in range(kept[0])]
