@@ -38,6 +38,7 @@ from bot.store import JobStore
 from bot.store.dynamo import DynamoJobStore
 from bot.store.lock import DataDirLock
 from bot.store.sqlite import SqliteJobStore
+from bot.sweeper import Sweeper
 from bot.web import staging
 from bot.worker import Worker
 
@@ -107,6 +108,7 @@ class Service:
     port: int
     slack: SlackConnection | None = None
     worker: Worker | None = None
+    sweeper: Sweeper | None = None
     lock: DataDirLock | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -122,6 +124,8 @@ class Service:
         log.info("service.stopping", jobs_active=self.jobs.active)
         for task in self.background:
             task.cancel()
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         if self.worker is not None:
             self.jobs.accepting = False
             await self.worker.stop(self.settings.shutdown_grace_s)
@@ -235,6 +239,8 @@ async def _start_service(
         retention_s=settings.job_retention_s,
         durable=settings.scale_out or settings.data_dir is not None,
         metrics=metrics,
+        # A worker holds its job's message while the store is away: it waits it out.
+        store_patience_s=None if settings.scale_out else 60.0,
     )
     try:
         await jobs.start()  # opens the store: a damaged or unwritable one stops here
@@ -302,6 +308,17 @@ async def _start_service(
             lease_s=settings.worker_lease_s,
             renew_every_s=settings.worker_lease_s / 3,
         )
+    sweeper = None
+    if queue is not None and isinstance(jobs.store, DynamoJobStore):
+        sweeper = Sweeper(
+            runner=jobs,
+            store=jobs.store,
+            queue=queue,
+            reopen=reopen,
+            metrics=metrics,
+            lease_s=settings.worker_lease_s,
+            interval_s=settings.sweep_interval_s,
+        )
     service = Service(
         settings=settings,
         jobs=jobs,
@@ -311,6 +328,7 @@ async def _start_service(
         port=port,
         slack=slack,
         worker=worker,
+        sweeper=sweeper,
         lock=lock,
     )
     if queue is not None:
@@ -325,6 +343,8 @@ async def _start_service(
             service.background.append(asyncio.create_task(staging.sweep_now_and_then(context)))
         if worker is not None:
             worker.start()
+        if sweeper is not None:
+            sweeper.start()
     except BaseException:
         await service.stop()
         raise

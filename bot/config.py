@@ -77,6 +77,7 @@ class Settings:
     job_table: str | None = None
     workers_in_serve: bool = False
     worker_lease_s: float = 180.0  # a claim lapses this long after its last renewal
+    sweep_interval_s: float = 30.0  # scale-out: how often stranded jobs are looked for
     report_timezone: str = "UTC"
     currency: str = "USD"
     host: str = "127.0.0.1"
@@ -138,6 +139,7 @@ class Settings:
             job_table=read.text("JOB_TABLE"),
             workers_in_serve=read.flag("WORKERS_IN_SERVE"),
             worker_lease_s=read.number("WORKER_LEASE_SECONDS", 180, minimum=3),
+            sweep_interval_s=read.number("SWEEP_INTERVAL_SECONDS", 30, minimum=0.1),
             report_timezone=_timezone(read.text("REPORT_TIMEZONE") or "UTC"),
             currency=_currency(read.text("CURRENCY") or "USD"),
             host=read.text("HOST") or "127.0.0.1",

@@ -31,13 +31,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+import stamina
 import structlog
 
 from bot import artifacts
 from bot.artifacts import CHART_FAILED, CHART_PNG_NAME, ReportFile
-from bot.errors import SourceError, StoreFullError
+from bot.errors import SourceError, StoreError, StoreFullError, StoreUnavailableError
 from bot.metrics import Metrics
 from bot.read_ahead import Paced, ReadAhead
 from bot.slots import Slot, Slots
@@ -64,6 +65,7 @@ from processing import (
 from processing.render import amount
 
 log = structlog.get_logger("bot.jobs")
+T = TypeVar("T")
 
 MAX_JOBS_KEPT = 100  # finished jobs this process keeps in memory; the store keeps them all
 MEMORY_RETENTION_S = 3600.0
@@ -157,6 +159,7 @@ class JobRunner:
         durable: bool = False,
         metrics: Metrics | None = None,
         worker: str | None = None,
+        store_patience_s: float | None = 60.0,
     ) -> None:
         """`enqueue`: scale-out `serve`, which records and announces jobs and leaves the
         running to workers. `durable`: the store outlives the process, so a shutdown hands
@@ -172,6 +175,7 @@ class JobRunner:
         self.durable = durable
         self.metrics = metrics or Metrics()
         self.worker = worker or worker_name()
+        self.store_patience_s = store_patience_s
         self.accepting = True
         self._concurrency = concurrency
         self._slots = Slots(concurrency)
@@ -249,10 +253,13 @@ class JobRunner:
                 await replier.announce(job, position)
                 log.info("job.queued", queue_position=position, size_bytes=job.source.size_bytes)
             job.reply = replier.spec()
-            await self.store.save(job.record())
+            # Where the thread is: kept through an outage (the sweeper leaves a job whose
+            # thread is not on record yet alone meanwhile), or the job is given up.
+            await self._persist("save", lambda: self.store.save(job.record()))
             if not local:
                 assert self.enqueue is not None
                 await self.enqueue(job.id)
+                log.info("job.enqueued", job_id=job.id)
         except BaseException:
             if job in self._waiting:
                 self._waiting.remove(job)
@@ -408,6 +415,14 @@ class JobRunner:
         except Exception as error:  # it lapses on its own within a day
             log.warning("store.forget_key_failed", error=type(error).__name__)
 
+    async def fail_now(self, job: Job, replier: Replier, reason: str) -> None:
+        """End a job that nobody runs (the sweeper's), saying why where people look."""
+        structlog.contextvars.bind_contextvars(job_id=job.id, source=job.source.kind)
+        try:
+            await self._finish(job, replier, error=reason)
+        finally:
+            await self.ended(job)
+
     def _start_failure(self, job: Job, replier: Replier, reason: str) -> None:
         async def fail() -> None:
             structlog.contextvars.bind_contextvars(job_id=job.id, source=job.source.kind)
@@ -505,7 +520,7 @@ class JobRunner:
         self._notify_soon()
         job.started_at = time.time()
         job.worker = self.worker
-        await self.store.save(job.record())
+        await self._persist("save", lambda: self.store.save(job.record()))
         self.metrics.jobs_active.inc()
         log.info("job.started", attempt=job.attempt)
         try:
@@ -611,7 +626,9 @@ class JobRunner:
                     source_name=job.source.name,
                     currency=self.currency,
                 )
-                await self.store.put_artifacts(job.id, rendered)
+                await self._persist(
+                    "put_report", lambda: self.store.put_artifacts(job.id, rendered)
+                )
             except Exception:
                 log.exception("job.render_failed")
                 report, job.report = None, None
@@ -624,7 +641,12 @@ class JobRunner:
         await self._save_final(job)
         self._count(job)
         if report is not None:
-            first = await self.store.mark_summary_posted(job.id)
+            try:
+                first = await self._persist(
+                    "mark_summary_posted", lambda: self.store.mark_summary_posted(job.id)
+                )
+            except StoreError:  # past the store's patience: no summary rather than two
+                first = False
             await _bounded(replier.succeeded(job, report, post_summary=first), "succeeded")
             files = await self._store_files(job, report, invalid_rows_csv)
             await _bounded(replier.files_ready(job, files, post_files=first), "files_ready")
@@ -668,7 +690,7 @@ class JobRunner:
             log.exception("job.chart_failed")
             made[CHART_PNG_NAME] = CHART_FAILED
         try:
-            await self.store.put_artifacts(job.id, made)
+            await self._persist("put_artifacts", lambda: self.store.put_artifacts(job.id, made))
         except Exception as error:
             # The summary is out and the report's figures are kept: the job succeeded, and
             # says that its files are not there rather than that they never were.
@@ -684,11 +706,34 @@ class JobRunner:
 
     async def _save_final(self, job: Job) -> None:
         try:
-            await self.store.save(job.record())
-        except Exception:
+            await self._persist("save", lambda: self.store.save(job.record()))
+        except Exception as error:
             # The replies still go out; the record stays "running" and a later process
-            # or worker takes it up (the summary mark keeps it from being posted twice).
-            log.exception("store.save_failed")
+            # or the sweeper takes it up (the summary mark keeps it from being posted twice).
+            log.warning("store.save_gave_up", error=type(error).__name__)
+
+    async def _persist(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """A store call a job's outcome depends on, tried again while the store is
+        unavailable (an outage, a disk I/O error), backing off exponentially with jitter up to
+        30 s, for up to store_patience_s (None: until it goes through; a scale-out worker
+        holds the job's message meanwhile, so the job is neither lost nor run twice). Each
+        failure is logged as store.<operation>_failed and counted."""
+        async for attempt in stamina.retry_context(
+            on=StoreUnavailableError,
+            attempts=None,
+            timeout=self.store_patience_s,
+            wait_initial=0.5,
+            wait_max=30.0,
+            wait_jitter=1.0,
+        ):
+            with attempt:
+                try:
+                    return await call()
+                except StoreUnavailableError as error:
+                    log.warning(f"store.{operation}_failed", error=str(error))
+                    self.metrics.store_errors.labels(operation).inc()
+                    raise
+        raise AssertionError("unreachable: stamina raises once it gives up")
 
     def _count(self, job: Job) -> None:
         metrics = self.metrics

@@ -104,5 +104,20 @@ class Metrics:
             registry=registry,
         )
 
+        self.store_errors = Counter(
+            "store_errors",
+            "Job store calls that failed (an outage, a disk error), by operation",
+            ["operation"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.sweeper_actions = Counter(
+            "sweeper_actions",
+            "What the sweeper did with stranded jobs and dead letters",
+            ["action"],
+            namespace=ns,
+            registry=registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -70,6 +70,18 @@ class JobQueue:
             self._client.delete_message, QueueUrl=self.url, ReceiptHandle=message.receipt
         )
 
+    async def dead_letter_queue(self) -> JobQueue | None:
+        """The queue's dead-letter queue, from its redrive policy (None without one)."""
+        answer = await asyncio.to_thread(
+            self._client.get_queue_attributes, QueueUrl=self.url, AttributeNames=["RedrivePolicy"]
+        )
+        policy = answer.get("Attributes", {}).get("RedrivePolicy")
+        if not policy:
+            return None
+        name = str(json.loads(policy)["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+        found = await asyncio.to_thread(self._client.get_queue_url, QueueName=name)
+        return JobQueue(self._client, found["QueueUrl"])
+
     async def counts(self) -> tuple[int, int]:
         """Messages waiting (visible) and being worked on (in flight)."""
         answer = await asyncio.to_thread(

@@ -104,6 +104,9 @@ class SlackReplier:
         )
 
     async def running(self, job: Job) -> None:
+        if self.start_ts is None:  # its thread never made it to the store: open one now
+            await self.announce(job, None)
+            return
         if job.attempt > 1:  # taken up again after a restart or a worker that died
             await self._update(self.start_ts, _start(job, queue_position=None))
             await self._update(

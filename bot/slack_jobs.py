@@ -17,7 +17,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
-from bot.errors import FileTooLargeError, SourceError, StoreFullError, UnsupportedSourceError
+from bot.errors import (
+    FileTooLargeError,
+    SourceError,
+    StoreError,
+    StoreFullError,
+    UnsupportedSourceError,
+)
 from bot.jobs import JobRunner, NotAccepting
 from bot.replies import SlackReplier
 from bot.sources import (
@@ -142,6 +148,9 @@ class SlackJobs:
             await self._tell_sharer(channel, user, SHUTTING_DOWN)
         except StoreFullError as error:
             await self._tell_sharer(channel, user, _capitalised(str(error)))
+        except StoreError as error:
+            log.warning("store.unavailable", error=type(error).__name__)
+            await self._tell_sharer(channel, user, STORE_AWAY)
         except SlackApiError as error:
             log.warning("share.not_announced", error=error.response.get("error"))
 
@@ -175,6 +184,9 @@ class SlackJobs:
             await respond(SHUTTING_DOWN)
         except StoreFullError as error:
             await respond(_capitalised(str(error)))
+        except StoreError as error:
+            log.warning("store.unavailable", error=type(error).__name__)
+            await respond(STORE_AWAY)
         except SlackApiError as error:
             if error.response.get("error") in ("not_in_channel", "channel_not_found"):
                 await respond(NOT_IN_CHANNEL)
@@ -262,3 +274,9 @@ class SlackJobs:
 
 def _capitalised(reason: str) -> str:
     return reason[:1].upper() + reason[1:] + "."
+
+
+STORE_AWAY = (
+    "I cannot keep track of new files right now (my job store is not answering), so I did "
+    "not start. Please share the file again in a few minutes."
+)

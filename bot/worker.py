@@ -24,6 +24,7 @@ import contextlib
 
 import structlog
 
+from bot.errors import StoreUnavailableError
 from bot.jobs import Job, JobRunner, Reopen
 from bot.metrics import Metrics
 from bot.queue import JobQueue, QueueMessage
@@ -100,6 +101,11 @@ class Worker:
         structlog.contextvars.bind_contextvars(job_id=message.job_id, worker=self.name)
         try:
             await self._claim_and_run(message)
+        except StoreUnavailableError as error:
+            # The store is away: the message comes back after its visibility timeout (and,
+            # after three receives, the sweeper takes it from the dead-letter queue).
+            log.warning("store.claim_failed", error=str(error))
+            self._metrics.store_errors.labels("claim").inc()
         except Exception:
             # The message comes back after its visibility timeout; after three receives the
             # queue's redrive policy sets it aside.
@@ -146,16 +152,25 @@ class Worker:
             await self._queue.extend(message, 0)
 
     async def _keep(self, job: Job, message: QueueMessage) -> None:
-        """Hold the job while it runs: the message stays hidden, the lease stays live."""
+        """Hold the job while it runs, and while its outcome waits for the store: the
+        message stays hidden on this worker's own clock, whether or not the store answers
+        (a store outage must not let the message come back, be received again and again,
+        and end in the dead-letter queue while the job still runs); the lease is renewed
+        when the store can be reached."""
         store = self._runner.store
-        await self._queue.extend(message, self._lease_s)
+        with contextlib.suppress(Exception):
+            await self._queue.extend(message, self._lease_s)
         while True:
             await asyncio.sleep(self._renew_every_s)
             try:
-                held = await store.renew(job.id, worker=self.name, lease_s=self._lease_s)
                 await self._queue.extend(message, self._lease_s)
             except Exception as error:
-                log.warning("worker.renew_failed", error=type(error).__name__)
+                log.warning("queue.extend_failed", error=type(error).__name__)
+            try:
+                held = await store.renew(job.id, worker=self.name, lease_s=self._lease_s)
+            except Exception as error:
+                log.warning("store.renew_failed", error=type(error).__name__)
+                self._metrics.store_errors.labels("renew").inc()
                 continue
             self._metrics.lease_renewals.inc()
             if not held:

@@ -21,11 +21,13 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bot.errors import StoreUnavailableError
 from bot.store import REPORT_JSON
 from bot.store.packing import pack, unpack
 from bot.store.records import FINISHED, Claim, Duplicate, JobRecord, JobStatus
@@ -36,7 +38,11 @@ RECENT_INDEX = "by_kind"
 LISTED_KINDS = frozenset({"upload"})  # the job API lists web uploads only
 REPORT_PREFIX = "reports/"
 CONDITION_FAILED = "ConditionalCheckFailedException"
-MIN_UPLOAD_RETENTION_S = 3600.0  # the page shows a report after its upload: kept an hour
+MIN_UPLOAD_RETENTION_S = 3600.0
+# A Slack job's record gets its thread once the start message is posted; a serve that met an
+# outage just then saves it when the store is back. The sweeper waits this long before it
+# takes one up without its thread (its serve died); the job then opens a thread of its own.
+ANNOUNCE_GRACE_S = 600.0  # the page shows a report after its upload: kept an hour
 
 
 class DynamoJobStore:
@@ -56,9 +62,36 @@ class DynamoJobStore:
         self._bucket = bucket
         self._retention_s = retention_s
         self._clock = clock
+        # Outages seen by this process: when the current one began, how long the last one
+        # lasted and when it ended (monotonic), for the words of a job it made fail.
+        self.unreachable_since: float | None = None
+        self.last_outage_s = 0.0
+        self.last_outage_ended = float("-inf")
 
     async def _run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(call, *args, **kwargs)
+        """A boto3 call on a worker thread. An outage (no connection, a timeout, a 5xx,
+        throttling past botocore's own retries) is StoreUnavailableError, and its length is
+        kept for the words of a job it made fail; an answer (a failed condition, a missing
+        key) is the caller's to read."""
+        try:
+            answer = await asyncio.to_thread(call, *args, **kwargs)
+        except (BotoCoreError, ClientError) as error:
+            if isinstance(error, ClientError) and not _outage(error):
+                self._reached()
+                raise
+            if self.unreachable_since is None:
+                self.unreachable_since = time.monotonic()
+            raise StoreUnavailableError(
+                f"the job table {self._table} cannot be reached ({type(error).__name__})"
+            ) from error
+        self._reached()
+        return answer
+
+    def _reached(self) -> None:
+        if self.unreachable_since is not None:
+            self.last_outage_s = time.monotonic() - self.unreachable_since
+            self.last_outage_ended = time.monotonic()
+            self.unreachable_since = None
 
     # -- records ------------------------------------------------------------------------------
 
@@ -352,9 +385,87 @@ class DynamoJobStore:
                 TableName=self._table,
                 Item={"pk": _s("health#check"), "expires_at": _n(self._clock() + 3600)},
             )
-        except (ClientError, BotoCoreError):
+        except (ClientError, StoreUnavailableError):
             return False
         return True
+
+    # -- the sweeper (bot/sweeper.py) ---------------------------------------------------------
+
+    async def take_sweeper_lease(self, holder: str, lease_s: float) -> bool:
+        """One sweeper at a time across every serve and worker: the lease is this holder's
+        if it is free, lapsed, or already its own."""
+        now = self._clock()
+        try:
+            await self._run(
+                self._db.put_item,
+                TableName=self._table,
+                Item={
+                    "pk": _s("sweeper#lease"),
+                    "holder": _s(holder),
+                    "lease_until": _n(now + lease_s),
+                    "expires_at": _n(int(now + 86400)),
+                },
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR lease_until <= :now OR holder = :holder"
+                ),
+                ExpressionAttributeValues={":now": _n(now), ":holder": _s(holder)},
+            )
+        except ClientError as error:
+            if _code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
+    async def stranded(self, *, lapsed_before: float, limit: int = 500) -> list[JobRecord]:
+        """Jobs queued or running whose lease lapsed (a queued one: never claimed, or
+        handed back) and that were not swept since, before `lapsed_before`, and queued ones
+        made before it: a scan, in pages, of at most `limit`."""
+        found: list[JobRecord] = []
+        start: dict[str, Any] | None = None
+        while len(found) < limit:
+            page = await self._run(
+                self._db.scan,
+                TableName=self._table,
+                FilterExpression=(
+                    "begins_with(pk, :job) AND (#status = :queued OR #status = :running) "
+                    "AND lease_until < :before AND (attribute_not_exists(swept_at) OR "
+                    "swept_at < :before)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":job": _s("job#"),
+                    ":queued": _s(JobStatus.QUEUED.value),
+                    ":running": _s(JobStatus.RUNNING.value),
+                    ":before": _n(lapsed_before),
+                },
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            for item in page.get("Items", []):
+                created = datetime.fromisoformat(item["created_at"]["S"]).timestamp()
+                if item["status"]["S"] == JobStatus.QUEUED.value and created >= lapsed_before:
+                    continue  # just queued: its message is on its way
+                try:
+                    record = _record(item)
+                except (ValueError, KeyError, TypeError):
+                    continue
+                unannounced = record.reply.kind == "slack" and record.reply.start_ts is None
+                if unannounced and created >= lapsed_before - ANNOUNCE_GRACE_S:
+                    continue  # its serve is still saving where its thread is
+                found.append(record)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return found[:limit]
+
+    async def mark_swept(self, job_id: str) -> None:
+        """Re-enqueued now: not again for a lease."""
+        await self._run(
+            self._db.update_item,
+            TableName=self._table,
+            Key=_job_key(job_id),
+            UpdateExpression="SET swept_at = :now",
+            ExpressionAttributeValues={":now": _n(self._clock())},
+        )
 
     async def has_room(self) -> bool:
         return True  # DynamoDB and S3 do not fill up
@@ -398,3 +509,20 @@ def _n(value: float) -> dict[str, str]:
 
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+_THROTTLED = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "SlowDown",
+    }
+)
+
+
+def _outage(error: ClientError) -> bool:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return _code(error) in _THROTTLED or int(status or 0) >= 500

@@ -1,0 +1,143 @@
+"""Scale-out: the sweeper takes up jobs that an outage (or a crash) left with no one to run
+them, so that every job ends, exactly once, and says so.
+
+An outage of the job store (DynamoDB) strands jobs two ways: their messages are received
+again and again while the store cannot be reached and end in the dead-letter queue, and a
+job whose claim, lease or outcome could not be written has no live worker and no message.
+Every `serve` and `worker` runs a sweeper; one at a time sweeps, holding a lease in the
+store, every SWEEP_INTERVAL_SECONDS:
+
+```
+dead letters     each message's job: ended -> dropped; attempts left -> queued again;
+                 none left -> failed, saying so in its thread and the job API
+stranded jobs    queued or running, with no live lease for longer than a lease and not
+                 swept since: the same (a second message is harmless: the claim decides)
+```
+
+After an outage the sweeper waits a lease before judging: the workers that held jobs
+through it renew their leases first. Receives that failed during the outage are not
+attempts (attempts count the runs started), so a job the outage interrupted runs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import structlog
+
+from bot.errors import StoreUnavailableError
+from bot.jobs import Job, JobRunner, Reopen, exhausted_reason
+from bot.metrics import Metrics
+from bot.queue import JobQueue
+from bot.store import MAX_ATTEMPTS, JobRecord
+from bot.store.dynamo import DynamoJobStore
+
+log = structlog.get_logger("bot.sweeper")
+
+OUTAGE_REMEMBERED_S = 3600.0  # a job failed within an hour of an outage names it
+
+
+class Sweeper:
+    def __init__(
+        self,
+        *,
+        runner: JobRunner,
+        store: DynamoJobStore,
+        queue: JobQueue,
+        reopen: Reopen,
+        metrics: Metrics,
+        lease_s: float,
+        interval_s: float,
+    ) -> None:
+        self._runner = runner
+        self._store = store
+        self._queue = queue
+        self._reopen = reopen
+        self._metrics = metrics
+        self._lease_s = lease_s
+        self._interval_s = interval_s
+        self._dead_letters: JobQueue | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._now_and_then(), name="sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.sweep()
+            except StoreUnavailableError as error:
+                log.warning("store.sweep_failed", error=str(error))
+                self._metrics.store_errors.labels("sweep").inc()
+            except Exception:
+                log.exception("sweeper.failed")
+
+    async def sweep(self) -> None:
+        store = self._store
+        if not await store.take_sweeper_lease(self._runner.worker, 3 * self._interval_s):
+            return
+        if time.monotonic() - store.last_outage_ended < self._lease_s:
+            return  # the workers that held jobs through the outage renew first
+        await self._sweep_dead_letters()
+        for record in await store.stranded(lapsed_before=time.time() - self._lease_s):
+            await self._take_up(record, "stranded")
+
+    async def _sweep_dead_letters(self) -> None:
+        if self._dead_letters is None:
+            self._dead_letters = await self._queue.dead_letter_queue()
+            if self._dead_letters is None:
+                return
+        for message in await self._dead_letters.receive(10, 0):
+            record = await self._store.get(message.job_id)
+            if record is None or record.finished:
+                self._act("dropped", message.job_id)
+            else:
+                await self._take_up(record, "dead_letter")
+            await self._dead_letters.delete(message)
+
+    async def _take_up(self, record: JobRecord, found: str) -> None:
+        if record.attempt >= MAX_ATTEMPTS:
+            await self._fail(record)
+            self._act("failed", record.id, found=found)
+            return
+        await self._queue.send(record.id)
+        await self._store.mark_swept(record.id)
+        self._act("requeued", record.id, found=found, attempt=record.attempt)
+
+    async def _fail(self, record: JobRecord) -> None:
+        """Failed where people look: its Slack thread and start message, the job API."""
+        job = Job.of(record)
+        replier = self._reopen.replier(record.reply)
+        await self._runner.fail_now(job, replier, self.reason())
+
+    def reason(self) -> str:
+        store = self._store
+        recent = time.monotonic() - store.last_outage_ended < OUTAGE_REMEMBERED_S
+        if recent and store.last_outage_s > 0:
+            return (
+                f"could not be finished: the job store was unreachable for "
+                f"{_duration(store.last_outage_s)}; please try again"
+            )
+        return exhausted_reason()
+
+    def _act(self, action: str, job_id: str, **fields: object) -> None:
+        self._metrics.sweeper_actions.labels(action).inc()
+        log.info(f"sweeper.{action}", job_id=job_id, **fields)
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes >= 1:
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    if seconds < 1:
+        return "less than a second"
+    return "1 second" if round(seconds) == 1 else f"{round(seconds)} seconds"
