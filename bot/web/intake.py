@@ -377,14 +377,17 @@ async def key_reuse(context: WebContext, key: str, offered: UploadFingerprint) -
             "key for each file.",
         )
     if verdict is None and not record.finished:
-        raise Rejected(
-            409,
-            "key_busy",
-            "An upload with this Idempotency-Key has only just started. Please try again in a "
-            "moment.",
-            headers={"Retry-After": "2"},
-        )
+        raise key_busy()
     return record
+
+
+def key_busy() -> Rejected:
+    return Rejected(
+        409,
+        "key_busy",
+        "An upload with this Idempotency-Key has only just started. Please try again in a moment.",
+        headers={"Retry-After": "2"},
+    )
 
 
 async def answer_duplicate(
@@ -402,13 +405,7 @@ async def answer_duplicate(
     size = head.received_bytes if ended else declared_size
     held = await key_reuse(context, key, head.fingerprint(ended=ended, size_bytes=size))
     if held is None:
-        raise Rejected(
-            409,
-            "key_busy",
-            "An upload with this Idempotency-Key has only just started. Please try again in a "
-            "moment.",
-            headers={"Retry-After": "2"},
-        )
+        raise key_busy()
     return answered_again(held.id)
 
 

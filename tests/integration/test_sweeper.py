@@ -38,7 +38,9 @@ async def proxied(
         await proxy.stop()
 
 
-def parts(made: ScaleOut) -> tuple[DynamoJobStore, JobRunner, JobQueue, Sweeper, Metrics]:
+def parts(
+    made: ScaleOut, *, lease_s: float = 0.0
+) -> tuple[DynamoJobStore, JobRunner, JobQueue, Sweeper, Metrics]:
     from bot.aws import make_client
 
     store = DynamoJobStore(
@@ -58,7 +60,7 @@ def parts(made: ScaleOut) -> tuple[DynamoJobStore, JobRunner, JobQueue, Sweeper,
         queue=queue,
         reopen=reopen,
         metrics=metrics,
-        lease_s=0.0,
+        lease_s=lease_s,
         interval_s=1.0,
     )
     return store, runner, queue, sweeper, metrics
@@ -111,17 +113,7 @@ async def test_a_stranded_job_is_queued_again_once_a_lease(
 ) -> None:
     """Swept a moment ago: not queued again until a lease has gone by."""
     made, _ = proxied
-    store, runner, queue, _, metrics = parts(made)
-    reopen = Reopener(currency="USD", max_file_size_bytes=1 << 20, console=io.StringIO())
-    sweeper = Sweeper(
-        runner=runner,
-        store=store,
-        queue=queue,
-        reopen=reopen,
-        metrics=metrics,
-        lease_s=60.0,
-        interval_s=1.0,
-    )
+    store, _, _, sweeper, _ = parts(made, lease_s=60.0)
     await store.add(stranded_record("lost", attempt=0, status=JobStatus.QUEUED))
     await sweeper.sweep()
     await sweeper.sweep()
