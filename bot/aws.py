@@ -20,7 +20,10 @@ def make_client(service: str, region_name: str | None = None) -> Any:
     Retries are always "standard" mode: backoff with jitter on throttling and transient errors.
     Each call reads the configuration afresh and costs some milliseconds; share the client.
     """
-    config = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard"})
+    # DynamoDB answers in milliseconds: a call that takes 10 s is an outage, to be waited out
+    # by the caller's own retries, not by botocore's 60 s read timeout.
+    read_timeout = 10 if service == "dynamodb" else 60
+    config = Config(connect_timeout=10, read_timeout=read_timeout, retries={"mode": "standard"})
     try:
         # A session of its own: boto3's default session is shared, and sessions are not
         # thread-safe. The client is; make one and share it between threads.

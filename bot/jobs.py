@@ -77,6 +77,9 @@ DISK_LOW = (
     "the service's disk is nearly full, so it takes no new files until space is freed; "
     "please try again later"
 )
+STORE_FAILED_AT_START = (
+    "could not be started: the service's job store failed; please try again later"
+)
 FILES_NOT_KEPT = "the files of this report could not be kept (disk full)"
 FILES_NOT_STORED = "the files of this report could not be kept (the job store failed)"
 UPLOAD_KEY_TTL_S = 24 * 3600.0  # an Idempotency-Key names the same upload for a day
@@ -473,6 +476,12 @@ class JobRunner:
             if job in self._waiting:
                 self._waiting.remove(job)
             await self._interrupted(job, replier)
+        except StoreError as error:
+            # The store failed as the job began (a full disk, an error past its patience):
+            # the job ends saying so, rather than staying "running" with nobody told.
+            log.warning("store.job_start_failed", error=type(error).__name__)
+            if not job.finished:
+                await self._finish(job, replier, error=STORE_FAILED_AT_START)
 
     async def run_claimed(
         self,
@@ -645,15 +654,21 @@ class JobRunner:
                 first = await self._persist(
                     "mark_summary_posted", lambda: self.store.mark_summary_posted(job.id)
                 )
-            except StoreError:  # past the store's patience: no summary rather than two
-                first = False
+            except StoreError:
+                # Past the store's patience. The embedded store has one serve (its lock), so
+                # nobody else can post it: post; shared, no summary rather than two.
+                first = isinstance(self.store, SqliteJobStore)
             await _bounded(replier.succeeded(job, report, post_summary=first), "succeeded")
             files = await self._store_files(job, report, invalid_rows_csv)
             await _bounded(replier.files_ready(job, files, post_files=first), "files_ready")
             if self.retention_s == 0 and job.source.kind != "upload":
                 # Kept for no time: gone once its files are delivered (a web upload's page
-                # still reads it, for an hour).
-                await self._prune_quietly()
+                # still reads it, for an hour). This job only: another one may be between
+                # its record and its summary mark.
+                try:
+                    await self.store.drop_report(job.id)
+                except Exception as error:
+                    log.warning("store.drop_report_failed", error=type(error).__name__)
         else:
             job.files_stored.set()
             await _bounded(replier.failed(job, error or "failed"), "failed")

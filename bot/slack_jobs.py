@@ -24,7 +24,7 @@ from bot.errors import (
     StoreFullError,
     UnsupportedSourceError,
 )
-from bot.jobs import JobRunner, NotAccepting
+from bot.jobs import DISK_LOW, JobRunner, NotAccepting
 from bot.replies import SlackReplier
 from bot.sources import (
     S3Reader,
@@ -146,8 +146,8 @@ class SlackJobs:
             log.info("share.duplicate", existing_job_id=duplicate.job_id)
         except NotAccepting:
             await self._tell_sharer(channel, user, SHUTTING_DOWN)
-        except StoreFullError as error:
-            await self._tell_sharer(channel, user, _capitalised(str(error)))
+        except StoreFullError:
+            await self._tell_sharer(channel, user, _capitalised(DISK_LOW))
         except StoreError as error:
             log.warning("store.unavailable", error=type(error).__name__)
             await self._tell_sharer(channel, user, STORE_AWAY)
@@ -182,8 +182,8 @@ class SlackJobs:
             await respond(f"I can't process that: {blocks.outside_text(str(error))}.")
         except NotAccepting:
             await respond(SHUTTING_DOWN)
-        except StoreFullError as error:
-            await respond(_capitalised(str(error)))
+        except StoreFullError:
+            await respond(_capitalised(DISK_LOW))
         except StoreError as error:
             log.warning("store.unavailable", error=type(error).__name__)
             await respond(STORE_AWAY)

@@ -9,9 +9,16 @@ store, every SWEEP_INTERVAL_SECONDS:
 
 ```
 dead letters     each message's job: ended -> dropped; attempts left -> queued again;
-                 none left -> failed, saying so in its thread and the job API
-stranded jobs    queued or running, with no live lease for longer than a lease and not
-                 swept since: the same (a second message is harmless: the claim decides)
+                 none left -> failed, saying so in its thread and the job API; held by a
+                 live worker (its lease renewed) -> left to it
+stranded jobs    every 5 minutes, a backstop for jobs with no message at all (a serve gone
+                 between recording and queueing one): queued or running with no live lease
+                 for 15 minutes (or 4 leases) and not swept since: the same
+```
+
+Each of these is a conditional write in the store (the job still has no live lease, and was
+not swept since), so a worker's outcome is never overwritten and a job is never queued twice
+by two sweeps; a second message for a job is harmless anyway (the claim decides).
 ```
 
 After an outage the sweeper waits a lease before judging: the workers that held jobs
@@ -37,6 +44,9 @@ from bot.store.dynamo import DynamoJobStore
 log = structlog.get_logger("bot.sweeper")
 
 OUTAGE_REMEMBERED_S = 3600.0  # a job failed within an hour of an outage names it
+MIN_OUTAGE_NAMED_S = 5.0  # a throttled call or two is not an outage worth naming
+STRANDED_AFTER_S = 900.0
+SCAN_EVERY_S = 300.0
 
 
 class Sweeper:
@@ -59,6 +69,7 @@ class Sweeper:
         self._lease_s = lease_s
         self._interval_s = interval_s
         self._dead_letters: JobQueue | None = None
+        self._scanned_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -88,8 +99,13 @@ class Sweeper:
         if time.monotonic() - store.last_outage_ended < self._lease_s:
             return  # the workers that held jobs through the outage renew first
         await self._sweep_dead_letters()
-        for record in await store.stranded(lapsed_before=time.time() - self._lease_s):
-            await self._take_up(record, "stranded")
+        if time.monotonic() - self._scanned_at >= max(self._lease_s, SCAN_EVERY_S):
+            self._scanned_at = time.monotonic()
+            # A backstop for jobs with no message at all (a serve gone between recording and
+            # queueing a job): long after anything that waits in a queue would have run.
+            lapsed_before = time.time() - max(4 * self._lease_s, STRANDED_AFTER_S)
+            for record in await store.stranded(lapsed_before=lapsed_before):
+                await self._take_up(record, "stranded", lapsed_before)
 
     async def _sweep_dead_letters(self) -> None:
         if self._dead_letters is None:
@@ -101,28 +117,37 @@ class Sweeper:
             if record is None or record.finished:
                 self._act("dropped", message.job_id)
             else:
-                await self._take_up(record, "dead_letter")
+                await self._take_up(record, "dead_letter", time.time() - self._lease_s)
             await self._dead_letters.delete(message)
 
-    async def _take_up(self, record: JobRecord, found: str) -> None:
+    async def _take_up(self, record: JobRecord, found: str, lapsed_before: float) -> None:
+        """Queue it again, or fail it when its attempts are spent; either only if, in the
+        same conditional write, no live worker holds it (one that does ends it itself)."""
+        store = self._store
         if record.attempt >= MAX_ATTEMPTS:
-            await self._fail(record)
-            self._act("failed", record.id, found=found)
+            reason = self.reason()
+            if await store.fail_stranded(record.id, lapsed_before=lapsed_before, reason=reason):
+                await self._fail(record, reason)
+                self._act("failed", record.id, found=found)
+            else:
+                self._act("left_to_its_worker", record.id, found=found)
             return
-        await self._queue.send(record.id)
-        await self._store.mark_swept(record.id)
-        self._act("requeued", record.id, found=found, attempt=record.attempt)
+        if await store.take_up(record.id, lapsed_before=lapsed_before):
+            await self._queue.send(record.id)
+            self._act("requeued", record.id, found=found, attempt=record.attempt)
+        else:
+            self._act("left_to_its_worker", record.id, found=found)
 
-    async def _fail(self, record: JobRecord) -> None:
+    async def _fail(self, record: JobRecord, reason: str) -> None:
         """Failed where people look: its Slack thread and start message, the job API."""
         job = Job.of(record)
         replier = self._reopen.replier(record.reply)
-        await self._runner.fail_now(job, replier, self.reason())
+        await self._runner.fail_now(job, replier, reason)
 
     def reason(self) -> str:
         store = self._store
         recent = time.monotonic() - store.last_outage_ended < OUTAGE_REMEMBERED_S
-        if recent and store.last_outage_s > 0:
+        if recent and store.last_outage_s >= MIN_OUTAGE_NAMED_S:
             return (
                 f"could not be finished: the job store was unreachable for "
                 f"{_duration(store.last_outage_s)}; please try again"

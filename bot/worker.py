@@ -158,26 +158,35 @@ class Worker:
         and end in the dead-letter queue while the job still runs); the lease is renewed
         when the store can be reached."""
         store = self._runner.store
-        with contextlib.suppress(Exception):
-            await self._queue.extend(message, self._lease_s)
+        # A task of its own: a store that hangs (paused, not down) must not delay it.
+        hiding = asyncio.create_task(self._hide(message))
+        try:
+            while True:
+                await asyncio.sleep(self._renew_every_s)
+                try:
+                    async with asyncio.timeout(self._renew_every_s):
+                        held = await store.renew(job.id, worker=self.name, lease_s=self._lease_s)
+                except Exception as error:
+                    log.warning("store.renew_failed", error=type(error).__name__)
+                    self._metrics.store_errors.labels("renew").inc()
+                    continue
+                self._metrics.lease_renewals.inc()
+                if not held:
+                    # Another worker took the job over (this one stalled past its lease).
+                    log.warning("worker.lease_lost")
+                    job.stop.set()
+                    return
+        finally:
+            hiding.cancel()
+
+    async def _hide(self, message: QueueMessage) -> None:
+        """The message stays hidden, renewed every third of the lease on this clock."""
         while True:
-            await asyncio.sleep(self._renew_every_s)
             try:
                 await self._queue.extend(message, self._lease_s)
             except Exception as error:
                 log.warning("queue.extend_failed", error=type(error).__name__)
-            try:
-                held = await store.renew(job.id, worker=self.name, lease_s=self._lease_s)
-            except Exception as error:
-                log.warning("store.renew_failed", error=type(error).__name__)
-                self._metrics.store_errors.labels("renew").inc()
-                continue
-            self._metrics.lease_renewals.inc()
-            if not held:
-                # Another worker took the job over (this one stalled past its lease): stop.
-                log.warning("worker.lease_lost")
-                job.stop.set()
-                return
+            await asyncio.sleep(self._renew_every_s)
 
     async def stop(self, grace_s: float) -> None:
         """Stop receiving; running jobs get grace_s to finish, then are handed back."""

@@ -91,6 +91,9 @@ class JobStore(Protocol):
 
     async def artifact(self, job_id: str, name: str) -> bytes | None: ...
 
+    async def drop_report(self, job_id: str) -> None:
+        """Forget one finished job and its report now (its keys stay)."""
+
     async def prune(
         self, *, finished_before: float, uploads_finished_before: float | None = None
     ) -> int:

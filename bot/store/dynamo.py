@@ -18,9 +18,11 @@ SQS message race on `attempt`/`lease_until` and one runs it. Items stay far belo
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -64,6 +66,9 @@ class DynamoJobStore:
         self._clock = clock
         # Outages seen by this process: when the current one began, how long the last one
         # lasted and when it ended (monotonic), for the words of a job it made fail.
+        # Threads of its own: calls left hanging by a paused DynamoDB (a timeout gives up on
+        # them, not their thread) must not take the threads S3, SQS and rendering use.
+        self._threads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dynamodb")
         self.unreachable_since: float | None = None
         self.last_outage_s = 0.0
         self.last_outage_ended = float("-inf")
@@ -74,7 +79,9 @@ class DynamoJobStore:
         kept for the words of a job it made fail; an answer (a failed condition, a missing
         key) is the caller's to read."""
         try:
-            answer = await asyncio.to_thread(call, *args, **kwargs)
+            answer = await asyncio.get_running_loop().run_in_executor(
+                self._threads, functools.partial(call, *args, **kwargs)
+            )
         except (BotoCoreError, ClientError) as error:
             if isinstance(error, ClientError) and not _outage(error):
                 self._reached()
@@ -372,6 +379,9 @@ class DynamoJobStore:
 
     # -- upkeep -------------------------------------------------------------------------------
 
+    async def drop_report(self, job_id: str) -> None:
+        pass  # its record expires at once (TTL: retention 0), its report by the lifecycle rule
+
     async def prune(
         self, *, finished_before: float, uploads_finished_before: float | None = None
     ) -> int:
@@ -416,13 +426,17 @@ class DynamoJobStore:
             return False
         return True
 
-    async def stranded(self, *, lapsed_before: float, limit: int = 500) -> list[JobRecord]:
+    async def stranded(
+        self, *, lapsed_before: float, limit: int = 500, max_pages: int = 20
+    ) -> list[JobRecord]:
         """Jobs queued or running whose lease lapsed (a queued one: never claimed, or
         handed back) and that were not swept since, before `lapsed_before`, and queued ones
         made before it: a scan, in pages, of at most `limit`."""
         found: list[JobRecord] = []
         start: dict[str, Any] | None = None
-        while len(found) < limit:
+        for _ in range(max_pages):
+            if len(found) >= limit:
+                break
             page = await self._run(
                 self._db.scan,
                 TableName=self._table,
@@ -457,15 +471,72 @@ class DynamoJobStore:
                 break
         return found[:limit]
 
-    async def mark_swept(self, job_id: str) -> None:
-        """Re-enqueued now: not again for a lease."""
-        await self._run(
-            self._db.update_item,
-            TableName=self._table,
-            Key=_job_key(job_id),
-            UpdateExpression="SET swept_at = :now",
-            ExpressionAttributeValues={":now": _n(self._clock())},
+    async def take_up(self, job_id: str, *, lapsed_before: float) -> bool:
+        """Mark a job swept, if (atomically) it still is queued or running with no live
+        lease since `lapsed_before` and was not swept since: the sweeper's right to queue it
+        again, or to fail it. A job a live worker holds (its lease renewed) is never taken."""
+        return await self._conditionally(
+            job_id,
+            "SET swept_at = :now",
+            {":now": _n(self._clock())},
+            lapsed_before,
         )
+
+    async def fail_stranded(self, job_id: str, *, lapsed_before: float, reason: str) -> bool:
+        """Fail a stranded job, if (atomically) it still is stranded: no worker's outcome,
+        saved meanwhile, is ever overwritten."""
+        record = await self.get(job_id)
+        if record is None:
+            return False
+        record.status, record.error, record.finished_at = (
+            JobStatus.FAILED,
+            reason,
+            self._clock(),
+        )
+        return await self._conditionally(
+            job_id,
+            "SET #status = :failed, #record = :record, finished_at = :now, expires_at = :expires",
+            {
+                ":failed": _s(JobStatus.FAILED.value),
+                ":record": _s(_dumps(record)),
+                ":now": _n(self._clock()),
+                ":expires": _n(int(self._clock() + self._retention_s)),
+            },
+            lapsed_before,
+            names={"#record": "record"},
+        )
+
+    async def _conditionally(
+        self,
+        job_id: str,
+        update: str,
+        values: dict[str, Any],
+        lapsed_before: float,
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        try:
+            await self._run(
+                self._db.update_item,
+                TableName=self._table,
+                Key=_job_key(job_id),
+                UpdateExpression=update,
+                ConditionExpression=(
+                    "(#status = :queued OR #status = :running) AND lease_until < :before AND "
+                    "(attribute_not_exists(swept_at) OR swept_at < :before)"
+                ),
+                ExpressionAttributeNames={"#status": "status", **(names or {})},
+                ExpressionAttributeValues={
+                    ":queued": _s(JobStatus.QUEUED.value),
+                    ":running": _s(JobStatus.RUNNING.value),
+                    ":before": _n(lapsed_before),
+                    **values,
+                },
+            )
+        except ClientError as error:
+            if _code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
 
     async def has_room(self) -> bool:
         return True  # DynamoDB and S3 do not fill up
@@ -474,7 +545,7 @@ class DynamoJobStore:
         return "ok" if await self.writable() else "unreachable"
 
     async def close(self) -> None:
-        pass
+        self._threads.shutdown(wait=False)
 
 
 def _artifact_key(job_id: str, name: str) -> str:

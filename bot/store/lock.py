@@ -61,8 +61,9 @@ class DataDirLock:
                         "several instances use scale-out mode (README)"
                     ) from None
                 await asyncio.sleep(RETRY_EVERY_S)  # the holder's exit is not announced
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # who holds it is for messages only (a full disk)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:

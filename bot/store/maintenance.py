@@ -26,11 +26,12 @@ EXIT_PROBLEM = 1
 
 def check(data_dir: Path, out: TextIO) -> int:
     path = data_dir / DB_FILE
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:
         out.write(f"{path}: no job store yet (a serve creates it)\n")
         return EXIT_OK
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
             problems = [row[0] for row in db.execute("PRAGMA integrity_check(20)")]
             version = db.execute("PRAGMA user_version").fetchone()[0]
             jobs = (
@@ -38,7 +39,13 @@ def check(data_dir: Path, out: TextIO) -> int:
                 if problems == ["ok"]
                 else None
             )
+        finally:
+            db.close()
     except sqlite3.Error as error:
+        damage = getattr(error, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+        if isinstance(error, sqlite3.OperationalError) and not damage:
+            out.write(f"{path}: cannot be read right now: {error}\n")
+            return EXIT_PROBLEM
         out.write(f"{path}: damaged: {error}\n")
         out.write("run `clinic-events store quarantine` to set it aside and start empty\n")
         return EXIT_PROBLEM

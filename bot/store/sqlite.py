@@ -10,6 +10,7 @@ can never undo them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_kind ON jobs (kind, created_at);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status);
+CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at);
 CREATE TABLE IF NOT EXISTS artifacts (
     job_id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -137,16 +139,24 @@ class SqliteJobStore:
 
     def _guarded(self, call: Callable[..., T], *args: Any) -> T:
         """SQLite's errors as the store's: a corrupt page marks the store damaged (for
-        /health) and reads as such; a disk I/O error or a lock as unavailable."""
+        /health) and reads as such; a disk I/O error, a full disk or a lock as unavailable.
+        A transaction a failure left open is rolled back, or every later write would fail."""
         try:
             return call(*args)
-        except sqlite3.OperationalError as error:
-            raise _unusable(self.path, error) from None
-        except sqlite3.DatabaseError as error:
-            if not isinstance(error, sqlite3.IntegrityError):
+        except sqlite3.Error as error:
+            self._roll_back()
+            if getattr(error, "sqlite_errorname", "") in _DAMAGE:
                 self.damaged = True
                 raise damaged(self.path, error) from None
+            if isinstance(error, sqlite3.OperationalError):
+                raise _unusable(self.path, error) from None
             raise
+
+    def _roll_back(self) -> None:
+        db = self._db
+        if db is not None and db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -371,19 +381,30 @@ class SqliteJobStore:
         if self.path is None or self.max_bytes <= 0:
             return
         db = self._conn
-        while self._used_bytes() > self.max_bytes:
-            row = db.execute(
-                "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND id != ? "
-                "ORDER BY finished_at LIMIT 1",
-                (keep,),
-            ).fetchone()
-            if row is None:
-                return
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM artifacts WHERE job_id = ?", (row[0],))
-            db.execute("DELETE FROM jobs WHERE id = ?", (row[0],))
-            db.execute("COMMIT")
-            log.info("store.pruned_for_room", job_id=row[0], max_mb=self.max_bytes >> 20)
+        if self._used_bytes() <= self.max_bytes:
+            return
+        gone: list[str] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # The oldest first, by the finished_at index, in one transaction: never the job
+            # just stored, nor a web upload whose page may still read it.
+            while self._used_bytes() > self.max_bytes:
+                row = db.execute(
+                    "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND id != ? AND NOT "
+                    "(kind = 'upload' AND finished_at > ?) ORDER BY finished_at LIMIT 1",
+                    (keep, self._clock() - 3600.0),
+                ).fetchone()
+                if row is None:
+                    break
+                db.execute("DELETE FROM artifacts WHERE job_id = ?", (row[0],))
+                db.execute("DELETE FROM jobs WHERE id = ?", (row[0],))
+                gone.append(row[0])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        for job_id in gone:
+            log.info("store.pruned_for_room", job_id=job_id, max_mb=self.max_bytes >> 20)
 
     def _used_bytes(self) -> int:
         db = self._conn
@@ -402,6 +423,16 @@ class SqliteJobStore:
         return await self._run(read)
 
     # -- upkeep -------------------------------------------------------------------------------
+
+    async def drop_report(self, job_id: str) -> None:
+        def drop() -> None:
+            db = self._conn
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM artifacts WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM jobs WHERE id = ? AND finished_at IS NOT NULL", (job_id,))
+            db.execute("COMMIT")
+
+        await self._run(drop)
 
     async def prune(
         self, *, finished_before: float, uploads_finished_before: float | None = None
@@ -464,11 +495,18 @@ class SqliteJobStore:
         self._thread.shutdown(wait=True)
 
 
+_DAMAGE = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+
+
 def _prepare(path: Path) -> None:
     """DATA_DIR (0700) and the database file (0600), or one line naming what failed."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        # A folder and a file made by an older version (0755, 0644) are made private too.
+        for made, mode in ((path.parent, 0o700), (path, 0o600)):
+            if made.stat().st_uid == os.getuid():
+                made.chmod(mode)
     except OSError as error:
         raise StoreUnwritableError(
             f"DATA_DIR {path.parent} cannot be used: {error.strerror or error} (the service "

@@ -26,12 +26,19 @@ class StoreCheck:
     def __init__(self) -> None:
         self.state = "ok"
         self._task: asyncio.Task[None] | None = None
+        self._probing: asyncio.Future[str] | None = None
 
     async def probe(self, store: JobStore) -> str:
-        try:
-            self.state = await asyncio.wait_for(store.state(), PROBE_TIMEOUT_S)
-        except TimeoutError:
+        """One probe at a time: one that hangs is given up on (its state "not answering")
+        but not started again until it has ended, so hung probes never pile up."""
+        if self._probing is None or self._probing.done():
+            self._probing = asyncio.ensure_future(store.state())
+        done, _ = await asyncio.wait({self._probing}, timeout=PROBE_TIMEOUT_S)
+        if not done:
             self.state = "not answering"
+            return self.state
+        try:
+            self.state = self._probing.result()
         except Exception as error:
             log.warning("store.probe_failed", error=type(error).__name__)
             self.state = "unwritable"
@@ -48,6 +55,8 @@ class StoreCheck:
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        if self._probing is not None:
+            self._probing.cancel()
 
 
 STORE_CHECK = web.AppKey("store_check", StoreCheck)

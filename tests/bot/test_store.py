@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from bot.errors import StoreError
 from bot.sources import SourceInfo
 from bot.store import Duplicate, JobRecord, JobStatus, JobStore, ReplySpec, UploadFingerprint
 from bot.store.dynamo import DynamoJobStore
@@ -287,3 +289,27 @@ async def test_past_its_size_the_store_lets_the_oldest_reports_go(tmp_path: Path
         await store.close()
     assert kept[-1] == 5 and kept == list(range(kept[0], 6)) and len(kept) < 6
     assert pruned == [f"j{n}" for n in range(kept[0])]
+
+
+async def test_a_programming_error_is_not_damage_and_leaves_no_transaction_open(
+    tmp_path: Path,
+) -> None:
+    """A wrong statement is the code's fault, not the file's: the store is not marked
+    damaged; and a failure inside a transaction rolls it back, so writes go on."""
+    store = SqliteJobStore(tmp_path)
+    try:
+        with pytest.raises(sqlite3.ProgrammingError):
+            await store._run(lambda: store._conn.execute("SELECT ?", ()))  # type: ignore[attr-defined]
+
+        def half_done() -> None:
+            store._conn.execute("BEGIN IMMEDIATE")  # type: ignore[attr-defined]
+            store._conn.execute("INSERT INTO nowhere VALUES (1)")  # type: ignore[attr-defined]
+
+        with pytest.raises(StoreError):
+            await store._run(half_done)  # type: ignore[attr-defined]
+        assert not store.damaged
+        assert await store.state() == "ok"
+        await store.add(record("after"))
+        assert await store.get("after") is not None
+    finally:
+        await store.close()

@@ -1,9 +1,11 @@
-"""The sweeper (bot/sweeper.py) against moto's DynamoDB and SQS, DynamoDB behind a TCP proxy
-the test cuts: what it takes up, what it fails, and in which words."""
+"""The sweeper (bot/sweeper.py) and a worker's hold on its message, against moto's DynamoDB
+and SQS, DynamoDB behind a TCP proxy the test cuts or pauses."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -11,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot.errors import StoreUnavailableError
-from bot.jobs import JobRunner
+from bot.jobs import Job, JobRunner
 from bot.metrics import Metrics
 from bot.queue import JobQueue
 from bot.reopen import Reopener
@@ -19,6 +21,7 @@ from bot.sources import SourceInfo
 from bot.store import JobRecord, JobStatus, ReplySpec
 from bot.store.dynamo import DynamoJobStore
 from bot.sweeper import Sweeper
+from bot.worker import Worker
 from tests.aws import JOB_BUCKET, JOB_TABLE, ScaleOut, create_scale_out
 from tests.tcp_proxy import TcpProxy
 
@@ -71,7 +74,7 @@ def stranded_record(job_id: str, *, attempt: int, status: JobStatus) -> JobRecor
         id=job_id,
         source=SourceInfo(kind="s3", name="events.csv", label="s3://b/events.csv"),
         reply=ReplySpec(kind="console"),
-        created_at=datetime.now(UTC) - timedelta(minutes=5),
+        created_at=datetime.now(UTC) - timedelta(minutes=20),
         status=status,
         attempt=attempt,
     )
@@ -89,9 +92,10 @@ async def test_a_job_out_of_attempts_after_an_outage_fails_naming_it(
     await proxy.stop()
     with pytest.raises(StoreUnavailableError):
         await store.get("left1")
+    await asyncio.sleep(5.5)  # the outage lasts this long
     await proxy.start()
     assert await store.get("left1") is not None  # the outage is over, and was measured
-    assert store.last_outage_s > 0
+    assert store.last_outage_s >= 5
 
     await sweeper.sweep()
 
@@ -128,3 +132,64 @@ async def test_one_sweeper_at_a_time(proxied: tuple[ScaleOut, TcpProxy]) -> None
     assert await store.take_sweeper_lease("a", 30)
     assert not await store.take_sweeper_lease("b", 30)
     assert await store.take_sweeper_lease("a", 30)  # its own, renewed
+
+
+async def test_a_dead_letter_of_a_job_a_live_worker_holds_is_left_to_it(
+    proxied: tuple[ScaleOut, TcpProxy],
+) -> None:
+    """Its message in the dead-letter queue, its lease live (the worker renewed it after an
+    outage): neither failed nor queued again; the dead letter is dropped."""
+    made, _ = proxied
+    store, _, _, sweeper, metrics = parts(made, lease_s=1.0)
+    for job_id, attempt in (("held1", 1), ("held3", 3)):
+        await store.add(stranded_record(job_id, attempt=attempt - 1, status=JobStatus.QUEUED))
+        claim = await store.claim(job_id, worker="w-alive", lease_s=600)
+        assert claim.outcome == "claimed"
+        made.sqs.send_message(
+            QueueUrl=made.dead_letter_url, MessageBody=json.dumps({"job_id": job_id})
+        )
+
+    await sweeper.sweep()
+
+    for job_id in ("held1", "held3"):
+        record = await store.get(job_id)
+        assert record is not None and record.status is JobStatus.RUNNING, job_id
+    assert not made.sqs.receive_message(QueueUrl=made.queue_url, WaitTimeSeconds=0).get("Messages")
+    assert not made.sqs.receive_message(QueueUrl=made.dead_letter_url, WaitTimeSeconds=0).get(
+        "Messages"
+    )
+    exposition = metrics.exposition().decode()
+    assert 'clinic_events_sweeper_actions_total{action="left_to_its_worker"} 2.0' in exposition
+
+
+async def test_a_worker_keeps_its_message_hidden_while_dynamodb_hangs(
+    proxied: tuple[ScaleOut, TcpProxy],
+) -> None:
+    """DynamoDB paused (connections taken, nothing answered) past the lease: the worker
+    still extends its message's visibility on its own clock, so nobody receives it."""
+    made, proxy = proxied
+    store, runner, queue, _, metrics = parts(made)
+    await store.add(stranded_record("held", attempt=0, status=JobStatus.QUEUED))
+    claim = await store.claim("held", worker=runner.worker, lease_s=3)
+    assert claim.record is not None
+    await queue.send("held")
+    [message] = await queue.receive(1, 1)
+    await queue.extend(message, 2)  # back in 2 s unless the worker keeps it hidden
+    worker = Worker(
+        runner=runner,
+        queue=queue,
+        reopen=Reopener(currency="USD", max_file_size_bytes=1),
+        concurrency=1,
+        metrics=metrics,
+        lease_s=3,
+        renew_every_s=1,
+    )
+    proxy.pause()
+    keeping = asyncio.create_task(worker._keep(Job.of(claim.record), message))
+    try:
+        await asyncio.sleep(6)  # twice the lease, DynamoDB hanging all along
+        seen = made.sqs.receive_message(QueueUrl=made.queue_url, WaitTimeSeconds=0)
+    finally:
+        keeping.cancel()
+        proxy.resume()
+    assert not seen.get("Messages"), "the message came back while its job was held"

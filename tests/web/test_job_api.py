@@ -527,3 +527,21 @@ async def test_a_store_that_fails_is_503_with_retry_after_never_500(web: Web) ->
     events = [entry["event"] for entry in logs]
     assert "store.unavailable" in events and "upload.crashed" not in events
     assert "upload.announce_failed" not in events
+
+
+async def test_a_store_that_fails_as_a_job_begins_ends_the_job_saying_so(web: Web) -> None:
+    """The store refuses the job's claim (past its patience): the job fails with words,
+    instead of staying 'running' with nobody told."""
+
+    async def refusing(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailableError("the job store cannot be used right now: disk I/O error")
+
+    web.jobs.store.claim = refusing  # type: ignore[method-assign,assignment]
+    answer = await web.upload(TWO_WEEKS)
+    job = web.jobs.get(answer.body["job_id"])
+    assert job is not None
+    await asyncio.wait_for(job.done.wait(), JOB_TIMEOUT_S)
+    assert job.status is JobStatus.FAILED
+    assert job.error == (
+        "could not be started: the service's job store failed; please try again later"
+    )
