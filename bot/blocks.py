@@ -42,6 +42,7 @@ from processing.words import (
     outcomes_words,
     plural,
     reason_words,
+    sentence,
     time_left,
     treatment_name,
     week_range,
@@ -178,7 +179,7 @@ def restarted_message(*, attempt: int, attempts: int) -> Message:
 
 def files_missing_message(reason: str) -> Message:
     """In the thread after the summary, when the chart and the CSVs could not be kept."""
-    line = reason[:1].upper() + reason[1:] + "."
+    line = sentence(reason)
     return _message(line, [_section(f":warning: {line}")])
 
 

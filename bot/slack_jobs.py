@@ -35,6 +35,7 @@ from bot.sources import (
     parse_file_reference,
 )
 from bot.store import Duplicate
+from processing.words import sentence
 
 log = structlog.get_logger("bot.slack")
 
@@ -147,7 +148,7 @@ class SlackJobs:
         except NotAccepting:
             await self._tell_sharer(channel, user, SHUTTING_DOWN)
         except StoreFullError:
-            await self._tell_sharer(channel, user, _capitalised(DISK_LOW))
+            await self._tell_sharer(channel, user, sentence(DISK_LOW))
         except StoreError as error:
             log.warning("store.unavailable", error=type(error).__name__)
             await self._tell_sharer(channel, user, STORE_AWAY)
@@ -183,7 +184,7 @@ class SlackJobs:
         except NotAccepting:
             await respond(SHUTTING_DOWN)
         except StoreFullError:
-            await respond(_capitalised(DISK_LOW))
+            await respond(sentence(DISK_LOW))
         except StoreError as error:
             log.warning("store.unavailable", error=type(error).__name__)
             await respond(STORE_AWAY)
@@ -270,10 +271,6 @@ class SlackJobs:
             "I found no CSV shared in this channel recently. Share the export here, "
             "or use `/process-events &lt;file link&gt;`."
         )
-
-
-def _capitalised(reason: str) -> str:
-    return reason[:1].upper() + reason[1:] + "."
 
 
 STORE_AWAY = (

@@ -154,6 +154,12 @@ def data_quality_line(report: WeeklyReport) -> str:
     return f"{WARNING} " + SEP.join(parts)
 
 
+def sentence(clause: str) -> str:
+    """An error's clause ("the upload stalled: ...") as a sentence standing on its own:
+    capitalised, with its full stop."""
+    return clause[:1].upper() + clause[1:] + ("" if clause.endswith(".") else ".")
+
+
 def duration(seconds: float) -> str:
     """'under a second', '3 s', '2 min 5 s', '1 h 4 min'."""
     if seconds < 1:

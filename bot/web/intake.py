@@ -47,9 +47,10 @@ from bot.web.context import (
     error_response,
 )
 from bot.web.guards import client_of
-from bot.web.pace import Pace, PaceRules, Read, TooSlow
+from bot.web.pace import Pace, PaceRules, Read, TooSlowError
 from bot.web.staging import Staging
 from processing.text import displayable
+from processing.words import sentence
 
 log = structlog.get_logger("bot.web")
 
@@ -115,7 +116,7 @@ async def file_chunks(
     head: HeadHash | None = None,
 ) -> AsyncIterator[bytes]:
     """The file's chunks until the body ends; TooLarge as soon as it passes the limit,
-    TooSlow when the client breaks a rule of its pace.
+    TooSlowError when the client breaks a rule of its pace.
 
     The bytes on the wire count too: aiohttp's multipart reader holds the last chunk it read
     back until it has seen what follows (a boundary may start in it), so a client that stops
@@ -144,7 +145,7 @@ async def read_first(
             first.append(chunk)
             if not whole_mib or head.known:
                 return first, False
-    except TooSlow as error:
+    except TooSlowError as error:
         raise too_slow(error) from None
     except TooLarge:
         raise too_large(limit_bytes) from None
@@ -202,11 +203,7 @@ class TooLarge(Exception):
 
 
 def too_large(limit_bytes: int, size_bytes: int | None = None) -> Rejected:
-    return Rejected(413, "too_large", _sentence(str(FileTooLargeError(size_bytes, limit_bytes))))
-
-
-def _sentence(message: str) -> str:
-    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+    return Rejected(413, "too_large", sentence(str(FileTooLargeError(size_bytes, limit_bytes))))
 
 
 async def answered(
@@ -229,7 +226,7 @@ async def answered(
     except StoreFullError as error:
         log.warning("store.full", error=str(error))
         outcome = "refused"
-        response = Rejected(507, "refused", _sentence(DISK_LOW), close=True).response()
+        response = Rejected(507, "refused", sentence(DISK_LOW), close=True).response()
     except StoreError as error:
         log.warning("store.unavailable", error=type(error).__name__)
         response = store_unavailable().response()
@@ -402,11 +399,27 @@ async def answer_duplicate(
     """Another request took the key a moment ago: this file's first MiB decides. The same
     file is answered with that job, another is 422, one that cannot be told yet 409."""
     _, ended = await read_first(chunks, head, whole_mib=True, limit_bytes=limit_bytes)
-    size = head.received_bytes if ended else declared_size
-    held = await key_reuse(context, key, head.fingerprint(ended=ended, size_bytes=size))
-    if held is None:
+    answer = await same_file_answer(context, key, head, ended=ended, declared_size=declared_size)
+    if answer is None:
         raise key_busy()
-    return answered_again(held.id)
+    return answer
+
+
+async def same_file_answer(
+    context: WebContext,
+    key: str | None,
+    head: HeadHash,
+    *,
+    ended: bool,
+    declared_size: int | None = None,
+) -> web.Response | None:
+    """When the key names a job of this very file (by what of it has gone by: its first
+    MiB, and its size), that job's answer; None when the key is free."""
+    if key is None:
+        return None
+    offered = head.fingerprint(ended=ended, size_bytes=declared_size)
+    held = await key_reuse(context, key, offered)
+    return None if held is None else answered_again(held.id)
 
 
 def answered_again(job_id: str) -> web.Response:
@@ -482,12 +495,12 @@ def malformed() -> Rejected:
 
 
 def interrupted() -> Rejected:
-    return Rejected(400, "failed", _sentence(INTERRUPTED))
+    return Rejected(400, "failed", sentence(INTERRUPTED))
 
 
-def too_slow(error: TooSlow) -> Rejected:
+def too_slow(error: TooSlowError) -> Rejected:
     """408: the rule the upload broke (bot/web/pace.py), as its job's error says too."""
-    return Rejected(408, "stalled" if error.rule == "idle" else "too_slow", _sentence(error.reason))
+    return Rejected(408, "stalled" if error.rule == "idle" else "too_slow", sentence(error.reason))
 
 
 async def submit_upload(
@@ -596,7 +609,7 @@ async def feed(
     except BaseException as error:
         ending: BaseException = SourceError(INTERRUPTED)
         answer: BaseException = error
-        if isinstance(error, TooSlow):
+        if isinstance(error, TooSlowError):
             ending, answer = SourceError(error.reason), too_slow(error)
         elif isinstance(error, TooLarge):
             ending, answer = FileTooLargeError(None, limit), too_large(limit)
@@ -679,7 +692,7 @@ async def stage_in_s3(
         answer: BaseException = error
         if isinstance(error, TooLarge):
             answer = too_large(limit)
-        elif isinstance(error, TooSlow):
+        elif isinstance(error, TooSlowError):
             answer = too_slow(error)
         elif isinstance(error, S3Error):
             answer = _not_stored(error, record.id)

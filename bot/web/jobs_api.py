@@ -24,7 +24,7 @@ from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, una
 from bot.web.reservations import RESERVATIONS, lapsed_answer
 from processing.render import amount
 from processing.report import estimate
-from processing.words import REASON_WORDS, time_left
+from processing.words import REASON_WORDS, sentence, time_left
 
 JOBS_LISTED = 100
 MAX_WAIT_S = 25.0  # a long poll stays under common proxies' idle timeouts
@@ -93,10 +93,6 @@ async def _job_or_404(request: web.Request) -> JobRecord | web.Response:
             " or the link is wrong.",
         )
     return job
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 def _kept(retention_s: float) -> str:
@@ -185,7 +181,7 @@ async def _finished_file(request: web.Request, name: str, not_ready: str) -> byt
     if data is not None:
         return data
     if job.files_missing:  # not "every row was valid", nor "no longer kept": the truth
-        return error_response(404, _sentence(job.files_missing))
+        return error_response(404, sentence(job.files_missing))
     if (
         made_here is None
         and await jobs.store.artifact(job.id, CHART_PNG_NAME) is None  # stored last

@@ -90,7 +90,7 @@ class FilePart:
 
     async def rest(self, pace: Pace) -> None:
         """Read what follows the file to the body's end: at most FORM_OVERHEAD_BYTES, and it
-        must close the form (ValueError otherwise; TooSlow if the client stops keeping up)."""
+        must close the form (ValueError otherwise; TooSlowError if the client stops keeping up)."""
         after = self._scanner.after
         assert after is not None, "the file was not read to its end"
         rest = bytearray(after)

@@ -35,7 +35,7 @@ SAMPLES_PER_WINDOW = 64
 _NO_LIMIT = float("inf")
 
 
-class TooSlow(Exception):
+class TooSlowError(Exception):
     """The upload broke one of the rules; the message says which, in words for the user."""
 
     def __init__(self, rule: Rule, reason: str) -> None:
@@ -87,7 +87,7 @@ class Pace:
         self._spacing_s = rules.window_s / SAMPLES_PER_WINDOW
 
     async def read(self, read: Read) -> bytes:
-        """The next piece of the body (b"" at its end), or TooSlow."""
+        """The next piece of the body (b"" at its end), or TooSlowError."""
         while True:
             allowed_s = self._allowed_s()
             started = self._clock()
@@ -147,15 +147,15 @@ class Pace:
         soonest, _ = min(self._deadlines())
         return max(soonest - self._waited_s, 0.0)
 
-    def _broken(self) -> TooSlow | None:
+    def _broken(self) -> TooSlowError | None:
         soonest, rule = min(self._deadlines())
         if soonest > self._waited_s:
             return None
         if rule == "idle":
-            return TooSlow(rule, self.rules.stalled())
+            return TooSlowError(rule, self.rules.stalled())
         if rule == "overall":
-            return TooSlow(rule, self.rules.took_too_long())
-        return TooSlow(rule, self.rules.too_slow(self._window_bytes()))
+            return TooSlowError(rule, self.rules.took_too_long())
+        return TooSlowError(rule, self.rules.too_slow(self._window_bytes()))
 
     def _window_bytes(self) -> int:
         cutoff = self._waited_s - self.rules.window_s

@@ -48,7 +48,6 @@ from bot.web.intake import (
     admit,
     answer_duplicate,
     answered,
-    answered_again,
     background,
     body_reader,
     chained,
@@ -60,6 +59,7 @@ from bot.web.intake import (
     key_reuse,
     pace_of,
     read_first,
+    same_file_answer,
     stage_in_s3,
     stages_in_s3,
     submit_upload,
@@ -68,7 +68,7 @@ from bot.web.intake import (
     unavailable,
     upload_info,
 )
-from bot.web.pace import PaceRules, TooSlow
+from bot.web.pace import PaceRules, TooSlowError
 from bot.web.staging import Staging
 
 log = structlog.get_logger("bot.web")
@@ -273,7 +273,7 @@ async def _small_body(request: web.Request, idle_s: float) -> bytes:
                 if len(body) > MAX_RESERVATION_BYTES:
                     raise too_big
     except TimeoutError:
-        raise too_slow(TooSlow("idle", PaceRules(idle_s=idle_s).stalled())) from None
+        raise too_slow(TooSlowError("idle", PaceRules(idle_s=idle_s).stalled())) from None
     return bytes(body)
 
 
@@ -374,12 +374,12 @@ async def _send(request: web.Request, context: WebContext) -> web.Response:
             except BaseException:
                 reservations.lapse(reservation.job_id)
                 raise
-            if keyed:
-                assert key is not None
-                size = head.received_bytes if ended else reservation.size_bytes
-                held = await key_reuse(context, key, head.fingerprint(ended=ended, size_bytes=size))
-                if held is not None:
-                    return answered_again(held.id)
+            if keyed and (
+                answer := await same_file_answer(
+                    context, key, head, ended=ended, declared_size=reservation.size_bytes
+                )
+            ):
+                return answer
             chunks = chained(first, chunks)
             info = upload_info(reservation.name, reservation.size_bytes)
             try:

@@ -24,7 +24,6 @@ from bot.web.intake import (
     admit,
     answer_duplicate,
     answered,
-    answered_again,
     chained,
     checked_name,
     feed,
@@ -32,10 +31,10 @@ from bot.web.intake import (
     idempotency_key,
     in_flight_slot,
     interrupted,
-    key_reuse,
     malformed,
     pace_of,
     read_first,
+    same_file_answer,
     stage_in_s3,
     stages_in_s3,
     submit_upload,
@@ -44,7 +43,7 @@ from bot.web.intake import (
     upload_info,
 )
 from bot.web.multipart import FilePart
-from bot.web.pace import Pace, Read, TooSlow
+from bot.web.pace import Pace, Read, TooSlowError
 from bot.web.staging import Staging
 
 log = structlog.get_logger("bot.web")
@@ -100,8 +99,8 @@ async def _accept(request: web.Request, context: WebContext, key: str | None) ->
     except ConnectionError:
         raise interrupted() from None
     except TimeoutError:
-        raise too_slow(TooSlow("idle", pace.rules.stalled())) from None
-    except TooSlow as error:
+        raise too_slow(TooSlowError("idle", pace.rules.stalled())) from None
+    except TooSlowError as error:
         raise too_slow(error) from None
     name = checked_name(part.filename or "")
     file_part = FilePart(request.content, _boundary(request))
@@ -110,11 +109,8 @@ async def _accept(request: web.Request, context: WebContext, key: str | None) ->
     # A key seen before: the file's first MiB says whether it names this file.
     keyed = key is not None and await context.jobs.store.held_by(key) is not None
     first, ended = await read_first(chunks, head, whole_mib=keyed, limit_bytes=limit)
-    if keyed:
-        assert key is not None
-        held = await key_reuse(context, key, head.fingerprint(ended=ended))
-        if held is not None:
-            return answered_again(held.id)
+    if keyed and (answer := await same_file_answer(context, key, head, ended=ended)):
+        return answer
     chunks = chained(first, chunks)
 
     def rest() -> Awaitable[None]:

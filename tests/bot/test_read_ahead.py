@@ -110,17 +110,24 @@ async def test_an_engine_that_stops_early_closes_the_source() -> None:
     assert source.read < 10_000
 
 
-async def test_an_uploads_slot_is_given_back_only_once_the_engine_has_nothing_to_do() -> None:
-    """Bytes late while the engine still works on chunks read ahead: the slot stays; once it
-    has taken them all and waits, the slot goes, and comes back before the next bytes reach
-    it."""
-    loop = asyncio.get_running_loop()
+async def paced_reader() -> tuple[Slots, Slot, UploadSource, ReadAhead]:
+    """One slot, held by a job reading an upload as it arrives."""
     slots = Slots(1)
     slot = Slot(slots)
     await slot.take()
     upload = UploadSource(SourceInfo(kind="upload", name="a.csv", label="a.csv"))
-    reader = ReadAhead(upload.chunks(), loop, threading.Event(), paced=Paced(upload, slot))
+    reader = ReadAhead(
+        upload.chunks(), asyncio.get_running_loop(), threading.Event(), paced=Paced(upload, slot)
+    )
     reader.start()
+    return slots, slot, upload, reader
+
+
+async def test_an_uploads_slot_is_given_back_only_once_the_engine_has_nothing_to_do() -> None:
+    """Bytes late while the engine still works on chunks read ahead: the slot stays; once it
+    has taken them all and waits, the slot goes, and comes back before the next bytes reach
+    it."""
+    slots, slot, upload, reader = await paced_reader()
     chunks = reader.chunks()
     for number in range(3):
         await upload.put(b"%d\n" % number)
@@ -151,13 +158,7 @@ async def test_an_uploads_slot_is_given_back_only_once_the_engine_has_nothing_to
 async def test_closing_the_reader_leaves_no_slot_taken() -> None:
     """An engine that stopped early (a bad header) while its upload's bytes kept coming: once
     the reader is closed, nothing of it takes a slot again."""
-    loop = asyncio.get_running_loop()
-    slots = Slots(1)
-    slot = Slot(slots)
-    await slot.take()
-    upload = UploadSource(SourceInfo(kind="upload", name="a.csv", label="a.csv"))
-    reader = ReadAhead(upload.chunks(), loop, threading.Event(), paced=Paced(upload, slot))
-    reader.start()
+    slots, slot, upload, reader = await paced_reader()
     chunks = reader.chunks()
     await upload.put(b"first\n")
     await asyncio.to_thread(next, chunks)

@@ -39,6 +39,18 @@ def serve_once(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def store_command(data_dir: Path, action: str) -> subprocess.CompletedProcess[str]:
+    """`clinic-events store <action>`, reading DATA_DIR as serve does."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "store", action],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), "DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 async def store_with_jobs(data_dir: Path, count: int) -> list[str]:
     """A DATA_DIR whose store holds `count` finished web jobs, made by the service itself."""
     settings = Settings(
@@ -94,24 +106,9 @@ async def test_a_damaged_store_stops_the_start_with_one_line(tmp_path: Path, dam
     line = one_line(failed.stderr)
     assert str(path) in line and "damaged" in line and "store quarantine" in line
 
-    env = {"PATH": os.environ.get("PATH", ""), "DATA_DIR": str(data_dir)}
-    check = subprocess.run(
-        [sys.executable, "-m", "bot", "store", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    check = store_command(data_dir, "check")
     assert check.returncode == 1 and "damaged" in check.stdout
-    quarantine = subprocess.run(
-        [sys.executable, "-m", "bot", "store", "quarantine"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    quarantine = store_command(data_dir, "quarantine")
     assert quarantine.returncode == 0
     kept = [p.name for p in data_dir.iterdir() if ".damaged-" in p.name]
     assert kept and all(name.startswith(DB_FILE) for name in kept)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bot.web.pace import Pace, PaceRules, TooSlow
+from bot.web.pace import Pace, PaceRules, TooSlowError
 
 
 def trickle(piece: bytes, every_s: float) -> Callable[[], Awaitable[bytes]]:
@@ -21,8 +21,8 @@ def trickle(piece: bytes, every_s: float) -> Callable[[], Awaitable[bytes]]:
     return read
 
 
-async def read_until_refused(pace: Pace, read: Callable[[], Awaitable[bytes]]) -> TooSlow:
-    with pytest.raises(TooSlow) as refused:
+async def read_until_refused(pace: Pace, read: Callable[[], Awaitable[bytes]]) -> TooSlowError:
+    with pytest.raises(TooSlowError) as refused:
         for _ in range(10_000):
             await pace.read(read)
     return refused.value
