@@ -25,6 +25,7 @@ from tests.web.conftest import (
     form_head,
     form_tail,
     open_raw,
+    post_form,
     read_answer,
 )
 from tests.web.test_two_step_upload import paced_body, reserve, send
@@ -424,3 +425,19 @@ async def test_two_forms_racing_with_one_key_and_two_files_never_share_a_job(
     accepted = [body for status, body in answers if status == 202]
     assert len(accepted) == 1, answers
     assert sorted(status for status, _ in answers)[1] in (409, 422), answers
+
+
+async def test_hostile_names_and_hashes_are_refused_in_words(web: Web) -> None:
+    """A file name of bytes that are not UTF-8 is shown with ?, never as escapes or raw
+    bytes; a head_sha256 that is not 64 hex digits, or a megabyte of it, is a 400."""
+    body = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="ev\xffil.xlsx"'
+        b"\r\nContent-Type: text/csv\r\n\r\nevent_id\n\r\n--b0undary--\r\n"
+    )
+    answer = await post_form(web.port, body, "multipart/form-data; boundary=b0undary")
+    assert answer.status == 415
+    assert "ev?il.xlsx" in answer.body["error"] and "\\udc" not in answer.body["error"]
+    for head in ("ZZ" * 32, "a" * 63, "a" * 1_000_000, 12):
+        refused = await reserve(web, {"file_name": "a.csv", "size_bytes": 10, "head_sha256": head})
+        assert refused.status in (400, 413), head
+        assert "head_sha256" in refused.body["error"] or refused.status == 413
