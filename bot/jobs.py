@@ -257,9 +257,14 @@ class JobRunner:
                 log.info("job.queued", queue_position=position, size_bytes=job.source.size_bytes)
             job.reply = replier.spec()
             # Where the thread is: kept through an outage (the sweeper leaves a job whose
-            # thread is not on record yet alone meanwhile), or the job is given up.
-            await self._persist("save", lambda: self.store.save(job.record()))
-            if not local:
+            # thread is not on record yet alone meanwhile), or the job is given up. Only
+            # while it is still queued: a sweeper that took it up after a long outage has
+            # queued it again, and its worker's record must not be overwritten.
+            kept = await self._persist("save", lambda: self.store.save_queued(job.record()))
+            if not kept:
+                log.warning("job.taken_up_meanwhile", job_id=job.id)
+                local = False  # it runs where it was taken up
+            elif not local:
                 assert self.enqueue is not None
                 await self.enqueue(job.id)
                 log.info("job.enqueued", job_id=job.id)
@@ -273,6 +278,8 @@ class JobRunner:
             raise
         if local:
             self._start(job, source, replier)
+        elif job in self._waiting:
+            self._waiting.remove(job)
         await self._notify()
         return job
 

@@ -117,7 +117,7 @@ class Worker:
         if claim.outcome in ("finished", "missing"):
             log.info("worker.duplicate_dropped", outcome=claim.outcome)
             self._metrics.duplicates.inc()
-            await self._queue.delete(message)
+            await self._delete(message)
             return
         if claim.outcome == "busy":
             # Another worker holds the job: look again when its lease would have lapsed.
@@ -147,9 +147,17 @@ class Worker:
             await self._runner.ended(job)
         if job.finished:
             self._metrics.worker_jobs.labels(self.name, job.status.value).inc()
-            await self._queue.delete(message)
+            await self._delete(message)
         else:  # handed back at shutdown: the next worker may start at once
             await self._queue.extend(message, 0)
+
+    async def _delete(self, message: QueueMessage) -> None:
+        """Done with the message. If the queue cannot be reached, it comes back after its
+        visibility timeout and the next claim drops it: the job has ended."""
+        try:
+            await self._queue.delete(message)
+        except Exception as error:
+            log.warning("queue.delete_failed", error=type(error).__name__)
 
     async def _keep(self, job: Job, message: QueueMessage) -> None:
         """Hold the job while it runs, and while its outcome waits for the store: the

@@ -63,6 +63,11 @@ class JobStore(Protocol):
     async def save(self, record: JobRecord) -> None:
         """Write the record's status, progress, error, timings and reply."""
 
+    async def save_queued(self, record: JobRecord) -> bool:
+        """Save a job's record only while it is still queued and no sweeper took it up
+        since: where its thread is, once announced. False when it was taken up (a worker
+        runs it now, and announces it itself)."""
+
     async def get(self, job_id: str) -> JobRecord | None: ...
 
     async def recent(self, kind: str, limit: int) -> list[JobRecord]:

@@ -199,6 +199,26 @@ class DynamoJobStore:
             ExpressionAttributeValues=values,
         )
 
+    async def save_queued(self, record: JobRecord) -> bool:
+        try:
+            await self._run(
+                self._db.update_item,
+                TableName=self._table,
+                Key=_job_key(record.id),
+                UpdateExpression="SET #record = :record",
+                ConditionExpression="#status = :queued AND attribute_not_exists(swept_at)",
+                ExpressionAttributeNames={"#status": "status", "#record": "record"},
+                ExpressionAttributeValues={
+                    ":record": _s(_dumps(record)),
+                    ":queued": _s(JobStatus.QUEUED.value),
+                },
+            )
+        except ClientError as error:
+            if _code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
     async def get(self, job_id: str) -> JobRecord | None:
         answer = await self._run(
             self._db.get_item, TableName=self._table, Key=_job_key(job_id), ConsistentRead=True

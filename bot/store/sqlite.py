@@ -243,6 +243,17 @@ class SqliteJobStore:
             )
         )
 
+    async def save_queued(self, record: JobRecord) -> bool:
+        # One serve holds the data directory and there is no sweeper: still queued is enough.
+        def update() -> bool:
+            cursor = self._conn.execute(
+                "UPDATE jobs SET record = ? WHERE id = ? AND status = ?",
+                (_dumps(record), record.id, JobStatus.QUEUED.value),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(update)
+
     async def get(self, job_id: str) -> JobRecord | None:
         rows = await self._run(self._select, "WHERE id = ?", (job_id,))
         return rows[0] if rows else None

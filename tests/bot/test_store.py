@@ -165,6 +165,35 @@ async def test_a_job_handed_back_is_queued_with_its_attempt_undone(
     assert (again.outcome, again.takeover, again.record.attempt) == ("claimed", False, 1)  # type: ignore[union-attr]
 
 
+async def test_where_the_thread_is_is_saved_only_while_the_job_waits(
+    store_and_clock: tuple[JobStore, Clock],
+) -> None:
+    """save_queued() records the announced thread of a job still queued; once a worker
+    runs it (or a sweeper took it up) the worker's record is left as it is."""
+    store, clock = store_and_clock
+    await store.add(record("j1"))
+    announced = record("j1")
+    announced.reply = ReplySpec(kind="slack", channel="C1", start_ts="9.9", progress_ts="9.8")
+    assert await store.save_queued(announced)
+    assert (await store.get("j1")).reply.start_ts == "9.9"  # type: ignore[union-attr]
+    await store.claim("j1", worker="a", lease_s=30)
+    assert not await store.save_queued(late_for("j1"))
+    kept = await store.get("j1")
+    assert kept is not None and (kept.status, kept.reply.start_ts) == (JobStatus.RUNNING, "9.9")
+    if isinstance(store, DynamoJobStore):
+        await store.add(record("j2"))
+        clock.now += 3600
+        assert await store.take_up("j2", lapsed_before=clock.now)
+        assert not await store.save_queued(late_for("j2"))
+
+
+def late_for(job_id: str) -> JobRecord:
+    """The record a serve would save after announcing it late, past an outage."""
+    late = record(job_id)
+    late.reply = ReplySpec(kind="slack", channel="C1", start_ts="7.7", progress_ts="7.6")
+    return late
+
+
 async def test_the_summary_mark_is_given_once(store_and_clock: tuple[JobStore, Clock]) -> None:
     store, _ = store_and_clock
     await store.add(record("j1"))
