@@ -29,13 +29,13 @@ RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml
 
 # Then the code, installed as a regular (non-editable) package; the source tree is removed.
 # The check runs from / so that it imports the installed package, not /src: it fails the
-# build if the upload page (bot/static, package data) did not make it into the package.
+# build if the upload page (bot/web/static, package data) did not make it into the package.
 COPY README.md ./
 COPY processing ./processing
 COPY bot ./bot
 RUN pip install --no-deps . \
     && cd / && rm -rf /src \
-    && python -c 'import bot.web as web; assert (web.STATIC_DIR / "index.html").is_file(), "bot/static is missing from the installed package: pyproject.toml needs package-data for it"'
+    && python -c 'import bot.web as web; assert (web.STATIC_DIR / "index.html").is_file(), "bot/web/static is missing from the installed package: pyproject.toml needs package-data for it"'
 
 # The job store (SQLite, DATA_DIR): jobs and reports survive a restart when /data is a volume.
 RUN mkdir /data && chown app:app /data

@@ -23,24 +23,29 @@ from aiohttp import web as aioweb
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot import chart, listeners, s3, web
+from bot import web
 from bot.aws import make_client as make_aws_client
+from bot.aws import s3
 from bot.config import Settings
-from bot.jobs import JobRunner, Replier
+from bot.jobs.queue import JobQueue
+from bot.jobs.reopen import Reopener
+from bot.jobs.replies import ConsoleReplier
+from bot.jobs.runner import JobRunner, Replier
+from bot.jobs.sweeper import Sweeper
+from bot.jobs.worker import Worker
 from bot.metrics import Metrics
-from bot.queue import JobQueue
-from bot.reopen import Reopener
-from bot.replies import ConsoleReplier, SlackReplier
-from bot.slack_api import slack_client
-from bot.slack_jobs import SlackJobs
-from bot.sources import S3Reader, SlackDownloader
+from bot.report import chart
+from bot.slack import listeners
+from bot.slack.api import slack_client
+from bot.slack.files import SlackDownloader
+from bot.slack.intake import SlackJobs
+from bot.slack.replier import SlackReplier
+from bot.sources import S3Reader
 from bot.store import JobStore
 from bot.store.dynamo import DynamoJobStore
 from bot.store.lock import DataDirLock
 from bot.store.sqlite import SqliteJobStore
-from bot.sweeper import Sweeper
 from bot.web import staging
-from bot.worker import Worker
 
 log = structlog.get_logger("bot.app")
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import BinaryIO, NoReturn, TextIO
 
-from bot.currency import UnknownCurrencyError, parse_currency
 from bot.errors import BucketNotAllowedError, S3Error, UnsupportedSourceError
+from bot.report.currency import UnknownCurrencyError, parse_currency
 from processing import (
     InputError,
     InvalidRowsCsv,
@@ -178,7 +178,7 @@ def _open_source(
 
 def _open_s3(url: str, env: Mapping[str, str]) -> tuple[Iterable[bytes], int, Callable[[], None]]:
     """The object's chunks, its size, and how to close it. AWS settings come from boto3."""
-    from bot import s3  # boto3 takes a moment to import; local files don't need it
+    from bot.aws import s3  # boto3 takes a moment to import; local files don't need it
     from bot.config import allowed_buckets_from_env
 
     location = s3.parse_s3_url(url)

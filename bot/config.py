@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from bot.currency import UnknownCurrencyError, parse_currency
+from bot.report.currency import UnknownCurrencyError, parse_currency
 from processing import known_timezone
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"

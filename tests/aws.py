@@ -18,7 +18,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from bot.aws import make_client as make_aws_client
-from bot.s3 import make_client
+from bot.aws.s3 import make_client
 
 
 def post(url: str, body: bytes = b"") -> None:
@@ -73,7 +73,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3_endpoint: str) -
 
 @pytest.fixture
 def s3(aws_env: str) -> Any:
-    """A client from bot.s3.make_client(), talking HTTP to an empty moto."""
+    """A client from bot.aws.s3.make_client(), talking HTTP to an empty moto."""
     return make_client()
 
 

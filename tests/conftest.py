@@ -83,7 +83,7 @@ class GatedChart:
 @pytest.fixture
 def gated_chart(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedChart]:
     """Jobs draw the real chart, but only once `release` is set."""
-    from bot import artifacts
+    from bot.report import artifacts
 
     gate = GatedChart(threading.Event(), threading.Event())
     draw = artifacts.render_chart

@@ -1,7 +1,7 @@
 """The web app: the upload page, POST /api/upload, the job API, /health and /metrics.
 
 ```
-GET  /                          the upload page (bot/static: plain HTML, CSS, JavaScript)
+GET  /                          the upload page (bot/web/static: plain HTML, CSS, JavaScript)
 GET  /api/config                {"auth_required", "max_file_size_bytes", "currency"}
 POST /api/upload                multipart field `file` -> 202 {"job_id", "status_url"}
 POST /api/uploads               {"file_name", "size_bytes"} -> 201 {"job_id", "upload_url", ...}

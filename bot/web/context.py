@@ -12,11 +12,11 @@ from typing import Any
 from aiohttp import web
 
 from bot.config import Settings
-from bot.jobs import JobRunner, Replier
+from bot.jobs.runner import JobRunner, Replier
 from bot.metrics import Metrics
 from bot.web.guards import InFlight, RateLimiter
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,11 +22,11 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot import s3
+from bot.aws import s3
 from bot.config import Settings
 from bot.errors import FileTooLargeError, S3Error, SourceError, StoreError, StoreFullError
-from bot.jobs import DISK_LOW, UPLOAD_KEY_TTL_S, Job, NotAccepting
-from bot.replies import SilentReplier
+from bot.jobs.replies import SilentReplier
+from bot.jobs.runner import DISK_LOW, UPLOAD_KEY_TTL_S, Job, NotAccepting
 from bot.sources import (
     Source,
     SourceInfo,

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.artifacts import CHART_FAILED, CHART_PNG_NAME
-from bot.blocks import CLINIC_CSV_NAME, INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
-from bot.jobs import Job, JobRunner
+from bot.jobs.runner import Job, JobRunner
+from bot.report.artifacts import CHART_FAILED, CHART_PNG_NAME
+from bot.slack.blocks import CLINIC_CSV_NAME, INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
 from bot.store import REPORT_JSON, JobRecord, JobStatus
 from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
 from bot.web.reservations import RESERVATIONS, lapsed_answer

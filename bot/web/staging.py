@@ -26,9 +26,9 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
-from bot import s3
+from bot.aws import s3
 from bot.errors import S3Error
-from bot.jobs import RESTART_REASON, UPLOAD_KEY_TTL_S
+from bot.jobs.runner import RESTART_REASON, UPLOAD_KEY_TTL_S
 from bot.sources import SourceInfo
 from bot.store import JobRecord, JobStatus, ReplySpec, UploadFingerprint, now_utc
 from bot.web.context import WebContext

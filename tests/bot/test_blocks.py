@@ -10,7 +10,7 @@ import generate
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot.blocks import (
+from bot.slack.blocks import (
     MAX_BLOCKS_JSON_CHARS,
     MAX_SUMMARY_MESSAGES,
     WEEKS_SHOWN,
@@ -35,7 +35,7 @@ SAMPLE = ROOT / "samples" / "events-sample.csv"
 
 
 def assert_within_slack_limits(message: Message) -> None:
-    """Slack's documented limits, written out here rather than taken from bot.blocks."""
+    """Slack's documented limits, written out here rather than taken from bot.slack.blocks."""
     text, blocks = message["text"], message["blocks"]
     if "fallback" in message:
         assert_within_slack_limits(message["fallback"])

@@ -14,8 +14,8 @@ import structlog
 from matplotlib.image import imread
 from matplotlib.text import Text
 
-from bot.chart import revenue_chart, revenue_chart_png
-from bot.currency import short_money
+from bot.report.chart import revenue_chart, revenue_chart_png
+from bot.report.currency import short_money
 from processing import WeeklyReport, analyze
 from tests.conftest import csv_of
 

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot import jobs as jobs_module
 from bot.errors import DownloadError
-from bot.jobs import Job, JobRunner
-from bot.replies import SilentReplier
+from bot.jobs import runner as jobs_module
+from bot.jobs.replies import SilentReplier
+from bot.jobs.runner import Job, JobRunner
 from bot.sources import CallbackSource, SourceInfo
 from tests.conftest import csv_of
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from bot import listeners
+from bot.slack import listeners
 from tests.conftest import ROOT
 
 # The scope each Web API call and each event needs (https://api.slack.com/methods).

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from bot.errors import SourceError
-from bot.read_ahead import READ_AHEAD_CHUNKS, Paced, ReadAhead
-from bot.slots import Slot, Slots
+from bot.jobs.read_ahead import READ_AHEAD_CHUNKS, Paced, ReadAhead
+from bot.jobs.slots import Slot, Slots
 from bot.sources import SourceInfo, UploadSource
 from processing import AnalysisCancelled
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bot.slots import Slot, Slots
+from bot.jobs.slots import Slot, Slots
 
 
 async def test_a_paused_job_takes_the_next_slot_before_jobs_not_started() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sources import TokenHosts, is_csv_name, parse_file_reference
+from bot.slack.files import TokenHosts, parse_file_reference
+from bot.sources import is_csv_name
 
 
 @pytest.mark.parametrize(

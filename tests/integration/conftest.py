@@ -15,7 +15,7 @@ import pytest
 
 from bot.app import Service, running
 from bot.config import Settings, SlackTokens
-from bot.jobs import Job
+from bot.jobs.runner import Job
 from tests.conftest import ROOT
 from tests.standin.slack import APP_TOKEN, BOT_TOKEN, SlackStandIn
 

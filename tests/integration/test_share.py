@@ -7,10 +7,10 @@ import json
 import aiohttp
 
 from bot.app import Service
-from bot.jobs import JobRunner
-from bot.slack_api import slack_client
-from bot.slack_jobs import SlackContext, SlackJobs
-from bot.sources import SlackDownloader
+from bot.jobs.runner import JobRunner
+from bot.slack.api import slack_client
+from bot.slack.files import SlackDownloader
+from bot.slack.intake import SlackContext, SlackJobs
 from processing import analyze, to_clinic_csv, to_csv
 from tests.integration.conftest import CHANNEL, SAMPLE, StartBot, finished_jobs, weeks_csv
 from tests.standin.slack import BOT_TOKEN, BOT_USER_ID, SlackStandIn

@@ -13,7 +13,7 @@ import aiohttp
 
 from bot.app import Service
 from bot.config import TrustedProxies
-from bot.jobs import Job, JobStatus
+from bot.jobs.runner import Job, JobStatus
 from tests.integration.conftest import SAMPLE, StartBot
 from tests.integration.test_share import share
 from tests.standin.slack import SlackStandIn

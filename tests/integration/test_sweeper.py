@@ -13,15 +13,15 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot.errors import StoreUnavailableError
-from bot.jobs import Job, JobRunner
+from bot.jobs.queue import JobQueue
+from bot.jobs.reopen import Reopener
+from bot.jobs.runner import Job, JobRunner
+from bot.jobs.sweeper import Sweeper
+from bot.jobs.worker import Worker
 from bot.metrics import Metrics
-from bot.queue import JobQueue
-from bot.reopen import Reopener
 from bot.sources import SourceInfo
 from bot.store import JobRecord, JobStatus, ReplySpec
 from bot.store.dynamo import DynamoJobStore
-from bot.sweeper import Sweeper
-from bot.worker import Worker
 from tests.aws import JOB_BUCKET, JOB_TABLE, ScaleOut, create_scale_out
 from tests.tcp_proxy import TcpProxy
 

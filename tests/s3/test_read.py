@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bot.aws.s3 import S3Location, make_client, open_object, parse_s3_url
 from bot.errors import BucketNotAllowedError, FileTooLargeError, S3Error, UnsupportedSourceError
-from bot.s3 import S3Location, make_client, open_object, parse_s3_url
 from processing import analyze, to_dict
 from tests.conftest import csv_of
 from tests.s3.conftest import BUCKET, closed_port, create_iam_user

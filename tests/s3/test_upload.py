@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from bot.aws.s3 import MIN_PART_SIZE_BYTES, MultipartUpload, S3Location, delete_object
 from bot.errors import S3Error
-from bot.s3 import MIN_PART_SIZE_BYTES, MultipartUpload, S3Location, delete_object
 
 MiB = 1 << 20
 

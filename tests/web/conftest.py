@@ -21,9 +21,9 @@ import pytest
 
 from bot.app import Service, running
 from bot.config import Settings
-from bot.jobs import Job, JobRunner, JobStatus
+from bot.jobs.replies import SilentReplier
+from bot.jobs.runner import Job, JobRunner, JobStatus
 from bot.metrics import Metrics
-from bot.replies import SilentReplier
 from bot.sources import CallbackSource, SourceInfo
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from bot.replies import SilentReplier
+from bot.jobs.replies import SilentReplier
 from bot.sources import CallbackSource, SourceInfo
 from tests.web.conftest import (
     BOUNDARY,

@@ -13,8 +13,8 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import artifacts
 from bot.errors import StoreUnavailableError
+from bot.report import artifacts
 from bot.sources import SourceInfo
 from bot.store import REPORT_JSON, JobRecord, JobStatus, ReplySpec, now_utc
 from bot.web import STATIC_DIR
@@ -416,7 +416,7 @@ async def test_invalid_rows_are_reported(web: Web) -> None:
 
 def test_json_pieces_encode_exactly_what_json_dumps_would_decode() -> None:
     """The job JSON, encoded a week at a time, reads back as the same value."""
-    from bot.artifacts import json_pieces
+    from bot.report.artifacts import json_pieces
 
     value = {
         "id": "j",

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.jobs import JobStatus
+from bot.jobs.runner import JobStatus
 from bot.web.reservations import RESERVATIONS, Reservations
 from processing import analyze, to_dict
 from tests.web.conftest import TWO_WEEKS, Answer, Serve, Web, without_source

@@ -13,9 +13,9 @@ import structlog
 
 from bot import web as web_module
 from bot.config import Settings
-from bot.jobs import Job, JobRunner
+from bot.jobs.replies import SilentReplier
+from bot.jobs.runner import Job, JobRunner
 from bot.metrics import Metrics
-from bot.replies import SilentReplier
 from bot.web.intake import FORM_OVERHEAD_BYTES
 from tests.web.conftest import (
     BOUNDARY,

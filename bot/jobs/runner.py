@@ -36,12 +36,12 @@ from typing import Protocol, TypeVar
 import stamina
 import structlog
 
-from bot import artifacts
-from bot.artifacts import CHART_FAILED, CHART_PNG_NAME, ReportFile
 from bot.errors import SourceError, StoreError, StoreFullError, StoreUnavailableError
+from bot.jobs.read_ahead import Paced, ReadAhead
+from bot.jobs.slots import Slot, Slots
 from bot.metrics import Metrics
-from bot.read_ahead import Paced, ReadAhead
-from bot.slots import Slot, Slots
+from bot.report import artifacts
+from bot.report.artifacts import CHART_FAILED, CHART_PNG_NAME, ReportFile
 from bot.sources import Source, SourceInfo, UploadSource, limit_size
 from bot.store import (
     MAX_ATTEMPTS,

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.blocks import CLINIC_CSV_NAME, INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
-from bot.chart import revenue_chart_png
+from bot.report.chart import revenue_chart_png
+from bot.slack.blocks import CLINIC_CSV_NAME, INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
 from bot.store import REPORT_JSON
 from processing import WeeklyReport, to_clinic_csv, to_csv, to_dict
 from processing.words import display_words

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import commands, files
-from bot.slack_jobs import SlackJobs
+from bot.slack.intake import SlackJobs
+from bot.slack.listeners import commands, files
 
 # The bot events these listeners handle; manifest.yml must subscribe to exactly these.
 HANDLED_EVENTS = frozenset({*files.EVENTS})

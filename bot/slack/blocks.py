@@ -27,7 +27,7 @@ from datetime import date
 from functools import partial
 from typing import Any, Final, NotRequired, TypedDict
 
-from bot.currency import format_money
+from bot.report.currency import format_money
 from processing.report import Progress, WeeklyReport, WeekStats, estimate
 from processing.schema import REASONS
 from processing.text import displayable

@@ -1,5 +1,4 @@
-"""Repliers: what people see of a job. Slack (a thread updated in place), the console, or
-only the job API (SilentReplier).
+"""What people see of a job in Slack.
 
 SlackReplier: a start message in the channel, the progress message as the first reply in its
 thread (edited with chat.update, never re-posted), then the summary (the headline, then the
@@ -9,26 +8,20 @@ weeks), the chart and the CSVs in the thread, and the start message rewritten to
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot import blocks
-from bot.artifacts import ReportFile
-from bot.currency import format_money
-from bot.jobs import Job
+from bot.jobs.runner import Job
+from bot.report.artifacts import ReportFile
+from bot.slack import blocks
 from bot.store import MAX_ATTEMPTS, ReplySpec
-from processing import Progress, WeeklyReport, to_text
-from processing.report import estimate
-from processing.schema import REASONS
-from processing.text import displayable
-from processing.words import INVALID_ROWS, reason_words
+from processing import Progress, WeeklyReport
 
 log = structlog.get_logger("bot.replies")
 T = TypeVar("T")
@@ -233,95 +226,3 @@ async def _each(*steps: Awaitable[Any]) -> None:
             await step
         except Exception as error:
             log.warning("slack.reply_step_failed", error=type(error).__name__)
-
-
-class ConsoleReplier:
-    """Local mode: the same sequence as in Slack, as lines on a terminal."""
-
-    def __init__(self, currency: str, out: TextIO | None = None) -> None:
-        self._currency = currency
-        self._out = out if out is not None else sys.stdout
-
-    def spec(self) -> ReplySpec:
-        return ReplySpec(kind="console")
-
-    def _say(self, job: Job, text: str) -> None:
-        self._out.write(f"[job {job.id}] {text}\n")
-        self._out.flush()
-
-    async def announce(self, job: Job, queue_position: int | None) -> None:
-        size = f" ({job.source.size_bytes / 1e6:,.1f} MB)" if job.source.size_bytes else ""
-        queued = f", waiting for a free slot (position {queue_position})" if queue_position else ""
-        self._say(job, f"processing {displayable(job.source.name)}{size}{queued}")
-
-    async def running(self, job: Job) -> None:
-        again = f" again (attempt {job.attempt} of {MAX_ATTEMPTS})" if job.attempt > 1 else ""
-        self._say(job, f"started{again}")
-
-    async def paused(self, job: Job) -> None:
-        self._say(job, "paused: the service is stopping; it runs again when it is back")
-
-    async def progress(self, job: Job, progress: Progress) -> None:
-        self._say(job, progress_line(progress, job.source.size_bytes, self._currency))
-
-    async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None:
-        text = await asyncio.to_thread(to_text, report, job.source.name, self._currency)
-        self._say(job, f"done in {job.duration_s or 0:,.1f}s")
-        self._out.write(text)
-        self._out.flush()
-
-    async def files_ready(self, job: Job, files: list[ReportFile], *, post_files: bool) -> None:
-        # The console shows the report as text; the files are in the job API, if kept.
-        if job.files_missing:
-            self._say(job, job.files_missing)
-
-    async def failed(self, job: Job, reason: str) -> None:
-        self._say(job, f"failed: {displayable(reason)}")
-
-
-def progress_line(progress: Progress, total_bytes: int | None, currency: str) -> str:
-    parts = [
-        f"{progress.rows_total:,} rows",
-        f"{progress.rows_valid:,} valid",
-        f"{progress.rows_invalid:,} invalid",
-        f"revenue {format_money(progress.revenue_cents, currency)}",
-    ]
-    percent = estimate(progress.bytes_read, total_bytes, 0.0).percent
-    if percent is not None:
-        parts.insert(0, f"{percent}%")
-    errors = [
-        f"{reason_words(reason)} {progress.invalid_by_reason[reason]:,}"
-        for reason in REASONS
-        if progress.invalid_by_reason.get(reason)
-    ]
-    if errors:
-        parts.append(f"{INVALID_ROWS} by reason: " + ", ".join(errors))
-    return ", ".join(parts)
-
-
-class SilentReplier:
-    """A job only the job API shows (a web upload when no Slack channel is set)."""
-
-    def spec(self) -> ReplySpec:
-        return ReplySpec(kind="silent")
-
-    async def paused(self, job: Job) -> None:
-        pass
-
-    async def announce(self, job: Job, queue_position: int | None) -> None:
-        pass
-
-    async def running(self, job: Job) -> None:
-        pass
-
-    async def progress(self, job: Job, progress: Progress) -> None:
-        pass
-
-    async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None:
-        pass
-
-    async def files_ready(self, job: Job, files: list[ReportFile], *, post_files: bool) -> None:
-        pass
-
-    async def failed(self, job: Job, reason: str) -> None:
-        pass

@@ -16,7 +16,6 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import blocks
 from bot.errors import (
     FileTooLargeError,
     SourceError,
@@ -24,16 +23,11 @@ from bot.errors import (
     StoreFullError,
     UnsupportedSourceError,
 )
-from bot.jobs import DISK_LOW, JobRunner, NotAccepting
-from bot.replies import SlackReplier
-from bot.sources import (
-    S3Reader,
-    SlackDownloader,
-    SlackFileSource,
-    Source,
-    is_csv_name,
-    parse_file_reference,
-)
+from bot.jobs.runner import DISK_LOW, JobRunner, NotAccepting
+from bot.slack import blocks
+from bot.slack.files import SlackDownloader, SlackFileSource, parse_file_reference
+from bot.slack.replier import SlackReplier
+from bot.sources import S3Reader, Source, is_csv_name
 from bot.store import Duplicate
 from processing.words import sentence
 

@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from bot.currency import format_money, short_money
+from bot.report.currency import format_money, short_money
 from processing.report import WeeklyReport
 from processing.words import date_range, day_month, treatment_name
 

@@ -9,13 +9,13 @@ from typing import Any, TextIO
 import structlog
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import s3
+from bot.aws import s3
 from bot.errors import S3Error
-from bot.jobs import Replier
-from bot.replies import ConsoleReplier, SilentReplier, SlackReplier
+from bot.jobs.replies import ConsoleReplier, SilentReplier
+from bot.jobs.runner import Replier
+from bot.slack.files import SlackDownloader, SlackFileSource
+from bot.slack.replier import SlackReplier
 from bot.sources import (
-    SlackDownloader,
-    SlackFileSource,
     Source,
     SourceInfo,
     s3_source,

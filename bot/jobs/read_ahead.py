@@ -24,7 +24,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
-from bot.slots import Slot
+from bot.jobs.slots import Slot
 from bot.sources import UploadSource
 from processing import AnalysisCancelled
 

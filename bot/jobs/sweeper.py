@@ -35,9 +35,9 @@ import time
 import structlog
 
 from bot.errors import StoreUnavailableError
-from bot.jobs import Job, JobRunner, Reopen, exhausted_reason
+from bot.jobs.queue import JobQueue
+from bot.jobs.runner import Job, JobRunner, Reopen, exhausted_reason
 from bot.metrics import Metrics
-from bot.queue import JobQueue
 from bot.store import MAX_ATTEMPTS, JobRecord
 from bot.store.dynamo import DynamoJobStore
 

@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.slack_jobs import SlackContext, SlackJobs
+from bot.slack.intake import SlackContext, SlackJobs
 
 EVENTS = ("file_shared", "message.channels", "message.groups")
 

@@ -25,9 +25,9 @@ import contextlib
 import structlog
 
 from bot.errors import StoreUnavailableError
-from bot.jobs import Job, JobRunner, Reopen
+from bot.jobs.queue import JobQueue, QueueMessage
+from bot.jobs.runner import Job, JobRunner, Reopen
 from bot.metrics import Metrics
-from bot.queue import JobQueue, QueueMessage
 
 log = structlog.get_logger("bot.worker")
 

@@ -7,8 +7,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.listeners.files import context_of
-from bot.slack_jobs import SlackJobs
+from bot.slack.intake import SlackJobs
+from bot.slack.listeners.files import context_of
 
 COMMANDS = ("/process-events",)
 
