@@ -667,7 +667,8 @@ def test_the_summary_is_bounded_whatever_the_clinics(clinics: int) -> None:
         if b.get("text", {}).get("text", "").startswith("*Clinics*")
     ]
     up, down = (field["text"].splitlines()[1:] for field in movers["fields"])
-    assert len(up) <= 3 and len(down) <= 3
+    assert len(up) <= 3
+    assert len(down) <= 3
     assert up == ["none"] or all("▲" in line for line in up)
 
 
@@ -696,4 +697,5 @@ def test_an_unusual_dialect_is_named_in_the_summary() -> None:
     plain = json.dumps(
         summary_messages(analyzed(csv_of("e1,c1,p1,X,2024-01-01,,")), file_name="f", currency="EUR")
     )
-    assert "read as" not in plain and "separated" not in plain
+    assert "read as" not in plain
+    assert "separated" not in plain

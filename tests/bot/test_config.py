@@ -14,14 +14,16 @@ BOT, APP = "xoxb-secret-bot-1234", "xapp-secret-app-5678"
 def test_no_variables_means_local_mode_with_the_documented_defaults() -> None:
     """An empty environment runs locally on 127.0.0.1:3000."""
     settings = Settings.from_env({})
-    assert settings.slack is None and not settings.slack_mode
+    assert settings.slack is None
+    assert not settings.slack_mode
     assert (settings.host, settings.port) == ("127.0.0.1", 3000)
     assert settings.progress_interval_s == 10.0
     assert settings.max_file_size_bytes == 1024 * 1024 * 1024
     assert settings.job_concurrency == 2
     assert settings.job_retention_s == 30 * 86400
     assert settings.data_dir == Path(".clinic-events")
-    assert not settings.scale_out and not settings.workers_in_serve
+    assert not settings.scale_out
+    assert not settings.workers_in_serve
     assert settings.uploads_per_minute == 10
     assert settings.shutdown_grace_s == 30
     assert (settings.report_timezone, settings.currency) == ("UTC", "USD")
@@ -33,9 +35,12 @@ def test_both_tokens_mean_slack_mode_and_are_never_in_the_repr() -> None:
     settings = Settings.from_env(
         {"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": APP, "UPLOAD_TOKEN": "up-secret"}
     )
-    assert settings.slack is not None and settings.slack.bot_token == BOT
+    assert settings.slack is not None
+    assert settings.slack.bot_token == BOT
     text = repr(settings)
-    assert BOT not in text and APP not in text and "up-secret" not in text
+    assert BOT not in text
+    assert APP not in text
+    assert "up-secret" not in text
 
 
 @pytest.mark.parametrize(
@@ -66,7 +71,8 @@ def test_a_bad_value_stops_startup_naming_the_variable(env: dict[str, str], name
     with pytest.raises(ConfigError) as error:
         Settings.from_env(env)
     assert named in str(error.value)
-    assert BOT not in str(error.value) and APP not in str(error.value)
+    assert BOT not in str(error.value)
+    assert APP not in str(error.value)
 
 
 def test_values_are_read_and_normalised() -> None:
@@ -86,7 +92,8 @@ def test_values_are_read_and_normalised() -> None:
     assert settings.progress_interval_s == 0.5
     assert settings.max_file_size_bytes == 1_572_864
     assert settings.slack_api_url == "http://127.0.0.1:9/api/"
-    assert settings.s3_allowed_buckets == frozenset({"staging"}) and settings.s3_keep_uploads
+    assert settings.s3_allowed_buckets == frozenset({"staging"})
+    assert settings.s3_keep_uploads
     assert (settings.currency, settings.report_timezone, settings.log_format) == (
         "CHF",
         "Europe/Zurich",
@@ -186,9 +193,12 @@ def test_forwarded_allow_ips() -> None:
     assert not Settings.from_env({}).trusted_proxies.trusts("127.0.0.1")
     some = Settings.from_env({"FORWARDED_ALLOW_IPS": "10.0.0.5, 172.16.0.0/12,::1"})
     proxies = some.trusted_proxies
-    assert proxies.trusts("10.0.0.5") and proxies.trusts("172.20.1.1") and proxies.trusts("::1")
+    assert proxies.trusts("10.0.0.5")
+    assert proxies.trusts("172.20.1.1")
+    assert proxies.trusts("::1")
     assert proxies.trusts("::ffff:10.0.0.5")  # an IPv4 peer on a dual-stack socket
-    assert not proxies.trusts("10.0.0.6") and not proxies.trusts("unknown")
+    assert not proxies.trusts("10.0.0.6")
+    assert not proxies.trusts("unknown")
     assert Settings.from_env({"FORWARDED_ALLOW_IPS": "*"}).trusted_proxies.trusts("192.0.2.1")
     with pytest.raises(ConfigError, match="FORWARDED_ALLOW_IPS") as caught:
         Settings.from_env({"FORWARDED_ALLOW_IPS": "10.0.0.5,proxy.internal"})

@@ -34,7 +34,8 @@ async def test_a_finished_job_is_kept_for_the_retention_period_then_forgotten() 
     """Within JOB_RETENTION_MINUTES it is found; after, get() no longer has it."""
     kept = JobRunner(retention_s=3600)
     job_id = await run(kept)
-    assert kept.get(job_id) is not None and kept.get(job_id).status == "succeeded"
+    assert kept.get(job_id) is not None
+    assert kept.get(job_id).status == "succeeded"
 
     forgetful = JobRunner(retention_s=0)
     job_id = await run(forgetful)
@@ -67,7 +68,9 @@ async def test_a_source_that_fails_mid_stream_fails_the_job_with_its_words() -> 
         SilentReplier(),
     )
     await runner.wait_until(lambda: job.done.is_set(), 10)
-    assert job.status == "failed" and job.error is not None and "HTTP 500" in job.error
+    assert job.status == "failed"
+    assert job.error is not None
+    assert "HTTP 500" in job.error
     second = await run(runner)
     assert runner.get(second).status == "succeeded"
 

@@ -149,7 +149,8 @@ async def test_an_uploads_slot_is_given_back_only_once_the_engine_has_nothing_to
     assert not waiting.done(), "the bytes wait for the slot, held by the other job"
     other.give()
     assert await asyncio.wait_for(waiting, 5) == b"3\n"
-    assert slot.held and taken == [b"0\n", b"1\n", b"2\n"]
+    assert slot.held
+    assert taken == [b"0\n", b"1\n", b"2\n"]
     await upload.finish()
     assert await asyncio.to_thread(list, chunks) == []
     await reader.close()

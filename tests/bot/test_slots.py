@@ -28,7 +28,8 @@ async def test_a_paused_job_takes_the_next_slot_before_jobs_not_started() -> Non
     await asyncio.sleep(0)  # the fresh job is in line first
     paused = asyncio.create_task(wait("paused", resuming=True))
     await asyncio.sleep(0)
-    assert slots.resuming == 1 and order == []
+    assert slots.resuming == 1
+    assert order == []
     holder.give()
     await asyncio.gather(fresh, paused)
     assert order == ["paused", "fresh"]
@@ -48,7 +49,8 @@ async def test_a_job_not_started_waits_while_a_paused_one_wants_the_slot() -> No
     first.give()
     await resumer
     await asyncio.sleep(0)
-    assert not starting.done() and slots.held == 1
+    assert not starting.done()
+    assert slots.held == 1
     starting.cancel()
 
 
@@ -64,7 +66,8 @@ async def test_a_cancelled_wait_gives_nothing_back_and_loses_nothing() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert slots.held == 1 and not waiting.held
+    assert slots.held == 1
+    assert not waiting.held
 
     handed = Slot(slots)
     handed_task = asyncio.create_task(handed.take())
@@ -76,7 +79,8 @@ async def test_a_cancelled_wait_gives_nothing_back_and_loses_nothing() -> None:
     with pytest.raises(asyncio.CancelledError):
         await handed_task
     await asyncio.wait_for(after_task, 1)
-    assert after.held and slots.held == 1
+    assert after.held
+    assert slots.held == 1
     after.give()
     assert slots.held == 0
 
@@ -106,4 +110,6 @@ async def test_cancelled_then_passed_over_in_the_same_turn_is_still_a_cancellati
     with pytest.raises(asyncio.CancelledError):
         await first_task
     await asyncio.wait_for(second_task, 1)
-    assert second.held and not first.held and slots.held == 1
+    assert second.held
+    assert not first.held
+    assert slots.held == 1

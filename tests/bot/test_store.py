@@ -130,7 +130,8 @@ async def test_claims_count_attempts_and_respect_live_leases(
     first = await store.claim("j1", worker="a", lease_s=30)
     assert (first.outcome, first.takeover, first.record.attempt) == ("claimed", False, 1)  # type: ignore[union-attr]
     busy = await store.claim("j1", worker="b", lease_s=30)
-    assert busy.outcome == "busy" and 29 <= busy.lease_left_s <= 30
+    assert busy.outcome == "busy"
+    assert 29 <= busy.lease_left_s <= 30
     assert await store.renew("j1", worker="a", lease_s=30)
     assert not await store.renew("j1", worker="b", lease_s=30)
     clock.now += 31
@@ -141,7 +142,8 @@ async def test_claims_count_attempts_and_respect_live_leases(
     assert (await store.claim("j1", worker="c", lease_s=30)).outcome == "claimed"
     clock.now += 31
     exhausted = await store.claim("j1", worker="d", lease_s=30)
-    assert exhausted.outcome == "exhausted" and exhausted.record is not None
+    assert exhausted.outcome == "exhausted"
+    assert exhausted.record is not None
     job = exhausted.record
     job.status, job.finished_at = JobStatus.FAILED, clock.now
     await store.save(job)
@@ -160,7 +162,8 @@ async def test_a_job_handed_back_is_queued_with_its_attempt_undone(
     assert (await store.get("j1")).status == JobStatus.RUNNING  # type: ignore[union-attr]
     await store.release("j1", worker="a")
     back = await store.get("j1")
-    assert back is not None and (back.status, back.attempt) == (JobStatus.QUEUED, 0)
+    assert back is not None
+    assert (back.status, back.attempt) == (JobStatus.QUEUED, 0)
     again = await store.claim("j1", worker="b", lease_s=30)
     assert (again.outcome, again.takeover, again.record.attempt) == ("claimed", False, 1)  # type: ignore[union-attr]
 
@@ -179,7 +182,8 @@ async def test_where_the_thread_is_is_saved_only_while_the_job_waits(
     await store.claim("j1", worker="a", lease_s=30)
     assert not await store.save_queued(late_for("j1"))
     kept = await store.get("j1")
-    assert kept is not None and (kept.status, kept.reply.start_ts) == (JobStatus.RUNNING, "9.9")
+    assert kept is not None
+    assert (kept.status, kept.reply.start_ts) == (JobStatus.RUNNING, "9.9")
     if isinstance(store, DynamoJobStore):
         await store.add(record("j2"))
         clock.now += 3600
@@ -258,7 +262,8 @@ async def test_an_upload_fingerprint_and_heartbeat_read_back(
     job.fingerprint = UploadFingerprint(size_bytes=1234, head_sha256="ab" * 32)
     await store.save(job)
     back = await store.get("j1")
-    assert back is not None and back.to_json() == job.to_json()
+    assert back is not None
+    assert back.to_json() == job.to_json()
     assert back.status is JobStatus.STAGING
 
 
@@ -316,7 +321,9 @@ async def test_past_its_size_the_store_lets_the_oldest_reports_go(tmp_path: Path
         pruned = [entry["job_id"] for entry in logs if entry["event"] == "store.pruned_for_room"]
     finally:
         await store.close()
-    assert kept[-1] == 5 and kept == list(range(kept[0], 6)) and len(kept) < 6
+    assert kept[-1] == 5
+    assert kept == list(range(kept[0], 6))
+    assert len(kept) < 6
     assert pruned == [f"j{n}" for n in range(kept[0])]
 
 

@@ -222,7 +222,8 @@ def test_invalid_rows_file_lists_every_invalid_row(tmp_path: Path) -> None:
     assert lines[27][3] == "date out of range 1900-2199"
     assert lines[28] == ["59", "malformed_row", "", "expected 7 fields, found 3"]
     assert lines[29][:3] == ["60", "invalid_revenue", "revenue_amount"]
-    assert "SECRET" not in out.read_text() and "$5" not in out.read_text()
+    assert "SECRET" not in out.read_text()
+    assert "$5" not in out.read_text()
 
 
 def test_the_invalid_rows_file_stops_at_its_limit(tmp_path: Path) -> None:
@@ -286,9 +287,13 @@ def test_progress_flag_draws_on_stderr(tmp_path: Path) -> None:
     path.write_text(csv_of(*["e,c,p,TREATMENT_COMPLETED,2024-01-03,x,1.00"] * 20000))
     result = cli("report", str(path), "--progress", "--format", "csv", env={"COLUMNS": "200"})
     assert result.returncode == 0
-    assert "rows/s" in result.stderr and "MB" in result.stderr and "%" in result.stderr
-    assert "revenue" in result.stderr and "invalid" in result.stderr
-    assert result.stderr.endswith(" s\n") and "\x1b[Kdone: 20,000 rows in " in result.stderr
+    assert "rows/s" in result.stderr
+    assert "MB" in result.stderr
+    assert "%" in result.stderr
+    assert "revenue" in result.stderr
+    assert "invalid" in result.stderr
+    assert result.stderr.endswith(" s\n")
+    assert "\x1b[Kdone: 20,000 rows in " in result.stderr
 
 
 def test_the_progress_bar_fits_a_narrow_terminal() -> None:
@@ -306,11 +311,14 @@ def test_the_progress_bar_fits_a_narrow_terminal() -> None:
     )  # fmt: skip
     now[0] = 1.0
     early = bar.line(progress, now[0])
-    assert len(early) <= 39 and "left" not in early and "99% | 1,234,567 rows" in early
+    assert len(early) <= 39
+    assert "left" not in early
+    assert "99% | 1,234,567 rows" in early
     assert "revenue" not in early  # dropped: it does not fit
     wide = ProgressBar(io.StringIO(), 1_000_000, "USD", clock=lambda: now[0], width=200)
     later = wide.line(Progress(10, 10, 0, 250_000, {}), 10.0)
-    assert later.startswith("[#######") and "about 27 s left" in later  # 9 s for a quarter
+    assert later.startswith("[#######")
+    assert "about 27 s left" in later
 
 
 @pytest.mark.parametrize(
@@ -354,7 +362,8 @@ def test_rejected_input_exits_3(content: bytes, message: str, tmp_path: Path) ->
     result = cli("report", str(path))
     assert result.returncode == 3
     assert message in result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
     assert result.stdout == ""
 
 
@@ -375,7 +384,9 @@ def test_a_pipe_on_stdin_is_widened_and_read_ahead() -> None:
     try:
         with os.fdopen(read_end, "rb", closefd=False) as stdin:
             stream, size, close = _open_source("-", stdin)
-            assert stream is not stdin and size is None and close is None
+            assert stream is not stdin
+            assert size is None
+            assert close is None
             assert fcntl.fcntl(read_end, fcntl.F_GETPIPE_SZ) == 1 << 20
             os.write(write_end, b"event_id,clinic_id\n")
             os.close(write_end)
@@ -391,7 +402,8 @@ def test_a_refused_pipe_ends_the_cli_while_its_writer_still_holds_it_open() -> N
     """A gzip archive piped in: the CLI says so and exits, though the writer has not
     closed the pipe and the read-ahead thread is still waiting on it."""
     process = cli_process("report", "-", stdin=subprocess.PIPE)
-    assert process.stdin is not None and process.stderr is not None
+    assert process.stdin is not None
+    assert process.stderr is not None
     try:
         with contextlib.suppress(BrokenPipeError):  # the CLI may leave before it all is read
             process.stdin.write(b"\x1f\x8b" + bytes(2 << 20))  # past the 1 MiB the sniff reads
@@ -409,7 +421,8 @@ def test_a_reader_that_stops_early_ends_the_cli_quietly() -> None:
     """`clinic-events report ... | head -1`: exit code 1 and nothing on stderr, not a
     BrokenPipeError from the interpreter's last flush."""
     process = cli_process("report", "samples/events-sample.csv", "--format", "json")
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     try:
         assert process.stdout.readline() == b"{\n"  # the report is 71 KB, more than a pipe holds
         process.stdout.close()

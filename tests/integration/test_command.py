@@ -69,7 +69,8 @@ async def test_a_file_link_or_id_processes_that_file_in_this_channel(
     [download] = slack.calls_to("download")
     assert download.args["file_id"] == "F0LINK0001"
     [start] = [m for m in bot_messages(slack) if not m.get("files")]
-    assert "events.csv" in start["text"] and "see thread" in start["text"].lower()
+    assert "events.csv" in start["text"]
+    assert "see thread" in start["text"].lower()
     assert not bot_messages(slack, "C0ELSEWHERE")
     assert not slack.responses
 
@@ -121,7 +122,8 @@ async def test_help_is_an_ephemeral_usage_and_posts_nothing(
     assert reply["response_type"] == "ephemeral"
     text = str(reply["text"])
     # Escaped: Slack would read a bare <...> as a link or a mention.
-    assert "/process-events &lt;file link or ID&gt;" in text and "s3://" in text
+    assert "/process-events &lt;file link or ID&gt;" in text
+    assert "s3://" in text
     assert "<" not in text.replace("&lt;", "")
     assert not slack.calls_to("chat.postMessage")
     assert not slack.calls_to("files.info")

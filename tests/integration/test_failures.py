@@ -44,7 +44,8 @@ def assert_failed_in_thread(slack: SlackStandIn, file_name: str, *words: str) ->
     """The job failed visibly: start message marked, progress message edited to the reason,
     no summary and no files. Returns the progress message's text."""
     start, thread = start_and_thread(slack, file_name)
-    assert ":x:" in json.dumps(start["blocks"]) and "could not be processed" in start["text"]
+    assert ":x:" in json.dumps(start["blocks"])
+    assert "could not be processed" in start["text"]
     [progress] = thread  # no summary, no uploads
     assert "edited" in progress, "the progress message is edited in place"
     assert progress["text"].startswith("The file could not be processed")
@@ -170,7 +171,8 @@ async def test_a_progress_edit_slack_refuses_is_skipped_and_the_job_succeeds(
     refused = [entry for entry in logs if entry["event"] == "slack.api_error"]
     assert [(e["method"], e["error"]) for e in refused] == [("chat.update", "internal_error")]
     assert progress["text"].startswith("Done (100%)")
-    assert summary and ":white_check_mark:" in json.dumps(start["blocks"])
+    assert summary
+    assert ":white_check_mark:" in json.dumps(start["blocks"])
     assert {u["filename"] for u in slack.uploads.values() if u["completed"]} == {
         "weekly-revenue.png",
         "weekly-report.csv",
@@ -205,7 +207,8 @@ async def test_a_failing_job_leaves_a_job_running_beside_it_alone(
     good, bad = await finished_jobs(bot, 2)
     assert (good.source.name, good.status) == ("good.csv", "succeeded")
     assert (bad.source.name, bad.status) == ("bad.csv", "failed")
-    assert good.started_at is not None and bad.finished_at is not None
+    assert good.started_at is not None
+    assert bad.finished_at is not None
     assert good.finished_at is not None
     assert good.started_at < bad.finished_at < good.finished_at, "they ran side by side"
 
@@ -258,7 +261,8 @@ async def test_no_patient_id_reaches_slack_or_the_logs(
         first, second = await finished_jobs(service, 2)
         await slack.wait_for_call("files.completeUploadExternal")
     assert (first.status, second.status) == ("succeeded", "failed")
-    assert first.report is not None and first.report.rows_invalid == 4
+    assert first.report is not None
+    assert first.report.rows_invalid == 4
     assert "row 40003 is not valid UTF-8" in str(second.error)
 
     seen_by_slack = json.dumps(

@@ -106,7 +106,8 @@ async def test_a_share_on_a_nearly_full_disk_is_told_to_the_sharer(
     await share(slack, "F0FULL0001")
     await slack.wait_for_call("chat.postEphemeral")
     [told] = slack.ephemerals
-    assert told["channel"] == CHANNEL and "disk is nearly full" in told["text"]
+    assert told["channel"] == CHANNEL
+    assert "disk is nearly full" in told["text"]
     assert bot.jobs.recent() == []
 
 
@@ -143,7 +144,8 @@ async def test_files_that_do_not_fit_leave_the_report_and_say_so(small_volume: P
                 downloads[name] = (response.status, (await response.json())["error"])
         with contextlib.suppress(FileNotFoundError):
             (small_volume / "filler").unlink()
-    assert answer["status"] == "succeeded" and answer["report"]["rows"]["invalid"] == 75_000
+    assert answer["status"] == "succeeded"
+    assert answer["report"]["rows"]["invalid"] == 75_000
     assert downloads == {name: (404, NOT_KEPT) for name in downloads}
 
 
@@ -157,7 +159,8 @@ async def test_in_slack_the_summary_is_followed_by_what_could_not_be_kept(
     fill(small_volume, leave_bytes=160 * 1024)
     await share(slack, "F0FULL0002")
     [job] = await finished_jobs(bot)
-    assert job.status == "succeeded" and job.files_missing is not None
+    assert job.status == "succeeded"
+    assert job.files_missing is not None
     start = next(m for m in slack.messages(CHANNEL) if "events.csv" in m["text"])
     thread = [m["text"] for m in slack.thread(CHANNEL, start["ts"])]
     assert thread[-1] == NOT_KEPT

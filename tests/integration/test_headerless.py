@@ -165,7 +165,8 @@ async def test_a_headerless_file_shared_in_slack_says_so_and_no_cell_leaves_it(
         assert MISSING_HEADER in json.dumps(start["blocks"])
         assert progress["text"] == f"The file could not be processed: {MISSING_HEADER}"
         assert MISSING_HEADER in json.dumps(progress["blocks"])
-        assert not slack.uploads and not slack.calls_to("files.getUploadURLExternal")
+        assert not slack.uploads
+        assert not slack.calls_to("files.getUploadURLExternal")
         seen_by_slack = json.dumps(
             {
                 "calls": [call.args for call in slack.calls],  # posts, updates, every request

@@ -36,4 +36,5 @@ async def test_health_follows_the_socket_and_turns_503_after_a_minute_down(
     assert down_since is not None
     connection.clock = lambda: down_since + 61
     status, body = await health(service)
-    assert status == 503 and body["slack"] == "disconnected"
+    assert status == 503
+    assert body["slack"] == "disconnected"

@@ -72,5 +72,6 @@ async def test_console_lines_strip_control_characters() -> None:
     )
     await replier.announce(job, None)
     await replier.failed(job, "broken \x1b]0;t\x07 here")
-    assert "\x1b" not in out.getvalue() and "\u202e" not in out.getvalue()
+    assert "\x1b" not in out.getvalue()
+    assert "\u202e" not in out.getvalue()
     assert "processing ev [2Jil .csv" in out.getvalue()

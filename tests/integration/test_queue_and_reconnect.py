@@ -21,7 +21,8 @@ async def test_with_one_slot_the_second_job_queues_and_runs_after_the_first(
     await share(slack, "F0SECOND1")
     first, second = await finished_jobs(service, 2)
     assert (first.status, second.status) == ("succeeded", "succeeded")
-    assert second.started_at is not None and first.finished_at is not None
+    assert second.started_at is not None
+    assert first.finished_at is not None
     assert second.started_at >= first.finished_at
 
     announced = [

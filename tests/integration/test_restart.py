@@ -59,7 +59,8 @@ async def test_a_job_killed_mid_way_finishes_in_its_thread_after_a_restart(tmp_p
             await slack.wait_for_connection(count=2)
             recovered = await second.wait_event("job.recovered")
             finished = await second.wait_event("job.finished", timeout=60)
-            assert finished["status"] == "succeeded" and finished["attempt"] == 2
+            assert finished["status"] == "succeeded"
+            assert finished["attempt"] == 2
             assert recovered["job_id"] == finished["job_id"]
             retry = await slack.send_event(slack.file_shared_event("F0RESTART1"), retry_attempt=1)
             await slack.wait_ack(retry)
@@ -73,7 +74,8 @@ async def test_a_job_killed_mid_way_finishes_in_its_thread_after_a_restart(tmp_p
         assert "100%" in progress["text"]
         summaries = [m for m in replies if m.get("blocks")]
         files = [m for m in replies if m.get("files")]
-        assert len(summaries) == 2 and len(files) == 1  # the headline, the weeks; the files
+        assert len(summaries) == 2
+        assert len(files) == 1
         assert "see thread" in start["text"]
         assert len(slack.calls_to("download")) == 2  # read again from the start
         assert second.events("job.started")[0]["attempt"] == 2

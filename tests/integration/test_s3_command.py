@@ -22,7 +22,8 @@ async def test_an_allowed_s3_object_is_processed_like_a_shared_file(
     await slack.wait_ack(request)
     [job] = await finished_jobs(service)
     assert job.status == "succeeded", job.error
-    assert job.source.kind == "s3" and job.source.label == f"s3://{BUCKET}/exports/2024/events.csv"
+    assert job.source.kind == "s3"
+    assert job.source.label == f"s3://{BUCKET}/exports/2024/events.csv"
     assert job.source.size_bytes == len(SAMPLE)
     start = next(m for m in slack.messages(CHANNEL) if "events.csv" in m["text"])
     assert "see thread" in start["text"]

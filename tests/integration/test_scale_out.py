@@ -67,7 +67,8 @@ async def test_twenty_shares_over_two_serves_and_two_workers_each_run_once(
             await share_across(slack, f"F0SHARE{n:03d}")
         await wait_finished(working, SHARES)
         done = finished(working)
-        assert len(done) == SHARES and all(line["status"] == "succeeded" for line in done)
+        assert len(done) == SHARES
+        assert all(line["status"] == "succeeded" for line in done)
         assert len({line["job_id"] for line in done}) == SHARES
         assert all(finished(working).count(line) == 1 for line in done)
         assert all(process.events("job.started") for process in working), "both workers ran jobs"

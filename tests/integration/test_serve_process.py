@@ -54,7 +54,8 @@ async def test_slack_mode_connects_through_slack_api_url(tmp_path: Path) -> None
             await slack.wait_ack(help_request)
             assert await service.stop() == 0
         logged = json.dumps(service.lines)
-        assert BOT_TOKEN not in logged and APP_TOKEN not in logged
+        assert BOT_TOKEN not in logged
+        assert APP_TOKEN not in logged
 
 
 async def failed_start(env: dict[str, str]) -> tuple[int | None, bytes]:

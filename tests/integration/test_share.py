@@ -39,7 +39,8 @@ async def test_a_shared_csv_gets_start_message_progress_summary_and_files(
     ]
     assert len(top) == 1, "exactly one start message"
     start = top[0]
-    assert "events-sample.csv" in start["text"] and "see thread" in start["text"].lower()
+    assert "events-sample.csv" in start["text"]
+    assert "see thread" in start["text"].lower()
     assert job.id in json.dumps(start)
 
     thread = slack.thread(CHANNEL, start["ts"])
@@ -64,7 +65,8 @@ async def test_a_shared_csv_gets_start_message_progress_summary_and_files(
     assert invalid[0] == "row,reason,column,detail"
     assert len(invalid) == 1 + report.rows_invalid  # every invalid row, not only the first 20
     downloads = slack.calls_to("download")
-    assert len(downloads) == 1 and downloads[0].authorization == f"Bearer {BOT_TOKEN}"
+    assert len(downloads) == 1
+    assert downloads[0].authorization == f"Bearer {BOT_TOKEN}"
     start_edits = [c for c in slack.calls_to("chat.update") if c.args["ts"] == start["ts"]]
     assert len(start_edits) == 1, "no edit that changes nothing: only the outcome"
 
@@ -185,7 +187,8 @@ async def test_a_file_without_invalid_rows_gets_no_invalid_rows_file(
     slack.add_file("F0CLEAN001", "clean.csv", weeks_csv(3))
     await share(slack, "F0CLEAN001")
     [job] = await finished_jobs(bot)
-    assert job.status == "succeeded" and job.report is not None
+    assert job.status == "succeeded"
+    assert job.report is not None
     assert job.report.rows_invalid == 0
     uploads = [u["filename"] for u in slack.uploads.values() if u["completed"]]
     assert sorted(uploads) == ["clinic-weekly.csv", "weekly-report.csv", "weekly-revenue.png"]

@@ -26,7 +26,8 @@ async def test_a_job_that_outlasts_the_grace_period_is_marked_interrupted(
     running, queued = await finished_jobs(service, 2)
     for job in (running, queued):
         assert job.status == "failed"
-        assert job.error is not None and "interrupted by shutdown" in job.error
+        assert job.error is not None
+        assert "interrupted by shutdown" in job.error
     for name in ("long.csv", "queued.csv"):
         start = next(m for m in slack.messages(CHANNEL) if name in m["text"])
         assert "could not be processed" in start["text"]

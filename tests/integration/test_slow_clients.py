@@ -132,7 +132,8 @@ async def test_trickling_uploads_do_not_hold_up_a_share_or_an_upload(
             timed(lambda: upload("meanwhile-upload.csv"), service, "meanwhile-upload.csv"),
         )
         trickles = [job for job in service.jobs.recent() if job.source.name.startswith("slow")]
-        assert len(trickles) == 3 and not any(job.finished for job in trickles)
+        assert len(trickles) == 3
+        assert not any(job.finished for job in trickles)
     finally:
         for task in slow:
             task.cancel()

@@ -104,14 +104,18 @@ async def test_a_damaged_store_stops_the_start_with_one_line(tmp_path: Path, dam
     failed = serve_once(data_dir)
     assert failed.returncode == 1
     line = one_line(failed.stderr)
-    assert str(path) in line and "damaged" in line and "store quarantine" in line
+    assert str(path) in line
+    assert "damaged" in line
+    assert "store quarantine" in line
 
     check = store_command(data_dir, "check")
-    assert check.returncode == 1 and "damaged" in check.stdout
+    assert check.returncode == 1
+    assert "damaged" in check.stdout
     quarantine = store_command(data_dir, "quarantine")
     assert quarantine.returncode == 0
     kept = [p.name for p in data_dir.iterdir() if ".damaged-" in p.name]
-    assert kept and all(name.startswith(DB_FILE) for name in kept)
+    assert kept
+    assert all(name.startswith(DB_FILE) for name in kept)
     async with serve_process({}, data_dir=data_dir) as started:
         assert started.events("service.started")
 
@@ -144,7 +148,8 @@ async def test_pages_damaged_while_running_make_health_say_so(tmp_path: Path) ->
             async with http.get("/health") as response:
                 health = (response.status, await response.json())
     assert listed == (503, "60")
-    assert health[0] == 503 and health[1]["store"] == "damaged"
+    assert health[0] == 503
+    assert health[1]["store"] == "damaged"
 
 
 async def test_a_record_this_version_cannot_read_is_skipped_and_counted(tmp_path: Path) -> None:
@@ -173,7 +178,8 @@ async def test_a_record_this_version_cannot_read_is_skipped_and_counted(tmp_path
         for line in metrics.splitlines()
         if line.startswith("clinic_events_store_records_skipped_total")
     ]
-    assert skipped and float(skipped[0].split()[-1]) >= 2
+    assert skipped
+    assert float(skipped[0].split()[-1]) >= 2
 
 
 async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -92,7 +92,8 @@ async def test_a_workspace_that_refuses_tables_gets_the_weeks_as_text(
     slack.add_file("F0WEEKS60", "sixty-weeks.csv", weeks_csv(60))
     await share(slack, "F0WEEKS60")
     [job] = await finished_jobs(bot)
-    assert job.report is not None and len(job.report.weeks) == 60
+    assert job.report is not None
+    assert len(job.report.weeks) == 60
     headline, weeks, files = await thread_after_progress(slack, "sixty-weeks.csv")
 
     tried = [

@@ -100,10 +100,10 @@ async def test_a_job_out_of_attempts_after_an_outage_fails_naming_it(
     await sweeper.sweep()
 
     failed = await store.get("spent")
-    assert failed is not None and failed.status is JobStatus.FAILED
-    assert failed.error is not None and failed.error.startswith(
-        "could not be finished: the job store was unreachable for "
-    )
+    assert failed is not None
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.startswith("could not be finished: the job store was unreachable for ")
     assert (await store.get("left1")).status is JobStatus.QUEUED  # type: ignore[union-attr]
     sent = made.sqs.receive_message(QueueUrl=made.queue_url, MaxNumberOfMessages=10)
     assert [m["Body"] for m in sent.get("Messages", [])] == ['{"job_id": "left1"}']

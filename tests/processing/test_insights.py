@@ -40,7 +40,8 @@ def test_outcome_classification(event_type: str, outcome: str | None) -> None:
 
 
 def test_new_patients() -> None:
-    assert is_new_patient("PATIENT_REGISTERED") and is_new_patient("NEW_PATIENT_CREATED")
+    assert is_new_patient("PATIENT_REGISTERED")
+    assert is_new_patient("NEW_PATIENT_CREATED")
     assert not is_new_patient("PATIENT_UPDATED")
 
 

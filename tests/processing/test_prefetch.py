@@ -134,7 +134,8 @@ def test_read_ahead_gives_the_same_chunks_and_does_not_wait_for_a_stuck_source()
     assert started.wait(5)
     workers = [t for t in threading.enumerate() if t.name == "csv-prefetch"]
     chunks.close()  # returns without waiting on the blocked worker
-    assert workers and all(worker.is_alive() for worker in workers)
+    assert workers
+    assert all(worker.is_alive() for worker in workers)
     stuck.set()
     for worker in workers:
         worker.join(5)

@@ -355,7 +355,8 @@ def test_progress_snapshots_and_cancel() -> None:
     # Blocks parsed while the analysis works come together, up to 4 at a time.
     analyze(io.BytesIO(data), on_progress=seen.append, block_size=1024)
     assert len(seen) > 10
-    assert seen[-1].rows_total == 2000 and seen[-1].bytes_read == len(data)
+    assert seen[-1].rows_total == 2000
+    assert seen[-1].bytes_read == len(data)
     assert all(a.rows_total <= b.rows_total for a, b in itertools.pairwise(seen))
     with pytest.raises(AnalysisCancelled):
         analyze(io.BytesIO(data), cancelled=lambda: True, block_size=4096)
@@ -410,7 +411,8 @@ def test_a_file_without_its_header_row_is_told_so_and_shows_none_of_the_row() ->
         "the first line does not look like a header: none of event_id, clinic_id, patient_id, "
         "event_type, event_timestamp, and no near match. Is the header row missing?"
     )
-    assert caught.value.found == () and caught.value.columns == (
+    assert caught.value.found == ()
+    assert caught.value.columns == (
         "event_id",
         "clinic_id",
         "patient_id",

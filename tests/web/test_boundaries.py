@@ -73,7 +73,8 @@ async def test_a_stalled_upload_is_answered_408_and_closed_within_a_second(serve
         writer.write(TWO_WEEKS)
         await writer.drain()
         answer = await read_answer(reader)
-        assert answer.status == 408 and answer.body["error"].startswith("The upload stalled")
+        assert answer.status == 408
+        assert answer.body["error"].startswith("The upload stalled")
         assert await asyncio.wait_for(reader.read(), 1.0) == b""
     finally:
         writer.close()
@@ -175,7 +176,8 @@ async def test_uploads_in_flight_are_bounded_for_all_clients_together(serve: Ser
         headers={"X-Forwarded-For": "10.0.0.9", "Content-Type": FORM_TYPE},
     ) as response:
         refused = (response.status, await response.json(), response.headers.get("Retry-After"))
-    assert refused[0] == 503 and refused[2] is not None
+    assert refused[0] == 503
+    assert refused[2] is not None
     assert "as many uploads as it takes at once (3)" in refused[1]["error"]
     reader, writer = held[0]
     writer.write(chunk(form_tail()) + b"0\r\n\r\n")
@@ -199,7 +201,8 @@ async def test_a_put_refused_for_too_many_uploads_keeps_its_reservation(serve: S
     await web.jobs.wait_until(lambda: len(web.jobs.recent()) == 2, 10)
     reserved = await reserve(web, {"file_name": "third.csv", "size_bytes": len(TWO_WEEKS)})
     refused = await send(web, reserved.body["upload_url"], TWO_WEEKS)
-    assert refused.status == 429 and "2 uploads on their way" in refused.body["error"]
+    assert refused.status == 429
+    assert "2 uploads on their way" in refused.body["error"]
     reader, writer = held[0]
     writer.write(chunk(form_tail()) + b"0\r\n\r\n")
     await writer.drain()
@@ -365,19 +368,22 @@ async def test_expect_is_answered_in_json_and_continue_only_with_the_access_code
         b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: ZQXJ-echo\r\n"
         b"Content-Length: 5\r\n\r\n",
     )
-    assert head.startswith(b"HTTP/1.1 417") and b"application/json" in head
+    assert head.startswith(b"HTTP/1.1 417")
+    assert b"application/json" in head
     assert b"ZQXJ" not in head + body
     head, body = await raw_exchange(
         web,
         b"PUT /api/uploads/x/y HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
         b"Content-Length: 5\r\n\r\n",
     )
-    assert head.startswith(b"HTTP/1.1 401") and b"100 Continue" not in head
+    assert head.startswith(b"HTTP/1.1 401")
+    assert b"100 Continue" not in head
     head, body = await raw_exchange(
         web,
         b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: ZQXJ-echo\r\n\r\n",
     )
-    assert b"application/json" in head and b"ZQXJ" not in head + body
+    assert b"application/json" in head
+    assert b"ZQXJ" not in head + body
 
 
 async def test_a_reservation_body_that_never_ends_is_closed(serve: Serve) -> None:
@@ -402,10 +408,12 @@ async def test_what_a_put_and_a_reservation_refuse_in_size(web: Web) -> None:
     """A size past any file is a plain 413 that repeats nothing; a PUT whose length is not
     the reserved size is 400 and starts nothing."""
     huge = await reserve(web, {"file_name": "a.csv", "size_bytes": 10**309})
-    assert huge.status == 413 and "0" * 30 not in huge.body["error"]
+    assert huge.status == 413
+    assert "0" * 30 not in huge.body["error"]
     reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": 10})
     wrong = await send(web, reserved.body["upload_url"], TWO_WEEKS)
-    assert wrong.status == 400 and "reserved for a file of 10 bytes" in wrong.body["error"]
+    assert wrong.status == 400
+    assert "reserved for a file of 10 bytes" in wrong.body["error"]
     assert web.jobs.recent() == []
 
 
@@ -436,7 +444,8 @@ async def test_hostile_names_and_hashes_are_refused_in_words(web: Web) -> None:
     )
     answer = await post_form(web.port, body, "multipart/form-data; boundary=b0undary")
     assert answer.status == 415
-    assert "ev?il.xlsx" in answer.body["error"] and "\\udc" not in answer.body["error"]
+    assert "ev?il.xlsx" in answer.body["error"]
+    assert "\\udc" not in answer.body["error"]
     for head in ("ZZ" * 32, "a" * 63, "a" * 1_000_000, 12):
         refused = await reserve(web, {"file_name": "a.csv", "size_bytes": 10, "head_sha256": head})
         assert refused.status in (400, 413), head

@@ -105,7 +105,8 @@ async def test_the_page_gets_every_word_it_shows(web: Web) -> None:
         "⚠ first week partial, 6 of 7 days · last week partial, 2 of 7 days"
     )
     assert display["data_quality_ok"] is False
-    assert display["latest_week"] is None and display["change"] is None
+    assert display["latest_week"] is None
+    assert display["change"] is None
     assert display["clinic_changes"] == [""]
     assert display["reasons"]["invalid_timestamp"] == "bad date"
     assert display["dialect"] is None
@@ -444,7 +445,8 @@ async def test_clinic_and_invalid_rows_csv_downloads(web: Web, sample_bytes: byt
     clean = (await web.upload(TWO_WEEKS, "clean.csv")).body["job_id"]
     await web.finished(clean)
     nothing = await web.get_json(f"/api/jobs/{clean}/invalid-rows.csv")
-    assert nothing.status == 404 and "nothing to list" in nothing.body["error"]
+    assert nothing.status == 404
+    assert "nothing to list" in nothing.body["error"]
 
 
 async def test_health_is_503_when_the_job_store_takes_no_writes(web: Web) -> None:
@@ -502,7 +504,8 @@ async def test_with_no_retention_a_web_report_is_kept_an_hour_and_keys_a_day(
     ) as response:
         job_id = (await response.json())["job_id"]
     job = await web.finished(job_id)
-    assert job["status"] == "succeeded" and job["report"] is not None
+    assert job["status"] == "succeeded"
+    assert job["report"] is not None
     store = web.jobs.store
     expires_at = await store._run(  # type: ignore[attr-defined]
         lambda: store._conn.execute("SELECT expires_at FROM idempotency_keys").fetchone()[0]  # type: ignore[attr-defined]
@@ -525,7 +528,8 @@ async def test_a_store_that_fails_is_503_with_retry_after_never_500(web: Web) ->
     assert (upload.status, upload.headers.get("Retry-After")) == (503, "60")
     assert (asked.status, asked.headers.get("Retry-After")) == (503, "60")
     events = [entry["event"] for entry in logs]
-    assert "store.unavailable" in events and "upload.crashed" not in events
+    assert "store.unavailable" in events
+    assert "upload.crashed" not in events
     assert "upload.announce_failed" not in events
 
 

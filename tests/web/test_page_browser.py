@@ -94,9 +94,11 @@ async def test_the_report_leads_with_the_headline_then_chart_downloads_and_table
     tops = await page.evaluate(SECTION_ORDER)
     assert tops == sorted(tops)
     headline = await page.locator("#headline").inner_text()
-    assert "$305,272.95" in headline and "53 weeks · 1 Jan 2024 – 5 Jan 2025" in headline
+    assert "$305,272.95" in headline
+    assert "53 weeks · 1 Jan 2024 – 5 Jan 2025" in headline
     assert "Latest complete week, 23–29 Dec 2024" in headline
-    assert "$6,765.23" in headline and "▼ 28.8% vs 16–22 Dec 2024" in headline
+    assert "$6,765.23" in headline
+    assert "▼ 28.8% vs 16–22 Dec 2024" in headline
     assert "$8,175.68" in headline  # the 4-week average
     assert "⚠ 10 rows (0.3%) left out · last week partial, 1 of 7 days" in headline
 
@@ -135,7 +137,8 @@ async def test_the_report_leads_with_the_headline_then_chart_downloads_and_table
         download = await download_info.value
         assert download.suggested_filename == name
         saved = await download.path()
-        assert saved is not None and saved.read_text().startswith(start)
+        assert saved is not None
+        assert saved.read_text().startswith(start)
     assert problems == []
 
 
@@ -168,7 +171,8 @@ async def test_the_analysis_shows_while_the_file_is_still_uploading(
     sent = await page.evaluate("document.getElementById('upload-progress').value")
     revenue = await page.locator("#live-revenue").inner_text()
     assert sent < 100, "the live figures should show before the upload ends"
-    assert revenue.startswith("$") and revenue != "$0.00"
+    assert revenue.startswith("$")
+    assert revenue != "$0.00"
     await page.wait_for_selector("body[data-report-shown]", state="attached")
     assert "$600,000.00" in await page.locator("#total-revenue").inner_text()
     assert problems == []
@@ -292,7 +296,8 @@ async def test_a_file_the_server_refuses_shows_the_reason_and_the_job(
     [job] = web.jobs.recent()
     assert job_line == f"Job {job.id}: mention it if you ask for help."
     words = await message.inner_text()
-    assert "patient_id" in words and "Patient ID" in words  # the near match, named
+    assert "patient_id" in words
+    assert "Patient ID" in words
     assert problems == []
 
 

@@ -165,7 +165,8 @@ async def test_the_pages_two_step_upload_is_staged_first(
         "/api/uploads", json={"file_name": "events-sample.csv", "size_bytes": len(sample_bytes)}
     ) as response:
         reserved = await response.json()
-    assert response.status == 201 and reserved["live"] is False
+    assert response.status == 201
+    assert reserved["live"] is False
     assert web.jobs.get(reserved["job_id"]) is None  # no job until the file is stored
 
     async with web.session.put(reserved["upload_url"], data=sample_bytes) as response:
@@ -215,7 +216,8 @@ async def test_an_upload_being_staged_answers_staging_and_one_cut_off_says_why(
     store = await SqliteJobStore(tmp_path).open()
     try:
         record = await store.get(job_id)
-        assert record is not None and record.status.value == "failed"
+        assert record is not None
+        assert record.status.value == "failed"
         assert record.error == (
             "the upload stopped before the whole file arrived; please upload the file again"
         )
@@ -238,7 +240,8 @@ async def test_a_staged_copy_that_is_gone_is_told_in_words(serve: Serve, s3_clie
     job = await web.finished(job_id)
     assert job["status"] == "failed"
     assert job["error"] == "the staged copy of the upload is gone; please upload the file again"
-    assert BUCKET not in str(job) and "uploads/" not in str(job)
+    assert BUCKET not in str(job)
+    assert "uploads/" not in str(job)
 
 
 async def test_a_serve_killed_while_staging_leaves_no_parts_and_a_job_that_says_so(
@@ -317,6 +320,7 @@ async def test_a_put_that_sends_no_byte_leaves_no_job(serve: Serve, s3_client: A
     assert answer.status == 408
     assert (await web.get_json("/api/jobs")).body["jobs"] == []
     asked = await web.get_json(f"/api/jobs/{reserved.body['job_id']}")
-    assert asked.status == 404 and "lapsed" in asked.body["error"]
+    assert asked.status == 404
+    assert "lapsed" in asked.body["error"]
     assert await web.jobs.store.get(reserved.body["job_id"]) is None
     assert pending_multipart_uploads(s3_client) == []

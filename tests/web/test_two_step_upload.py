@@ -82,10 +82,12 @@ async def test_a_reservation_is_not_a_job_until_its_bytes_come(web: Web) -> None
     }
     assert len(base64.urlsafe_b64decode(secret + "==")) == 16  # 128 random bits
     waiting = await web.get_json(f"/api/jobs/{job_id}")
-    assert waiting.status == 200 and waiting.body["status"] == "reserved"
+    assert waiting.status == 200
+    assert waiting.body["status"] == "reserved"
     assert waiting.body["source"]["size_bytes"] == len(data)
     assert (await web.get_json("/api/jobs")).body["jobs"] == []
-    assert await web.jobs.store.get(job_id) is None and web.jobs.get(job_id) is None
+    assert await web.jobs.store.get(job_id) is None
+    assert web.jobs.get(job_id) is None
 
     first = 2_200_000  # past the engine's first 1 MiB blocks
     body, pieces = paced_body()
@@ -96,7 +98,8 @@ async def test_a_reservation_is_not_a_job_until_its_bytes_come(web: Web) -> None
     assert job is not None
     await web.jobs.wait_until(lambda: job.progress is not None, 10)
     seen = await web.get_json(f"/api/jobs/{job_id}")
-    assert seen.body["status"] == "running" and seen.body["progress"]["rows"] > 0
+    assert seen.body["status"] == "running"
+    assert seen.body["progress"]["rows"] > 0
     assert 0 < seen.body["progress"]["percent"] < 100
     assert [listed["id"] for listed in (await web.get_json("/api/jobs")).body["jobs"]] == [job_id]
     assert not sending.done()
@@ -145,7 +148,8 @@ async def test_a_reservation_is_used_once(web: Web) -> None:
     url = reserved.body["upload_url"]
     assert (await send(web, url, TWO_WEEKS)).status == 202
     again = await send(web, url, TWO_WEEKS)
-    assert again.status == 404 and "sent already" in again.body["error"]
+    assert again.status == 404
+    assert "sent already" in again.body["error"]
     assert (await send(web, "/api/uploads/deadbeef", TWO_WEEKS)).status == 404
     await web.finished(reserved.body["job_id"])
 
@@ -160,9 +164,11 @@ async def test_a_reservation_never_used_lapses_and_disappears(serve: Serve) -> N
     assert reservation.lapse is not None
     await asyncio.wait_for(reservation.lapse, 10)
     asked = await web.get_json(f"/api/jobs/{job_id}")
-    assert asked.status == 404 and "reservation lapsed" in asked.body["error"]
+    assert asked.status == 404
+    assert "reservation lapsed" in asked.body["error"]
     put = await send(web, reserved.body["upload_url"], TWO_WEEKS)
-    assert put.status == 404 and "reservation lapsed" in put.body["error"]
+    assert put.status == 404
+    assert "reservation lapsed" in put.body["error"]
     assert (await web.get_json("/api/jobs")).body["jobs"] == []
     assert await web.jobs.store.get(job_id) is None
 
@@ -211,7 +217,8 @@ async def test_a_body_over_the_limit_is_413_and_fails_the_job(serve: Serve) -> N
     answer = await sending
     assert answer.status == 413
     job = await web.finished(reserved.body["job_id"])
-    assert job["status"] == "failed" and "limit" in job["error"]
+    assert job["status"] == "failed"
+    assert "limit" in job["error"]
 
     declared = await reserve(web, {"file_name": "b.csv", "size_bytes": 1500})
     refused = await send(web, declared.body["upload_url"], TWO_WEEKS + b"x" * 5000)
@@ -225,7 +232,8 @@ async def test_reservations_count_towards_the_rate_limit(serve: Serve) -> None:
     for _ in range(2):
         assert (await reserve(web, {"file_name": "a.csv", "size_bytes": 10})).status == 201
     limited = await reserve(web, {"file_name": "a.csv", "size_bytes": 10})
-    assert limited.status == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert limited.status == 429
+    assert int(limited.headers["Retry-After"]) >= 1
 
 
 async def form_upload(web: Web, data: bytes, key: str) -> Answer:
@@ -247,7 +255,8 @@ async def test_the_same_key_and_file_is_the_same_job_another_file_is_refused(web
     again = await form_upload(web, TWO_WEEKS, key)
     assert (again.status, again.body["job_id"]) == (202, first["job_id"])
     other = await form_upload(web, TWO_WEEKS.replace(b"100.50", b"999.99"), key)
-    assert other.status == 422 and "another file" in other.body["error"]
+    assert other.status == 422
+    assert "another file" in other.body["error"]
     assert "job_id" not in other.body
 
     reserved = await reserve(web, {"file_name": "a.csv", "size_bytes": 10})
@@ -300,10 +309,12 @@ async def test_keys_belong_to_the_access_code_not_the_address(serve: Serve) -> N
     mine = await reserve(web, {"file_name": "a.csv", "size_bytes": 100}, token=TOKEN, headers=key)
     assert mine.status == 201
     again = await reserve(web, {"file_name": "a.csv", "size_bytes": 100}, token=TOKEN, headers=key)
-    assert again.status == 409 and int(again.headers["Retry-After"]) >= 1
+    assert again.status == 409
+    assert int(again.headers["Retry-After"]) >= 1
     assert mine.body["upload_secret"] not in str(again.body)
     theirs = await reserve(web, {"file_name": "b.csv", "size_bytes": 999}, token=TOKEN, headers=key)
-    assert theirs.status == 422 and "job_id" not in theirs.body
+    assert theirs.status == 422
+    assert "job_id" not in theirs.body
 
 
 async def test_a_long_poll_is_answered_as_soon_as_the_job_finishes(
@@ -347,7 +358,8 @@ async def test_a_long_poll_on_an_unchanged_job_answers_after_wait_s(web: Web) ->
     reserved = await reserve(web, {"file_name": "events.csv", "size_bytes": 10})
     path = f"/api/jobs/{reserved.body['job_id']}"
     same = await web.get_json(f"{path}?seen=reserved&wait_s=0.05")
-    assert same.status == 200 and same.body["status"] == "reserved"
+    assert same.status == 200
+    assert same.body["status"] == "reserved"
     for query in (
         "seen=done&wait_s=1",
         "seen=running",
