@@ -2,8 +2,7 @@
 
 import os
 
-# numpy starts OpenBLAS's thread pool as it is imported, and those threads spin for about
-# 70 ms of CPU; nothing here calls BLAS. On two cores that CPU is taken from the parser
-# and the event loop (a report on the 3,000-row sample: 0.28 -> 0.16 CPU s). A value
-# already set wins.
+# numpy starts OpenBLAS's thread pool as it is imported, and those threads spin; nothing
+# here calls BLAS, and on two cores that CPU is taken from the parser and the event loop
+# (bench/README.md has the figures). A value already set wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -22,6 +22,7 @@ import structlog
 from aiohttp import web as aioweb
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import web
 from bot.aws import make_client as make_aws_client
@@ -185,53 +186,65 @@ async def start_service(
         raise
 
 
-async def _start_service(
-    settings: Settings,
-    metrics: Metrics,
-    lock: DataDirLock | None,
-    *,
-    console: TextIO | None,
-    role: Role,
-) -> Service:
+@dataclass(frozen=True, slots=True)
+class _Clients:
+    """What the service talks to outside itself, made once from the settings."""
+
+    session: aiohttp.ClientSession
+    s3: Any  # None without S3 settings
+    s3_reader: S3Reader | None
+    slack: AsyncWebClient | None  # None in local mode
+    downloader: SlackDownloader | None
+    queue: JobQueue | None  # scale-out only
+    console: TextIO
+
+
+def _clients(settings: Settings, metrics: Metrics, console: TextIO | None) -> _Clients:
     session = aiohttp.ClientSession()
-    s3_client = (
-        s3.make_client(settings.aws_region)
-        if settings.s3_allowed_buckets or settings.s3_bucket
-        else None
-    )
-    s3_reader = (
-        S3Reader(
+    s3_client = None
+    if settings.s3_allowed_buckets or settings.s3_bucket:
+        s3_client = s3.make_client(settings.aws_region)
+    s3_reader = None
+    if s3_client is not None:
+        s3_reader = S3Reader(
             s3_client,
             allowed_buckets=settings.s3_allowed_buckets,
             max_size_bytes=settings.max_file_size_bytes,
         )
-        if s3_client is not None
-        else None
-    )
-    console_out = console if console is not None else sys.stdout
     client = downloader = None
     if settings.slack is not None:
         client = slack_client(settings.slack.bot_token, settings.slack_api_url, metrics)
         downloader = SlackDownloader(session, settings.slack.bot_token, settings.slack_api_url)
-    queue = (
-        JobQueue(make_aws_client("sqs", settings.aws_region), settings.job_queue_url)
-        if settings.job_queue_url is not None
-        else None
+    queue = None
+    if settings.job_queue_url is not None:
+        queue = JobQueue(make_aws_client("sqs", settings.aws_region), settings.job_queue_url)
+    return _Clients(
+        session=session,
+        s3=s3_client,
+        s3_reader=s3_reader,
+        slack=client,
+        downloader=downloader,
+        queue=queue,
+        console=console if console is not None else sys.stdout,
     )
+
+
+def _runner(settings: Settings, clients: _Clients, metrics: Metrics, role: Role) -> JobRunner:
     reopen = Reopener(
         currency=settings.currency,
         max_file_size_bytes=settings.max_file_size_bytes,
-        slack_client=client,
-        downloader=downloader,
-        s3_client=s3_client,
+        slack_client=clients.slack,
+        downloader=clients.downloader,
+        s3_client=clients.s3,
         allowed_buckets=settings.s3_allowed_buckets,
         keep_uploads=settings.s3_keep_uploads,
-        console=console_out,
+        console=clients.console,
     )
-    store = _store(settings, s3_client)
+    store = _store(settings, clients.s3)
     if isinstance(store, SqliteJobStore):
         store.on_skipped = metrics.store_records_skipped.inc
-    jobs = JobRunner(
+    queue = clients.queue
+    return JobRunner(
         store=store,
         reopen=reopen,
         enqueue=queue.send if queue is not None and role == "serve" else None,
@@ -247,52 +260,111 @@ async def _start_service(
         # A worker holds its job's message while the store is away: it waits it out.
         store_patience_s=None if settings.scale_out else 60.0,
     )
-    try:
-        await jobs.start()  # opens the store: a damaged or unwritable one stops here
-    except BaseException:
-        await jobs.store.close()
-        await session.close()
-        raise
-    slack: SlackConnection | None = None
-    if client is not None and downloader is not None and role == "serve":
-        assert settings.slack is not None
-        bolt = AsyncApp(
-            token=settings.slack.bot_token,
-            client=client,
-            logger=logging.getLogger("slack_bolt"),
-        )
-        slack_jobs = SlackJobs(
-            client=client,
-            downloader=downloader,
-            jobs=jobs,
-            currency=settings.currency,
-            max_file_size_bytes=settings.max_file_size_bytes,
-            s3_reader=s3_reader,
-        )
-        listeners.register(bolt, slack_jobs)
-        handler = AsyncSocketModeHandler(
-            bolt,
-            settings.slack.app_token,
-            web_client=slack_client(None, settings.slack_api_url, metrics),
-        )
-        slack = SlackConnection(bolt, handler)
 
+
+def _slack_connection(
+    settings: Settings, clients: _Clients, jobs: JobRunner, metrics: Metrics
+) -> SlackConnection | None:
+    """Socket Mode and the listeners, for a serve with Slack tokens."""
+    if settings.slack is None or clients.slack is None or clients.downloader is None:
+        return None
+    bolt = AsyncApp(
+        token=settings.slack.bot_token,
+        client=clients.slack,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    slack_jobs = SlackJobs(
+        client=clients.slack,
+        downloader=clients.downloader,
+        jobs=jobs,
+        currency=settings.currency,
+        max_file_size_bytes=settings.max_file_size_bytes,
+        s3_reader=clients.s3_reader,
+    )
+    listeners.register(bolt, slack_jobs)
+    handler = AsyncSocketModeHandler(
+        bolt,
+        settings.slack.app_token,
+        web_client=slack_client(None, settings.slack_api_url, metrics),
+    )
+    return SlackConnection(bolt, handler)
+
+
+def _web_context(
+    settings: Settings,
+    clients: _Clients,
+    jobs: JobRunner,
+    metrics: Metrics,
+    slack: SlackConnection | None,
+) -> web.WebContext:
     def upload_replier() -> Replier | None:
-        if client is not None and settings.slack_channel:
-            return SlackReplier(client, settings.slack_channel, currency=settings.currency)
+        if clients.slack is not None and settings.slack_channel:
+            return SlackReplier(clients.slack, settings.slack_channel, currency=settings.currency)
         if settings.slack is None:
-            return ConsoleReplier(settings.currency, console_out)
+            return ConsoleReplier(settings.currency, clients.console)
         return None
 
-    context = web.WebContext(
+    return web.WebContext(
         settings=settings,
         jobs=jobs,
         metrics=metrics,
         slack_state=lambda: _state(slack),
         slack_down_for_s=lambda: slack.down_for_s() if slack is not None else 0.0,
         upload_replier=upload_replier,
-        s3_client=s3_client,
+        s3_client=clients.s3,
     )
+
+
+def _scale_out_parts(
+    settings: Settings, jobs: JobRunner, queue: JobQueue | None, metrics: Metrics, role: Role
+) -> tuple[Worker | None, Sweeper | None]:
+    """The worker (in a worker, or a serve with WORKERS_IN_SERVE) and the sweeper (in
+    every scale-out process)."""
+    if queue is None or jobs.reopen is None:
+        return None, None
+    worker = None
+    if role == "worker" or settings.workers_in_serve:
+        worker = Worker(
+            runner=jobs,
+            queue=queue,
+            reopen=jobs.reopen,
+            concurrency=settings.job_concurrency,
+            metrics=metrics,
+            lease_s=settings.worker_lease_s,
+            renew_every_s=settings.worker_lease_s / 3,
+        )
+    sweeper = None
+    if isinstance(jobs.store, DynamoJobStore):
+        sweeper = Sweeper(
+            runner=jobs,
+            store=jobs.store,
+            queue=queue,
+            reopen=jobs.reopen,
+            metrics=metrics,
+            lease_s=settings.worker_lease_s,
+            interval_s=settings.sweep_interval_s,
+        )
+    return worker, sweeper
+
+
+async def _start_service(
+    settings: Settings,
+    metrics: Metrics,
+    lock: DataDirLock | None,
+    *,
+    console: TextIO | None,
+    role: Role,
+) -> Service:
+    clients = _clients(settings, metrics, console)
+    jobs = _runner(settings, clients, metrics, role)
+    try:
+        await jobs.start()  # opens the store: a damaged or unwritable one stops here
+    except BaseException:
+        await jobs.store.close()
+        await clients.session.close()
+        raise
+    slack = _slack_connection(settings, clients, jobs, metrics) if role == "serve" else None
+    context = _web_context(settings, clients, jobs, metrics, slack)
     try:
         web_runner, port = await web.start(context, ops_only=role == "worker")
     except BaseException:  # e.g. the port is taken: close what was opened, then say why
@@ -300,35 +372,14 @@ async def _start_service(
         if slack is not None:
             await slack.close()
         await jobs.store.close()
-        await session.close()
+        await clients.session.close()
         raise
-    worker = None
-    if queue is not None and (role == "worker" or settings.workers_in_serve):
-        worker = Worker(
-            runner=jobs,
-            queue=queue,
-            reopen=reopen,
-            concurrency=settings.job_concurrency,
-            metrics=metrics,
-            lease_s=settings.worker_lease_s,
-            renew_every_s=settings.worker_lease_s / 3,
-        )
-    sweeper = None
-    if queue is not None and isinstance(jobs.store, DynamoJobStore):
-        sweeper = Sweeper(
-            runner=jobs,
-            store=jobs.store,
-            queue=queue,
-            reopen=reopen,
-            metrics=metrics,
-            lease_s=settings.worker_lease_s,
-            interval_s=settings.sweep_interval_s,
-        )
+    worker, sweeper = _scale_out_parts(settings, jobs, clients.queue, metrics, role)
     service = Service(
         settings=settings,
         jobs=jobs,
         metrics=metrics,
-        session=session,
+        session=clients.session,
         web_runner=web_runner,
         port=port,
         slack=slack,
@@ -336,20 +387,8 @@ async def _start_service(
         sweeper=sweeper,
         lock=lock,
     )
-    if queue is not None:
-        service.background.append(asyncio.create_task(_count_queue(queue, metrics)))
-    service.background.append(asyncio.create_task(_warm_up_chart()))
     try:
-        if slack is not None:
-            await slack.connect()
-        recovered = await jobs.recover()
-        if role == "serve" and settings.s3_bucket is not None and s3_client is not None:
-            # After recovery, which has failed what a killed process left staging here.
-            service.background.append(asyncio.create_task(staging.sweep_now_and_then(context)))
-        if worker is not None:
-            worker.start()
-        if sweeper is not None:
-            sweeper.start()
+        recovered = await _begin(service, context, clients, role)
     except BaseException:
         await service.stop()
         raise
@@ -364,6 +403,26 @@ async def _start_service(
         event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
     )
     return service
+
+
+async def _begin(service: Service, context: web.WebContext, clients: _Clients, role: Role) -> int:
+    """Connect, recover what a previous process left, and start the background work;
+    the number of jobs recovered."""
+    settings = service.settings
+    if clients.queue is not None:
+        service.background.append(asyncio.create_task(_count_queue(clients.queue, service.metrics)))
+    service.background.append(asyncio.create_task(_warm_up_chart()))
+    if service.slack is not None:
+        await service.slack.connect()
+    recovered = await service.jobs.recover()
+    if role == "serve" and settings.s3_bucket is not None and clients.s3 is not None:
+        # After recovery, which has failed what a killed process left staging here.
+        service.background.append(asyncio.create_task(staging.sweep_now_and_then(context)))
+    if service.worker is not None:
+        service.worker.start()
+    if service.sweeper is not None:
+        service.sweeper.start()
+    return recovered
 
 
 def _mode(settings: Settings, role: Role) -> str:
@@ -415,10 +474,8 @@ async def running(
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """The service's event loop: uvloop's where it is installed (everywhere but Windows).
 
-    Its sockets, timers and thread-safe calls run in C. A 600 MB upload took 0.86x the wall
-    time with it and 0.88x the service's CPU: the loop's own share fell from 0.44-0.51 to
-    0.36-0.45 CPU seconds, and the engine's threads, which share the GIL with the loop, used
-    less too (whole-process runs of the same file, in turn).
+    Its sockets, timers and thread-safe calls run in C, which leaves more of the GIL to the
+    engine's threads during a large upload (bench/README.md has the figures).
     """
     try:
         import uvloop
@@ -436,7 +493,7 @@ async def serve(settings: Settings, role: Role = "serve") -> None:
     async with running(settings, role=role) as service:
         # Everything loaded so far (Slack, aiohttp, boto3, matplotlib) lives as long as the
         # process: out of the collector's sight, a full collection triggered by a big report
-        # walks only the report's objects, not the libraries' (a 74 ms pause measured before).
+        # walks only the report's objects, not the libraries' (bench/README.md: GC pauses).
         gc.freeze()
         if service.slack is None and role == "serve":
             print(
