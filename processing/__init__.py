@@ -1,12 +1,17 @@
 """Streaming weekly analytics for clinic event exports: bytes in, a WeeklyReport out.
 
 Pure: no logging, no network, no asyncio; callers decide which thread runs it.
+
+This module is the facade bot/ imports from. Besides it, `processing.words` (every word a
+person reads) and `processing.text` (hostile text made displayable) are public modules;
+every other module is the engine's own.
 """
 
 from processing.dialect import Dialect
 from processing.engine import analyze
 from processing.errors import (
     AnalysisCancelled,
+    AnalysisCancelledError,
     ClinicEventsError,
     EncodingError,
     HeaderMissingError,
@@ -17,27 +22,46 @@ from processing.errors import (
     NotCsvError,
     TooManyValuesError,
 )
-from processing.render import InvalidRowsCsv, to_clinic_csv, to_csv, to_dict, to_json, to_text
+from processing.prefetch import read_ahead
+from processing.reader import READ_SIZE
+from processing.render import (
+    InvalidRowsCsv,
+    amount,
+    grouped_amount,
+    to_clinic_csv,
+    to_csv,
+    to_dict,
+    to_json,
+    to_text,
+)
 from processing.report import (
+    ClinicMovers,
     ClinicStats,
+    Estimate,
     Headline,
     InvalidRow,
+    PeriodTotals,
     Progress,
     ReasonSummary,
     WeeklyReport,
     WeekStats,
+    estimate,
 )
 from processing.schema import REASONS, REQUIRED_COLUMNS
 from processing.timestamps import known_timezone
 
 __all__ = [
+    "READ_SIZE",
     "REASONS",
     "REQUIRED_COLUMNS",
     "AnalysisCancelled",
+    "AnalysisCancelledError",
     "ClinicEventsError",
+    "ClinicMovers",
     "ClinicStats",
     "Dialect",
     "EncodingError",
+    "Estimate",
     "HeaderMissingError",
     "HeaderTooLongError",
     "Headline",
@@ -47,13 +71,18 @@ __all__ = [
     "MissingColumnsError",
     "NoRowsError",
     "NotCsvError",
+    "PeriodTotals",
     "Progress",
     "ReasonSummary",
     "TooManyValuesError",
     "WeekStats",
     "WeeklyReport",
+    "amount",
     "analyze",
+    "estimate",
+    "grouped_amount",
     "known_timezone",
+    "read_ahead",
     "to_clinic_csv",
     "to_csv",
     "to_dict",

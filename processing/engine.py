@@ -10,14 +10,14 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
-    from processing.fields import BoolArray, IntArray
+    from processing.arrays import BoolArray, IntArray
 
 import numpy as np
 import pyarrow as pa
 from msgspec import Struct
 
 from processing import fields, insights, kernels, timestamps
-from processing.errors import AnalysisCancelled, NoRowsError
+from processing.errors import AnalysisCancelledError, NoRowsError
 from processing.prefetch import prefetched
 from processing.reader import DEFAULT_BLOCK_SIZE, Block, BlockReader, Finish, merge
 from processing.report import InvalidRow, Progress, ReasonSummary, WeeklyReport
@@ -50,19 +50,19 @@ _NO_CENTS = np.zeros(0, np.int64)
 # BLOCKS_PER_BATCH of those parsed while it worked. The parser's thread hands blocks on
 # unfinished (BlockReader.pending); when it is ahead, it finishes them and reads their
 # timestamps (_screened) as spare work. The analysis keeps up with the parser on a usual
-# file, so it does not wait for a full batch: waiting made 5M rows take 1.08-1.10x as long.
+# file, so it does not wait for a full batch: waiting would leave both threads idle in turn.
 # Bad rows change that: the parser's thread then runs Python (pyarrow calls back for each
 # row it drops, a broken quote is walked) and the two threads take turns holding the GIL
 # rather than working side by side. Over FULL_BATCHES_OVER_INVALID of a batch's rows
-# invalid, the next batch is a full one: a file with 5% bad rows 0.90x wall, 0.81x CPU; the
-# usual file (0.7% invalid) unchanged (paired runs).
+# invalid, the next batch is a full one: fewer, larger batches mean fewer turns, and a
+# usual file (well under that share invalid) never takes them.
 PREFETCH_BLOCKS = 6
 BLOCKS_PER_BATCH = 4
 FULL_BATCHES_OVER_INVALID = 0.02
 
 ProgressCallback = Callable[[Progress], None]
 InvalidRowsCallback = Callable[[list[InvalidRow]], None]
-# pyarrow scalars, not Python values: converting a Python value costs ~100 us per call.
+# pyarrow scalars made once, not Python values converted again on every kernel call.
 _TREATMENT_COMPLETED = pa.scalar(TREATMENT_COMPLETED, pa.string())
 _UNKNOWN = pa.scalar(UNKNOWN_TREATMENT, pa.string())
 _EMPTY = pa.scalar("", pa.string())
@@ -350,7 +350,7 @@ def _screened_block(block: Block, zone: ZoneOffsets | None) -> _Screened:
 
 def _merged(pieces: Sequence[Finish | _Screened], zone: ZoneOffsets | None) -> _Screened:
     """The batch as one block. Blocks not screened yet are screened together: reading
-    timestamps costs ~1.7x as much per row on one 1 MiB block as on four."""
+    timestamps costs more per row on one block than on several at once."""
     if len(pieces) == 1:
         return _screened(pieces[0], zone)
     fresh = [piece for piece in pieces if not isinstance(piece, _Screened)]
@@ -383,7 +383,8 @@ def analyze(
 
     `timezone` is an IANA name (weeks start Monday 00:00 there). `on_progress` gets a
     snapshot after every block, or every few blocks when they arrive faster than they are
-    analysed; `cancelled` is polled as often and stops the analysis with AnalysisCancelled.
+    analysed; `cancelled` is polled as often and stops the analysis with
+    AnalysisCancelledError.
     `on_invalid_rows` gets every invalid row (not only the first 20 per reason), a batch's
     worth at a time in row order, as the rows are read. Raises an InputError subclass when
     the file cannot be analysed.
@@ -402,7 +403,7 @@ def analyze(
     ) as prefetcher:
         for screened in map(functools.partial(_merged, zone=analysis.zone), prefetcher.batches()):
             if cancelled is not None and cancelled():
-                raise AnalysisCancelled()
+                raise AnalysisCancelledError()
             rows_before, invalid_before = analysis.rows_total, analysis.rows_invalid
             analysis.add(screened)
             invalid = analysis.rows_invalid - invalid_before
@@ -423,6 +424,7 @@ def analyze(
         )
     headline = insights.headline(weeks)
     clinic_weeks = analysis.clinics.cells()
+    clinics = insights.clinic_stats(clinic_weeks, headline)
     return WeeklyReport(
         timezone=timezone,
         rows_total=analysis.rows_total,
@@ -435,6 +437,8 @@ def analyze(
         first_day=first_day,
         last_day=last_day,
         headline=headline,
-        clinics=insights.clinic_stats(clinic_weeks, headline),
+        clinics=clinics,
         clinic_weeks=clinic_weeks,
+        totals=insights.period_totals(weeks),
+        movers=insights.clinic_movers(clinics),
     )

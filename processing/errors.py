@@ -11,7 +11,7 @@ ClinicEventsError
 │   ├── HeaderTooLongError  a first line over 1 MiB
 │   └── TooManyValuesError(column)  over 10,000 distinct types in a column, or over
 │                         200,000 distinct (week, type) pairs
-└── AnalysisCancelled     the caller asked the engine to stop
+└── AnalysisCancelledError  the caller asked the engine to stop
 
 A stray or unclosed quote is not an error of the file: it costs one malformed row.
 ```
@@ -211,9 +211,12 @@ class NoRowsError(InputError):
         super().__init__(f"the file has {detail}: nothing to report")
 
 
-class AnalysisCancelled(ClinicEventsError):
+class AnalysisCancelledError(ClinicEventsError):
     def __init__(self) -> None:
         super().__init__("cancelled")
+
+
+AnalysisCancelled = AnalysisCancelledError  # the former name, until bot/ uses the new one
 
 
 class HeaderTooLongError(InputError):

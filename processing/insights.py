@@ -1,9 +1,8 @@
 """What a manager reads first, derived once from the weekly totals: coverage, appointment
 outcomes and their rates, the headline (latest complete week against the ones before), and
-percent changes. Pure functions over report values; every surface formats these, none
-recomputes them.
-
-Percentages are exact: rationals rounded half to even to one decimal, as strings ("12.5").
+percent changes, the period's totals and the clinics that moved most. Pure functions over
+report values; the engine applies them once, and every surface formats what they give, none
+recomputes them. Percentages come from percent.py.
 """
 
 from __future__ import annotations
@@ -16,7 +15,9 @@ from typing import Any
 import numpy as np
 from msgspec.structs import replace
 
+from processing.percent import percent_change, rate
 from processing.report import (
+    FIRST_MONDAY,
     AppointmentOutcomes,
     ClinicMovers,
     ClinicStats,
@@ -30,29 +31,8 @@ from processing.report import (
 )
 from processing.schema import OUTCOMES, appointment_outcome, is_new_patient
 
-FIRST_MONDAY = date(1900, 1, 1)
-
 AVERAGE_WEEKS = 4
 MOVERS_KEPT = 5  # clinics up and down; a surface may show fewer
-
-
-def tenths(value: Fraction) -> str:
-    """A percentage with one decimal, rounded half to even: Fraction(25, 2) -> '12.5'."""
-    scaled = round(value * 10)
-    sign = "-" if scaled < 0 else ""
-    whole, tenth = divmod(abs(scaled), 10)
-    return f"{sign}{whole}.{tenth}"
-
-
-def percent_change(new: int, old: int | None) -> str | None:
-    """(new - old) / old as a percentage; None when there is nothing to compare with."""
-    if old is None or old == 0:
-        return None
-    return tenths(Fraction(new - old, old) * 100)
-
-
-def rate(part: int, whole: int) -> str | None:
-    return None if whole == 0 else tenths(Fraction(part, whole) * 100)
 
 
 def outcomes_of(events_by_type: Mapping[str, int]) -> AppointmentOutcomes:
@@ -62,6 +42,22 @@ def outcomes_of(events_by_type: Mapping[str, int]) -> AppointmentOutcomes:
         if outcome is not None:
             counts[outcome] += count
     return AppointmentOutcomes(**counts)
+
+
+def cancellation_rate(outcomes: AppointmentOutcomes) -> str | None:
+    """Cancelled appointments, of those whose outcome is known (_decided)."""
+    return rate(outcomes.cancelled, _decided(outcomes))
+
+
+def no_show_rate(outcomes: AppointmentOutcomes) -> str | None:
+    """Missed appointments, of those whose outcome is known (_decided)."""
+    return rate(outcomes.no_show, _decided(outcomes))
+
+
+def _decided(outcomes: AppointmentOutcomes) -> int:
+    """Appointments completed, cancelled or missed; a scheduled or rescheduled one is
+    still to come."""
+    return outcomes.completed + outcomes.cancelled + outcomes.no_show
 
 
 def days_covered(week_start: date, first_day: date, last_day: date) -> int:
@@ -82,14 +78,13 @@ def complete_week(week: WeekStats, first_day: date, last_day: date) -> WeekStats
     else:
         status = "complete"
     outcomes = outcomes_of(week.events_by_type)
-    attended_or_not = outcomes.completed + outcomes.cancelled + outcomes.no_show
     return replace(
         week,
         days_covered=covered,
         status=status,
         outcomes=outcomes,
-        cancellation_rate=rate(outcomes.cancelled, attended_or_not),
-        no_show_rate=rate(outcomes.no_show, attended_or_not),
+        cancellation_rate=cancellation_rate(outcomes),
+        no_show_rate=no_show_rate(outcomes),
         new_patients=sum(n for kind, n in week.events_by_type.items() if is_new_patient(kind)),
     )
 
@@ -126,21 +121,23 @@ def revenue_by_treatment(weeks: Sequence[WeekStats]) -> dict[str, int]:
 
 
 def period_totals(weeks: Sequence[WeekStats]) -> PeriodTotals:
-    outcomes = dict.fromkeys(OUTCOMES, 0)
+    """The sums over every week; `weeks` have been through complete_week()."""
+    counts = dict.fromkeys(OUTCOMES, 0)
     for week in weeks:
         for name in OUTCOMES:
-            outcomes[name] += getattr(week.outcomes, name)
-    attended_or_not = outcomes["completed"] + outcomes["cancelled"] + outcomes["no_show"]
+            counts[name] += getattr(week.outcomes, name)
+    outcomes = AppointmentOutcomes(**counts)
+    revenue_cents = sum(week.revenue_cents for week in weeks)
     by_treatment = revenue_by_treatment(weeks)
-    revenue_cents = sum(by_treatment.values())
     return PeriodTotals(
+        revenue_cents=revenue_cents,
         treatments_completed=sum(week.treatments_completed for week in weeks),
         appointments=sum(week.appointments for week in weeks),
         bookings=sum(week.bookings for week in weeks),
         new_patients=sum(week.new_patients for week in weeks),
-        outcomes=AppointmentOutcomes(**outcomes),
-        cancellation_rate=rate(outcomes["cancelled"], attended_or_not),
-        no_show_rate=rate(outcomes["no_show"], attended_or_not),
+        outcomes=outcomes,
+        cancellation_rate=cancellation_rate(outcomes),
+        no_show_rate=no_show_rate(outcomes),
         by_treatment=tuple(
             TreatmentRevenue(kind, cents, rate(cents, revenue_cents))
             for kind, cents in by_treatment.items()

@@ -1,10 +1,10 @@
 """The pyarrow compute kernels the engine uses, called by name.
 
 `import pyarrow.compute` builds a Python wrapper with a docstring for each of its ~300
-kernels: 45 ms, more than everything else a small file costs the CLI beyond importing
-pyarrow.csv. `call_function` reaches the same kernels without that (it is what the wrappers
-call). Array methods such as `.filter()` and `.cast()` import pyarrow.compute on first use,
-so they are here too. Every kernel releases the GIL while it runs.
+kernels, at a start-up cost larger than everything else a small file costs the CLI beyond
+importing pyarrow.csv. `call_function` reaches the same kernels without that (it is what the
+wrappers call). Array methods such as `.filter()` and `.cast()` import pyarrow.compute on
+first use, so they are here too. Every kernel releases the GIL while it runs.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ from pyarrow._compute import (
 )
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
-
-    from processing.fields import BoolArray, Int32Array, IntArray
+    from processing.arrays import BoolArray, ByteArray, Int32Array, IntArray
 
 Rows = TypeVar("Rows", pa.Array, pa.Table)
 
@@ -50,8 +48,8 @@ def lower(values: pa.Array) -> pa.Array:
 
 def _ascii(values: pa.Array) -> bool:
     """Whether a (small) string array's bytes are all ASCII. The utf8_ case kernels fill a
-    table of every code point's case on first use, 2.5 ms of a small file's run; the
-    ascii_ ones give the same result on ASCII text without it."""
+    table of every code point's case on first use, a noticeable part of a small file's run;
+    the ascii_ ones give the same result on ASCII text without it."""
     data = values.buffers()[2]
     return data is None or data.to_pybytes().isascii()
 
@@ -118,7 +116,7 @@ def keep(rows: Rows, mask: pa.Array | BoolArray) -> Rows:
     return call_function("filter", [rows, mask])
 
 
-def string_buffers(values: pa.Array) -> tuple[Int32Array, npt.NDArray[np.uint8]]:
+def string_buffers(values: pa.Array) -> tuple[Int32Array, ByteArray]:
     """Offsets and bytes of a string or binary array, as numpy views (no copy)."""
     _, offsets_buffer, data_buffer = values.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[

@@ -122,8 +122,7 @@ def read_ahead(chunks: Iterable[bytes], *, depth: int) -> Iterator[bytes]:
     """The same chunks, read up to `depth` ahead in a thread of their own.
 
     For a pipe, whose writer is another process: the parser no longer waits for the writer,
-    nor the writer for room in the pipe, while both compete for the same cores (the 5M-row
-    bench file through `cat |` took 1.12x the file's time, now 1.08x; medians of paired runs).
+    nor the writer for room in the pipe, while both compete for the same cores.
     """
     with prefetched(chunks, depth=depth, most=depth, wait_on_exit=False) as prefetcher:
         for batch in prefetcher.batches():

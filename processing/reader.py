@@ -26,8 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 if TYPE_CHECKING:
-    from processing.fields import BoolArray
-    from processing.records import IntArray
+    from processing.arrays import BoolArray, IntArray
 
 import numpy as np
 import pyarrow as pa
@@ -199,8 +198,8 @@ class BlockReader:
         self._exact_step = EXACT_STEP_BYTES
         # Parsing stops at a broken quote and what follows it is parsed again: after one, the
         # regular path parses about twice the stretch that came before it, growing back to
-        # the block size while no broken quote comes (every row a broken quote made each
-        # 1 MiB parse keep a few KiB: 27 s for an 11 MB file).
+        # the block size while no broken quote comes (otherwise, with a broken quote in every
+        # row, each full-block parse kept a few KiB and the rest was parsed again and again).
         self._regular_limit = block_size
         self._broken_next = False  # the buffer starts with a broken quote pyarrow found
         self._ahead: list[_ParsedAhead] = []  # in stream order
@@ -352,8 +351,9 @@ class BlockReader:
         self._column_names = generated
         self._convert_options = pacsv.ConvertOptions(
             include_columns=list(self._used),
-            # Binary, not string: pyarrow would check UTF-8 again (12% of the parse), which
-            # _check_encoding has done for the whole block. _Parser.parse views them as strings.
+            # Binary, not string: pyarrow would check UTF-8 again, a sizeable part of the
+            # parse, which _check_encoding has done for the whole block. _Parser.parse views
+            # them as strings.
             column_types={name: pa.binary() for name in self._used},
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
@@ -471,7 +471,7 @@ class BlockReader:
 
     def _parse_regular(self, cut: int, kept: _ParsedAhead | None) -> Finish | None:
         """The records in buffer[:cut], parsed now or, when `kept`, as parsed before."""
-        # A view, not a copy of the block (0.1 ms per MiB): pyarrow parses it where it lies.
+        # A view, not a copy of the block: pyarrow parses it where it lies.
         raw = memoryview(self._buffer)[:cut]
         ascii_only = _is_ascii(raw)
         if not self._check_encoding(raw, ascii_only):

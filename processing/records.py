@@ -19,8 +19,8 @@ made LF (see dialect.py):
   at a field start, closing before a delimiter or line end, or doubled), quote parity alone
   tells which line ends are inside quotes. That holds for virtually every block of a real
   export; pyarrow then parses the block and names any rows with a wrong field count.
-- `exact_records`, a Python walk, for the blocks where that shortcut does not hold. Slow
-  (tens of ms per MiB) but linear: each line is looked at once, and a long unclosed record
+- `RecordGrammar.walk`, in Python, for the blocks where that shortcut does not hold. Slow
+  (Python per line) but linear: each line is looked at once, and a long unclosed record
   once more, bounded by MAX_RECORD_BYTES.
 """
 
@@ -35,10 +35,8 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 import numpy as np
 from msgspec import Struct, field
 
-if TYPE_CHECKING:  # numpy.typing costs 30 ms of start-up, for annotations only
-    import numpy.typing as npt
-
-    IntArray: TypeAlias = npt.NDArray[np.int64]
+if TYPE_CHECKING:
+    from processing.arrays import BoolArray, ByteArray, IntArray
 
 MAX_RECORD_BYTES: Final = 1 << 20
 ReadBuffer: TypeAlias = bytes | bytearray  # the reader's buffer is a bytearray
@@ -65,14 +63,14 @@ QUOTE, LF, CR = ord('"'), ord("\n"), ord("\r")
 _EIGHT: Final = np.arange(8, dtype=np.int64)
 
 
-def positions_of(data: npt.NDArray[np.uint8], byte: int) -> IntArray:
+def positions_of(data: ByteArray, byte: int) -> IntArray:
     """Where `byte` occurs in data, ascending: np.flatnonzero(data == byte), faster when the
     byte is rare (quotes, CRs).
 
-    numpy's nonzero over a 1 MiB mask costs ~0.38 ms, more than all the rest of a block's
-    quote scan. Over the mask read as 8-byte words it is 8x fewer elements; only the words
-    that hold the byte are then looked into (0.16 ms at a quote per KiB). When more than one
-    word in 16 holds it, looking into them costs more than it saves.
+    numpy's nonzero over a block's mask costs more than all the rest of the block's quote
+    scan. Over the mask read as 8-byte words it has an eighth of the elements; only the words
+    that hold the byte are then looked into. When more than one word in 16 holds it, looking
+    into them costs more than it saves.
     """
     equal = data == byte
     whole = equal.size & ~7
@@ -93,39 +91,54 @@ def regular_records(buf: ReadBuffer, limit: int, at_eof: bool, delimiter: int) -
     exact walk is needed: irregular quotes, a lone CR outside quotes, an overlong or unclosed
     record, or no record end at all. `at_eof`: buf holds the rest of the file.
 
-    Measured per 1 MiB block: one vectorised pass for the quotes (~0.5 ms) and a few memchr
-    scans; newline positions are only computed when the block has empty lines or when blocks
-    are larger than a record may be.
+    A block costs one vectorised pass for the quotes and a few memchr scans, so that it stays
+    small beside pyarrow's parse of the block; newline positions are only computed when the
+    block has empty lines or when blocks are larger than a record may be.
     """
     if buf.startswith(b"\xef\xbb\xbf"):
         return None  # pyarrow would drop it as a byte order mark; here it is data
     size = min(limit, len(buf))
     data = np.frombuffer(buf, np.uint8, count=size)
     quotes = positions_of(data, QUOTE)
-    if at_eof and size == len(buf):
-        if quotes.size & 1:
-            return None  # a quote still open at the end of the file
-        cut = size
-    else:
-        cut = _last_record_end(buf, size, quotes)
-        if cut == 0:
-            return None
+    cut = _whole_records_end(buf, size, quotes, at_eof)
+    if cut is None:
+        return None
     # Irregular quoting or a lone CR: the records before it are still regular.
-    inner = quotes[: np.searchsorted(quotes, cut)]
-    irregular = _first_irregular_quote(data, inner, delimiter) if inner.size else None
-    if buf.find(b"\r", 0, cut) >= 0:
-        lone = _first_lone_cr_outside_quotes(data, cut, quotes)
-        if lone is not None and (irregular is None or lone < irregular):
-            irregular = lone
+    irregular = _first_irregularity(buf, data, cut, quotes, delimiter)
     if irregular is not None:
         cut = _last_record_end(buf, irregular, quotes)
         if cut == 0:
             return None
-    if limit > MAX_RECORD_BYTES:
-        _, lengths = record_bounds(buf, cut)
-        if lengths.size and int(lengths.max()) > MAX_RECORD_BYTES:
-            return None
+    if limit > MAX_RECORD_BYTES and _longest_record(buf, cut) > MAX_RECORD_BYTES:
+        return None
     return cut
+
+
+def _whole_records_end(buf: ReadBuffer, size: int, quotes: IntArray, at_eof: bool) -> int | None:
+    """Just past the last whole record in buf[:size], or None: no record ends there, or the
+    file ends inside a quote."""
+    if at_eof and size == len(buf):
+        return None if quotes.size & 1 else size
+    return _last_record_end(buf, size, quotes) or None
+
+
+def _first_irregularity(
+    buf: ReadBuffer, data: ByteArray, cut: int, quotes: IntArray, delimiter: int
+) -> int | None:
+    """The position of the first quote out of place or lone CR outside quotes in buf[:cut],
+    or None."""
+    inner = quotes[: np.searchsorted(quotes, cut)]
+    irregular = _first_irregular_quote(data, inner, delimiter) if inner.size else None
+    if buf.find(b"\r", 0, cut) < 0:
+        return irregular
+    lone = _first_lone_cr_outside_quotes(data, cut, quotes)
+    return min((at for at in (irregular, lone) if at is not None), default=None)
+
+
+def _longest_record(buf: ReadBuffer, cut: int) -> int:
+    """The length of the longest record in buf[:cut] (0 without records)."""
+    _, lengths = record_bounds(buf, cut)
+    return int(lengths.max()) if lengths.size else 0
 
 
 def record_bounds(buf: ReadBuffer | memoryview, cut: int) -> tuple[IntArray, IntArray]:
@@ -144,11 +157,9 @@ def record_bounds(buf: ReadBuffer | memoryview, cut: int) -> tuple[IntArray, Int
     return starts, ends - starts
 
 
-def empty_lines(
-    buf: bytes | memoryview, starts: IntArray, lengths: IntArray
-) -> npt.NDArray[np.bool_]:
+def empty_lines(buf: bytes | memoryview, starts: IntArray, lengths: IntArray) -> BoolArray:
     """Which of these records are empty lines ("" or a lone CR before the LF)."""
-    empty: npt.NDArray[np.bool_] = lengths == 0
+    empty: BoolArray = lengths == 0
     single = lengths == 1
     if single.any():
         data = np.frombuffer(buf, np.uint8)
@@ -167,9 +178,7 @@ def _last_record_end(buf: ReadBuffer, size: int, quotes: IntArray) -> int:
     return 0
 
 
-def _first_lone_cr_outside_quotes(
-    data: npt.NDArray[np.uint8], cut: int, quotes: IntArray
-) -> int | None:
+def _first_lone_cr_outside_quotes(data: ByteArray, cut: int, quotes: IntArray) -> int | None:
     carriage_returns = positions_of(data[:cut], CR)
     after = carriage_returns + 1
     lone = after >= len(data)
@@ -180,9 +189,7 @@ def _first_lone_cr_outside_quotes(
     return int(candidates[0]) if candidates.size else None
 
 
-def _first_irregular_quote(
-    data: npt.NDArray[np.uint8], quotes: IntArray, delimiter: int
-) -> int | None:
+def _first_irregular_quote(data: ByteArray, quotes: IntArray, delimiter: int) -> int | None:
     """Quote k opens a field when k is even, closes it when odd. That reading is the
     grammar's iff every opening quote is at a field start (or right after a closing one: a
     doubled quote) and every closing one is followed by a delimiter, a line end or another
@@ -200,7 +207,7 @@ def _first_irregular_quote(
     return int(quotes[bad[0]]) if bad.size else None
 
 
-def _lookup(codes: Sequence[int]) -> npt.NDArray[np.bool_]:
+def _lookup(codes: Sequence[int]) -> BoolArray:
     table = np.zeros(256, np.bool_)
     table[list(codes)] = True
     return table
@@ -308,35 +315,23 @@ class RecordGrammar:
         while lines.exists(line) and lines.starts[line] < limit:
             start, end = lines.starts[line], lines.ends[line]
             opens, delimiters = lines.from_field_start(line)
-            last, problem = line, ""
-            fields = delimiters + 1
-            if end == size and not at_eof:
-                problem = TOO_LONG  # runs past what the caller holds: longer than 1 MiB
-            elif opens:
-                closing = lines.next_close(line + 1)
-                if closing is None:
-                    problem = UNCLOSED_QUOTE if at_eof else LONG_QUOTE
-                elif lines.ends[closing] == size and not at_eof:
-                    problem = LONG_QUOTE
-                else:
-                    last = closing
-                    fields += lines.quoted_delimiters(line + 1, closing + 1)
-            record_end = lines.ends[last]
-            if not problem and record_end - start > MAX_RECORD_BYTES:
-                problem = LONG_QUOTE if last > line else TOO_LONG
-            if not problem and last > line and fields != self.field_count:
-                problem = broken_quote(self.field_count, fields)
+            last, fields = line, delimiters + 1
+            runs_past = end == size and not at_eof  # past what the caller holds: over 1 MiB
+            if runs_past:
+                problem = TOO_LONG
+            elif opens:  # a quoted value goes on to the next line
+                last, fields, problem = self._quoted_record(lines, line, fields, at_eof)
+            else:
+                problem = TOO_LONG if end - start > MAX_RECORD_BYTES else ""
             if problem:
                 found.malformed.append(record)
                 found.problems.append(problem)
-                if end == size and not at_eof:
+                if runs_past:
                     found.skip_rest_of_line = True
                 line += 1
             elif fields == self.field_count:
                 found.good.append(record)
-                values = self._values(buf, start, record_end, at_eof)
-                for column, index in zip(found.values, self.wanted, strict=True):
-                    column.append(values[index].decode("utf-8", errors="replace"))
+                self._keep_values(found, buf, start, lines.ends[last], at_eof)
                 line = last + 1
             else:
                 if buf[start:end].strip(ASCII_WHITESPACE):
@@ -348,13 +343,38 @@ class RecordGrammar:
         found.records = record - first_record
         return found
 
-    def _values(self, buf: ReadBuffer, start: int, end: int, at_eof: bool) -> list[bytes]:
-        """The fields of a good record, quotes resolved."""
+    def _quoted_record(
+        self, lines: _Lines, line: int, fields: int, at_eof: bool
+    ) -> tuple[int, int, str]:
+        """A record whose first line ends inside a quoted value, with the `fields` of that
+        line: (its last line, its fields, what is wrong with it or "")."""
+        size = len(lines.buf)
+        closing = lines.next_close(line + 1)
+        if closing is None:
+            return line, fields, UNCLOSED_QUOTE if at_eof else LONG_QUOTE
+        if lines.ends[closing] == size and not at_eof:
+            return line, fields, LONG_QUOTE
+        fields += lines.quoted_delimiters(line + 1, closing + 1)
+        if lines.ends[closing] - lines.starts[line] > MAX_RECORD_BYTES:
+            return closing, fields, LONG_QUOTE
+        if fields != self.field_count:
+            return closing, fields, broken_quote(self.field_count, fields)
+        return closing, fields, ""
+
+    def _keep_values(
+        self, found: ExactRecords, buf: ReadBuffer, start: int, end: int, at_eof: bool
+    ) -> None:
+        """Add the wanted fields of the good record buf[start:end], quotes resolved."""
         if buf.find(b'"', start, end) < 0:
-            return bytes(buf[start:end]).split(self.delimiter)
-        parsed = self._record(buf, start, min(end + 1, len(buf)), at_eof=at_eof or end == len(buf))
-        assert parsed is not None and len(parsed[0]) >= self.field_count
-        return parsed[0]
+            values = bytes(buf[start:end]).split(self.delimiter)
+        else:
+            at_end = at_eof or end == len(buf)
+            parsed = self._record(buf, start, min(end + 1, len(buf)), at_eof=at_end)
+            assert parsed is not None
+            assert len(parsed[0]) >= self.field_count
+            values = parsed[0]
+        for column, index in zip(found.values, self.wanted, strict=True):
+            column.append(values[index].decode("utf-8", errors="replace"))
 
 
 class _Lines:
@@ -363,7 +383,7 @@ class _Lines:
 
     def __init__(self, grammar: RecordGrammar, buf: ReadBuffer) -> None:
         self._grammar = grammar
-        self._buf = buf
+        self.buf = buf
         self.starts: list[int] = []
         self.ends: list[int] = []  # index of the LF, or len(buf) for a last line without one
         self._next_start = 0
@@ -374,7 +394,7 @@ class _Lines:
         self._closing: list[int] = []
 
     def exists(self, line: int) -> bool:
-        buf = self._buf
+        buf = self.buf
         while len(self.starts) <= line and self._next_start < len(buf):
             end = buf.find(b"\n", self._next_start)
             end = len(buf) if end < 0 else end
@@ -384,7 +404,7 @@ class _Lines:
         return line < len(self.starts)
 
     def _text(self, line: int) -> bytes:
-        return bytes(self._buf[self.starts[line] : self.ends[line]])
+        return bytes(self.buf[self.starts[line] : self.ends[line]])
 
     def from_field_start(self, line: int) -> tuple[bool, int]:
         """(whether the line ends inside a quoted field, delimiters outside quotes in it)."""

@@ -24,18 +24,18 @@ FIRST_ROWS_KEPT: Final = 20
 # so a file past this has its columns mixed up, and memory stays bounded.
 MAX_DISTINCT_VALUES: Final = 10_000
 # Distinct (week, type) pairs per label column. Both bounds alone still allow 15,654 weeks x
-# 10,000 types; a real export has a few thousand pairs. This keeps the report, and memory
-# (about 150 bytes a pair), bounded whatever the file.
+# 10,000 types; a real export has a few thousand pairs. This keeps the report, and memory,
+# bounded whatever the file.
 MAX_WEEK_VALUE_PAIRS: Final = 200_000
-# Distinct (week, clinic) pairs: 5,000 clinics over two years fit; memory ~60 bytes a pair.
+# Distinct (week, clinic) pairs: 5,000 clinics over two years fit, and memory stays bounded.
 MAX_WEEK_CLINIC_PAIRS: Final = 1_000_000
 
 TREATMENT_COMPLETED: Final = "TREATMENT_COMPLETED"
 UNKNOWN_TREATMENT: Final = "unknown"
 
 # Everything str.strip() removes (every character whose isspace() is true), so that
-# "trimmed" means the same in every code path. Written out: finding them costs 70 ms of
-# start-up; a test checks the list against isspace() for every code point.
+# "trimmed" means the same in every code path. Written out, because finding them would add
+# to every run's start-up; a test checks the list against isspace() for every code point.
 ASCII_WHITESPACE: Final = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
 WHITESPACE: Final = (
     ASCII_WHITESPACE

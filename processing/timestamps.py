@@ -4,9 +4,8 @@ Every string TIMESTAMP_PATTERN accepts has one of 45 fixed-width layouts: a date
 and a time to the minute, or to the second with 0 to 9 digits of fraction, then no zone, Z,
 +HHMM or +HH:MM. A column's values of one width (a file uses one or two) are a byte matrix,
 held against each layout of that width in two whole-matrix numpy passes, and their digits
-give the day by table lookups. pyarrow's regex kernel spent 50 ns a row on call overhead alone
-(89 ms per million rows for the grammar, 72 more to find the days, in 35,000-row batches);
-this takes 70-85 ms for both.
+give the day by table lookups. pyarrow's regex kernel spent more on call overhead alone, per
+row, than the grammar and the days together cost here.
 """
 
 from __future__ import annotations
@@ -22,11 +21,8 @@ import pyarrow as pa
 from processing import kernels
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
-
-    from processing.fields import BoolArray, IntArray
-
-    ByteMatrix = npt.NDArray[np.uint8]
+    from processing.arrays import BoolArray, IntArray
+    from processing.arrays import ByteArray as ByteMatrix  # one row of bytes per value
 
 _HOUR, _SIXTY = "(?:[01][0-9]|2[0-3])", "[0-5][0-9]"
 TIMESTAMP_PATTERN: Final = (
@@ -67,7 +63,7 @@ def known_timezone(name: str) -> bool:
     """Whether `name` is an IANA timezone this machine knows; "UTC" always is."""
     if name == "UTC":
         return True
-    # zoneinfo costs 5 ms of start-up: only reports in another timezone need it.
+    # Importing zoneinfo adds to start-up: only reports in another timezone need it.
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
@@ -249,8 +245,7 @@ _ZS: Final = _byte_set("Zz")
 
 def _pairs(values: ByteMatrix) -> ByteMatrix:
     """values[:, k] * 10 + values[:, k + 1] at [:, k]: every two-digit number of every row
-    in two passes over the whole matrix: 61 us for 35,000 rows of 25 bytes, where the 11
-    needed, column by column, took 525 us."""
+    in two passes over the whole matrix, far cheaper than the 11 needed, column by column."""
     flat = values.reshape(-1)
     pairs = np.empty_like(flat)
     np.multiply(flat[:-1], np.uint8(10), out=pairs[:-1])
@@ -361,7 +356,7 @@ OUT_OF_RANGE: Final = f"date out of range {FIRST_YEAR}-{LAST_YEAR}"
 @functools.lru_cache(maxsize=4096)  # bad values repeat: "yesterday", the same wrong format
 def timestamp_problem(value: str) -> str:
     """Why a timestamp is invalid, in words. For the few invalid rows only: Python per value."""
-    # Compiled on first use (re caches them): 0.7 ms of every run's start-up otherwise.
+    # Compiled on first use (re caches them): otherwise every run's start-up would pay for it.
     match = re.fullmatch(_LOOSE_TIMESTAMP, value, re.ASCII)
     if match is None:
         return NOT_A_TIMESTAMP

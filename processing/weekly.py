@@ -18,9 +18,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
-
-    from processing.fields import IntArray
+    from processing.arrays import BoolArray, IntArray
 
 import numpy as np
 import pyarrow as pa
@@ -53,8 +51,8 @@ COMPACT_AT_ROWS = 1 << 22
 # Running int64 totals past this take the next COMPACT_AT_ROWS rows' sums without overflow.
 _INT64_HEADROOM = 2**61
 # Clinic cells are merged once as many wait as are merged already, within these bounds: a
-# few clinics' partials then take a few MiB (a fixed 65,536 held 16 MiB of them on 5M rows
-# over 40 clinics), and thousands of clinics are not merged after every block.
+# few clinics' partials then stay small (merging only at the upper bound let them pile up
+# over a long file), and thousands of clinics are not merged after every block.
 CLINIC_COMPACT_CELLS: Final = (1 << 14, 1 << 16)
 # A block's grid of weeks by labels (or by clinics) up to this size is counted densely.
 _DENSE_CELLS: Final = 1 << 16
@@ -80,7 +78,7 @@ class Labels:
         self._ids: dict[str, int] = {}
         self.names: list[str] = []
         # Values as written that have an id, and their ids: most blocks hold no others, and
-        # looking values up in a known set costs 0.7x the time of encoding them afresh.
+        # looking values up in a known set costs less than encoding them afresh.
         self._written = pa.array([], pa.string())
         self._written_ids: IntArray = np.zeros(0, np.int64)
 
@@ -297,11 +295,11 @@ class ClinicAccumulator:
         self.clinics = clinics
         self._event_type_names = event_type_names  # grows as the analysis meets new types
         self._flags = np.zeros((0, 4), np.int64)
-        self._pending: list[tuple[IntArray, npt.NDArray[np.int64]]] = []
+        self._pending: list[tuple[IntArray, IntArray]] = []
         self._pending_count = 0
         self._pending_rows = 0
         self._keys: IntArray = np.zeros(0, np.int64)
-        self._values: npt.NDArray[np.int64] = np.zeros((0, len(CLINIC_METRICS)), np.int64)
+        self._values: IntArray = np.zeros((0, len(CLINIC_METRICS)), np.int64)
         self._large_cents: Counter[int] = Counter()
 
     def add(
@@ -309,7 +307,7 @@ class ClinicAccumulator:
         mondays: IntArray,
         clinic_ids: IntArray,
         event_type_ids: IntArray,
-        completed: npt.NDArray[np.bool_],
+        completed: BoolArray,
         cents: IntArray,
         large_cents: dict[int, int],
     ) -> None:
@@ -352,7 +350,7 @@ class ClinicAccumulator:
         if enough_waiting or self._pending_rows >= COMPACT_AT_ROWS:
             self.compact()
 
-    def _type_flags(self) -> npt.NDArray[np.int64]:
+    def _type_flags(self) -> IntArray:
         """Per event type: is it an appointment, a booking, cancelled, a no-show (0 or 1)."""
         names = self._event_type_names
         if len(self._flags) < len(names):
@@ -406,10 +404,10 @@ def _dense_sums(
     cells: IntArray,
     size: int,
     event_type_ids: IntArray,
-    type_flags: npt.NDArray[np.int64],
+    type_flags: IntArray,
     completed_rows: IntArray,
     cents: IntArray,
-) -> tuple[IntArray, npt.NDArray[np.int64]]:
+) -> tuple[IntArray, IntArray]:
     """Sums per cell over a small dense grid: counting is O(rows), no sort. Rows are counted
     per (cell, event type) in one pass; appointments, bookings, cancellations and no-shows
     follow from the types' flags. Integer arithmetic only (bincount without weights,
@@ -429,9 +427,7 @@ def _dense_sums(
     return present, values
 
 
-def _sum_rows_by_key(
-    keys: IntArray, values: npt.NDArray[np.int64]
-) -> tuple[IntArray, npt.NDArray[np.int64]]:
+def _sum_rows_by_key(keys: IntArray, values: IntArray) -> tuple[IntArray, IntArray]:
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pytest
 import reference
 
+from processing import ClinicMovers, analyze, insights
 from processing.schema import appointment_outcome, is_new_patient
 from tests.conftest import csv_of, report_of
 
@@ -199,6 +200,23 @@ def test_period_totals_and_treatment_shares() -> None:
         {"treatment_type": "whitening", "revenue": "0.00", "share_pct": "0.0"},
     ]
     assert report == reference.analyze(data.encode())
+
+
+def test_the_report_carries_the_figures_of_its_weeks_and_clinics() -> None:
+    """Totals and movers are made once, with the report, from its weeks and clinics; the
+    period's revenue is the totals', the sum of the weeks'."""
+    rows = [
+        f"e,{clinic},p,TREATMENT_COMPLETED,{MONDAY},cleaning,{cents}"
+        for clinic, cents in [("A", 5), ("B", 7)]
+    ]
+    rows += [f"e,A,p,TREATMENT_COMPLETED,{MONDAY + timedelta(weeks=1)},implants,9.99"]
+    rows += [f"e,B,p,APPOINTMENT_CANCELLED,{MONDAY + timedelta(days=13)},,"]
+    report = analyze(iter([csv_of(*rows).encode()]))
+    assert report.totals == insights.period_totals(report.weeks)
+    assert report.movers == insights.clinic_movers(report.clinics)
+    assert report.movers == ClinicMovers(up=("A",), down=("B",))
+    assert report.revenue_cents == sum(week.revenue_cents for week in report.weeks) == 2199
+    assert report.revenue_by_treatment_cents == {"cleaning": 1200, "implants": 999}
 
 
 def test_clinic_movers_rise_and_fall_separately() -> None:

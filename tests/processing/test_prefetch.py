@@ -44,12 +44,14 @@ def test_an_error_while_producing_comes_out_after_the_items_before_it() -> None:
         raise ValueError("bad block")
 
     seen: list[int] = []
-    with (
-        pytest.raises(ValueError, match="bad block"),
-        prefetched(items(), depth=2, most=3) as prefetcher,
-    ):
-        for batch in prefetcher.batches():
-            seen += batch
+
+    def consume() -> None:
+        with prefetched(items(), depth=2, most=3) as prefetcher:
+            for batch in prefetcher.batches():
+                seen.extend(batch)
+
+    with pytest.raises(ValueError, match="bad block"):
+        consume()
     assert seen == list(range(5))
 
 

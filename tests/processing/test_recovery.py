@@ -218,8 +218,8 @@ def test_more_than_two_hundred_thousand_week_type_pairs_are_refused() -> None:
 
 def test_a_stray_quote_on_every_line_costs_linear_time() -> None:
     """Each line opens a quote the next one closes: every record is broken. The walk must not
-    re-read up to 1 MiB for each line (that took hours on a 35 MB file); the test timeout
-    catches a return of that."""
+    re-read up to 1 MiB for each line (quadratic: a large file would take hours); the test
+    timeout catches a return of that."""
     line = 'e{0},c,p"{0},TREATMENT_COMPLETED,2024-01-03,"x,1.00'
     data = csv_of(*(line.format(i) for i in range(20_000)))
     report = report_of(data)
@@ -233,8 +233,8 @@ def test_the_exact_walk_reads_only_as_far_as_its_records_reach(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A broken quote hands 4 KiB to the exact walk while over 1 MiB is held for a long
-    record: the lines beyond its records are not lexed (lexing all of them made a file with
-    5% bad rows 1.6x slower), and the records it reads are the right ones."""
+    record: the lines beyond its records are not lexed (lexing all of them slowed a file with
+    many bad rows), and the records it reads are the right ones."""
     quoted = 'e{0},c1,p{0},TREATMENT_COMPLETED,2024-01-03T10:00:00Z,cleaning,"1{0}.00"'
     broken = 'e,c1,p,TREATMENT_COMPLETED,2024-01-03T10:00:00Z,cleaning,x,"10\n00"'
     body = "\n".join([broken, *(quoted.format(i) for i in range(20_000))]) + "\n"
@@ -277,7 +277,7 @@ def test_broken_quotes_close_together_are_not_parsed_again_and_again(
     """Every row has one field too many and some carry a two-line note, so a broken quote
     comes every few dozen rows: each stops a parse, and what follows is parsed again. The
     parser sees the file's bytes a few times (16 KiB at least per broken quote), not 1 MiB
-    per broken quote (212x the file here; 27 s for an 11 MB export); every row is counted."""
+    per broken quote (the whole file many times over); every row is counted."""
     lines = [
         f"e{i},c1,p{i},TREATMENT_COMPLETED,2024-01-03,cleaning,1.00,Main St, Springfield,"
         + ('"two\nlines"' if i % 40 == 0 else "note")

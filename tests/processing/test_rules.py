@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 from processing import (
-    AnalysisCancelled,
+    AnalysisCancelledError,
     EncodingError,
     HeaderMissingError,
     MissingColumnsError,
@@ -358,7 +358,7 @@ def test_progress_snapshots_and_cancel() -> None:
     assert seen[-1].rows_total == 2000
     assert seen[-1].bytes_read == len(data)
     assert all(a.rows_total <= b.rows_total for a, b in itertools.pairwise(seen))
-    with pytest.raises(AnalysisCancelled):
+    with pytest.raises(AnalysisCancelledError):
         analyze(io.BytesIO(data), cancelled=lambda: True, block_size=4096)
 
 
