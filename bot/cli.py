@@ -17,32 +17,34 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import BinaryIO, NoReturn, TextIO
 
-from bot.errors import BucketNotAllowedError, S3Error, UnsupportedSourceError
-from bot.report.currency import UnknownCurrencyError, parse_currency
+from bot.errors import (
+    BucketNotAllowedError,
+    S3Error,
+    UnknownCurrencyError,
+    UnsupportedSourceError,
+    UsageError,
+)
+from bot.report.currency import parse_currency
 from processing import (
+    READ_SIZE,
     InputError,
     InvalidRowsCsv,
     Progress,
     analyze,
+    estimate,
+    grouped_amount,
     known_timezone,
+    read_ahead,
     to_clinic_csv,
     to_csv,
     to_json,
     to_text,
 )
-from processing.prefetch import read_ahead
-from processing.reader import READ_SIZE
-from processing.render import grouped_amount
-from processing.report import estimate
 from processing.words import time_left
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 PROGRESS_REDRAW_S = 0.2
 PIPE_READ_AHEAD_CHUNKS = 8  # of READ_SIZE (1 MiB)
-
-
-class UsageError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -322,8 +324,8 @@ def serve_command(env: Mapping[str, str], stderr: TextIO, role: str = "serve") -
 
     from bot import logs
     from bot.app import new_event_loop, serve
-    from bot.config import ConfigError, Settings
-    from bot.errors import StoreError
+    from bot.config import Settings
+    from bot.errors import ConfigError, StoreError
 
     try:
         settings = Settings.from_env(env)

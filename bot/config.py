@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from bot.report.currency import UnknownCurrencyError, parse_currency
+from bot.errors import ConfigError, UnknownCurrencyError
+from bot.report.currency import parse_currency
 from processing import known_timezone
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -23,10 +24,6 @@ DEFAULT_DATA_DIR = ".clinic-events"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True, slots=True)

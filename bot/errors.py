@@ -1,30 +1,70 @@
-"""Errors the bot raises while fetching a file or keeping its jobs. Every message is safe to
-show a user (the store's, to an operator: they name files and what to do).
+"""The one error tree of bot/, on the engine's: every exception the bot raises on purpose
+is a ClinicEventsError, and its message is safe to show a user (the store's, to an operator:
+they name files and what to do). Foreign exceptions are translated where they are met, by a
+table (bot/web/intake.py READ_ANSWERS, bot/store/sqlite.py, bot/aws/s3.py).
 
 ```
-ClinicEventsError (processing)
+ClinicEventsError (processing/errors.py)
 ├── InputError            processing: the file itself cannot be analysed
-├── StoreError            bot: the job store cannot be used
+├── AnalysisCancelledError  processing: the job was stopped on purpose (not a failure)
+├── ConfigError           a setting is missing or malformed; names the variable, never its value
+│   └── UnknownCurrencyError    not an ISO 4217 code
+├── UsageError            the command line asks for something that cannot be done
+├── CommandError          /process-events text to fix; the message says how
+├── NotAcceptingError     the service is shutting down and takes no new jobs
+├── HiddenMessageError    (logs only) stands in for a foreign exception that may quote data
+├── StoreError            the job store cannot be used
 │   ├── StoreDamagedError       the SQLite file is not a database, or a page is corrupt
 │   ├── StoreTooNewError        written by a newer clinic-events
 │   ├── StoreInUseError         DATA_DIR is held by another serve
 │   ├── StoreUnwritableError    DATA_DIR or its file cannot be written
 │   ├── StoreFullError          its disk is (nearly) full: no new jobs
 │   └── StoreUnavailableError   a read or write failed (disk I/O, locked, unreachable)
-└── SourceError           bot: getting the file failed, or it may not be read
+└── SourceError           getting the file failed, or it may not be read
     ├── UnsupportedSourceError  not a Slack file, s3:// URL or upload we can read
     ├── FileTooLargeError(size_bytes, limit_bytes)
     ├── NotCsvFileError         the file's name and type say it is not a CSV
     ├── DownloadError           the host answered with an error, HTML, or a foreign redirect
     ├── BucketNotAllowedError   an S3 bucket outside S3_ALLOWED_BUCKETS (a usage error)
+    ├── TooSlowError(rule, reason)  an upload broke a rule of its pace (bot/web/pace.py)
     └── S3Error                 missing object, access denied, bad credentials
         └── S3ObjectMissingError  no such key
 ```
+
+Two exceptions are answers, not errors, and stay beside their use: `Rejected`
+(bot/web/intake.py, an HTTP refusal on its way out of a handler) and `Duplicate`
+(bot/store/records.py, the job an idempotency key already names).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from processing import ClinicEventsError
+
+
+class ConfigError(ClinicEventsError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class UnknownCurrencyError(ConfigError):
+    pass
+
+
+class UsageError(ClinicEventsError):
+    pass
+
+
+class CommandError(ClinicEventsError):
+    """Something the person who typed the command should fix; the message says what."""
+
+
+class NotAcceptingError(ClinicEventsError):
+    """The service is shutting down and takes no new jobs."""
+
+
+class HiddenMessageError(ClinicEventsError):
+    """Stands in for a foreign exception whose message may quote file data (pyarrow does)."""
 
 
 class StoreError(ClinicEventsError):
@@ -90,6 +130,16 @@ class DownloadError(SourceError):
 
 class BucketNotAllowedError(SourceError):
     pass
+
+
+class TooSlowError(SourceError):
+    """The upload broke one of the rules of its pace; the message says which, in words for
+    the user."""
+
+    def __init__(self, rule: Literal["idle", "overall", "rate"], reason: str) -> None:
+        super().__init__(reason)
+        self.rule = rule
+        self.reason = reason
 
 
 class S3Error(SourceError):

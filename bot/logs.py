@@ -13,13 +13,10 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
+from bot.errors import HiddenMessageError
 from processing import ClinicEventsError
 
 LIBRARY_LOGGERS = ("slack_bolt", "slack_sdk", "aiohttp", "botocore", "boto3", "urllib3", "asyncio")
-
-
-class HiddenMessageError(Exception):
-    """Stands in for a foreign exception whose message may quote file data (pyarrow does)."""
 
 
 def _hidden(error: BaseException) -> BaseException:

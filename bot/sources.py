@@ -22,6 +22,7 @@ from bot.errors import (
     S3ObjectMissingError,
     SourceError,
 )
+from bot.words import STAGED_GONE, STAGED_UNREADABLE
 
 log = structlog.get_logger("bot.sources")
 
@@ -159,10 +160,6 @@ def s3_source(
             etag=info.locator.get("etag") or None,
         ),
     )
-
-
-STAGED_GONE = "the staged copy of the upload is gone; please upload the file again"
-STAGED_UNREADABLE = "the staged copy of the upload could not be read; please try again later"
 
 
 def staged_upload_source(client: Any, info: SourceInfo, *, max_size_bytes: int) -> CallbackSource:

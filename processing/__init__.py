@@ -10,7 +10,6 @@ every other module is the engine's own.
 from processing.dialect import Dialect
 from processing.engine import analyze
 from processing.errors import (
-    AnalysisCancelled,
     AnalysisCancelledError,
     ClinicEventsError,
     EncodingError,
@@ -54,7 +53,6 @@ __all__ = [
     "READ_SIZE",
     "REASONS",
     "REQUIRED_COLUMNS",
-    "AnalysisCancelled",
     "AnalysisCancelledError",
     "ClinicEventsError",
     "ClinicMovers",

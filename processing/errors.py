@@ -216,7 +216,6 @@ class AnalysisCancelledError(ClinicEventsError):
         super().__init__("cancelled")
 
 
-AnalysisCancelled = AnalysisCancelledError  # the former name, until bot/ uses the new one
 
 
 class HeaderTooLongError(InputError):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from bot.jobs.slots import Slot
 from bot.sources import UploadSource
-from processing import AnalysisCancelled
+from processing import AnalysisCancelledError
 
 READ_AHEAD_CHUNKS = 4  # of about 1 MiB each
 CHUNK_WAIT_S = 0.25  # how often a thread blocked on the network re-checks for a stop request
@@ -113,13 +113,13 @@ class ReadAhead:
             except queue.Empty:
                 pump = self._pump
                 if self._stop.is_set() or (pump is not None and pump.cancelled()):
-                    raise AnalysisCancelled() from None
+                    raise AnalysisCancelledError() from None
 
     def _call(self, callback: Callable[..., object], *args: object) -> None:
         try:
             self._loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop is closed: the service is gone
-            raise AnalysisCancelled() from None
+            raise AnalysisCancelledError() from None
 
     # -- the loop -----------------------------------------------------------------------
 

@@ -11,9 +11,7 @@ from bot.jobs.runner import Job
 from bot.report.artifacts import ReportFile
 from bot.report.currency import format_money
 from bot.store import MAX_ATTEMPTS, ReplySpec
-from processing import Progress, WeeklyReport, to_text
-from processing.report import estimate
-from processing.schema import REASONS
+from processing import REASONS, Progress, WeeklyReport, estimate, to_text
 from processing.text import displayable
 from processing.words import INVALID_ROWS, reason_words
 

@@ -1,4 +1,4 @@
-"""JobRunner: a source's chunks -> analyze() in a worker thread -> replies, a few at a time.
+"""JobRunner: a source's chunks -> analyze() in a worker thread -> an outcome, a few at a time.
 
 One runner serves Slack, the web upload and the console alike. It owns every job task (a
 reference to each, failures logged), the queue order, progress pacing, metrics and the
@@ -25,44 +25,51 @@ import io
 import os
 import secrets
 import socket
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
-import stamina
 import structlog
 
-from bot.errors import SourceError, StoreError, StoreFullError, StoreUnavailableError
+from bot.errors import (
+    NotAcceptingError,
+    SourceError,
+    StoreError,
+    StoreFullError,
+)
+from bot.jobs.job import Job, Reopen, Replier
+from bot.jobs.outcome import Outcome, bounded
 from bot.jobs.read_ahead import Paced, ReadAhead
 from bot.jobs.slots import Slot, Slots
 from bot.metrics import Metrics
-from bot.report import artifacts
-from bot.report.artifacts import CHART_FAILED, CHART_PNG_NAME, ReportFile
-from bot.sources import Source, SourceInfo, UploadSource, limit_size
+from bot.sources import Source, UploadSource, limit_size
 from bot.store import (
     MAX_ATTEMPTS,
     Claim,
     JobRecord,
     JobStatus,
     JobStore,
-    ReplySpec,
     UploadFingerprint,
     now_utc,
 )
 from bot.store.sqlite import SqliteJobStore
+from bot.words import (
+    DISK_LOW,
+    RESTART_REASON,
+    SHUTDOWN_REASON,
+    STORE_FAILED_AT_START,
+    exhausted_reason,
+)
 from processing import (
-    AnalysisCancelled,
+    AnalysisCancelledError,
     InputError,
     InvalidRowsCsv,
     Progress,
     WeeklyReport,
     analyze,
 )
-from processing.render import amount
 
 log = structlog.get_logger("bot.jobs")
 T = TypeVar("T")
@@ -71,74 +78,13 @@ MAX_JOBS_KEPT = 100  # finished jobs this process keeps in memory; the store kee
 MEMORY_RETENTION_S = 3600.0
 REPLY_TIMEOUT_S = 60.0
 PRUNE_EVERY_S = 3600.0
-SHUTDOWN_REASON = "interrupted by shutdown: the service was restarting; please try again"
-RESTART_REASON = "interrupted by a restart; please upload the file again"
-DISK_LOW = (
-    "the service's disk is nearly full, so it takes no new files until space is freed; "
-    "please try again later"
-)
-STORE_FAILED_AT_START = (
-    "could not be started: the service's job store failed; please try again later"
-)
-FILES_NOT_KEPT = "the files of this report could not be kept (disk full)"
-FILES_NOT_STORED = "the files of this report could not be kept (the job store failed)"
 UPLOAD_KEY_TTL_S = 24 * 3600.0  # an Idempotency-Key names the same upload for a day
 MIN_KEY_TTL_S = 24 * 3600.0
 MIN_UPLOAD_RETENTION_S = 3600.0
 
 
-def exhausted_reason(attempts: int = MAX_ATTEMPTS) -> str:
-    return f"could not be finished after {attempts} attempts; please try again later"
-
-
 # Re-exported: every caller of the runner speaks of jobs in these terms.
-__all__ = ["Job", "JobRunner", "JobStatus", "NotAccepting", "Reopen", "Replier"]
-
-
-@dataclass(eq=False, kw_only=True)
-class Job(JobRecord):
-    """A job as this process runs it: the record, and what only lives while it runs."""
-
-    report: WeeklyReport | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    files_stored: asyncio.Event = field(default_factory=asyncio.Event)  # or given up
-    finished_s: float | None = None  # monotonic, for the in-memory retention
-
-    @classmethod
-    def of(cls, record: JobRecord) -> Job:
-        return cls(**vars(record.record()))
-
-
-class Replier(Protocol):
-    """Tells people about one job: Slack thread, console, or nothing (the job API only)."""
-
-    def spec(self) -> ReplySpec: ...
-    async def announce(self, job: Job, queue_position: int | None) -> None: ...
-    async def running(self, job: Job) -> None: ...
-    async def progress(self, job: Job, progress: Progress) -> None: ...
-    async def succeeded(self, job: Job, report: WeeklyReport, *, post_summary: bool) -> None: ...
-    async def files_ready(self, job: Job, files: list[ReportFile], *, post_files: bool) -> None:
-        """After succeeded(), once the files are made: the files, and the end."""
-
-    async def failed(self, job: Job, reason: str) -> None: ...
-    async def paused(self, job: Job) -> None: ...
-
-
-class Reopen(Protocol):
-    """How a job found in the store is run again: its source, its thread, its clean-up."""
-
-    def source(self, info: SourceInfo) -> Source | None:
-        """None when the bytes cannot be read again (an upload streamed into the job)."""
-
-    def replier(self, reply: ReplySpec) -> Replier: ...
-
-    async def finished(self, info: SourceInfo) -> None:
-        """After the job, whatever its outcome (e.g. delete a staged upload)."""
-
-
-class NotAccepting(Exception):
-    """The service is shutting down and takes no new jobs."""
+__all__ = ["Job", "JobRunner", "JobStatus", "Reopen", "Replier"]
 
 
 def worker_name() -> str:
@@ -195,6 +141,14 @@ class JobRunner:
         self._changed = asyncio.Condition()
         self._notifying: set[asyncio.Future[None]] = set()
         self._upkeep: asyncio.Task[None] | None = None
+        self.outcome = Outcome(
+            store=self.store,
+            metrics=self.metrics,
+            currency=currency,
+            retention_s=retention_s,
+            store_patience_s=store_patience_s,
+            on_change=self._notify_soon,
+        )
 
     async def start(self) -> None:
         """Open the store, take up what a previous process left, prune now and then."""
@@ -224,7 +178,7 @@ class JobRunner:
         store has the job already (an upload staged in S3, its key taken when it began), so
         its record is brought up to date instead, and left to the caller if this fails."""
         if not self.accepting:
-            raise NotAccepting()
+            raise NotAcceptingError()
         if not await self.store.has_room():
             raise StoreFullError(DISK_LOW)
         job = Job(
@@ -235,39 +189,15 @@ class JobRunner:
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
         )
-        if recorded:
-            await self.store.save(job.record())
-        else:
-            await self.store.add(
-                job.record(),
-                # A share or upload seen is remembered a day at least, whatever the
-                # retention: a restart must not take Slack's redelivery for a new share.
-                key_ttl_s=max(self.retention_s if key_ttl_s is None else key_ttl_s, MIN_KEY_TTL_S),
-            )
+        await self._record_new(job, recorded=recorded, key_ttl_s=key_ttl_s)
         # Take the place in line before announcing: two jobs submitted at once must not
         # both be told they are first.
         local = self.enqueue is None
         if local:
             self._waiting.append(job)
         self._remember(job)
-        position = self.queue_position(job)
         try:
-            with structlog.contextvars.bound_contextvars(job_id=job.id, source=job.source.kind):
-                await replier.announce(job, position)
-                log.info("job.queued", queue_position=position, size_bytes=job.source.size_bytes)
-            job.reply = replier.spec()
-            # Where the thread is: kept through an outage (the sweeper leaves a job whose
-            # thread is not on record yet alone meanwhile), or the job is given up. Only
-            # while it is still queued: a sweeper that took it up after a long outage has
-            # queued it again, and its worker's record must not be overwritten.
-            kept = await self._persist("save", lambda: self.store.save_queued(job.record()))
-            if not kept:
-                log.warning("job.taken_up_meanwhile", job_id=job.id)
-                local = False  # it runs where it was taken up
-            elif not local:
-                assert self.enqueue is not None
-                await self.enqueue(job.id)
-                log.info("job.enqueued", job_id=job.id)
+            runs_here = await self._announce(job, replier, local=local)
         except BaseException:
             if job in self._waiting:
                 self._waiting.remove(job)
@@ -276,12 +206,45 @@ class JobRunner:
                 with contextlib.suppress(Exception):
                     await self.store.discard(job.id)
             raise
-        if local:
+        if runs_here:
             self._start(job, source, replier)
         elif job in self._waiting:
             self._waiting.remove(job)
         await self._notify()
         return job
+
+    async def _record_new(self, job: Job, *, recorded: bool, key_ttl_s: float | None) -> None:
+        if recorded:
+            await self.store.save(job.record())
+            return
+        await self.store.add(
+            job.record(),
+            # A share or upload seen is remembered a day at least, whatever the
+            # retention: a restart must not take Slack's redelivery for a new share.
+            key_ttl_s=max(self.retention_s if key_ttl_s is None else key_ttl_s, MIN_KEY_TTL_S),
+        )
+
+    async def _announce(self, job: Job, replier: Replier, *, local: bool) -> bool:
+        """Tell people the job is queued, keep where that was said, and queue it for a
+        worker (scale-out). Whether it runs in this process."""
+        position = self.queue_position(job)
+        with structlog.contextvars.bound_contextvars(job_id=job.id, source=job.source.kind):
+            await replier.announce(job, position)
+            log.info("job.queued", queue_position=position, size_bytes=job.source.size_bytes)
+        job.reply = replier.spec()
+        # Where the thread is: kept through an outage (the sweeper leaves a job whose
+        # thread is not on record yet alone meanwhile), or the job is given up. Only
+        # while it is still queued: a sweeper that took it up after a long outage has
+        # queued it again, and its worker's record must not be overwritten.
+        kept = await self.outcome.persist("save", lambda: self.store.save_queued(job.record()))
+        if not kept:
+            log.warning("job.taken_up_meanwhile", job_id=job.id)
+            return False  # it runs where it was taken up
+        if not local:
+            assert self.enqueue is not None
+            await self.enqueue(job.id)
+            log.info("job.enqueued", job_id=job.id)
+        return local
 
     def _remember(self, job: Job) -> None:
         self._prune()
@@ -408,7 +371,7 @@ class JobRunner:
             if record.status is JobStatus.STAGING:
                 # An upload cut off on its way into S3: failed now, before anything looks
                 # for staged parts to abort (bot/web/staging.py).
-                await self._finish(job, replier, error=RESTART_REASON)
+                await self.outcome.finish(job, replier, error=RESTART_REASON)
                 await self.ended(job)
             elif source is None:
                 self._start_failure(job, replier, RESTART_REASON)
@@ -429,7 +392,7 @@ class JobRunner:
         """End a job that nobody runs (the sweeper's), saying why where people look."""
         structlog.contextvars.bind_contextvars(job_id=job.id, source=job.source.kind)
         try:
-            await self._finish(job, replier, error=reason)
+            await self.outcome.finish(job, replier, error=reason)
         finally:
             await self.ended(job)
 
@@ -437,7 +400,7 @@ class JobRunner:
         async def fail() -> None:
             structlog.contextvars.bind_contextvars(job_id=job.id, source=job.source.kind)
             try:
-                await self._finish(job, replier, error=reason)
+                await self.outcome.finish(job, replier, error=reason)
             finally:
                 await self.ended(job)
 
@@ -471,14 +434,14 @@ class JobRunner:
                 await slot.take()
                 self._waiting.remove(job)
                 if job.stop.is_set():
-                    raise AnalysisCancelled()
+                    raise AnalysisCancelledError()
                 # One process owns its store: a lease of 0 lets the next process take
                 # over whatever this one leaves running.
                 claim = await self.store.claim(job.id, worker=self.worker, lease_s=0.0)
                 await self.run_claimed(job, claim, source, replier, slot=slot)
             finally:
                 slot.give()
-        except (asyncio.CancelledError, AnalysisCancelled):
+        except (asyncio.CancelledError, AnalysisCancelledError):
             _uncancel()
             if job in self._waiting:
                 self._waiting.remove(job)
@@ -488,7 +451,7 @@ class JobRunner:
             # the job ends saying so, rather than staying "running" with nobody told.
             log.warning("store.job_start_failed", error=type(error).__name__)
             if not job.finished:
-                await self._finish(job, replier, error=STORE_FAILED_AT_START)
+                await self.outcome.finish(job, replier, error=STORE_FAILED_AT_START)
 
     async def run_claimed(
         self,
@@ -504,7 +467,7 @@ class JobRunner:
         `slot`, a job reading an upload gives it back while the upload's bytes are late."""
         if claim.outcome == "exhausted":
             log.warning("job.exhausted", attempts=job.attempt)
-            await self._finish(job, replier, error=exhausted_reason())
+            await self.outcome.finish(job, replier, error=exhausted_reason(MAX_ATTEMPTS))
             return
         if claim.outcome != "claimed" or claim.record is None or source is None:
             log.info("job.not_claimed", outcome=claim.outcome)
@@ -513,7 +476,7 @@ class JobRunner:
         self._remember(job)  # a worker's own copy: live progress for the job API here
         try:
             await self._execute(job, source, replier, slot)
-        except (asyncio.CancelledError, AnalysisCancelled):
+        except (asyncio.CancelledError, AnalysisCancelledError):
             _uncancel()
             await self._interrupted(job, replier)
 
@@ -524,41 +487,43 @@ class JobRunner:
             self.durable and self.reopen is not None and self.reopen.source(job.source) is not None
         )
         if not resumable:
-            await self._finish(job, replier, error=SHUTDOWN_REASON)
+            await self.outcome.finish(job, replier, error=SHUTDOWN_REASON)
             return
         await self.store.release(job.id, worker=self.worker)
         job.status, job.progress = JobStatus.QUEUED, None
         log.info("job.handed_back")
-        await _bounded(replier.paused(job), "paused")
+        await bounded(replier.paused(job), "paused")
 
     async def _execute(self, job: Job, source: Source, replier: Replier, slot: Slot | None) -> None:
         job.status = JobStatus.RUNNING
         self._notify_soon()
         job.started_at = time.time()
         job.worker = self.worker
-        await self._persist("save", lambda: self.store.save(job.record()))
+        await self.outcome.persist("save", lambda: self.store.save(job.record()))
         self.metrics.jobs_active.inc()
         log.info("job.started", attempt=job.attempt)
         try:
-            await _bounded(replier.running(job), "running")
+            await bounded(replier.running(job), "running")
             ticker = asyncio.create_task(self._tick(job, replier))
             try:
                 report, invalid_rows_csv = await self._analyze(job, source, slot)
             finally:
                 ticker.cancel()
-        except AnalysisCancelled:
+        except AnalysisCancelledError:
             raise
         except (InputError, SourceError) as error:
-            await self._finish(job, replier, error=str(error))
+            await self.outcome.finish(job, replier, error=str(error))
         except Exception:
             log.exception("job.crashed")
-            await self._finish(
+            await self.outcome.finish(
                 job,
                 replier,
                 error=f"something went wrong on our side (job {job.id}); please try again",
             )
         else:
-            await self._finish(job, replier, report=report, invalid_rows_csv=invalid_rows_csv)
+            await self.outcome.finish(
+                job, replier, report=report, invalid_rows_csv=invalid_rows_csv
+            )
         finally:
             self.metrics.jobs_active.dec()
 
@@ -612,163 +577,6 @@ class JobRunner:
             except Exception as error:  # a missed update is not worth failing the job
                 log.warning("job.progress_update_failed", error=type(error).__name__)
 
-    async def _finish(
-        self,
-        job: Job,
-        replier: Replier,
-        *,
-        report: WeeklyReport | None = None,
-        invalid_rows_csv: str | None = None,
-        error: str | None = None,
-    ) -> None:
-        job.finished_at = time.time()
-        job.finished_s = time.monotonic()
-        job.report = report
-        job.error = error
-        if report is not None:
-            job.progress = Progress(
-                rows_total=report.rows_total,
-                rows_valid=report.rows_valid,
-                revenue_cents=report.revenue_cents,
-                bytes_read=report.bytes_read,
-                invalid_by_reason={r: s.count for r, s in report.errors.items()},
-            )
-            try:
-                # Rendered once, off the loop: a long report (thousands of weeks) must not hold
-                # up Socket Mode or the web server.
-                rendered = await asyncio.to_thread(
-                    artifacts.render_report,
-                    report,
-                    source_name=job.source.name,
-                    currency=self.currency,
-                )
-                await self._persist(
-                    "put_report", lambda: self.store.put_artifacts(job.id, rendered)
-                )
-            except Exception:
-                log.exception("job.render_failed")
-                report, job.report = None, None
-                job.error = error = (
-                    f"the report was computed but could not be drawn or stored (job {job.id}); "
-                    "please try again"
-                )
-        job.status = JobStatus.SUCCEEDED if report is not None else JobStatus.FAILED
-        self._notify_soon()  # a long poll on the job API answers now
-        await self._save_final(job)
-        self._count(job)
-        if report is not None:
-            try:
-                first = await self._persist(
-                    "mark_summary_posted", lambda: self.store.mark_summary_posted(job.id)
-                )
-            except StoreError:
-                # Past the store's patience. The embedded store has one serve (its lock), so
-                # nobody else can post it: post; shared, no summary rather than two.
-                first = isinstance(self.store, SqliteJobStore)
-            await _bounded(replier.succeeded(job, report, post_summary=first), "succeeded")
-            files = await self._store_files(job, report, invalid_rows_csv)
-            await _bounded(replier.files_ready(job, files, post_files=first), "files_ready")
-            if self.retention_s == 0 and job.source.kind != "upload":
-                # Kept for no time: gone once its files are delivered (a web upload's page
-                # still reads it, for an hour). This job only: another one may be between
-                # its record and its summary mark.
-                try:
-                    await self.store.drop_report(job.id)
-                except Exception as error:
-                    log.warning("store.drop_report_failed", error=type(error).__name__)
-        else:
-            job.files_stored.set()
-            await _bounded(replier.failed(job, error or "failed"), "failed")
-        progress = job.progress
-        log.info(
-            "job.finished",
-            status=job.status.value,
-            rows=progress.rows_total if progress else 0,
-            invalid=progress.rows_invalid if progress else 0,
-            revenue=amount(progress.revenue_cents) if progress else "0.00",
-            weeks=len(report.weeks) if report else None,
-            duration_s=round(job.duration_s or 0.0, 3),
-            attempt=job.attempt,
-            error=error,
-        )
-
-    async def _store_files(
-        self, job: Job, report: WeeklyReport, invalid_rows_csv: str | None
-    ) -> list[ReportFile]:
-        """The CSVs and the chart, made once the job has succeeded and its summary is out,
-        and stored in one go, the chart last (bot/artifacts.py). One that cannot be made is
-        logged and left out (the chart stored as CHART_FAILED); the job stays a success: its
-        report has every figure."""
-        made: dict[str, bytes] = {}
-        try:
-            made = await asyncio.to_thread(
-                artifacts.render_csvs, report, invalid_rows_csv=invalid_rows_csv
-            )
-        except Exception:
-            log.exception("job.files_failed")
-        try:
-            made |= await asyncio.to_thread(artifacts.render_chart, report, currency=self.currency)
-        except Exception:
-            log.exception("job.chart_failed")
-            made[CHART_PNG_NAME] = CHART_FAILED
-        try:
-            await self._persist("put_artifacts", lambda: self.store.put_artifacts(job.id, made))
-        except Exception as error:
-            # The summary is out and the report's figures are kept: the job succeeded, and
-            # says that its files are not there rather than that they never were.
-            log.warning("store.put_artifacts_failed", error=type(error).__name__)
-            job.files_missing = (
-                FILES_NOT_KEPT if isinstance(error, StoreFullError) else FILES_NOT_STORED
-            )
-            await self._save_final(job)
-            return []
-        finally:
-            job.files_stored.set()
-        return artifacts.files(made)
-
-    async def _save_final(self, job: Job) -> None:
-        try:
-            await self._persist("save", lambda: self.store.save(job.record()))
-        except Exception as error:
-            # The replies still go out; the record stays "running" and a later process
-            # or the sweeper takes it up (the summary mark keeps it from being posted twice).
-            log.warning("store.save_gave_up", error=type(error).__name__)
-
-    async def _persist(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
-        """A store call a job's outcome depends on, tried again while the store is
-        unavailable (an outage, a disk I/O error), backing off exponentially with jitter up to
-        30 s, for up to store_patience_s (None: until it goes through; a scale-out worker
-        holds the job's message meanwhile, so the job is neither lost nor run twice). Each
-        failure is logged as store.<operation>_failed and counted."""
-        async for attempt in stamina.retry_context(
-            on=StoreUnavailableError,
-            attempts=None,
-            timeout=self.store_patience_s,
-            wait_initial=0.5,
-            wait_max=30.0,
-            wait_jitter=1.0,
-        ):
-            with attempt:
-                try:
-                    return await call()
-                except StoreUnavailableError as error:
-                    log.warning(f"store.{operation}_failed", error=str(error))
-                    self.metrics.store_errors.labels(operation).inc()
-                    raise
-        raise AssertionError("unreachable: stamina raises once it gives up")
-
-    def _count(self, job: Job) -> None:
-        metrics = self.metrics
-        metrics.jobs.labels(job.source.kind, job.status.value).inc()
-        if job.duration_s is not None:
-            metrics.job_duration.observe(job.duration_s)
-        progress = job.progress
-        if progress is not None:
-            metrics.rows.inc(progress.rows_total)
-            metrics.bytes_read.inc(progress.bytes_read)
-            for reason, count in progress.invalid_by_reason.items():
-                metrics.invalid_rows.labels(reason).inc(count)
-
     # -- shutting down ------------------------------------------------------------------
 
     async def shutdown(self, grace_s: float) -> None:
@@ -800,11 +608,3 @@ def _uncancel() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         task.uncancel()
-
-
-async def _bounded(reply: object, step: str) -> None:
-    """Await a replier step: its failure is logged, never the job's failure."""
-    try:
-        await asyncio.wait_for(reply, REPLY_TIMEOUT_S)  # type: ignore[arg-type]
-    except Exception as error:
-        log.warning("job.reply_failed", step=step, error=type(error).__name__)

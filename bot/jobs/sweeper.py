@@ -36,10 +36,11 @@ import structlog
 
 from bot.errors import StoreUnavailableError
 from bot.jobs.queue import JobQueue
-from bot.jobs.runner import Job, JobRunner, Reopen, exhausted_reason
+from bot.jobs.runner import Job, JobRunner, Reopen
 from bot.metrics import Metrics
 from bot.store import MAX_ATTEMPTS, JobRecord
 from bot.store.dynamo import DynamoJobStore
+from bot.words import exhausted_reason, store_outage_reason
 
 log = structlog.get_logger("bot.sweeper")
 
@@ -148,21 +149,9 @@ class Sweeper:
         store = self._store
         recent = time.monotonic() - store.last_outage_ended < OUTAGE_REMEMBERED_S
         if recent and store.last_outage_s >= MIN_OUTAGE_NAMED_S:
-            return (
-                f"could not be finished: the job store was unreachable for "
-                f"{_duration(store.last_outage_s)}; please try again"
-            )
-        return exhausted_reason()
+            return store_outage_reason(store.last_outage_s)
+        return exhausted_reason(MAX_ATTEMPTS)
 
     def _act(self, action: str, job_id: str, **fields: object) -> None:
         self._metrics.sweeper_actions.labels(action).inc()
         log.info(f"sweeper.{action}", job_id=job_id, **fields)
-
-
-def _duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes >= 1:
-        return "1 minute" if minutes == 1 else f"{minutes} minutes"
-    if seconds < 1:
-        return "less than a second"
-    return "1 second" if round(seconds) == 1 else f"{round(seconds)} seconds"

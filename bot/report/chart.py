@@ -29,7 +29,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from bot.report.currency import format_money, short_money
-from processing.report import WeeklyReport
+from processing import WeeklyReport
 from processing.words import date_range, day_month, treatment_name
 
 OTHER_LABEL: Final = "All other types"

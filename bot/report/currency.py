@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from processing.render import grouped_amount
+from bot.errors import UnknownCurrencyError
+from processing import grouped_amount
 
 # Active ISO 4217 codes (list of 2024), plus the symbols people expect for the common ones.
 CODES = frozenset(
@@ -167,10 +168,6 @@ CODES = frozenset(
     ]
 )
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "ILS": "₪", "KRW": "₩"}
-
-
-class UnknownCurrencyError(ValueError):
-    pass
 
 
 def parse_currency(text: str) -> str:

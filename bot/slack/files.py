@@ -14,6 +14,7 @@ import aiohttp
 
 from bot.errors import DownloadError, NotCsvFileError, UnsupportedSourceError
 from bot.sources import SourceInfo, is_csv_name
+from bot.words import HTML_ANSWER
 
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 MAX_REDIRECTS = 5
@@ -105,12 +106,6 @@ class SlackDownloader:
                     yield chunk
                 return
         raise DownloadError("the download was redirected too many times")
-
-
-HTML_ANSWER = (
-    "Slack sent a web page instead of the file: the app cannot read files. "
-    "An admin needs to reinstall it with the files:read permission (see manifest.yml)"
-)
 
 
 def _status_problem(status: int) -> str:

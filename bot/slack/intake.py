@@ -17,18 +17,29 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import (
+    CommandError,
     FileTooLargeError,
+    NotAcceptingError,
     SourceError,
     StoreError,
     StoreFullError,
     UnsupportedSourceError,
 )
-from bot.jobs.runner import DISK_LOW, JobRunner, NotAccepting
+from bot.jobs.runner import JobRunner
 from bot.slack import blocks
 from bot.slack.files import SlackDownloader, SlackFileSource, parse_file_reference
 from bot.slack.replier import SlackReplier
 from bot.sources import S3Reader, Source, is_csv_name
 from bot.store import Duplicate
+from bot.words import (
+    DISK_LOW,
+    HELP,
+    NOT_IN_CHANNEL,
+    SHUTTING_DOWN,
+    SLACK_REFUSED,
+    STORE_AWAY,
+    cannot_process,
+)
 from processing.words import sentence
 
 log = structlog.get_logger("bot.slack")
@@ -36,24 +47,7 @@ log = structlog.get_logger("bot.slack")
 SHARES_REMEMBERED = 10_000
 HISTORY_PAGES = 5
 HISTORY_PAGE_SIZE = 200
-NOT_IN_CHANNEL = (
-    "I'm not in this channel yet. Invite me with `/invite @clinic-events`, then try again."
-)
-SHUTTING_DOWN = "I'm restarting right now and can't take new files. Please try again in a minute."
-
 Respond = Callable[[str], Awaitable[Any]]
-
-HELP = """*`/process-events`* turns a clinic event export (CSV) into a weekly report in this channel.
-• `/process-events` processes the most recent CSV shared in this channel.
-• `/process-events &lt;file link or ID&gt;` processes that file: in Slack, open the file's menu, *Copy link*, and paste it.
-• `/process-events s3://bucket/path/events.csv` processes an export stored in S3 (allowed buckets only).
-• `/process-events help` shows this.
-You can also just share a `.csv` file in a channel I'm in: I pick it up by myself.
-Required columns: event_id, clinic_id, patient_id, event_type, event_timestamp; revenue comes from revenue_amount on TREATMENT_COMPLETED rows."""
-
-
-class CommandProblem(Exception):
-    """Something the person who typed the command should fix; the message says what."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,7 +111,7 @@ class SlackJobs:
             return  # the other event of the same upload, or a redelivery
         try:
             info = await self._file_info(file_id)
-        except CommandProblem:
+        except CommandError:
             # Let the upload's other event, or Slack's redelivery, try again.
             self._shares_seen.pop((file_id, channel), None)
             log.info("share.file_unavailable")
@@ -131,6 +125,11 @@ class SlackJobs:
                 channel, user, str(FileTooLargeError(info["size"], self._max_bytes))
             )
             return
+        await self._submit_share(info, file_id=file_id, channel=channel, user=user)
+
+    async def _submit_share(
+        self, info: dict[str, Any], *, file_id: str, channel: str, user: str | None
+    ) -> None:
         source = SlackFileSource.from_file(info, self._downloader, requested_by=user)
         try:
             # The key makes it one job across restarts and `serve` instances too.
@@ -139,7 +138,7 @@ class SlackJobs:
             )
         except Duplicate as duplicate:
             log.info("share.duplicate", existing_job_id=duplicate.job_id)
-        except NotAccepting:
+        except NotAcceptingError:
             await self._tell_sharer(channel, user, SHUTTING_DOWN)
         except StoreFullError:
             await self._tell_sharer(channel, user, sentence(DISK_LOW))
@@ -171,11 +170,11 @@ class SlackJobs:
         try:
             source = await self._command_source(argument, channel, user, context)
             await self._jobs.submit(source, self.replier(channel))
-        except CommandProblem as problem:
+        except CommandError as problem:
             await respond(str(problem))
         except SourceError as error:
-            await respond(f"I can't process that: {blocks.outside_text(str(error))}.")
-        except NotAccepting:
+            await respond(cannot_process(blocks.outside_text(str(error))))
+        except NotAcceptingError:
             await respond(SHUTTING_DOWN)
         except StoreFullError:
             await respond(sentence(DISK_LOW))
@@ -187,7 +186,7 @@ class SlackJobs:
                 await respond(NOT_IN_CHANNEL)
             else:
                 log.warning("command.slack_error", error=error.response.get("error"))
-                await respond("Slack refused my message, so I did not start. Please try again.")
+                await respond(SLACK_REFUSED)
 
     async def _command_source(
         self, argument: str, channel: str, user: str, context: SlackContext
@@ -201,7 +200,7 @@ class SlackJobs:
         if argument:
             file_id = parse_file_reference(argument)
             if file_id is None:
-                raise CommandProblem(
+                raise CommandError(
                     "That doesn't look like a Slack file. Use `/process-events &lt;file link&gt;` "
                     "(file menu → *Copy link*), `/process-events` for the latest CSV here, "
                     "or `/process-events help`."
@@ -211,12 +210,12 @@ class SlackJobs:
             file = await self._latest_csv(channel, context)
         name = str(file.get("name") or file.get("id", "file"))
         if not is_csv_name(name, file.get("filetype")):
-            raise CommandProblem(
+            raise CommandError(
                 f"{blocks.outside_text(name)} is not a CSV file. Export the events as .csv and share that."
             )
         size = file.get("size")
         if size is not None and size > self._max_bytes:
-            raise CommandProblem(
+            raise CommandError(
                 f"I can't process {blocks.outside_text(name)}: {FileTooLargeError(size, self._max_bytes)}."
             )
         return SlackFileSource.from_file(
@@ -229,11 +228,11 @@ class SlackJobs:
         except SlackApiError as error:
             code = error.response.get("error")
             if code in ("file_not_found", "file_deleted", "invalid_arguments"):
-                raise CommandProblem(
+                raise CommandError(
                     "I can't find that file. It may have been deleted, or shared somewhere I can't see: "
                     "share it in this channel and try again."
                 ) from None
-            raise CommandProblem(
+            raise CommandError(
                 f"Slack would not tell me about that file ({code}). Please try again."
             ) from None
         return dict(response["file"])
@@ -247,7 +246,7 @@ class SlackJobs:
                 )
             except SlackApiError as error:
                 if error.response.get("error") in ("not_in_channel", "channel_not_found"):
-                    raise CommandProblem(NOT_IN_CHANNEL) from None
+                    raise CommandError(NOT_IN_CHANNEL) from None
                 raise
             messages: list[dict[str, Any]] = response.get("messages") or []
             for message in messages:
@@ -261,13 +260,7 @@ class SlackJobs:
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 break
-        raise CommandProblem(
+        raise CommandError(
             "I found no CSV shared in this channel recently. Share the export here, "
             "or use `/process-events &lt;file link&gt;`."
         )
-
-
-STORE_AWAY = (
-    "I cannot keep track of new files right now (my job store is not answering), so I did "
-    "not start. Please share the file again in a few minutes."
-)

@@ -169,7 +169,7 @@ class Claim:
     lease_left_s: float = 0.0  # for "busy": how long its holder's lease still runs
 
 
-class Duplicate(Exception):
+class Duplicate(Exception):  # noqa: N818 (an answer: the job the key names, not an error)
     """The idempotency key is taken: the job it names answers instead."""
 
     def __init__(self, job_id: str) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from bot import words
 from bot.errors import StoreError
 from bot.web.context import (
     CONTEXT,
@@ -91,10 +92,6 @@ SECURITY_HEADERS = {
 # they reach the container by, and neither route reveals a report.
 UNGUARDED_PATHS = frozenset({"/health", "/metrics"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-ERROR_WORDS = {
-    404: "There is nothing at this address.",
-    405: "This address does not take that method.",
-}
 
 
 @web.middleware
@@ -113,18 +110,18 @@ async def guarded(
             raise
         allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
         return error_response(
-            error.status, ERROR_WORDS.get(error.status, error.reason), headers=allow
+            error.status, words.http_error(error.status, error.reason), headers=allow
         )
     except StoreError as error:
         log.warning("store.unavailable", path=request.path, error=type(error).__name__)
         return error_response(
             503,
-            "The service cannot read its records right now. Please try again in a minute.",
+            words.RECORDS_AWAY,
             headers={"Retry-After": "60"},
         )
     except Exception:
         log.exception("web.crashed", path=request.path)
-        return error_response(500, "Something went wrong on our side; please try again.")
+        return error_response(500, words.SOMETHING_WENT_WRONG)
 
 
 def _refusal(request: web.Request) -> web.Response | None:
@@ -134,29 +131,25 @@ def _refusal(request: web.Request) -> web.Response | None:
         if not host_allowed(request, settings.public_url):
             return error_response(
                 421,
-                "This service answers only at its own address (127.0.0.1 or localhost, or "
-                "the PUBLIC_URL its administrator set). Open the page from there.",
+                words.WRONG_HOST,
                 close=has_body,
             )
         if has_body and not origin_allowed(request, settings.public_url):
             return error_response(
                 403,
-                "Files are taken only from this service's own upload page.",
+                words.FOREIGN_ORIGIN,
                 close=True,
             )
     if has_body and request.headers.get("Content-Encoding", "identity").lower() != "identity":
         # aiohttp would inflate it, and every size limit is about bytes on the wire.
-        return error_response(
-            415, "Send the file as it is, without a Content-Encoding (no gzip).", close=True
-        )
+        return error_response(415, words.NO_CONTENT_ENCODING, close=True)
     if request.path.startswith("/api/jobs"):
         retry_after_s = request.app[JOB_LIMITER].hit(client_of(request))
         if retry_after_s is not None:
             wait_s = max(1, math.ceil(retry_after_s))
             return error_response(
                 429,
-                f"Too many requests from your address: at most {settings.job_api_per_minute} "
-                f"a minute. Please wait {wait_s} seconds.",
+                words.too_many_requests(settings.job_api_per_minute, wait_s),
                 headers={"Retry-After": str(wait_s)},
             )
     return None

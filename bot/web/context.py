@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.jobs.runner import JobRunner, Replier
 from bot.metrics import Metrics
 from bot.web.guards import InFlight, RateLimiter
+from bot.words import UNAUTHORIZED
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -63,9 +64,6 @@ def authorized(request: web.Request, token: str | None) -> bool:
     return hmac.compare_digest(offered, token.encode())
 
 
-UNAUTHORIZED = (
-    "This service needs an access code. Enter the code your administrator gave you and try again."
-)
 ASK_FOR_TOKEN = {"WWW-Authenticate": 'Bearer realm="clinic-events"'}
 
 

@@ -24,9 +24,17 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.aws import s3
 from bot.config import Settings
-from bot.errors import FileTooLargeError, S3Error, SourceError, StoreError, StoreFullError
+from bot.errors import (
+    FileTooLargeError,
+    NotAcceptingError,
+    S3Error,
+    SourceError,
+    StoreError,
+    StoreFullError,
+    TooSlowError,
+)
 from bot.jobs.replies import SilentReplier
-from bot.jobs.runner import DISK_LOW, UPLOAD_KEY_TTL_S, Job, NotAccepting
+from bot.jobs.runner import UPLOAD_KEY_TTL_S, Job
 from bot.sources import (
     Source,
     SourceInfo,
@@ -41,14 +49,31 @@ from bot.web.context import (
     IN_FLIGHT,
     LIMITER,
     TASKS,
-    UNAUTHORIZED,
     WebContext,
     authorized,
     error_response,
 )
 from bot.web.guards import client_of
-from bot.web.pace import Pace, PaceRules, Read, TooSlowError
+from bot.web.pace import Pace, PaceRules, Read
 from bot.web.staging import Staging
+from bot.words import (
+    BAD_KEY,
+    DISK_LOW,
+    GARBLED,
+    INTERRUPTED,
+    KEY_BUSY,
+    KEY_REUSED,
+    RESTARTING,
+    STAGING_FAILED,
+    STORE_NOT_ANSWERING,
+    UNAUTHORIZED,
+    UPLOAD_WENT_WRONG,
+    not_csv,
+    not_stored,
+    too_many_uploads,
+    uploads_full,
+    uploads_on_their_way,
+)
 from processing.text import displayable
 from processing.words import sentence
 
@@ -61,7 +86,6 @@ CHUNK_BYTES = 1024 * 1024
 # a Content-Length this far over the file limit cannot hold a file within it.
 FORM_OVERHEAD_BYTES = 64 * 1024
 MAX_NAME_CHARS = 200
-INTERRUPTED = "the upload stopped before the whole file arrived; please upload the file again"
 HEAD_BYTES = 1 << 20  # an upload's fingerprint hashes its first MiB
 DRAIN_AFTER_ANSWER_S = 1.0
 
@@ -115,7 +139,7 @@ async def file_chunks(
     limit_bytes: int,
     head: HeadHash | None = None,
 ) -> AsyncIterator[bytes]:
-    """The file's chunks until the body ends; TooLarge as soon as it passes the limit,
+    """The file's chunks until the body ends; FileTooLargeError as soon as it passes the limit,
     TooSlowError when the client breaks a rule of its pace.
 
     The bytes on the wire count too: aiohttp's multipart reader holds the last chunk it read
@@ -127,7 +151,7 @@ async def file_chunks(
         received += len(chunk)
         on_the_wire = request.content.total_bytes
         if received > limit_bytes or on_the_wire > limit_bytes + FORM_OVERHEAD_BYTES:
-            raise TooLarge()
+            raise FileTooLargeError(None, limit_bytes)
         if head is not None:
             head.update(chunk)
         yield chunk
@@ -145,14 +169,11 @@ async def read_first(
             first.append(chunk)
             if not whole_mib or head.known:
                 return first, False
-    except TooSlowError as error:
-        raise too_slow(error) from None
-    except TooLarge:
-        raise too_large(limit_bytes) from None
-    except ValueError:
-        raise malformed() from None
-    except (ConnectionError, HttpProcessingError):
-        raise interrupted() from None
+    except Exception as error:
+        answer = refusal(error)
+        if answer is None:
+            raise
+        raise answer from None
     return first, True
 
 
@@ -175,7 +196,7 @@ def clean_name(filename: str) -> str:
     return displayable(name)[-MAX_NAME_CHARS:]
 
 
-class Rejected(Exception):
+class Rejected(Exception):  # noqa: N818 (an answer on its way out of a handler, not an error)
     """An upload turned away: the answer, and the outcome counted in metrics."""
 
     def __init__(
@@ -196,10 +217,6 @@ class Rejected(Exception):
 
     def response(self) -> web.Response:
         return error_response(self.status, self.message, headers=self.headers, close=self.close)
-
-
-class TooLarge(Exception):
-    pass
 
 
 def too_large(limit_bytes: int, size_bytes: int | None = None) -> Rejected:
@@ -232,9 +249,7 @@ async def answered(
         response = store_unavailable().response()
     except Exception:
         log.exception("upload.crashed")
-        response = error_response(
-            500, "Something went wrong on our side; please try the upload again.", close=True
-        )
+        response = error_response(500, UPLOAD_WENT_WRONG, close=True)
     finally:
         if outcome is not None:
             context.metrics.uploads.labels(outcome).inc()
@@ -292,8 +307,7 @@ def admit(request: web.Request, context: WebContext) -> None:
         raise Rejected(
             429,
             "rate_limited",
-            f"Too many uploads from your address: at most {settings.uploads_per_minute} a "
-            f"minute. Please wait {wait_s} seconds and try again.",
+            too_many_uploads(settings.uploads_per_minute, wait_s),
             headers={"Retry-After": str(wait_s)},
         )
     if not authorized(request, settings.upload_token):
@@ -311,16 +325,14 @@ async def in_flight_slot(request: web.Request) -> AsyncIterator[None]:
         raise Rejected(
             429,
             "rate_limited",
-            f"You already have {in_flight.per_client} uploads on their way from your address. "
-            "Please wait until one has finished.",
+            uploads_on_their_way(in_flight.per_client),
             headers={"Retry-After": "10"},
         )
     if full == "total":
         raise Rejected(
             503,
             "busy",
-            f"The service is receiving as many uploads as it takes at once "
-            f"({in_flight.total}). Please try again in a moment.",
+            uploads_full(in_flight.total),
             # Shorter than a reservation's life, so that one refused here can still be used.
             headers={"Retry-After": "5"},
         )
@@ -351,7 +363,7 @@ def idempotency_key(request: web.Request, settings: Settings) -> str | None:
         raise Rejected(
             400,
             "bad_request",
-            "An Idempotency-Key is 1 to 200 visible ASCII characters (a UUID, for instance).",
+            BAD_KEY,
         )
     return f"upload:{account_of(request, settings)}:{given}"
 
@@ -370,8 +382,7 @@ async def key_reuse(context: WebContext, key: str, offered: UploadFingerprint) -
         raise Rejected(
             422,
             "key_reused",
-            "This Idempotency-Key was used for another file in the last 24 hours. Use a new "
-            "key for each file.",
+            KEY_REUSED,
         )
     if verdict is None and not record.finished:
         raise key_busy()
@@ -382,7 +393,7 @@ def key_busy() -> Rejected:
     return Rejected(
         409,
         "key_busy",
-        "An upload with this Idempotency-Key has only just started. Please try again in a moment.",
+        KEY_BUSY,
         headers={"Retry-After": "2"},
     )
 
@@ -454,8 +465,7 @@ def checked_name(filename: str) -> str:
         raise Rejected(
             415,
             "unsupported_type",
-            f"“{name}” is not a CSV file. Export the events as CSV (a file ending in .csv) "
-            "and upload that.",
+            not_csv(name),
         )
     return name
 
@@ -472,7 +482,7 @@ def store_unavailable() -> Rejected:
     return Rejected(
         503,
         "unavailable",
-        "The service cannot keep track of new files right now. Please try again in a minute.",
+        STORE_NOT_ANSWERING,
         headers={"Retry-After": "60"},
     )
 
@@ -481,7 +491,7 @@ def unavailable() -> Rejected:
     return Rejected(
         503,
         "unavailable",
-        "The service is restarting and takes no new files right now. Please try again in a minute.",
+        RESTARTING,
         headers={"Retry-After": "30"},
     )
 
@@ -490,7 +500,7 @@ def malformed() -> Rejected:
     return Rejected(
         400,
         "bad_request",
-        "The upload arrived garbled or incomplete. Please choose the file and upload it again.",
+        GARBLED,
     )
 
 
@@ -501,6 +511,37 @@ def interrupted() -> Rejected:
 def too_slow(error: TooSlowError) -> Rejected:
     """408: the rule the upload broke (bot/web/pace.py), as its job's error says too."""
     return Rejected(408, "stalled" if error.rule == "idle" else "too_slow", sentence(error.reason))
+
+
+def _too_large_for(error: FileTooLargeError) -> Rejected:
+    return too_large(error.limit_bytes)
+
+
+def _malformed(_: ValueError) -> Rejected:
+    return malformed()
+
+
+def _interrupted(_: OSError | HttpProcessingError) -> Rejected:
+    return interrupted()
+
+
+# What reading an upload's body can raise, ours and aiohttp's, and the answer each gets; the
+# first row that matches answers. Anything else is not about the body and goes on as it is.
+READ_ANSWERS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Any], ...] = (
+    (TooSlowError, too_slow),
+    (FileTooLargeError, _too_large_for),
+    (ValueError, _malformed),  # aiohttp's multipart parser, on a garbled body
+    ((ConnectionError, HttpProcessingError), _interrupted),
+)
+
+
+def refusal(error: BaseException) -> Rejected | None:
+    """The answer to an upload whose body could not be read whole (READ_ANSWERS)."""
+    for kinds, answer in READ_ANSWERS:
+        if isinstance(error, kinds):
+            rejected: Rejected = answer(error)
+            return rejected
+    return None
 
 
 async def submit_upload(
@@ -523,12 +564,12 @@ async def submit_upload(
         if replier is not None:
             try:
                 return await context.jobs.submit(source, replier, job_id=job_id, **keyed, **options)
-            except (NotAccepting, Duplicate, StoreError):
+            except (NotAcceptingError, Duplicate, StoreError):
                 raise
             except Exception as error:
                 log.warning("upload.announce_failed", error=type(error).__name__)
         return await context.jobs.submit(source, SilentReplier(), job_id=job_id, **keyed, **options)
-    except NotAccepting:
+    except NotAcceptingError:
         raise unavailable() from None
 
 
@@ -596,7 +637,6 @@ async def feed(
     The job's fingerprint is saved once the first MiB has gone by (with the file's size
     when the client declared it: never a form's length, which counts its framing), and at
     the end."""
-    limit = context.settings.max_file_size_bytes
     reading = True  # False once the job stopped taking chunks: the rest is read and dropped
     try:
         async for chunk in chunks:
@@ -607,19 +647,12 @@ async def feed(
         if rest is not None:
             await rest()
     except BaseException as error:
-        ending: BaseException = SourceError(INTERRUPTED)
-        answer: BaseException = error
-        if isinstance(error, TooSlowError):
-            ending, answer = SourceError(error.reason), too_slow(error)
-        elif isinstance(error, TooLarge):
-            ending, answer = FileTooLargeError(None, limit), too_large(limit)
-        elif isinstance(error, ValueError):
-            answer = malformed()
-        elif isinstance(error, ConnectionError | HttpProcessingError):
-            answer = interrupted()
-        hand_over(app, source.finish(ending), job)
+        # The job ends saying what the client did (too slow, too large), else "interrupted".
+        said = isinstance(error, TooSlowError | FileTooLargeError)
+        hand_over(app, source.finish(error if said else SourceError(INTERRUPTED)), job)
         forget_key_later(app, context, job)
-        if answer is error:
+        answer = refusal(error)
+        if answer is None:
             raise
         raise answer from None
     await _note_fingerprint(context, job, head.fingerprint(ended=True))
@@ -652,12 +685,11 @@ async def stage_in_s3(
     one part in memory. Any failure on the way aborts it: no object, no parts left behind.
     The job is on record as `staging` meanwhile (bot/web/staging.py).
     """
-    settings = context.settings
-    client = context.s3_client
-    limit = settings.max_file_size_bytes
-    record, location = staging.record, staging.location
+    record = staging.record
     try:
-        upload = await asyncio.to_thread(s3.MultipartUpload.start, client, location)
+        upload = await asyncio.to_thread(
+            s3.MultipartUpload.start, context.s3_client, staging.location
+        )
     except BaseException as error:
         reason = STAGING_FAILED if isinstance(error, S3Error) else INTERRUPTED
         await asyncio.shield(staging.failed(reason))
@@ -675,46 +707,51 @@ async def stage_in_s3(
     try:
         async for chunk in chunks:
             await asyncio.to_thread(locked, upload.write, chunk)
-            if head.known and (
-                record.fingerprint is None or record.fingerprint.head_sha256 is None
-            ):
-                record.fingerprint = head.fingerprint(size_bytes=record.source.size_bytes)
-                try:
-                    await staging.save()  # with the heartbeat's saves, one at a time
-                except Exception as error:  # a retry with the key meets 409 a little longer
-                    log.warning("upload.fingerprint_not_saved", error=type(error).__name__)
+            await _note_staged_fingerprint(staging, head)
         if rest is not None:
             await rest()
         size_bytes = await asyncio.to_thread(locked, upload.complete)
     except BaseException as error:
         # Shielded: even a cancelled handler must not leave parts behind in S3.
         await asyncio.shield(asyncio.to_thread(locked, _abort_quietly, upload))
-        answer: BaseException = error
-        if isinstance(error, TooLarge):
-            answer = too_large(limit)
-        elif isinstance(error, TooSlowError):
-            answer = too_slow(error)
-        elif isinstance(error, S3Error):
-            answer = _not_stored(error, record.id)
-        elif isinstance(error, ValueError):
-            answer = malformed()
-        elif isinstance(error, ConnectionError | HttpProcessingError):
-            answer = interrupted()
-        reason = answer.message if isinstance(answer, Rejected) else INTERRUPTED
+        answer = _not_stored(error, record.id) if isinstance(error, S3Error) else refusal(error)
+        reason = answer.message if answer is not None else INTERRUPTED
         await asyncio.shield(staging.failed(_lower(reason)))
-        if answer is error:
+        if answer is None:
             raise
         raise answer from None
     log.info("upload.staged", job_id=record.id, size_bytes=size_bytes)
+    return await _run_staged(context, staging, head, size_bytes)
 
-    # The job reads the staged object (and deletes it once it has finished, unless
-    # S3_KEEP_UPLOADS): a restart or another worker can read it again from the start.
+
+async def _note_staged_fingerprint(staging: Staging, head: HeadHash) -> None:
+    """Once the first MiB has gone by, its fingerprint on record (for a reused key)."""
+    record = staging.record
+    known = record.fingerprint is not None and record.fingerprint.head_sha256 is not None
+    if known or not head.known:
+        return
+    record.fingerprint = head.fingerprint(size_bytes=record.source.size_bytes)
+    try:
+        await staging.save()  # with the heartbeat's saves, one at a time
+    except Exception as error:  # a retry with the key meets 409 a little longer
+        log.warning("upload.fingerprint_not_saved", error=type(error).__name__)
+
+
+async def _run_staged(
+    context: WebContext, staging: Staging, head: HeadHash, size_bytes: int
+) -> Job:
+    """The job reads the staged object (and deletes it once it has finished, unless
+    S3_KEEP_UPLOADS): a restart or another worker can read it again from the start."""
+    settings = context.settings
+    record, location = staging.record, staging.location
     info = replace(
         record.source,
         size_bytes=size_bytes,
         locator={"bucket": location.bucket, "key": location.key, "staged": "true"},
     )
-    source = staged_upload_source(client, info, max_size_bytes=limit)
+    source = staged_upload_source(
+        context.s3_client, info, max_size_bytes=settings.max_file_size_bytes
+    )
     await staging.stop_heartbeat()
     try:
         return await submit_upload(
@@ -730,7 +767,7 @@ async def stage_in_s3(
         await asyncio.shield(staging.failed(_lower(reason)))
         if not settings.s3_keep_uploads:
             with contextlib.suppress(S3Error):
-                await asyncio.to_thread(s3.delete_object, client, location)
+                await asyncio.to_thread(s3.delete_object, context.s3_client, location)
         raise
 
 
@@ -748,15 +785,11 @@ def _abort_quietly(upload: s3.MultipartUpload) -> None:
         log.warning("upload.abort_failed", error=str(error))
 
 
-STAGING_FAILED = "the file could not be stored for processing; please try again later"
-
-
 def _not_stored(error: S3Error, job_id: str) -> Rejected:
     # S3's side (bucket, permissions) is for the operator; the person uploading gets words.
     log.warning("upload.staging_failed", job_id=job_id, error=str(error))
     return Rejected(
         502,
         "failed",
-        "The file could not be stored for processing. Please try again later; if it keeps "
-        f"happening, tell your administrator (reference {job_id}).",
+        not_stored(job_id),
     )

@@ -29,19 +29,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from bot import words
+from bot.errors import TooSlowError
+
 Read = Callable[[], Awaitable[bytes]]
 Rule = Literal["idle", "overall", "rate"]
 SAMPLES_PER_WINDOW = 64
 _NO_LIMIT = float("inf")
-
-
-class TooSlowError(Exception):
-    """The upload broke one of the rules; the message says which, in words for the user."""
-
-    def __init__(self, rule: Rule, reason: str) -> None:
-        super().__init__(reason)
-        self.rule = rule
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,25 +46,13 @@ class PaceRules:
     window_s: float = 60.0
 
     def stalled(self) -> str:
-        return (
-            f"the upload stalled: nothing arrived for {self.idle_s:g} seconds, so the "
-            "connection was closed; please upload the file again"
-        )
+        return words.upload_stalled(self.idle_s)
 
     def took_too_long(self) -> str:
-        return (
-            f"the upload took too long: it was still arriving after {_duration(self.max_s)}, "
-            "the most one upload may take, so the connection was closed; please upload it "
-            "again over a faster connection, or split the export"
-        )
+        return words.upload_took_too_long(self.max_s)
 
     def too_slow(self, received_bytes: int) -> str:
-        return (
-            f"the upload was too slow: {received_bytes:,} bytes arrived in the last "
-            f"{_duration(self.window_s)}, less than the {_rate(self.min_bytes_per_s)} an "
-            "upload must keep up, so the connection was closed; please upload it again over "
-            "a faster connection"
-        )
+        return words.upload_too_slow(received_bytes, self.window_s, self.min_bytes_per_s)
 
 
 class Pace:
@@ -161,18 +143,3 @@ class Pace:
         cutoff = self._waited_s - self.rules.window_s
         before = [total for t, total in self._samples if t <= cutoff]
         return self.received_bytes - (before[-1] if before else 0)
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        hours = int(seconds // 3600)
-        return "1 hour" if hours == 1 else f"{hours:,} hours"
-    if seconds >= 120 and seconds % 60 == 0:
-        return f"{int(seconds // 60):,} minutes"
-    return f"{seconds:g} seconds"
-
-
-def _rate(bytes_per_s: int) -> str:
-    if bytes_per_s >= 1024 and bytes_per_s % 1024 == 0:
-        return f"{bytes_per_s // 1024:,} KB a second"
-    return f"{bytes_per_s:,} bytes a second"

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from bot import words
 from bot.config import TrustedProxies
 from bot.web.context import error_response
 
@@ -29,12 +30,6 @@ log = structlog.get_logger("bot.web")
 MAX_HEADERS = 40  # aiohttp's default is 128; browsers send about 15
 MAX_CONNECTIONS = 512
 MAX_CONNECTIONS_PER_CLIENT = 32
-PROTOCOL_ERROR_WORDS = {
-    400: "The request could not be read: it is not well-formed HTTP.",
-    413: "The request is too large.",
-    417: "Only Expect: 100-continue is understood.",
-    431: "The request's headers are too large.",
-}
 
 
 class ConnectionLimits:
@@ -98,7 +93,7 @@ class _Protocol(RequestHandler):
         # would go out as aiohttp's text, which may quote the request.
         if isinstance(resp, web.HTTPException) and resp.status >= 400:
             log.info("web.refused_early", status=resp.status)
-            resp = error_response(resp.status, _words(resp.status), close=True)
+            resp = error_response(resp.status, words.http_error(resp.status), close=True)
         return await super().finish_response(request, resp, start_time)
 
     def handle_error(
@@ -114,13 +109,7 @@ class _Protocol(RequestHandler):
             log.info("web.unreadable_request", status=status, error=type(exc).__name__)
         if request.writer.output_size > 0:
             raise ConnectionError("an answer was sent already")
-        return error_response(status, _words(status), close=True)
-
-
-def _words(status: int) -> str:
-    if status >= 500:
-        return "Something went wrong on our side; please try again."
-    return PROTOCOL_ERROR_WORDS.get(status, f"The request could not be handled (HTTP {status}).")
+        return error_response(status, words.http_error(status), close=True)
 
 
 class _Server(web.Server):

@@ -32,12 +32,12 @@ from datetime import datetime
 import structlog
 from aiohttp import web
 
+from bot.errors import TooSlowError
 from bot.sources import UploadSource
 from bot.store import Duplicate, JobRecord, JobStatus, ReplySpec, UploadFingerprint, now_utc
 from bot.web.context import (
     ASK_FOR_TOKEN,
     CONTEXT,
-    UNAUTHORIZED,
     WebContext,
     authorized,
 )
@@ -68,8 +68,20 @@ from bot.web.intake import (
     unavailable,
     upload_info,
 )
-from bot.web.pace import PaceRules, TooSlowError
+from bot.web.pace import PaceRules
 from bot.web.staging import Staging
+from bot.words import (
+    BAD_HEAD_SHA256,
+    KEY_REUSED,
+    NO_SUCH_RESERVATION,
+    RESERVATION_FORM,
+    RESERVATION_KEY_BUSY,
+    RESERVATION_TOO_BIG,
+    RESERVATIONS_FULL,
+    UNAUTHORIZED,
+    reservation_lapsed,
+    reserved_size_differs,
+)
 
 log = structlog.get_logger("bot.web")
 
@@ -151,8 +163,7 @@ def _named_again() -> Rejected:
     return Rejected(
         404,
         "failed",
-        "No upload is waiting under this address: it was sent already, or the link is wrong. "
-        "Please choose the file again.",
+        NO_SUCH_RESERVATION,
     )
 
 
@@ -160,8 +171,7 @@ def lapsed_answer(idle_s: float) -> Rejected:
     return Rejected(
         404,
         "lapsed",
-        f"The reservation lapsed: the file was not sent within {idle_s:g} seconds of it. "
-        "Please choose the file again.",
+        reservation_lapsed(idle_s),
         close=False,
     )
 
@@ -196,8 +206,7 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
         raise Rejected(
             400,
             "bad_request",
-            'Send JSON with the file\'s name and size: {"file_name": "events.csv", '
-            '"size_bytes": 1234}.',
+            RESERVATION_FORM,
         )
     head_sha256 = wanted.get("head_sha256")
     if head_sha256 is not None and (
@@ -206,8 +215,7 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
         raise Rejected(
             400,
             "bad_request",
-            "head_sha256, when given, is the SHA-256 of the file's first MiB (all of it when "
-            "smaller), as 64 lower-case hex digits.",
+            BAD_HEAD_SHA256,
         )
     name = checked_name(filename)
     if size_bytes > settings.max_file_size_bytes:
@@ -219,8 +227,7 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
         raise Rejected(
             503,
             "busy",
-            "The service has as many uploads waiting to start as it keeps. Please try again in "
-            "a minute.",
+            RESERVATIONS_FULL,
             headers={"Retry-After": "30"},
         )
     if key is not None:
@@ -233,8 +240,7 @@ async def _create(request: web.Request, context: WebContext) -> web.Response:
             raise Rejected(
                 409,
                 "key_busy",
-                "A reservation with this Idempotency-Key is waiting for its file: send the file "
-                "to the address it was given, or ask again once it has lapsed.",
+                RESERVATION_KEY_BUSY,
                 headers={"Retry-After": f"{settings.upload_idle_timeout_s:.0f}"},
             )
         offered = UploadFingerprint(size_bytes=size_bytes, head_sha256=head_sha256)
@@ -262,7 +268,7 @@ def _head_known(record: JobRecord) -> bool:
 async def _small_body(request: web.Request, idle_s: float) -> bytes:
     """The reservation's JSON: at most MAX_RESERVATION_BYTES, all of it within the idle
     time (a body that never ends must not hold a connection, or a file handle, for ever)."""
-    too_big = Rejected(413, "bad_request", "Send only the file's name and size here.")
+    too_big = Rejected(413, "bad_request", RESERVATION_TOO_BIG)
     if (request.content_length or 0) > MAX_RESERVATION_BYTES:
         raise too_big
     body = bytearray()
@@ -294,8 +300,7 @@ def _key_reused() -> Rejected:
     return Rejected(
         422,
         "key_reused",
-        "This Idempotency-Key was used for another file in the last 24 hours. Use a new key "
-        "for each file.",
+        KEY_REUSED,
     )
 
 
@@ -334,14 +339,14 @@ def _named(request: web.Request, reservations: Reservations, idle_s: float) -> R
     return reservation
 
 
-async def _send(request: web.Request, context: WebContext) -> web.Response:
+def _reservation_to_send(request: web.Request, context: WebContext) -> Reservation:
+    """The reservation a PUT names, if the request may send its file."""
     settings = context.settings
     if not authorized(request, settings.upload_token):
         raise Rejected(401, "unauthorized", UNAUTHORIZED, headers=ASK_FOR_TOKEN)
     if not context.jobs.accepting:
         raise unavailable()
-    reservations = request.app[RESERVATIONS]
-    reservation = _named(request, reservations, settings.upload_idle_timeout_s)
+    reservation = _named(request, request.app[RESERVATIONS], settings.upload_idle_timeout_s)
     declared = request.content_length
     limit = settings.max_file_size_bytes
     if declared is not None and declared > limit:
@@ -350,9 +355,16 @@ async def _send(request: web.Request, context: WebContext) -> web.Response:
         raise Rejected(
             400,
             "bad_request",
-            f"This upload was reserved for a file of {reservation.size_bytes:,} bytes, and "
-            f"{declared:,} bytes are being sent. Please choose the file again.",
+            reserved_size_differs(reservation.size_bytes, declared),
         )
+    return reservation
+
+
+async def _send(request: web.Request, context: WebContext) -> web.Response:
+    settings = context.settings
+    reservations = request.app[RESERVATIONS]
+    reservation = _reservation_to_send(request, context)
+    limit = settings.max_file_size_bytes
     key = reservation.idempotency_key
     fingerprint = UploadFingerprint(size_bytes=reservation.size_bytes)
     # Claimed once the upload may go on (too many uploads at once: try the same address

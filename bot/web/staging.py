@@ -28,10 +28,11 @@ import structlog
 
 from bot.aws import s3
 from bot.errors import S3Error
-from bot.jobs.runner import RESTART_REASON, UPLOAD_KEY_TTL_S
+from bot.jobs.runner import UPLOAD_KEY_TTL_S
 from bot.sources import SourceInfo
 from bot.store import JobRecord, JobStatus, ReplySpec, UploadFingerprint, now_utc
 from bot.web.context import WebContext
+from bot.words import RESTART_REASON
 
 log = structlog.get_logger("bot.web")
 
@@ -133,38 +134,44 @@ async def sweep(context: WebContext) -> int:
     client, bucket = context.s3_client, context.settings.s3_bucket
     if client is None or bucket is None:
         return 0
-    store = context.jobs.store
-    live = context.staging_live
     now = time.time()
     uploads = await asyncio.to_thread(s3.incomplete_uploads, client, bucket, STAGING_PREFIX)
     aborted = 0
     for upload in uploads:
-        job_id = upload.key[len(STAGING_PREFIX) :].split("/", 1)[0]
-        if job_id in live:
+        if not await _abandoned(context, upload, now):
             continue
-        record = await store.get(job_id)
-        if record is None and now - upload.initiated < LAPSED_AFTER_S:
-            continue  # a staging another instance is beginning right now
-        if record is not None and record.status is JobStatus.STAGING:
-            if not _lapsed(record, context, now):
-                continue
-            await _fail_lapsed(context, record)
         try:
             await asyncio.to_thread(s3.abort_upload, client, bucket, upload)
         except S3Error as error:
             log.warning("upload.abort_failed", error=str(error))
             continue
         aborted += 1
-    for record in await store.recent("upload", 100):
+    for record in await context.jobs.store.recent("upload", 100):
         if (
             record.status is JobStatus.STAGING
-            and record.id not in live
+            and record.id not in context.staging_live
             and _lapsed(record, context, now)
         ):
             await _fail_lapsed(context, record)
     if aborted:
         log.info("upload.parts_aborted", uploads=aborted)
     return aborted
+
+
+async def _abandoned(context: WebContext, upload: s3.IncompleteUpload, now: float) -> bool:
+    """Whether no staging will complete this multipart upload (its record, if it was
+    staging, is failed on the way)."""
+    job_id = upload.key[len(STAGING_PREFIX) :].split("/", 1)[0]
+    if job_id in context.staging_live:
+        return False
+    record = await context.jobs.store.get(job_id)
+    if record is None:
+        return now - upload.initiated >= LAPSED_AFTER_S  # else another instance is beginning it
+    if record.status is JobStatus.STAGING:
+        if not _lapsed(record, context, now):
+            return False
+        await _fail_lapsed(context, record)
+    return True
 
 
 def _lapsed(record: JobRecord, context: WebContext, now: float) -> bool:

@@ -12,6 +12,7 @@ from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import HttpProcessingError
 
+from bot.errors import TooSlowError
 from bot.sources import UploadSource
 from bot.store import Duplicate
 from bot.web.context import CONTEXT, WebContext
@@ -43,8 +44,9 @@ from bot.web.intake import (
     upload_info,
 )
 from bot.web.multipart import FilePart
-from bot.web.pace import Pace, Read, TooSlowError
+from bot.web.pace import Pace, Read
 from bot.web.staging import Staging
+from bot.words import NO_FILE, NO_FILE_FIELD, NOT_A_FORM, UNREADABLE_FORM_HEADERS
 
 log = structlog.get_logger("bot.web")
 
@@ -67,7 +69,6 @@ async def _upload(request: web.Request, context: WebContext) -> web.Response:
 
 async def _accept(request: web.Request, context: WebContext, key: str | None) -> web.Response:
     settings = context.settings
-    idle_s = settings.upload_idle_timeout_s
     limit = settings.max_file_size_bytes
     pace = pace_of(settings)
     declared = request.content_length
@@ -77,31 +78,9 @@ async def _accept(request: web.Request, context: WebContext, key: str | None) ->
         raise Rejected(
             400,
             "bad_request",
-            "Send the file as a form upload (multipart/form-data) in a field named “file”.",
+            NOT_A_FORM,
         )
-    try:
-        # aiohttp buffers 128 KiB of a body by default, so a read gave ~100 KiB at a time;
-        # with 2 MiB it gives up to the 1 MiB asked (0.96-0.97x a form upload's time, when
-        # aiohttp's part reader still read the file). The file part is read by FilePart.
-        request.content.set_read_chunk_size(CHUNK_BYTES)
-        form = await request.multipart()
-        async with asyncio.timeout(idle_s):
-            part = await _file_part(form, pace)
-    except (ValueError, RuntimeError, AssertionError):
-        raise malformed() from None
-    except HttpProcessingError:
-        raise Rejected(
-            400,
-            "bad_request",
-            "The upload's form headers could not be read; a file name with a line break in "
-            "it does that. Rename the file and upload it again.",
-        ) from None
-    except ConnectionError:
-        raise interrupted() from None
-    except TimeoutError:
-        raise too_slow(TooSlowError("idle", pace.rules.stalled())) from None
-    except TooSlowError as error:
-        raise too_slow(error) from None
+    part = await _form_file_part(request, pace, settings.upload_idle_timeout_s)
     name = checked_name(part.filename or "")
     file_part = FilePart(request.content, _boundary(request))
     head = HeadHash()
@@ -135,6 +114,28 @@ async def _accept(request: web.Request, context: WebContext, key: str | None) ->
     return accepted_answer(job.id, staged=stages_in_s3(context))
 
 
+async def _form_file_part(request: web.Request, pace: Pace, idle_s: float) -> BodyPartReader:
+    """The form's file part, its headers read; refused in words when they cannot be."""
+    try:
+        # aiohttp buffers 128 KiB of a body by default, so a read gave ~100 KiB at a time;
+        # with 2 MiB it gives up to the 1 MiB asked (bench/README.md). The file part's
+        # bytes are read by FilePart.
+        request.content.set_read_chunk_size(CHUNK_BYTES)
+        form = await request.multipart()
+        async with asyncio.timeout(idle_s):
+            return await _file_part(form, pace)
+    except (ValueError, RuntimeError, AssertionError):  # aiohttp's form parser
+        raise malformed() from None
+    except HttpProcessingError:
+        raise Rejected(400, "bad_request", UNREADABLE_FORM_HEADERS) from None
+    except ConnectionError:
+        raise interrupted() from None
+    except TimeoutError:
+        raise too_slow(TooSlowError("idle", pace.rules.stalled())) from None
+    except TooSlowError as error:
+        raise too_slow(error) from None
+
+
 async def _file_part(form: MultipartReader, pace: Pace) -> BodyPartReader:
     """The first part named `file` that carries a file; other small fields are skipped."""
     skipped = 0
@@ -144,15 +145,13 @@ async def _file_part(form: MultipartReader, pace: Pace) -> BodyPartReader:
             raise Rejected(
                 400,
                 "bad_request",
-                "No file was attached. Choose a CSV file and upload it in the field named “file”.",
+                NO_FILE_FIELD,
             )
         if not isinstance(part, BodyPartReader):
             raise malformed()
         if part.name == "file":
             if not part.filename:
-                raise Rejected(
-                    400, "bad_request", "No file was attached. Choose a CSV file and upload it."
-                )
+                raise Rejected(400, "bad_request", NO_FILE)
             return part
         while chunk := await pace.read(_part_reader(part)):
             skipped += len(chunk)

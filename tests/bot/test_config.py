@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, is_loopback
+from bot.config import Settings, is_loopback
+from bot.errors import ConfigError
 
 BOT, APP = "xoxb-secret-bot-1234", "xapp-secret-app-5678"
 

@@ -13,7 +13,7 @@ from bot.errors import SourceError
 from bot.jobs.read_ahead import READ_AHEAD_CHUNKS, Paced, ReadAhead
 from bot.jobs.slots import Slot, Slots
 from bot.sources import SourceInfo, UploadSource
-from processing import AnalysisCancelled
+from processing import AnalysisCancelledError
 
 
 class Source:
@@ -173,5 +173,5 @@ async def test_closing_the_reader_leaves_no_slot_taken() -> None:
     await reader.close()
     holder.give()
     assert slots.held == 0
-    with pytest.raises(AnalysisCancelled):
+    with pytest.raises(AnalysisCancelledError):
         await engine  # the engine's thread is told to stop too
