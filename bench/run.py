@@ -5,13 +5,13 @@ start-up, and a scale-out soak (bench/soak.py).
 Anchors, each its own process on the same file: DuckDB doing our exact contract in SQL
 (duckdb_anchor.py), DuckDB's lenient five-minute query (duckdb_lenient.py, not the
 contract), pyarrow's parser alone (parse_only.py) and a plain Python implementation of every
-rule (reference.py). They run in RUNS rounds, each contender once per round; the median run
+rule (tests/oracle.py, the tests' oracle). They run in RUNS rounds, each contender once per round; the median run
 of each (wall time, CPU seconds, peak RSS) is reported, and each ratio is the median of the
 ratios round by round (the machine is shared and noisy, and its speed drifts over minutes:
 trust ratios). The plain Python implementation runs once.
 
-    python bench/run.py                # 1M and 5M rows
-    python bench/run.py --rows 200000  # a quick look
+    python -m bench.run                # 1M and 5M rows, from the repository root
+    python -m bench.run --rows 200000  # a quick look
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 DATA = HERE / ".data"
 PY = sys.executable
 
@@ -65,7 +67,7 @@ def measure_once(command: list[str], shell: bool = False) -> Run:
     with tempfile.TemporaryFile() as out:
         started = time.perf_counter()
         process = subprocess.Popen(
-            command if not shell else " ".join(command), shell=shell, stdout=out, cwd=HERE.parent
+            command if not shell else " ".join(command), shell=shell, stdout=out, cwd=ROOT
         )
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
@@ -131,9 +133,10 @@ def dataset(rows: int, clinics: int = 40, bad_rate: float = 0.005) -> Path:
         DATA.mkdir(exist_ok=True)
         print(f"generating {path.name} ...", flush=True)
         subprocess.run(
-            [PY, str(HERE / "generate.py"), str(path), "--rows", str(rows),
+            [PY, "-m", "tests.generate", str(path), "--rows", str(rows),
              "--clinics", str(clinics), "--bad-rate", str(bad_rate)],
             check=True,
+            cwd=ROOT,
         )  # fmt: skip
     return path
 
@@ -155,7 +158,7 @@ def many_clinics(rows: int, clinics: int = 5_000) -> None:
     )
 
 
-def weekly_totals(report: dict) -> dict[str, dict[str, int]]:
+def weekly_totals(report: dict[str, Any]) -> dict[str, dict[str, int]]:
     weeks = {}
     for week in report["weeks"]:
         whole, cents = week["revenue"].split(".")
@@ -193,7 +196,7 @@ def bench(rows: int) -> dict[str, Run]:
             "pyarrow parse only": [PY, str(HERE / "parse_only.py"), path],
         }
     )
-    runs["plain Python baseline"] = measure([PY, str(HERE / "reference.py"), path], runs=1)
+    runs["plain Python baseline"] = measure([PY, "-m", "tests.oracle", path], runs=1)
     for name, run in runs.items():
         print(
             f"{name:22s} {run.wall_s:7.2f} s  {run.cpu_s:6.2f} CPU s  "
@@ -243,9 +246,9 @@ def bench(rows: int) -> dict[str, Run]:
     # The same file through the running service: Slack share and web upload.
     with tempfile.NamedTemporaryFile(suffix=".json") as summary:
         subprocess.run(
-            [PY, str(HERE / "service.py"), path, "--summary", summary.name],
+            [PY, "-m", "bench.service", path, "--summary", summary.name],
             check=True,
-            cwd=HERE.parent,
+            cwd=ROOT,
         )
         service = json.load(summary)
     health = "/health p99 during the jobs, ms"
@@ -273,7 +276,7 @@ def bad_rows(rows: int) -> None:
 
 def start_up() -> None:
     """The CLI on the 3,000-row sample against importing pyarrow's CSV module alone."""
-    sample = str(HERE.parent / "samples" / "events-sample.csv")
+    sample = str(ROOT / "samples" / "events-sample.csv")
     base, run, ratio = paired(
         [PY, "-c", "import pyarrow.csv"], [PY, "-m", "bot", "report", sample, "--format", "json"], 9
     )
@@ -293,17 +296,17 @@ def main() -> int:
     # Every run imports from bytecode, as an installed copy does: with PYTHONDONTWRITEBYTECODE
     # set (some shells and CI images set it) each run would compile every changed module
     # again, 20 ms and more of "start-up" that no user pays.
-    compileall.compile_dir(HERE.parent / "processing", quiet=1)
-    compileall.compile_dir(HERE.parent / "bot", quiet=1)
+    compileall.compile_dir(ROOT / "processing", quiet=1)
+    compileall.compile_dir(ROOT / "bot", quiet=1)
     results = {rows: bench(rows) for rows in sorted(args.rows)}  # the targets: the largest
     many_clinics(min(args.rows))
     bad_rows(min(args.rows))
     start_up()
     # Scale-out: 50 shares of the smaller file through one serve and two workers.
     subprocess.run(
-        [PY, str(HERE / "soak.py"), str(dataset(min(args.rows))), "--jobs", "50", "--workers", "2"],
+        [PY, "-m", "bench.soak", str(dataset(min(args.rows))), "--jobs", "50", "--workers", "2"],
         check=True,
-        cwd=HERE.parent,
+        cwd=ROOT,
     )
     if len(results) >= 2:
         small, large = min(results), max(results)

@@ -8,7 +8,7 @@ how long /health takes to answer while the job runs (the event loop must stay fr
 engine parses). The baseline is the CLI engine on the same file, run once per round just
 before that round's service runs; each way's ratio is the median of its rounds' ratios.
 
-    python bench/service.py bench/.data/events-1000000.csv [--rounds 3]
+    python -m bench.service bench/.data/events-1000000.csv [--rounds 3]
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+from tests.standin.slack import APP_TOKEN, BOT_TOKEN, SlackStandIn
 
-from tests.standin.slack import APP_TOKEN, BOT_TOKEN, SlackStandIn  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 HEALTH_EVERY_S = 0.02
 POLL_EVERY_S = 0.02  # until the job is listed
@@ -69,22 +68,30 @@ async def start_serve(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, 
 async def _listening_url(pid: int) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        inodes = set()
-        if not os.path.exists(f"/proc/{pid}/fd"):
-            raise SystemExit("serve exited early")
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except FileNotFoundError:  # closed meanwhile
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
-                return f"http://127.0.0.1:{int(fields[1].split(':')[1], 16)}"
-        await asyncio.sleep(0.05)
+        port = await asyncio.to_thread(_listening_port, pid)
+        if port is not None:
+            return f"http://127.0.0.1:{port}"
+        await asyncio.sleep(0.05)  # polled: at LOG_LEVEL=warning no log line says it listens
     raise SystemExit("serve did not start listening")
+
+
+def _listening_port(pid: int) -> int | None:
+    """The port a socket of the process listens on, from /proc; None while there is none."""
+    if not os.path.exists(f"/proc/{pid}/fd"):
+        raise SystemExit("serve exited early")
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+            return int(fields[1].split(":")[1], 16)
+    return None
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -106,7 +113,7 @@ def probe_health(url: str) -> int:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     connection.request("GET", "/health")
     connection.getresponse().read()
     print("ready", flush=True)
@@ -125,9 +132,11 @@ async def health_watched(url: str) -> AsyncIterator[list[float]]:
     """/health latencies while the body runs, in the list it yields (filled when the body ends)."""
     probe = await asyncio.create_subprocess_exec(
         sys.executable,
-        __file__,
+        "-m",
+        "bench.service",
         "--probe",
         url,
+        cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -142,7 +151,7 @@ async def health_watched(url: str) -> AsyncIterator[list[float]]:
         latencies += [float(latency) for latency in json.loads(out)]
 
 
-async def wait_for_job(http: aiohttp.ClientSession, url: str, job_id: str | None) -> dict:
+async def wait_for_job(http: aiohttp.ClientSession, url: str, job_id: str | None) -> dict[str, Any]:
     """Follows the job as the page does: each request answered when its status changes."""
     seen = None
     while True:
@@ -151,9 +160,9 @@ async def wait_for_job(http: aiohttp.ClientSession, url: str, job_id: str | None
                 jobs = (await response.json())["jobs"]
             job_id = jobs[0]["id"] if jobs else None
         if job_id is not None:
-            waiting = {"seen": seen, "wait_s": str(LONG_POLL_S)} if seen else {}
+            waiting: dict[str, str] = {"seen": seen, "wait_s": str(LONG_POLL_S)} if seen else {}
             async with http.get(f"{url}/api/jobs/{job_id}", params=waiting) as response:
-                job = await response.json()
+                job: dict[str, Any] = await response.json()
             if job["status"] in ("succeeded", "failed"):
                 return job
             seen = job["status"]
@@ -164,8 +173,8 @@ async def wait_for_job(http: aiohttp.ClientSession, url: str, job_id: str | None
 async def timed_job(
     process: asyncio.subprocess.Process,
     url: str,
-    job: Callable[[aiohttp.ClientSession], Awaitable[dict]],
-) -> dict:
+    job: Callable[[aiohttp.ClientSession], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
     """Run job() (it starts the job and returns once its result is out), watching /health
     meanwhile."""
     async with (
@@ -183,11 +192,11 @@ async def timed_job(
     }
 
 
-async def via_upload(path: Path) -> dict:
+async def via_upload(path: Path) -> dict[str, Any]:
     """A multipart form (`POST /api/upload`), as a script or a plain HTML form sends it."""
     process, url = await start_serve({})
 
-    async def upload(http: aiohttp.ClientSession) -> dict:
+    async def upload(http: aiohttp.ClientSession) -> dict[str, Any]:
         # curl streams the file from disk; the server never sees it whole
         return await finished_upload(
             http, url, ["-F", f"file=@{path};type=text/csv", url + "/api/upload"]
@@ -200,13 +209,14 @@ async def via_upload(path: Path) -> dict:
         await process.wait()
 
 
-async def via_page(path: Path) -> dict:
+async def via_page(path: Path) -> dict[str, Any]:
     """The upload page's way: reserve a job (`POST /api/uploads`), then PUT the bytes, which
     the job reads as they arrive."""
     process, url = await start_serve({})
+    size_bytes = (await asyncio.to_thread(path.stat)).st_size
 
-    async def upload(http: aiohttp.ClientSession) -> dict:
-        reservation = {"file_name": path.name, "size_bytes": path.stat().st_size}
+    async def upload(http: aiohttp.ClientSession) -> dict[str, Any]:
+        reservation = {"file_name": path.name, "size_bytes": size_bytes}
         async with http.post(url + "/api/uploads", json=reservation) as response:
             upload_url = (await response.json())["upload_url"]
         return await finished_upload(http, url, ["-T", str(path), url + upload_url])
@@ -218,7 +228,9 @@ async def via_page(path: Path) -> dict:
         await process.wait()
 
 
-async def finished_upload(http: aiohttp.ClientSession, url: str, curl_args: list[str]) -> dict:
+async def finished_upload(
+    http: aiohttp.ClientSession, url: str, curl_args: list[str]
+) -> dict[str, Any]:
     curl = await asyncio.create_subprocess_exec(
         "curl", "-sS", *curl_args, stdout=asyncio.subprocess.PIPE
     )
@@ -229,12 +241,13 @@ async def finished_upload(http: aiohttp.ClientSession, url: str, curl_args: list
     return {"report": job["report"]}
 
 
-async def via_slack(path: Path) -> dict:
+async def via_slack(path: Path) -> dict[str, Any]:
     """A share, timed until the summary's weeks are in the thread (the chart and the files
     follow); compared by the weekly-report.csv posted after them (Slack jobs stay out of
     the job API)."""
     async with SlackStandIn() as slack:
-        slack.add_file("F0BENCH01", path.name, path.read_bytes(), chunk_size=1 << 20)
+        content = await asyncio.to_thread(path.read_bytes)
+        slack.add_file("F0BENCH01", path.name, content, chunk_size=1 << 20)
         env = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_APP_TOKEN": APP_TOKEN,
@@ -242,7 +255,7 @@ async def via_slack(path: Path) -> dict:
         }
         process, url = await start_serve(env)
 
-        async def share(http: aiohttp.ClientSession) -> dict:
+        async def share(http: aiohttp.ClientSession) -> dict[str, Any]:
             await slack.send_event(slack.file_shared_event("F0BENCH01"))
             await slack.wait_for_call(
                 "chat.postMessage",
@@ -289,7 +302,7 @@ def cli_wall_s(path: Path) -> float:
     return time.perf_counter() - started
 
 
-def cli_outputs(path: Path) -> tuple[dict, str]:
+def cli_outputs(path: Path) -> tuple[dict[str, Any], str]:
     """The CLI's JSON report and CSV of the file (not timed): what every path must give."""
     command = [sys.executable, "-m", "bot", "report", str(path)]
     reports = [
@@ -301,11 +314,11 @@ def cli_outputs(path: Path) -> tuple[dict, str]:
     return json.loads(reports[0]), reports[1]
 
 
-def comparable(report: dict) -> dict:
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in report.items() if key not in ("source", "currency")}
 
 
-WAYS: dict[str, Callable[[Path], Awaitable[dict]]] = {
+WAYS: dict[str, Callable[[Path], Awaitable[dict[str, Any]]]] = {
     "web upload (page)": via_page,
     "web upload (form)": via_upload,
     "Slack share": via_slack,
@@ -316,13 +329,13 @@ async def run(path: Path, rounds: int, summary: Path | None = None) -> int:
     """`rounds` rounds, each the CLI once and then each way through the service once: a way's
     ratio in a round is against the CLI run just before it (the machine's speed drifts over
     minutes), and the ratio reported is the median of its rounds'."""
-    size_mb = path.stat().st_size / 1e6
+    size_mb = (await asyncio.to_thread(path.stat)).st_size / 1e6
     print(
         f"\n== service end to end: {path.name}, {size_mb:,.0f} MB, {rounds} rounds ==", flush=True
     )
     engine_report, engine_csv = cli_outputs(path)
     cli_walls: list[float] = []
-    results: dict[str, list[dict]] = {name: [] for name in WAYS}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in WAYS}
     agree = True
     for _ in range(rounds):
         cli_walls.append(cli_wall_s(path))
@@ -354,7 +367,7 @@ async def run(path: Path, rounds: int, summary: Path | None = None) -> int:
     print(f"reports identical to the CLI's on every path and round: {agree}")
     if summary is not None:
         figures["/health p99 during the jobs, ms"] = worst_p99 * 1000
-        summary.write_text(json.dumps(figures))
+        await asyncio.to_thread(summary.write_text, json.dumps(figures))
     return 0 if agree else 1
 
 

@@ -4,7 +4,7 @@ SQS, DynamoDB and S3 (moto's server on loopback) and the Slack stand-in.
 Measures jobs per minute, the time from each share to its summary (the start message
 rewritten to "see thread": p50, p95, max), takeovers and failures. Every job must succeed.
 
-    python bench/soak.py bench/.data/events-1000000.csv --jobs 50 --workers 2
+    python -m bench.soak bench/.data/events-1000000.csv --jobs 50 --workers 2
 """
 
 from __future__ import annotations
@@ -20,15 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+from moto.server import ThreadedMotoServer
 
-from moto.server import ThreadedMotoServer  # noqa: E402
-
-from tests.aws import create_scale_out  # noqa: E402
-from tests.processes import serve_process, wait_until  # noqa: E402
-from tests.standin.slack import APP_TOKEN, BOT_TOKEN, SlackStandIn  # noqa: E402
+from tests.aws import create_scale_out
+from tests.processes import serve_process, wait_until
+from tests.standin.slack import APP_TOKEN, BOT_TOKEN, SlackStandIn
 
 SOAK_TIMEOUT_S = 3600
 
@@ -59,7 +55,7 @@ async def soak(path: Path, jobs: int, workers: int) -> int:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
-    content = path.read_bytes()
+    content = await asyncio.to_thread(path.read_bytes)
     with tempfile.TemporaryDirectory() as scratch:
         aws_environment(f"http://{host}:{port}", Path(scratch))
         resources = create_scale_out(visibility_timeout_s=180)

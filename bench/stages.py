@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from processing import engine, reader
 
 
-def timed(owner: Any, name: str, into: Counter[str], label: str) -> Callable[[], None]:
+def timed(owner: Any, name: str, into: defaultdict[str, float], label: str) -> Callable[[], None]:
     """Wrap owner.name to add its time to into[label]; returns the undo."""
     original = getattr(owner, name)
 
@@ -35,7 +35,7 @@ def timed(owner: Any, name: str, into: Counter[str], label: str) -> Callable[[],
 
 
 def reader_alone(path: str) -> None:
-    spent: Counter[str] = Counter()
+    spent: defaultdict[str, float] = defaultdict(float)
     undo = [
         timed(reader._Parser, "parse", spent, "pyarrow parse"),
         timed(reader, "regular_records", spent, "quote scan"),
@@ -50,14 +50,15 @@ def reader_alone(path: str) -> None:
     total = time.perf_counter() - started
     for step in undo:
         step()
-    parts = ", ".join(f"{label} {seconds:.2f}" for label, seconds in spent.most_common())
+    by_time = sorted(spent.items(), key=lambda item: -item[1])
+    parts = ", ".join(f"{label} {seconds:.2f}" for label, seconds in by_time)
     print(
         f"reader alone: {total:.2f} s for {blocks} blocks ({parts}; other {total - sum(spent.values()):.2f})"
     )
 
 
 def analysis(path: str) -> None:
-    spent: Counter[str] = Counter()
+    spent: defaultdict[str, float] = defaultdict(float)
     undo = timed(engine._Analysis, "add", spent, "add")
     started = time.perf_counter()
     with open(path, "rb") as source:

@@ -42,7 +42,7 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3_endpoint: str) -> Iterator[str]:
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3_endpoint: str) -> str:
     """The standard AWS variables pointing at moto, with the host's AWS config shut out."""
     for name in (
         "AWS_PROFILE",
@@ -68,7 +68,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3_endpoint: str) -
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role probe
     post(f"{s3_endpoint}/moto-api/reset")
-    yield s3_endpoint
+    return s3_endpoint
 
 
 @pytest.fixture

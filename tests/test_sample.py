@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import reference
-
-from tests.conftest import ROOT
+from tests import oracle
+from tests.helpers import ROOT
 
 
 def test_sample_report_is_pinned(sample_csv: Path) -> None:
@@ -31,4 +30,4 @@ def test_reference_agrees_on_the_sample(sample_csv: Path) -> None:
     """An independent csv.reader implementation computes the same report."""
     pinned = json.loads((ROOT / "samples" / "events-sample.report.json").read_text())
     del pinned["source"], pinned["currency"]
-    assert reference.analyze(sample_csv.read_bytes()) == pinned
+    assert oracle.analyze(sample_csv.read_bytes()) == pinned

@@ -12,7 +12,7 @@ from bot.jobs import runner as jobs_module
 from bot.jobs.replies import SilentReplier
 from bot.jobs.runner import Job, JobRunner
 from bot.sources import CallbackSource, SourceInfo
-from tests.conftest import csv_of
+from tests.helpers import csv_of
 
 CSV = csv_of("E1,C1,P1,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,cleaning,10.00").encode()
 
@@ -34,8 +34,9 @@ async def test_a_finished_job_is_kept_for_the_retention_period_then_forgotten() 
     """Within JOB_RETENTION_MINUTES it is found; after, get() no longer has it."""
     kept = JobRunner(retention_s=3600)
     job_id = await run(kept)
-    assert kept.get(job_id) is not None
-    assert kept.get(job_id).status == "succeeded"
+    job = kept.get(job_id)
+    assert job is not None
+    assert job.status == "succeeded"
 
     forgetful = JobRunner(retention_s=0)
     job_id = await run(forgetful)
@@ -72,7 +73,9 @@ async def test_a_source_that_fails_mid_stream_fails_the_job_with_its_words() -> 
     assert job.error is not None
     assert "HTTP 500" in job.error
     second = await run(runner)
-    assert runner.get(second).status == "succeeded"
+    again = runner.get(second)
+    assert again is not None
+    assert again.status == "succeeded"
 
 
 class Recording(SilentReplier):

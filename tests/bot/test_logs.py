@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import Literal
 
 import pytest
 import structlog
@@ -28,7 +29,9 @@ def reset_structlog():
 
 
 @pytest.mark.parametrize("log_format", ["json", "console"])
-def test_a_crash_logs_its_traceback_but_not_the_row_it_held(log_format: str) -> None:
+def test_a_crash_logs_its_traceback_but_not_the_row_it_held(
+    log_format: Literal["json", "console"],
+) -> None:
     """Frames and line numbers stay; the foreign message and the locals do not."""
     out = io.StringIO()
     logs.configure(log_format=log_format, stream=out)

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from bot.slack import listeners
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 # The scope each Web API call and each event needs (https://api.slack.com/methods).
 SCOPE_OF_CALL = {
@@ -61,7 +61,7 @@ def test_scopes_are_exactly_what_the_calls_and_events_need() -> None:
     needed = {"commands"}
     for call in calls:
         scope = SCOPE_OF_CALL[call]
-        needed |= scope if isinstance(scope, set) else {scope}
+        needed |= set(scope) if isinstance(scope, set) else {str(scope)}
     for event in listeners.HANDLED_EVENTS:
         needed.add(SCOPE_OF_EVENT[event])
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == needed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -16,13 +16,35 @@ from bot.sources import SourceInfo, UploadSource
 from processing import AnalysisCancelledError
 
 
-class Source:
+class Counted:
+    """How many chunks have been taken from a source, to be waited on."""
+
+    def __init__(self) -> None:
+        self.read = 0
+        self._changed = asyncio.Condition()
+
+    async def note(self) -> None:
+        self.read += 1
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def reaches(self, count: int, timeout_s: float = 5.0) -> None:
+        async with asyncio.timeout(timeout_s), self._changed:
+            await self._changed.wait_for(lambda: self.read >= count)
+
+    async def passing(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            await self.note()
+            yield chunk
+
+
+class Source(Counted):
     """Numbered chunks; records how many were read and whether it was closed."""
 
     def __init__(self, chunks: int, fail_after: int | None = None) -> None:
+        super().__init__()
         self.total = chunks
         self.fail_after = fail_after
-        self.read = 0
         self.closed = asyncio.Event()
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -30,10 +52,29 @@ class Source:
             for number in range(self.total):
                 if number == self.fail_after:
                     raise SourceError("the download stopped")
-                self.read += 1
+                await self.note()
                 yield b"%d\n" % number
         finally:
             self.closed.set()
+
+
+class WatchedSlot(Slot):
+    """A job's slot whose giving back can be waited on."""
+
+    def __init__(self, slots: Slots) -> None:
+        super().__init__(slots)
+        self.given = asyncio.Event()
+
+    def give(self) -> None:
+        super().give()
+        self.given.set()
+
+    async def given_back(self, timeout_s: float = 5.0) -> None:
+        """Until the slot is given back (it may have been given already)."""
+        async with asyncio.timeout(timeout_s):
+            while self.held:
+                self.given.clear()
+                await self.given.wait()
 
 
 def started(chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> Iterator[bytes]:
@@ -42,25 +83,19 @@ def started(chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> It
     return reader.chunks()
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.001)
-
-
 async def test_the_source_is_read_ahead_while_the_engine_works() -> None:
     """With the engine busy on its first chunk, the loop goes on reading up to the limit."""
     source = Source(100)
     chunks = started(source.chunks(), asyncio.get_running_loop())
     first = await asyncio.to_thread(next, chunks)
-    await until(lambda: source.read == 1 + READ_AHEAD_CHUNKS + 1)
+    await source.reaches(1 + READ_AHEAD_CHUNKS + 1)
     for _ in range(100):  # the reading task runs on this loop: let it overrun, if it could
         await asyncio.sleep(0)
     assert first == b"0\n"
     assert source.read == 1 + READ_AHEAD_CHUNKS + 1  # taken, queued, and one waiting to go in
     rest = await asyncio.to_thread(list, chunks)
     assert [first, *rest] == [b"%d\n" % number for number in range(100)]
-    await until(source.closed.is_set)
+    await asyncio.wait_for(source.closed.wait(), 5)
 
 
 async def test_chunks_read_ahead_reach_the_engine_while_the_loop_is_busy() -> None:
@@ -71,7 +106,7 @@ async def test_chunks_read_ahead_reach_the_engine_while_the_loop_is_busy() -> No
     source = Source(100)
     chunks = started(source.chunks(), loop)
     first = await asyncio.to_thread(next, chunks)
-    await until(lambda: source.read == 1 + READ_AHEAD_CHUNKS + 1)
+    await source.reaches(1 + READ_AHEAD_CHUNKS + 1)
     taken = threading.Event()
 
     def engine() -> list[bytes]:
@@ -105,33 +140,38 @@ async def test_an_engine_that_stops_early_closes_the_source() -> None:
     source = Source(10_000)
     chunks = started(source.chunks(), asyncio.get_running_loop())
     await asyncio.to_thread(next, chunks)
-    await asyncio.to_thread(chunks.close)
-    await until(source.closed.is_set)
+    await asyncio.to_thread(chunks.close)  # type: ignore[attr-defined]  # a generator
+    await asyncio.wait_for(source.closed.wait(), 5)
     assert source.read < 10_000
 
 
-async def paced_reader() -> tuple[Slots, Slot, UploadSource, ReadAhead]:
-    """One slot, held by a job reading an upload as it arrives."""
+async def paced_reader() -> tuple[Slots, WatchedSlot, UploadSource, ReadAhead, Counted]:
+    """One slot, held by a job reading an upload as it arrives; and how many of the
+    upload's chunks have been read ahead."""
     slots = Slots(1)
-    slot = Slot(slots)
+    slot = WatchedSlot(slots)
     await slot.take()
     upload = UploadSource(SourceInfo(kind="upload", name="a.csv", label="a.csv"))
+    read_ahead = Counted()
     reader = ReadAhead(
-        upload.chunks(), asyncio.get_running_loop(), threading.Event(), paced=Paced(upload, slot)
+        read_ahead.passing(upload.chunks()),
+        asyncio.get_running_loop(),
+        threading.Event(),
+        paced=Paced(upload, slot),
     )
     reader.start()
-    return slots, slot, upload, reader
+    return slots, slot, upload, reader, read_ahead
 
 
 async def test_an_uploads_slot_is_given_back_only_once_the_engine_has_nothing_to_do() -> None:
     """Bytes late while the engine still works on chunks read ahead: the slot stays; once it
     has taken them all and waits, the slot goes, and comes back before the next bytes reach
     it."""
-    slots, slot, upload, reader = await paced_reader()
+    slots, slot, upload, reader, read_ahead = await paced_reader()
     chunks = reader.chunks()
     for number in range(3):
         await upload.put(b"%d\n" % number)
-    await until(lambda: upload._queue.empty())  # all three read ahead, none taken yet
+    await read_ahead.reaches(3)  # all three read ahead, none taken yet
     for _ in range(50):
         await asyncio.sleep(0)
     assert slot.held, "the engine has three chunks to work on"
@@ -140,7 +180,7 @@ async def test_an_uploads_slot_is_given_back_only_once_the_engine_has_nothing_to
         await asyncio.sleep(0)
     assert slot.held, "the engine still works on the third chunk"
     waiting = asyncio.create_task(asyncio.to_thread(next, chunks))  # asks for a fourth
-    await until(lambda: not slot.held)  # the engine waits, the upload too
+    await slot.given_back()  # the engine waits, the upload too
     other = Slot(slots)
     await asyncio.wait_for(other.take(), 5)  # the slot is free for another job
     await upload.put(b"3\n")
@@ -159,12 +199,12 @@ async def test_an_uploads_slot_is_given_back_only_once_the_engine_has_nothing_to
 async def test_closing_the_reader_leaves_no_slot_taken() -> None:
     """An engine that stopped early (a bad header) while its upload's bytes kept coming: once
     the reader is closed, nothing of it takes a slot again."""
-    slots, slot, upload, reader = await paced_reader()
+    slots, slot, upload, reader, _ = await paced_reader()
     chunks = reader.chunks()
     await upload.put(b"first\n")
     await asyncio.to_thread(next, chunks)
     engine = asyncio.create_task(asyncio.to_thread(next, chunks))  # waits for more
-    await until(lambda: not slot.held)
+    await slot.given_back()
     holder = Slot(slots)
     await holder.take()
     await upload.put(b"more\n")  # the pump now waits to take the slot again

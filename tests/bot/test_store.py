@@ -292,8 +292,8 @@ async def test_reports_are_compressed_and_read_back_as_they_were(
     assert await store.artifact("j1", "invalid-rows.csv") == csv_text
     assert await store.artifact("j1", "chart.png") == png
     if isinstance(store, SqliteJobStore):
-        raw = await store._run(  # type: ignore[attr-defined]
-            lambda: store._conn.execute(  # type: ignore[attr-defined]
+        raw = await store._run(
+            lambda: store._conn.execute(
                 "SELECT name, data FROM artifacts WHERE job_id = 'j1'"
             ).fetchall()
         )
@@ -335,14 +335,14 @@ async def test_a_programming_error_is_not_damage_and_leaves_no_transaction_open(
     store = SqliteJobStore(tmp_path)
     try:
         with pytest.raises(sqlite3.ProgrammingError):
-            await store._run(lambda: store._conn.execute("SELECT ?", ()))  # type: ignore[attr-defined]
+            await store._run(lambda: store._conn.execute("SELECT ?", ()))
 
         def half_done() -> None:
-            store._conn.execute("BEGIN IMMEDIATE")  # type: ignore[attr-defined]
-            store._conn.execute("INSERT INTO nowhere VALUES (1)")  # type: ignore[attr-defined]
+            store._conn.execute("BEGIN IMMEDIATE")
+            store._conn.execute("INSERT INTO nowhere VALUES (1)")
 
         with pytest.raises(StoreError):
-            await store._run(half_done)  # type: ignore[attr-defined]
+            await store._run(half_done)
         assert not store.damaged
         assert await store.state() == "ok"
         await store.add(record("after"))

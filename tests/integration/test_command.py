@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from bot.app import Service
-from tests.integration.conftest import CHANNEL, SAMPLE, finished_jobs, weeks_csv
-from tests.integration.test_share import share
+from tests.integration.helpers import CHANNEL, SAMPLE, finished_jobs, share, weeks_csv
 from tests.standin.slack import BOT_USER_ID, SlackStandIn
 
 # Slack's limit. Only the ack test holds the bot to it: elsewhere a busy machine must not
@@ -17,7 +17,7 @@ from tests.standin.slack import BOT_USER_ID, SlackStandIn
 ACK_DEADLINE_S = 3.0
 
 
-async def command_reply(slack: SlackStandIn, text: str) -> dict[str, object]:
+async def command_reply(slack: SlackStandIn, text: str) -> dict[str, Any]:
     """Sends the command, waits for its ack, then for the one reply POSTed to response_url."""
     envelope = await slack.send_command(text)
     await slack.wait_ack(envelope)
@@ -25,7 +25,7 @@ async def command_reply(slack: SlackStandIn, text: str) -> dict[str, object]:
     return call.args
 
 
-def bot_messages(slack: SlackStandIn, channel: str = CHANNEL) -> list[dict[str, object]]:
+def bot_messages(slack: SlackStandIn, channel: str = CHANNEL) -> list[dict[str, Any]]:
     return [m for m in slack.messages(channel) if m.get("user") == BOT_USER_ID]
 
 

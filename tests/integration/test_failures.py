@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
@@ -12,32 +11,20 @@ import structlog
 from aiohttp import web
 
 from bot.app import Service
-from tests.conftest import utf8_then_latin1
-from tests.integration.conftest import (
+from tests.helpers import HEADER, utf8_then_latin1
+from tests.integration.helpers import (
     CHANNEL,
-    HEADER,
     SAMPLE,
     StartBot,
     finished_jobs,
+    share,
+    start_and_thread,
     weeks_csv,
 )
-from tests.integration.test_share import share
-from tests.standin.slack import BOT_USER_ID, SlackStandIn
+from tests.standin.slack import SlackStandIn
 
 SAMPLE_BODY = SAMPLE.split(b"\n", 1)[1]
 ONE_MB = 1_048_576
-
-
-def start_and_thread(
-    slack: SlackStandIn, file_name: str
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The bot's start message for `file_name` and the replies under it."""
-    [start] = [
-        m
-        for m in slack.messages(CHANNEL)
-        if m.get("user") == BOT_USER_ID and not m.get("files") and file_name in m["text"]
-    ]
-    return start, slack.thread(CHANNEL, start["ts"])
 
 
 def assert_failed_in_thread(slack: SlackStandIn, file_name: str, *words: str) -> str:

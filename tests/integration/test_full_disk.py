@@ -18,10 +18,9 @@ import pytest
 from bot.app import running
 from bot.config import Settings
 from bot.web.ops import STORE_CHECK
-from tests.integration.conftest import CHANNEL, StartBot, finished_jobs
-from tests.integration.test_share import share
+from tests.helpers import FORM_TYPE, TWO_WEEKS, UPLOAD_HEADER, form_head, form_tail
+from tests.integration.helpers import CHANNEL, StartBot, finished_jobs, share
 from tests.standin.slack import SlackStandIn
-from tests.web.conftest import FORM_TYPE, HEADER, TWO_WEEKS, form_head, form_tail
 
 JOB_TIMEOUT_S = 30.0
 NOT_KEPT = "The files of this report could not be kept (disk full)."
@@ -57,7 +56,7 @@ def fill(volume: Path, leave_bytes: int) -> None:
 
 def many_bad_dates(rows: int) -> bytes:
     """A file whose invalid-rows.csv is large: every other row has a bad date."""
-    lines = [HEADER]
+    lines = [UPLOAD_HEADER]
     for n in range(rows):
         date = "2024-01-02T10:00:00Z" if n % 2 else "not-a-date"
         lines.append(f"e{n},C{n % 9},P{n},TREATMENT_COMPLETED,{date},10.00,cleaning")

@@ -3,7 +3,8 @@ and no cell of the file is shown, logged or stored anywhere.
 
 The engine reads the first line as the header. When none of it looks like a column name, the
 error names the columns it wanted and says nothing of what it found: that line is a patient's
-event. The page's half of this is tests/web/test_headerless_page.py.
+event. The page's half of this is tests/web/test_headerless_page.py; the file, the words and
+`cells_in` are in tests/helpers.py, for both.
 """
 
 from __future__ import annotations
@@ -23,74 +24,11 @@ import structlog
 from bot import logs
 from bot.app import Service, running
 from bot.config import Settings, SlackTokens
-from tests.cli.test_cli import cli
-from tests.integration.conftest import CHANNEL, finished_jobs
-from tests.integration.test_failures import start_and_thread
-from tests.integration.test_share import share
+from tests.helpers import HEADERLESS, MISSING_HEADER, cells_in, cli
+from tests.integration.helpers import CHANNEL, finished_jobs, share, start_and_thread
 from tests.standin.slack import APP_TOKEN, BOT_TOKEN, SlackStandIn
 
-MISSING_HEADER = (
-    "the first line does not look like a header: none of event_id, clinic_id, patient_id, "
-    "event_type, event_timestamp, and no near match. Is the header row missing?"
-)
 JOB_TIMEOUT_S = 30.0
-
-# event_id, clinic_id, patient_id, event_type, event_timestamp, revenue_amount,
-# treatment_type, and a free-text note: the export's columns, its header row left out.
-FIRST_ROW = (
-    "d23f0824-1b2c-4d5e-8f90-5a1c2e3b4d6f",
-    "CL-035",
-    "P-1579240",
-    "TREATMENT_COMPLETED",
-    "2024-01-03T10:00:00Z",
-    "15034.29",  # more digits than "150.00", which a float in a SQLite page could hold
-    "root_canal",
-    "Mrs Jones allergic to latex",
-)
-MORE_ROWS = (
-    (
-        "7c9e6679-7425-40de-944b-e07fc1f90ae7",
-        "CL-112",
-        "P-2468013",
-        "APPOINTMENT_SCHEDULED",
-        "2024-01-04T09:30:00Z",
-        "",
-        "",
-        "Mr Patel prefers mornings",
-    ),
-    (
-        "0b1d3f5a-9e8c-4a7b-b6d5-c4e3f2a1b0c9",
-        "CL-207",
-        "P-3691472",
-        "TREATMENT_COMPLETED",
-        "2024-01-05T14:15:00Z",
-        "22087.61",
-        "implant_crown",
-        "Ms Okafor pacemaker fitted",
-    ),
-)
-HEADERLESS = "".join(",".join(row) + "\n" for row in (FIRST_ROW, *MORE_ROWS)).encode()
-EVENT_TYPES = frozenset({"TREATMENT_COMPLETED", "APPOINTMENT_SCHEDULED"})
-# Every cell but the event types, which are the bot's own words too (its help names
-# TREATMENT_COMPLETED), and the empty ones; then the first row's telling pieces, so a cell
-# clipped, split or re-punctuated on its way out is still caught. Matched case-blind: the
-# page capitalises the first letter of a message.
-LOOKED_FOR = (
-    *(cell for row in (FIRST_ROW, *MORE_ROWS) for cell in row if cell and cell not in EVENT_TYPES),
-    "d23f0824",
-    "5a1c2e3b4d6f",
-    "1579240",
-    "15034",
-    "Jones",
-    "allergic",
-    "latex",
-)
-
-
-def cells_in(text: str) -> list[str]:
-    """Which of the file's cells (or pieces of them) `text` holds; [] when none."""
-    lowered = text.lower()
-    return [cell for cell in LOOKED_FOR if cell.lower() in lowered]
 
 
 def data_dir_text(data_dir: Path) -> str:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 
 from bot.app import Service
-from tests.integration.conftest import StartBot
+from tests.integration.helpers import StartBot
 from tests.standin.slack import SlackStandIn
 
 
-async def health(service: Service) -> tuple[int, dict]:
+async def health(service: Service) -> tuple[int, dict[str, Any]]:
     async with (
         aiohttp.ClientSession() as http,
         http.get(f"http://127.0.0.1:{service.port}/health") as response,

@@ -13,7 +13,7 @@ from bot.jobs.replies import ConsoleReplier, progress_line
 from bot.jobs.runner import Job
 from bot.sources import SourceInfo
 from processing import Progress
-from tests.integration.conftest import SAMPLE
+from tests.integration.helpers import SAMPLE
 
 
 async def test_a_web_upload_reports_start_progress_and_summary_to_the_console() -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import SAMPLE, StartBot, finished_jobs
-from tests.integration.test_share import share
+from tests.integration.helpers import SAMPLE, StartBot, finished_jobs, share
 from tests.standin.slack import SlackStandIn
 
 

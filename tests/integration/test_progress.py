@@ -6,10 +6,8 @@ import itertools
 import json
 from pathlib import Path
 
-import generate  # bench/generate.py, on sys.path via tests/conftest.py
-
-from tests.integration.conftest import CHANNEL, StartBot, finished_jobs
-from tests.integration.test_share import share
+from tests import generate
+from tests.integration.helpers import CHANNEL, StartBot, finished_jobs, share
 from tests.standin.slack import SlackStandIn
 
 INTERVAL_S = 0.3

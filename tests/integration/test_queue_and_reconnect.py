@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.conftest import CHANNEL, SAMPLE, StartBot, finished_jobs
-from tests.integration.test_share import share
+from tests.integration.helpers import CHANNEL, SAMPLE, StartBot, finished_jobs, share
 from tests.standin.slack import SlackStandIn
 
 

@@ -10,31 +10,13 @@ from typing import Any
 
 import aiohttp
 
-from tests.integration.conftest import CHANNEL, SAMPLE
-from tests.integration.test_share import share
+from tests.helpers import TWO_WEEKS
+from tests.integration.helpers import SAMPLE, share, slack_env, start_and_thread
 from tests.processes import serve_process
-from tests.standin.slack import APP_TOKEN, BOT_TOKEN, BOT_USER_ID, SlackStandIn
-from tests.web.conftest import TWO_WEEKS
+from tests.standin.slack import SlackStandIn
 
-SLOW = {"chunk_size": 8 * 1024, "chunk_delay_s": 0.05}  # the sample takes ~2 s to download
-
-
-def slack_env(slack: SlackStandIn) -> dict[str, str]:
-    return {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_APP_TOKEN": APP_TOKEN,
-        "SLACK_API_URL": slack.base_url,
-        "PROGRESS_INTERVAL_SECONDS": "0.2",
-    }
-
-
-def thread_of(slack: SlackStandIn, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    [start] = [
-        m
-        for m in slack.messages(CHANNEL)
-        if m.get("user") == BOT_USER_ID and name in m["text"] and not m.get("files")
-    ]
-    return start, slack.thread(CHANNEL, start["ts"])
+# The sample in 8 KiB pieces 50 ms apart: it takes ~2 s to download.
+SLOW_CHUNK_BYTES, SLOW_CHUNK_DELAY_S = 8 * 1024, 0.05
 
 
 def edits_of(slack: SlackStandIn, ts: str) -> list[str]:
@@ -48,7 +30,13 @@ async def test_a_job_killed_mid_way_finishes_in_its_thread_after_a_restart(tmp_p
     same thread (attempt 2 of 3), with one summary and one set of files; Slack's
     redelivery of the share after the restart starts nothing."""
     async with SlackStandIn() as slack:
-        slack.add_file("F0RESTART1", "restart.csv", SAMPLE, **SLOW)
+        slack.add_file(
+            "F0RESTART1",
+            "restart.csv",
+            SAMPLE,
+            chunk_size=SLOW_CHUNK_BYTES,
+            chunk_delay_s=SLOW_CHUNK_DELAY_S,
+        )
         async with serve_process(slack_env(slack), data_dir=tmp_path) as first:
             await slack.wait_for_connection()
             await share(slack, "F0RESTART1")
@@ -68,7 +56,7 @@ async def test_a_job_killed_mid_way_finishes_in_its_thread_after_a_restart(tmp_p
             await slack.wait_for_call("files.completeUploadExternal")
             assert await second.stop() == 0
 
-        start, thread = thread_of(slack, "restart.csv")
+        start, thread = start_and_thread(slack, "restart.csv")
         progress, *replies = thread
         assert any("attempt 2 of 3" in text for text in edits_of(slack, progress["ts"]))
         assert "100%" in progress["text"]
@@ -99,7 +87,7 @@ async def test_a_job_killed_in_every_attempt_fails_after_three(tmp_path: Path) -
             assert finished["status"] == "failed"
             assert "could not be finished after 3 attempts" in finished["error"]
             await last.stop()
-        start, [progress, *_] = thread_of(slack, "killed.csv")
+        start, [progress, *_] = start_and_thread(slack, "killed.csv")
         assert "could not be finished after 3 attempts" in json.dumps(progress)
         assert "could not be processed" in start["text"]
 

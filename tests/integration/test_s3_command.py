@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.integration.conftest import CHANNEL, SAMPLE, StartBot, finished_jobs
+from tests.integration.helpers import CHANNEL, SAMPLE, StartBot, finished_jobs
 from tests.standin.slack import SlackStandIn
 
 BUCKET = "clinic-exports"

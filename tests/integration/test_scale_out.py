@@ -4,42 +4,25 @@ real subprocess; failures are real signals."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
 from tests.aws import ScaleOut
-from tests.integration.conftest import CHANNEL, SAMPLE, weeks_csv
-from tests.integration.test_restart import slack_env, thread_of
-from tests.processes import Process, serve_process, wait_until
+from tests.integration.helpers import (
+    CHANNEL,
+    SAMPLE,
+    cluster,
+    finished,
+    share,
+    start_and_thread,
+    weeks_csv,
+)
+from tests.processes import Process, wait_until
 from tests.standin.slack import BOT_USER_ID, SlackStandIn
 
 SHARES = 20
-
-
-@contextlib.asynccontextmanager
-async def cluster(
-    slack: SlackStandIn, scale_out: ScaleOut, *, serves: int, workers: int, **env: str
-) -> AsyncIterator[tuple[list[Process], list[Process]]]:
-    """`serves` serve processes (each a Socket Mode connection) and `workers` workers."""
-    common = {**slack_env(slack), **scale_out.env, "JOB_CONCURRENCY": "2", **env}
-    async with contextlib.AsyncExitStack() as stack:
-        serving = []
-        for number in range(serves):
-            serving.append(await stack.enter_async_context(serve_process(common)))
-            await slack.wait_for_connection(count=number + 1)
-        working = [
-            await stack.enter_async_context(serve_process(common, role="worker"))
-            for _ in range(workers)
-        ]
-        yield serving, working
-
-
-def finished(processes: list[Process]) -> list[dict[str, Any]]:
-    return [line for process in processes for line in process.events("job.finished")]
 
 
 async def wait_finished(processes: list[Process], count: int, timeout: float = 120) -> None:
@@ -78,7 +61,7 @@ async def test_twenty_shares_over_two_serves_and_two_workers_each_run_once(
             lambda: len(slack.calls_to("files.completeUploadExternal")) == SHARES
         )
     for n in range(SHARES):
-        _, [progress, *replies] = thread_of(slack, f"clinic-{n:02d}.csv")
+        _, [progress, *replies] = start_and_thread(slack, f"clinic-{n:02d}.csv")
         assert "100%" in progress["text"]
         assert len([m for m in replies if m.get("blocks")]) == 2
         assert len([m for m in replies if m.get("files")]) == 1
@@ -99,7 +82,7 @@ async def test_a_killed_workers_job_is_taken_over_with_one_summary(
         _,
         working,
     ):
-        await share_across_one(slack, "F0TAKEOVER")
+        await share(slack, "F0TAKEOVER")
         started = await first_to_log(working, "job.started")
         victim = next(p for p in working if p.events("job.started"))
         survivor = next(p for p in working if p is not victim)
@@ -120,7 +103,7 @@ async def test_a_killed_workers_job_is_taken_over_with_one_summary(
         assert "clinic_events_duplicate_messages_total 1.0" in exposition
         assert 'clinic_events_worker_jobs_total{status="succeeded",worker=' in exposition
         assert 'clinic_events_queue_messages{state="visible"}' in exposition
-    _, [_, *replies] = thread_of(slack, "takeover.csv")
+    _, [_, *replies] = start_and_thread(slack, "takeover.csv")
     assert len([m for m in replies if m.get("blocks")]) == 2
     assert len([m for m in replies if m.get("files")]) == 1
     assert len(slack.calls_to("files.completeUploadExternal")) == 1
@@ -136,7 +119,7 @@ async def test_a_worker_stopped_with_sigterm_hands_its_job_back(
         _,
         working,
     ):
-        await share_across_one(slack, "F0HANDBACK")
+        await share(slack, "F0HANDBACK")
         await first_to_log(working, "job.started")
         leaving = next(p for p in working if p.events("job.started"))
         staying = next(p for p in working if p is not leaving)
@@ -145,16 +128,9 @@ async def test_a_worker_stopped_with_sigterm_hands_its_job_back(
         done = await staying.wait_event("job.finished", timeout=90)
         assert (done["status"], done["attempt"]) == ("succeeded", 1)
         assert not staying.events("worker.took_over")  # handed back, not taken over
-    _, [progress, *replies] = thread_of(slack, "handback.csv")
+    _, [progress, *replies] = start_and_thread(slack, "handback.csv")
     assert "100%" in progress["text"]
     assert len([m for m in replies if m.get("blocks")]) == 2
-
-
-async def share_across_one(slack: SlackStandIn, file_id: str) -> None:
-    first = await slack.send_event(slack.file_shared_event(file_id))
-    second = await slack.send_event(slack.file_share_event(file_id))
-    await slack.wait_ack(first)
-    await slack.wait_ack(second)
 
 
 async def first_to_log(processes: list[Process], event: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.processes import STARTUP_TIMEOUT_S, serve_process
 from tests.standin.slack import APP_TOKEN, BOT_TOKEN, SlackStandIn
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aiohttp
 
@@ -12,16 +13,8 @@ from bot.slack.api import slack_client
 from bot.slack.files import SlackDownloader
 from bot.slack.intake import SlackContext, SlackJobs
 from processing import analyze, to_clinic_csv, to_csv
-from tests.integration.conftest import CHANNEL, SAMPLE, StartBot, finished_jobs, weeks_csv
+from tests.integration.helpers import CHANNEL, SAMPLE, StartBot, finished_jobs, share, weeks_csv
 from tests.standin.slack import BOT_TOKEN, BOT_USER_ID, SlackStandIn
-
-
-async def share(slack: SlackStandIn, file_id: str, *, user: str = "UALICE") -> None:
-    """Both events Slack sends for one upload, each acked."""
-    first = await slack.send_event(slack.file_shared_event(file_id, user=user))
-    second = await slack.send_event(slack.file_share_event(file_id, user=user))
-    await slack.wait_ack(first)
-    await slack.wait_ack(second)
 
 
 async def test_a_shared_csv_gets_start_message_progress_summary_and_files(
@@ -122,7 +115,7 @@ async def test_every_other_message_event_is_acked_and_ignored(
     slack: SlackStandIn, bot: Service
 ) -> None:
     """Plain messages, edits and bot messages are acked (else Slack retries) and start nothing."""
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "message", "channel": CHANNEL, "user": "UALICE", "text": "hello", "ts": "1.1"},
         {
             "type": "message",

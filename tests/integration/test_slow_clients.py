@@ -14,10 +14,9 @@ import aiohttp
 from bot.app import Service
 from bot.config import TrustedProxies
 from bot.jobs.runner import Job, JobStatus
-from tests.integration.conftest import SAMPLE, StartBot
-from tests.integration.test_share import share
+from tests.helpers import FORM_TYPE, chunk, form_head, form_tail
+from tests.integration.helpers import SAMPLE, StartBot, share
 from tests.standin.slack import SlackStandIn
-from tests.web.conftest import FORM_TYPE, chunk, form_head, form_tail
 
 TRICKLE_EVERY_S = 0.2
 LOOPBACK_PROXY = TrustedProxies((ipaddress.ip_network("127.0.0.1/32"),))

@@ -21,8 +21,8 @@ from bot.app import running
 from bot.config import Settings
 from bot.store.sqlite import DB_FILE
 from bot.web.ops import STORE_CHECK
-from tests.processes import ROOT, serve_process
-from tests.web.conftest import FORM_TYPE, TWO_WEEKS, form_head, form_tail
+from tests.helpers import FORM_TYPE, ROOT, TWO_WEEKS, form_head, form_tail
+from tests.processes import serve_process
 
 JOB_TIMEOUT_S = 30.0
 
@@ -75,7 +75,8 @@ async def store_with_jobs(data_dir: Path, count: int) -> list[str]:
 
 def one_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.startswith("clinic-events:")]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr, stderr
     return lines[0]
 
 
@@ -257,4 +258,4 @@ async def next_event(process: asyncio.subprocess.Process) -> dict[str, object]:
         line = await asyncio.wait_for(process.stderr.readline(), 30)
         assert line, "the process ended"
         if line.startswith(b"{"):
-            return json.loads(line)  # type: ignore[no-any-return]
+            return json.loads(line)

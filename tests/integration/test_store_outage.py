@@ -22,9 +22,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.aws import ScaleOut, create_scale_out
-from tests.integration.conftest import SAMPLE
-from tests.integration.test_restart import slack_env, thread_of
-from tests.integration.test_scale_out import cluster, finished, share_across_one
+from tests.integration.helpers import (
+    SAMPLE,
+    cluster,
+    finished,
+    share,
+    slack_env,
+    start_and_thread,
+)
 from tests.processes import serve_process, wait_until
 from tests.standin.slack import SlackStandIn
 from tests.tcp_proxy import TcpProxy
@@ -44,6 +49,21 @@ class Outage:
     def __str__(self) -> str:
         how = "hangs" if self.hangs else "down"
         return f"{'+'.join(self.services)}-{how}-{self.length_s:g}s-job{self.first_job_s:g}s"
+
+    async def begin(self, proxies: dict[str, TcpProxy]) -> None:
+        """The services go away: stopped (connections refused and cut), or paused (hanging)."""
+        for service in self.services:
+            if self.hangs:
+                proxies[service].pause()
+            else:
+                await proxies[service].stop()
+
+    async def end(self, proxies: dict[str, TcpProxy]) -> None:
+        for service in self.services:
+            if self.hangs:
+                proxies[service].resume()
+            else:
+                await proxies[service].start()
 
 
 OUTAGES = [
@@ -82,7 +102,6 @@ async def test_every_job_ends_once_after_an_outage(
     }
     for proxy in proxies.values():
         await proxy.start()
-    cut = [proxies[service] for service in outage.services]
     for n in range(JOBS):
         # The first runs through the outage's start (or all of it); the others are quick.
         delay_s = outage.first_job_s / SAMPLE_CHUNKS if n == 0 else 0.01
@@ -105,26 +124,18 @@ async def test_every_job_ends_once_after_an_outage(
             cluster(slack, slow_queue, serves=1, workers=1, **env) as (serving, [first]),
             contextlib.AsyncExitStack() as stack,
         ):
-            await share_across_one(slack, "F0OUTAGE00")
+            await share(slack, "F0OUTAGE00")
             await first.wait_event("job.started")
             for n in range(1, JOBS):
-                await share_across_one(slack, f"F0OUTAGE{n:02d}")
+                await share(slack, f"F0OUTAGE{n:02d}")
             await wait_until(serving, lambda: len(serving[0].events("job.enqueued")) == JOBS, 30)
-            for proxy in cut:
-                if outage.hangs:
-                    proxy.pause()
-                else:
-                    await proxy.stop()
+            await outage.begin(proxies)
             cut_at = time.monotonic()
             common = {**slack_env(slack), **slow_queue.env, **env, "JOB_CONCURRENCY": "2"}
             second = await stack.enter_async_context(serve_process(common, role="worker"))
             working = [first, second]
-            await asyncio.sleep(outage.length_s - (time.monotonic() - cut_at))
-            for proxy in cut:
-                if outage.hangs:
-                    proxy.resume()
-                else:
-                    await proxy.start()
+            await asyncio.sleep(outage.length_s - (time.monotonic() - cut_at))  # the outage
+            await outage.end(proxies)
             back_at = time.monotonic()
             await wait_until(
                 working,
@@ -160,7 +171,7 @@ async def test_every_job_ends_once_after_an_outage(
     if outage.services == ("sqs",):
         assert set(runs.values()) == {1}, "the store's lease fenced every second delivery"
     for n in range(JOBS):
-        _, [_, *replies] = thread_of(slack, f"outage-{n}.csv")
+        _, [_, *replies] = start_and_thread(slack, f"outage-{n}.csv")
         assert len([m for m in replies if m.get("blocks")]) == 2, "one summary: two messages"
         assert len([m for m in replies if m.get("files")]) == 1
     left = slow_queue.sqs.receive_message(QueueUrl=slow_queue.dead_letter_url, WaitTimeSeconds=0)

@@ -7,9 +7,8 @@ import json
 from typing import Any
 
 from bot.app import Service
-from tests.conftest import GatedChart
-from tests.integration.conftest import CHANNEL, SAMPLE, finished_jobs, weeks_csv
-from tests.integration.test_share import share
+from tests.helpers import GatedChart
+from tests.integration.helpers import CHANNEL, SAMPLE, finished_jobs, share, weeks_csv
 from tests.standin.slack import BOT_USER_ID, SlackStandIn
 
 

@@ -153,7 +153,8 @@ async def test_a_dead_letter_of_a_job_a_live_worker_holds_is_left_to_it(
 
     for job_id in ("held1", "held3"):
         record = await store.get(job_id)
-        assert record is not None and record.status is JobStatus.RUNNING, job_id
+        assert record is not None, job_id
+        assert record.status is JobStatus.RUNNING, job_id
     assert not made.sqs.receive_message(QueueUrl=made.queue_url, WaitTimeSeconds=0).get("Messages")
     assert not made.sqs.receive_message(QueueUrl=made.dead_letter_url, WaitTimeSeconds=0).get(
         "Messages"

@@ -6,7 +6,7 @@ import json
 
 import aiohttp
 
-from tests.integration.conftest import CHANNEL, SAMPLE, StartBot, finished_jobs
+from tests.integration.helpers import CHANNEL, SAMPLE, StartBot, finished_jobs
 from tests.standin.slack import SlackStandIn
 
 

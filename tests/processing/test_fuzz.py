@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 
 import pytest
-import reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processing import InputError, InvalidRow, reader
-from tests.conftest import HEADER, report_of
+from tests import oracle
+from tests.helpers import HEADER, report_of
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -74,8 +74,8 @@ def check(data: bytes, chunk: int, block_size: int) -> None:
     result = engine_or_error(data, chunk, block_size, listing)  # anything but InputError fails
     expected_listing: list[tuple[int, str]] = []
     try:
-        expected = reference.analyze(data, listing=expected_listing)
-    except reference.Rejected:
+        expected = oracle.analyze(data, listing=expected_listing)
+    except oracle.RejectedError:
         assert isinstance(result, InputError), "the reference rejects this file"
         return
     assert not isinstance(result, InputError), f"the reference reads this file: {result}"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-import reference
 
 from processing import ClinicMovers, analyze, insights
 from processing.schema import appointment_outcome, is_new_patient
-from tests.conftest import csv_of, report_of
+from tests import oracle
+from tests.helpers import csv_of, report_of
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_rates_and_their_nulls() -> None:
     assert (first["cancellation_rate"], first["no_show_rate"]) == ("28.6", "28.6")  # 2/7
     assert (second["cancellation_rate"], second["no_show_rate"]) == (None, None)
     assert second["new_patients"] == 1
-    assert report_of(data) == reference.analyze(data.encode())
+    assert report_of(data) == oracle.analyze(data.encode())
 
 
 def test_rates_round_half_to_even() -> None:
@@ -110,7 +110,7 @@ def test_coverage_at_both_ends_and_in_a_gap() -> None:
     ]
     assert report["headline"]["empty_weeks"] == ["2024-01-15"]
     assert report["headline"]["partial_weeks"] == ["2024-01-01", "2024-01-22"]
-    assert report == reference.analyze(data.encode())
+    assert report == oracle.analyze(data.encode())
 
 
 def test_one_day_of_data_is_one_partial_week() -> None:
@@ -146,7 +146,7 @@ def test_headline_compares_complete_weeks_only() -> None:
         "clinics_up": [],
         "clinics_down": ["c"],  # 400.00 -> 250.00
     }
-    assert report_of(csv_of(*rows)) == reference.analyze(csv_of(*rows).encode())
+    assert report_of(csv_of(*rows)) == oracle.analyze(csv_of(*rows).encode())
 
 
 def test_every_complete_week_is_compared_like_the_headline() -> None:
@@ -174,7 +174,7 @@ def test_every_complete_week_is_compared_like_the_headline() -> None:
     ]
     headline = report["headline"]
     assert (headline["change_pct"], headline["average_4w_revenue"]) == (None, "150.00")
-    assert report == reference.analyze(csv_of(*rows).encode())
+    assert report == oracle.analyze(csv_of(*rows).encode())
 
 
 def test_period_totals_and_treatment_shares() -> None:
@@ -199,7 +199,7 @@ def test_period_totals_and_treatment_shares() -> None:
         {"treatment_type": "x", "revenue": "30.00", "share_pct": "25.0"},
         {"treatment_type": "whitening", "revenue": "0.00", "share_pct": "0.0"},
     ]
-    assert report == reference.analyze(data.encode())
+    assert report == oracle.analyze(data.encode())
 
 
 def test_the_report_carries_the_figures_of_its_weeks_and_clinics() -> None:
@@ -234,7 +234,7 @@ def test_clinic_movers_rise_and_fall_separately() -> None:
     report = report_of(csv_of(*rows))
     assert report["headline"]["clinics_up"] == ["G", "A", "B"]
     assert report["headline"]["clinics_down"] == ["F", "C"]
-    assert report == reference.analyze(csv_of(*rows).encode())
+    assert report == oracle.analyze(csv_of(*rows).encode())
 
 
 def test_headline_ties_go_to_the_earlier_week_and_averages_round_half_even() -> None:
@@ -291,4 +291,4 @@ def test_clinics_are_ordered_by_revenue_then_id_and_compared_on_the_headline_wee
     )
     assert (b["change_pct"], b["weeks_active"]) == ("100.0", 2)
     assert (a["no_show"], c["cancelled"], c["change_pct"]) == (1, 2, None)
-    assert report == reference.analyze(csv_of(*rows).encode())
+    assert report == oracle.analyze(csv_of(*rows).encode())

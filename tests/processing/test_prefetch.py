@@ -135,7 +135,7 @@ def test_read_ahead_gives_the_same_chunks_and_does_not_wait_for_a_stuck_source()
     assert next(chunks) == b"first"
     assert started.wait(5)
     workers = [t for t in threading.enumerate() if t.name == "csv-prefetch"]
-    chunks.close()  # returns without waiting on the blocked worker
+    chunks.close()  # type: ignore[attr-defined]  # a generator: returns without waiting on the blocked worker
     assert workers
     assert all(worker.is_alive() for worker in workers)
     stuck.set()

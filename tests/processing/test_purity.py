@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_processing_imports_nothing_user_facing() -> None:

@@ -19,7 +19,7 @@ from processing import (
     analyze,
 )
 from processing.errors import looks_like_a_name
-from tests.conftest import HEADER, csv_of, report_of
+from tests.helpers import HEADER, csv_of, report_of
 
 OK = "e1,c1,p1,APPOINTMENT_SCHEDULED,2024-01-03T10:00:00Z,,"
 

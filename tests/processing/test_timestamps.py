@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
-import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from processing.timestamps import (
     _Layout,
     local_days,
 )
+from tests import oracle
 
 EPOCH = date(1970, 1, 1)
 # What each layout character may be written as, right or wrong.
@@ -68,7 +68,7 @@ def near_timestamps(draw: st.DrawFn) -> str:
 
 
 def expected(value: str, zone_name: str) -> tuple[bool, int]:
-    day = reference._day(value, ZoneInfo(zone_name))
+    day = oracle._day(value, ZoneInfo(zone_name))
     if re.fullmatch(TIMESTAMP_PATTERN, value) is None or day is None:
         return False, 0
     return True, (day - EPOCH).days

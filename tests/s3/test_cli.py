@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.cli import main
-from tests.conftest import ROOT, csv_of
-from tests.s3.conftest import BUCKET
+from tests.helpers import ROOT, csv_of
+from tests.s3.helpers import BUCKET
 
 ROWS = csv_of(
     "e,c,p,TREATMENT_COMPLETED,2024-01-03T10:00:00Z,Implants,300.50",

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import socketserver
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, cast
 
 import pytest
 
 from bot.aws.s3 import S3Location, make_client, open_object, parse_s3_url
 from bot.errors import BucketNotAllowedError, FileTooLargeError, S3Error, UnsupportedSourceError
 from processing import analyze, to_dict
-from tests.conftest import csv_of
-from tests.s3.conftest import BUCKET, closed_port, create_iam_user
+from tests.helpers import csv_of
+from tests.s3.helpers import BUCKET, closed_port, create_iam_user
 
 ALLOWED = frozenset({BUCKET})
 
@@ -111,7 +111,8 @@ def test_breaking_off_early_is_clean(s3: Any, bucket: str) -> None:
     s3_object = open_object(
         s3, S3Location(bucket, "events.csv"), allowed_buckets=ALLOWED, chunk_size=1024
     )
-    chunks = s3_object.chunks()
+    # chunks() is a generator (annotated as an Iterator), so it can be closed
+    chunks = cast(Generator[bytes, None, None], s3_object.chunks())
     assert next(chunks)
     chunks.close()
     s3_object.close()

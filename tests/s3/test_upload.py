@@ -53,16 +53,20 @@ def test_zero_byte_upload(s3: Any, bucket: str) -> None:
 def test_failure_half_way_leaves_nothing(s3: Any, bucket: str) -> None:
     """An exception after some parts aborts: no object, no pending multipart upload."""
     location = S3Location(bucket, "uploads/job-3/events.csv")
-    with (
-        pytest.raises(ConnectionResetError),
-        MultipartUpload.start(s3, location, part_size=MIN_PART_SIZE_BYTES) as upload,
-    ):
-        upload.write(os.urandom(6 * MiB))  # one part is already in S3
-        assert len(pending_uploads(s3, bucket)) == 1
-        raise ConnectionResetError("the browser went away")
+    upload = MultipartUpload.start(s3, location, part_size=MIN_PART_SIZE_BYTES)
+    with pytest.raises(ConnectionResetError):
+        fail_after_a_part(upload, s3, bucket)
     assert not object_exists(s3, location)
     assert pending_uploads(s3, bucket) == []
     upload.abort()  # a second abort is a quiet no-op
+
+
+def fail_after_a_part(upload: MultipartUpload, s3: Any, bucket: str) -> None:
+    """One part sent, then the client goes away, inside the upload's `with`."""
+    with upload:
+        upload.write(os.urandom(6 * MiB))  # one part is already in S3
+        assert len(pending_uploads(s3, bucket)) == 1
+        raise ConnectionResetError("the browser went away")
 
 
 def test_leaving_without_complete_aborts(s3: Any, bucket: str) -> None:

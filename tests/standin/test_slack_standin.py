@@ -63,7 +63,7 @@ async def socket_app(slack: SlackStandIn) -> AsyncIterator[SocketApp]:
         await client.send_socket_mode_response(SocketModeResponse(request.envelope_id))
 
     client.socket_mode_request_listeners.append(on_request)
-    await client.connect()
+    await client.connect()  # slack-sdk leaves it untyped
     await slack.wait_for_connection()
     yield app
     await client.close()

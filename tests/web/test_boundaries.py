@@ -7,29 +7,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+from typing import Any
 
+import pytest
 import structlog
 from multidict import CIMultiDict
 
 from bot.config import TrustedProxies
 from bot.web import protocol
 from bot.web.guards import forwarded_client
-from tests.web.conftest import (
-    FORM_TYPE,
-    TWO_WEEKS,
+from tests.helpers import FORM_TYPE, TWO_WEEKS, chunk, form_head, form_tail
+from tests.web.helpers import (
     Answer,
     BusySlot,
     Serve,
     Web,
-    chunk,
-    form_head,
-    form_tail,
     open_raw,
+    paced_body,
     post_form,
     read_answer,
+    reserve,
+    rows_of,
+    send,
 )
-from tests.web.test_two_step_upload import paced_body, reserve, send
-from tests.web.test_upload import rows_of
 
 LOOPBACK = TrustedProxies((ipaddress.ip_network("127.0.0.1/32"),))
 
@@ -330,9 +330,14 @@ async def test_the_service_still_answers_after_hostile_requests(web: Web) -> Non
     assert (await web.get_json("/api/config")).status == 200
 
 
-async def test_connections_from_one_client_are_bounded(web: Web) -> None:
+async def test_connections_from_one_client_are_bounded(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Past MAX_CONNECTIONS_PER_CLIENT open connections from one address, the next is
     closed at once, without a word; once they close, connections are taken again."""
+    assert web.service is not None
+    limits = web.service.web_runner.server.limits  # type: ignore[union-attr]
+    released = releases_of(limits, monkeypatch)
     opened = [
         await asyncio.open_connection("127.0.0.1", web.port)
         for _ in range(protocol.MAX_CONNECTIONS_PER_CLIENT)
@@ -345,16 +350,30 @@ async def test_connections_from_one_client_are_bounded(web: Web) -> None:
         for _, open_writer in opened:
             open_writer.close()
             await open_writer.wait_closed()
-    assert web.service is not None
-    limits = web.service.web_runner.server.limits  # type: ignore[union-attr]
-    await asyncio.wait_for(until_closed(limits), 5)
+    await asyncio.wait_for(until_closed(limits, released), 5)
     assert (await web.get_json("/api/config")).status == 200
 
 
-async def until_closed(limits: protocol.ConnectionLimits) -> None:
+def releases_of(
+    limits: protocol.ConnectionLimits, monkeypatch: pytest.MonkeyPatch
+) -> asyncio.Event:
+    """An event set each time the server lets a connection go."""
+    released = asyncio.Event()
+    release = limits.release
+
+    def release_and_tell(handler: Any) -> None:
+        release(handler)
+        released.set()
+
+    monkeypatch.setattr(limits, "release", release_and_tell)
+    return released
+
+
+async def until_closed(limits: protocol.ConnectionLimits, released: asyncio.Event) -> None:
     """Until the server has seen every test connection go (connection_lost runs later)."""
     while limits.count > 1:  # the session's own keep-alive connection may stay
-        await asyncio.sleep(0.01)
+        released.clear()
+        await released.wait()
 
 
 async def test_expect_is_answered_in_json_and_continue_only_with_the_access_code(

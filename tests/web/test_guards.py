@@ -11,19 +11,8 @@ import aiohttp
 
 from bot.jobs.replies import SilentReplier
 from bot.sources import CallbackSource, SourceInfo
-from tests.web.conftest import (
-    BOUNDARY,
-    FORM_TYPE,
-    TWO_WEEKS,
-    Serve,
-    Web,
-    chunk,
-    form_head,
-    form_tail,
-    open_raw,
-    post_form,
-    read_answer,
-)
+from tests.helpers import BOUNDARY, FORM_TYPE, TWO_WEEKS, chunk, form_head, form_tail
+from tests.web.helpers import Serve, Web, open_raw, post_form, read_answer
 
 
 async def raw_get(port: int, path: str, host: str) -> tuple[int, str]:

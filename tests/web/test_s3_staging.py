@@ -15,23 +15,18 @@ import pytest
 from bot.store.sqlite import SqliteJobStore
 from bot.web.staging import Staging
 from tests.aws import AWS_VARIABLES
+from tests.helpers import FORM_TYPE, TWO_WEEKS, UPLOAD_HEADER, chunk, form_head, form_tail
 from tests.processes import serve_process
-from tests.web.conftest import (
+from tests.web.helpers import (
     BUCKET,
-    FORM_TYPE,
-    HEADER,
-    TWO_WEEKS,
     BusySlot,
     Serve,
     Web,
-    chunk,
-    form_head,
-    form_tail,
     open_raw,
     read_answer,
+    reserve,
     without_source,
 )
-from tests.web.test_two_step_upload import reserve
 
 ROW = b"e1,C1,P1,APPOINTMENT_SCHEDULED,2024-01-02T10:00:00Z,,\n"
 
@@ -46,7 +41,7 @@ def pending_multipart_uploads(s3_client: Any) -> list[Any]:
 
 
 def outcome(web: Web, name: str) -> float:
-    return web.metrics.uploads.labels(name)._value.get()  # type: ignore[no-any-return]
+    return web.metrics.uploads.labels(name)._value.get()
 
 
 async def test_staged_upload_is_processed_from_s3_then_deleted(
@@ -99,7 +94,7 @@ async def test_too_large_half_way_leaves_nothing_in_s3(serve: Serve, s3_client: 
     answered = asyncio.Event()
 
     async def body() -> AsyncIterator[bytes]:
-        yield form_head("big.csv") + HEADER.encode() + b"\n"
+        yield form_head("big.csv") + UPLOAD_HEADER.encode() + b"\n"
         block = ROW * 20_000
         for _ in range((limit + (2 << 20)) // len(block)):
             yield block
@@ -126,7 +121,7 @@ async def test_client_gone_half_way_leaves_nothing_in_s3(serve: Serve, s3_client
         "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: {FORM_TYPE}\r\nTransfer-Encoding: chunked\r\n\r\n",
     )
-    writer.write(chunk(form_head("cut.csv") + HEADER.encode() + b"\n"))
+    writer.write(chunk(form_head("cut.csv") + UPLOAD_HEADER.encode() + b"\n"))
     block = ROW * 20_000
     for _ in range((16 << 20) // len(block)):
         writer.write(chunk(block))
@@ -190,7 +185,7 @@ async def test_an_upload_being_staged_answers_staging_and_one_cut_off_says_why(
     begin = Staging.begin.__func__  # type: ignore[attr-defined]
 
     async def noted(cls: type[Staging], *args: Any, **kwargs: Any) -> Staging:
-        staging = await begin(cls, *args, **kwargs)
+        staging: Staging = await begin(cls, *args, **kwargs)
         began.set()
         return staging
 
@@ -203,7 +198,7 @@ async def test_an_upload_being_staged_answers_staging_and_one_cut_off_says_why(
         f"PUT {reserved.body['upload_url']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Length: {1 << 20}\r\n\r\n",
     )
-    writer.write(HEADER.encode() + b"\n" + ROW * 100)
+    writer.write(UPLOAD_HEADER.encode() + b"\n" + ROW * 100)
     await writer.drain()
     await asyncio.wait_for(began.wait(), 10)
     staging = await web.get_json(f"/api/jobs/{job_id}")
@@ -253,7 +248,7 @@ async def test_a_serve_killed_while_staging_leaves_no_parts_and_a_job_that_says_
     env = {name: os.environ[name] for name in AWS_VARIABLES if name in os.environ}
     env |= {"S3_BUCKET": BUCKET}
     key = {"Idempotency-Key": "killed-1"}
-    sent = HEADER.encode() + b"\n" + ROW * 200_000
+    sent = UPLOAD_HEADER.encode() + b"\n" + ROW * 200_000
     async with (
         serve_process(env, data_dir=tmp_path) as first,
         aiohttp.ClientSession(base_url=first.url) as session,

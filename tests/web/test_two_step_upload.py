@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -14,8 +13,8 @@ import pytest
 from bot.jobs.runner import JobStatus
 from bot.web.reservations import RESERVATIONS, Reservations
 from processing import analyze, to_dict
-from tests.web.conftest import TWO_WEEKS, Answer, Serve, Web, without_source
-from tests.web.test_upload import rows_of
+from tests.helpers import TWO_WEEKS
+from tests.web.helpers import Answer, Serve, Web, paced_body, reserve, rows_of, send, without_source
 
 TOKEN = "two-step-token"
 
@@ -23,46 +22,6 @@ TOKEN = "two-step-token"
 def reservations_of(web: Web) -> Reservations:
     assert web.service is not None
     return web.service.web_runner.app[RESERVATIONS]
-
-
-async def reserve(
-    web: Web,
-    body: Any,
-    *,
-    token: str | None = None,
-    raw: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> Answer:
-    headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
-    options: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
-    async with web.session.post("/api/uploads", headers=headers, **options) as response:
-        return Answer(response.status, await response.json(), response.headers)
-
-
-async def send(
-    web: Web,
-    url: str,
-    data: Any,
-    *,
-    token: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Answer:
-    headers = {"Content-Type": "text/csv", **(headers or {})}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    async with web.session.put(url, data=data, headers=headers) as response:
-        return Answer(response.status, await response.json(), response.headers)
-
-
-def paced_body() -> tuple[asyncio.Queue[bytes | None], AsyncIterator[bytes]]:
-    """A request body sent piece by piece as the test puts pieces in (None ends it)."""
-    body: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-    async def pieces() -> AsyncIterator[bytes]:
-        while (piece := await body.get()) is not None:
-            yield piece
-
-    return body, pieces()
 
 
 async def test_a_reservation_is_not_a_job_until_its_bytes_come(web: Web) -> None:

@@ -17,29 +17,19 @@ from bot.jobs.replies import SilentReplier
 from bot.jobs.runner import Job, JobRunner
 from bot.metrics import Metrics
 from bot.web.intake import FORM_OVERHEAD_BYTES
-from tests.web.conftest import (
-    BOUNDARY,
-    FORM_TYPE,
-    HEADER,
-    TWO_WEEKS,
+from tests.helpers import BOUNDARY, FORM_TYPE, TWO_WEEKS, chunk, form_head, form_tail
+from tests.web.helpers import (
+    PATIENT_ID,
     Serve,
     Web,
-    chunk,
-    form_head,
-    form_tail,
     open_raw,
     post_form,
     read_answer,
+    rows_of,
     without_source,
 )
 
 TOKEN = "s3cret-upload-token"
-ROW = b"e1,C1,P-123456,APPOINTMENT_SCHEDULED,2024-01-02T10:00:00Z,,\n"
-
-
-def rows_of(size_bytes: int) -> bytes:
-    """A valid CSV of about size_bytes."""
-    return HEADER.encode() + b"\n" + ROW * (size_bytes // len(ROW) + 1)
 
 
 def uploads(web: Web) -> dict[str, float]:
@@ -282,7 +272,7 @@ async def test_no_patient_id_or_token_is_logged_or_echoed(serve: Serve) -> None:
 
     text = repr(logs) + repr(answer.body) + repr(refused.body) + repr(listing.body)
     assert any(entry["event"] == "upload.accepted" for entry in logs)
-    assert "P-123456" not in text
+    assert PATIENT_ID not in text
     assert TOKEN not in text
 
 
