@@ -40,7 +40,7 @@ from processing import (
     to_json,
     to_text,
 )
-from processing.words import time_left
+from processing.words import file_size, time_left
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 PROGRESS_REDRAW_S = 0.2
@@ -230,7 +230,7 @@ class ProgressBar:
             f"{progress.rows_total:,} rows",
             f"revenue {grouped_amount(progress.revenue_cents)} {self._currency}",
             f"{progress.rows_invalid:,} invalid",
-            f"{progress.bytes_read / 1e6:,.1f} MB",
+            file_size(progress.bytes_read),
             f"{progress.rows_total / elapsed:,.0f} rows/s",
         ]
         if guess.percent is not None:

@@ -41,6 +41,7 @@ from __future__ import annotations
 from typing import Literal
 
 from processing import ClinicEventsError
+from processing.words import file_size
 
 
 class ConfigError(ClinicEventsError):
@@ -107,17 +108,12 @@ class FileTooLargeError(SourceError):
     def __init__(self, size_bytes: int | None, limit_bytes: int) -> None:
         self.size_bytes = size_bytes
         self.limit_bytes = limit_bytes
-        limit = _megabytes(limit_bytes)
+        limit = file_size(limit_bytes)
         if size_bytes is None:
             message = f"the file is larger than the {limit} limit"
         else:
-            message = f"the file is {_megabytes(size_bytes)}, over the {limit} limit"
+            message = f"the file is {file_size(size_bytes)}, over the {limit} limit"
         super().__init__(f"{message}; split the export or ask an admin to raise MAX_FILE_SIZE_MB")
-
-
-def _megabytes(size_bytes: int) -> str:
-    megabytes = size_bytes / 1_048_576
-    return f"{megabytes:,.0f} MB" if megabytes >= 10 else f"{megabytes:,.3g} MB"
 
 
 class NotCsvFileError(SourceError):

@@ -83,6 +83,16 @@ You can also just share a `.csv` file in a channel I'm in: I pick it up by mysel
 Required columns: event_id, clinic_id, patient_id, event_type, event_timestamp; revenue comes from revenue_amount on TREATMENT_COMPLETED rows."""
 
 
+PAUSED = "Paused: the service is restarting. The file will be read again as soon as it is back."
+
+
+def read_again(attempt: int, attempts: int) -> str:
+    """A job taken up again after an interruption."""
+    return (
+        f"Interrupted, now reading the file again from the start (attempt {attempt} of {attempts})…"
+    )
+
+
 def cannot_process(problem: str) -> str:
     return f"I can't process that: {problem}."
 
@@ -255,4 +265,35 @@ def too_many_requests(per_minute: int, wait_s: int) -> str:
     return (
         f"Too many requests from your address: at most {per_minute} a minute. Please wait "
         f"{wait_s} seconds."
+    )
+
+
+# -- the job API -------------------------------------------------------------------------
+
+REPORT_GONE = "This report is no longer kept; please upload the file again."
+FILES_GONE = "This report is no longer kept."
+REPORT_NOT_SHOWN = "The report cannot be shown here"
+REPORT_FROM_AN_EARLIER_VERSION = (
+    "This report was made by an earlier version of the service, and this page can no longer "
+    "show it; please upload the file again."
+)
+EVERY_ROW_VALID = "Every row of this file was valid: there is nothing to list."
+FILES_BEING_MADE = "The report's files are still being made; ask again in a moment."
+CHART_NOT_DRAWN = "The chart could not be drawn; the report's tables have every figure."
+CHART_NOT_YET = "The chart is ready once the report is finished."
+WEEKLY_CSV_NOT_YET = "The weekly CSV is ready once the report is finished."
+CLINIC_CSV_NOT_YET = "The clinic CSV is ready once the report is finished."
+INVALID_ROWS_NOT_YET = "The invalid rows are listed once the report is finished."
+
+
+def no_such_job(retention_s: float) -> str:
+    days = retention_s / 86400
+    kept = f"{days:g} days" if days >= 1 else f"{retention_s / 60:g} minutes"
+    return f"No such job: finished jobs are kept for {kept}, or the link is wrong."
+
+
+def how_to_wait(statuses: list[str], max_wait_s: float) -> str:
+    return (
+        f"To wait for a change, give seen (one of {', '.join(statuses)}) and wait_s (seconds, "
+        f"more than 0 and at most {max_wait_s:g})."
     )

@@ -20,16 +20,24 @@ from processing.report import (
     WeeklyReport,
     WeekStats,
 )
-from processing.schema import MISSING_REQUIRED_FIELD, REASONS, TREATMENT_COMPLETED
+from processing.schema import MISSING_REQUIRED_FIELD, REASONS
 from processing.text import displayable
 from processing.words import (
+    AVERAGE_4W,
     INVALID_ROWS,
+    MOVERS_TITLES,
+    NO_COMPLETE_WEEK,
+    appointments_title,
+    best_worst,
     change_words,
+    comparison,
     data_quality_line,
-    date_range,
+    invalid_rows_lines,
+    latest_week_title,
+    movers_words,
+    other_event_note,
     outcomes_words,
-    plural,
-    reason_words,
+    over_weeks,
     treatment_name,
     week_range,
     week_status_words,
@@ -208,8 +216,8 @@ def to_dict(report: WeeklyReport, source: str, currency: str) -> dict[str, Any]:
 
 
 def to_json(report: WeeklyReport, source: str, currency: str) -> str:
-    # msgspec formats in C what json.dumps(indent=2) formats in Python: 8 ms of a report
-    # on the 3,000-row sample. The bytes are the same (tests/processing/test_render.py).
+    # msgspec formats in C what json.dumps(indent=2) formats in Python; the
+    # bytes are the same (tests/processing/test_render.py).
     document = msgspec.json.encode(to_dict(report, source, currency))
     return msgspec.json.format(document, indent=2).decode() + "\n"
 
@@ -295,7 +303,7 @@ class InvalidRowsCsv:
         self._writer.writerow(INVALID_ROWS_COLUMNS)
         # A file with one bad row in 20 lists 50,000 per million rows, nearly all with one of
         # a few (reason, column, detail): each is quoted once, a line is then its row number
-        # and that text (the csv module per line took 0.09 s per 50,000).
+        # and that text, rather than a csv module call per line.
         self._rests: dict[tuple[str, str, str], str] = {}
 
     def add(self, rows: list[InvalidRow]) -> None:
@@ -344,9 +352,6 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
         return "  ".join(cells).rstrip()
 
     return [fmt(header), "  ".join("-" * width for width in widths), *map(fmt, rows)]
-
-
-CLINICS_SHOWN = 5
 
 
 def to_text(report: WeeklyReport, source: str, currency: str) -> str:
@@ -401,72 +406,52 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
             )
         ]
     lines += ["", "Invalid rows:" if report.rows_invalid else "Invalid rows: none"]
-    for reason in REASONS:
-        summary = report.error(reason)
-        if summary.count:
-            shown = ", ".join(map(str, summary.first_rows))
-            more = ", ..." if summary.count > len(summary.first_rows) else ""
-            lines.append(f"  {reason_words(reason)}: {summary.count:,} (rows {shown}{more})")
+    lines += [f"  {line}" for line in invalid_rows_lines(report.errors)]
     if report.revenue_on_other_event:
-        lines += [
-            "",
-            f"Note: {report.revenue_on_other_event:,} rows carry a revenue amount on an event "
-            f"other than {TREATMENT_COMPLETED}; those amounts are not counted.",
-        ]
+        lines += ["", f"Note: {other_event_note(report.revenue_on_other_event)}"]
     return "\n".join(lines) + "\n"
 
 
 def _headline_lines(report: WeeklyReport, currency: str) -> list[str]:
     headline = report.headline
     total = f"Total revenue: {grouped_amount(report.revenue_cents)} {currency}"
-    if report.weeks:
-        total += (
-            f" over {plural(len(report.weeks), 'week')} "
-            f"({date_range(report.weeks[0].week_start, report.weeks[-1].week_end)})"
-        )
-    lines = [total]
+    over = over_weeks(report)
+    lines = [total if over is None else f"{total} {over}"]
     latest = report.latest_week
     if latest is None:
-        lines.append("Latest complete week: none (no week with data on all seven days)")
+        lines.append(f"{latest_week_title(headline)}: none ({NO_COMPLETE_WEEK})")
     else:
-        line = (
-            f"Latest complete week, {week_range(latest.week_start)}: "
-            f"{grouped_amount(latest.revenue_cents)} {currency}"
-        )
-        if headline.previous_week is not None:
-            change = change_words(headline.change_pct) or "no revenue before to compare"
-            line += f", {change} vs {week_range(headline.previous_week)}"
+        parts = [
+            f"{latest_week_title(headline)}: {grouped_amount(latest.revenue_cents)} {currency}",
+            comparison(headline).words,
+        ]
         if headline.average_4w_revenue_cents is not None:
-            line += f", 4-week average {grouped_amount(headline.average_4w_revenue_cents)}"
-        lines.append(line)
-        if headline.best_week is not None and headline.worst_week is not None:
-            lines.append(
-                f"Best week {week_range(headline.best_week)}, "
-                f"worst week {week_range(headline.worst_week)}"
-            )
-        lines.append(f"Appointments that week: {outcomes_words(latest)}")
+            parts.append(f"{AVERAGE_4W} {grouped_amount(headline.average_4w_revenue_cents)}")
+        lines.append(", ".join(parts))
+        weeks = best_worst(headline)
+        if weeks is not None:
+            lines.append(weeks)
+        lines.append(f"{appointments_title(latest)}: {outcomes_words(latest)}")
     lines.append(f"Data quality: {data_quality_line(report)}")
     return lines
 
 
 def _clinic_lines(report: WeeklyReport) -> list[str]:
-    headline, movers = report.headline, report.movers
-    if not (movers.up or movers.down) or headline.latest_week is None:
+    headline = report.headline
+    if headline.latest_week is None:
         return []
-    changes = {clinic.clinic_id: clinic.change_pct for clinic in report.clinics}
-
-    def names(ids: tuple[str, ...]) -> str:
-        return ", ".join(
-            f"{displayable(clinic_id, 30)} {change_words(changes[clinic_id])}" for clinic_id in ids
-        )
-
+    movers = movers_words(report)
+    if not (movers["up"] or movers["down"]):
+        return []
     lines = [
         "",
         f"Clinics by revenue change, {week_range(headline.latest_week)} "
         f"vs {week_range(headline.previous_week or headline.latest_week)}:",
     ]
-    if movers.up:
-        lines.append(f"  Up most:   {names(movers.up[:CLINICS_SHOWN])}")
-    if movers.down:
-        lines.append(f"  Down most: {names(movers.down[:CLINICS_SHOWN])}")
+    width = max(len(title) for title in MOVERS_TITLES.values()) + 1
+    lines += [
+        f"  {MOVERS_TITLES[way] + ':':<{width}} {', '.join(names)}"
+        for way, names in movers.items()
+        if names
+    ]
     return lines

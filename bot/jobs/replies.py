@@ -11,9 +11,10 @@ from bot.jobs.runner import Job
 from bot.report.artifacts import ReportFile
 from bot.report.currency import format_money
 from bot.store import MAX_ATTEMPTS, ReplySpec
+from bot.words import PAUSED, read_again
 from processing import REASONS, Progress, WeeklyReport, estimate, to_text
 from processing.text import displayable
-from processing.words import INVALID_ROWS, reason_words
+from processing.words import INVALID_ROWS, file_size, reason_words
 
 
 class ConsoleReplier:
@@ -31,16 +32,15 @@ class ConsoleReplier:
         self._out.flush()
 
     async def announce(self, job: Job, queue_position: int | None) -> None:
-        size = f" ({job.source.size_bytes / 1e6:,.1f} MB)" if job.source.size_bytes else ""
+        size = f" ({file_size(job.source.size_bytes)})" if job.source.size_bytes else ""
         queued = f", waiting for a free slot (position {queue_position})" if queue_position else ""
         self._say(job, f"processing {displayable(job.source.name)}{size}{queued}")
 
     async def running(self, job: Job) -> None:
-        again = f" again (attempt {job.attempt} of {MAX_ATTEMPTS})" if job.attempt > 1 else ""
-        self._say(job, f"started{again}")
+        self._say(job, read_again(job.attempt, MAX_ATTEMPTS) if job.attempt > 1 else "started")
 
     async def paused(self, job: Job) -> None:
-        self._say(job, "paused: the service is stopping; it runs again when it is back")
+        self._say(job, PAUSED)
 
     async def progress(self, job: Job, progress: Progress) -> None:
         self._say(job, progress_line(progress, job.source.size_bytes, self._currency))

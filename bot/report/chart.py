@@ -30,12 +30,19 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from bot.report.currency import format_money, short_money
 from processing import WeeklyReport
-from processing.words import date_range, day_month, treatment_name
+from processing.words import (
+    AVERAGE_4W,
+    CHART_TITLE,
+    NO_DATA,
+    NO_TREATMENT_REVENUE,
+    NO_VALID_ROWS,
+    OTHER_TYPES,
+    PARTIAL_WEEK,
+    date_range,
+    day_month,
+    treatment_name,
+)
 
-OTHER_LABEL: Final = "All other types"
-AVERAGE_LABEL: Final = "4-week average"
-PARTIAL_LABEL: Final = "Week cut short"
-EMPTY_LABEL: Final = "No data"
 FIGURE_SIZE_IN: Final = (8.0, 4.5)
 DPI: Final = 150
 FONT_PT: Final = 11  # the smallest text: 11.5 px at 600 px wide
@@ -69,7 +76,7 @@ TEXT_COLOR: Final = "#333333"
 class Layer:
     """One stacked series of the chart, as the legend names it."""
 
-    label: str  # as people read it; a treatment name or OTHER_LABEL
+    label: str  # as people read it; a treatment name or OTHER_TYPES
     color: str
     cents: tuple[int, ...]  # per week of the report
 
@@ -93,7 +100,7 @@ def revenue_layers(report: WeeklyReport) -> list[Layer]:
             sum(cents for kind, cents in week.revenue_by_treatment_cents.items() if kind in folded)
             for week in report.weeks
         )
-        layers.append(Layer(OTHER_LABEL, OTHER_COLOR, rest))
+        layers.append(Layer(OTHER_TYPES, OTHER_COLOR, rest))
     return layers
 
 
@@ -137,16 +144,16 @@ def revenue_chart(report: WeeklyReport, *, currency: str) -> Figure:
     axes.autoscale_view()
     if empty:
         axes.add_collection(_empty_weeks(axes, positions[empty]))
-        handles.append(Patch(facecolor=EMPTY_COLOR, edgecolor="#BBBBBB", label=EMPTY_LABEL))
+        handles.append(Patch(facecolor=EMPTY_COLOR, edgecolor="#BBBBBB", label=NO_DATA))
     if partial.any():
         handles.append(
-            Patch(facecolor="white", edgecolor=TEXT_COLOR, hatch="///", label=PARTIAL_LABEL)
+            Patch(facecolor="white", edgecolor=TEXT_COLOR, hatch="///", label=PARTIAL_WEEK)
         )
     average = [week.average_4w_revenue_cents for week in weeks]
     if any(cents is not None for cents in average):
         values = np.array([np.nan if c is None else c / 100 for c in average], dtype=float)
         axes.plot(positions, values, color=AVERAGE_COLOR, linewidth=1.6, zorder=3)
-        handles.append(Line2D([], [], color=AVERAGE_COLOR, linewidth=1.6, label=AVERAGE_LABEL))
+        handles.append(Line2D([], [], color=AVERAGE_COLOR, linewidth=1.6, label=AVERAGE_4W))
 
     _titles(axes, report, currency)
     _draw_weeks(axes, [week.week_start for week in weeks])
@@ -196,9 +203,9 @@ def _titles(axes: Axes, report: WeeklyReport, currency: str) -> None:
         period = date_range(weeks[0].week_start, weeks[-1].week_end)
         subtitle = f"{period}  ·  total {format_money(report.revenue_cents, currency)}"
     else:
-        subtitle = "no valid rows"
+        subtitle = NO_VALID_ROWS
     axes.set_title(
-        "Weekly revenue by treatment type",
+        CHART_TITLE,
         loc="left",
         fontsize=TITLE_PT,
         fontweight="bold",
@@ -318,7 +325,7 @@ def _draw_money(axes: Axes, currency: str, *, has_revenue: bool) -> None:
         axes.text(
             0.5,
             0.5,
-            "No treatment revenue in this period",
+            NO_TREATMENT_REVENUE,
             transform=axes.transAxes,
             ha="center",
             va="center",

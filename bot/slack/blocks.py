@@ -22,31 +22,48 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from functools import partial
-from typing import Any, Final, NotRequired, TypedDict
+from typing import Any, Final, NotRequired, TypedDict, TypeVar
 
+from bot import words
+from bot.report.artifacts import INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
 from bot.report.currency import format_money
 from processing.report import Progress, WeeklyReport, WeekStats, estimate
 from processing.schema import REASONS
 from processing.text import displayable
 from processing.words import (
+    AVERAGE_4W,
     INVALID_ROWS,
+    MOVERS_TITLES,
+    NO_COMPLETE_WEEK,
+    NO_WEEK,
     NOTHING,
     SEP,
+    appointments_title,
+    best_worst,
     change_words,
+    comparison,
     data_quality_line,
     date_range,
     duration,
+    file_size,
+    invalid_rows_lines,
+    latest_week_title,
+    movers_words,
+    other_event_note,
     outcomes_words,
+    over_weeks,
     plural,
+    queue_words,
     reason_words,
     sentence,
     time_left,
     treatment_name,
     week_range,
     week_status_words,
+    weeks_words,
 )
 
 
@@ -80,12 +97,6 @@ MAX_TABLE_CELLS: Final = 20
 # What we choose to show.
 WEEKS_SHOWN: Final = 26  # half a year; weekly-report.csv in the thread has every week
 MAX_SUMMARY_MESSAGES: Final = 3  # whatever the file holds (tested)
-CLINICS_SHOWN: Final = 3  # up most and down most
-MAX_CLINIC_ID_CHARS: Final = 30
-# The files a report comes with, in Slack and from the job API alike (bot/artifacts.py).
-REPORT_CSV_NAME: Final = "weekly-report.csv"
-CLINIC_CSV_NAME: Final = "clinic-weekly.csv"
-INVALID_ROWS_CSV_NAME: Final = "invalid-rows.csv"
 TYPES_SHOWN: Final = 8  # treatment types for the whole period
 FIRST_ROWS_SHOWN: Final = 5  # row numbers per invalid-row reason
 MAX_TYPE_NAME_CHARS: Final = 40
@@ -97,6 +108,7 @@ HEADER_PREFIX: Final = "Weekly report: "
 HEADER_NAME_CHARS: Final = MAX_HEADER_CHARS - len(HEADER_PREFIX)
 
 _SLACK_ID: Final = re.compile(r"[A-Z0-9]{2,32}")
+_T = TypeVar("_T")
 _SEP: Final = SEP
 
 
@@ -117,7 +129,7 @@ def start_message(
     mention = _mention(requested_by)
 
     def line(name: str) -> str:
-        described = name if size_bytes is None else f"{name} ({_size(size_bytes)})"
+        described = name if size_bytes is None else f"{name} ({file_size(size_bytes)})"
         if mention:
             described += f" {'requested' if via_command else 'shared'} by {mention}"
         if queue_position is None:
@@ -141,10 +153,7 @@ def outcome_message(report: WeeklyReport, *, file_name: str, job_id: str, curren
     if report.rows_invalid:
         rows += f" ({report.rows_invalid:,} invalid)"
     revenue = f"{format_money(report.revenue_cents, currency)} revenue"
-    if report.weeks:
-        weeks = f"over {plural(len(report.weeks), 'week')} ({_period(report)})"
-    else:
-        weeks = "in no week (no valid rows)"
+    weeks = over_weeks(report) or "in no week (no valid rows)"
     rest = f": {rows}, {revenue} {weeks} — see thread (job {_job(job_id)})"
     name = _file_name(file_name)
     return _message(name + rest, [_section(f":white_check_mark: *{name}*{rest}")])
@@ -162,18 +171,17 @@ def failed_outcome_message(reason: str, *, file_name: str, job_id: str) -> Messa
 
 def waiting_message(*, queue_position: int | None) -> Message:
     """The progress message before the first rows are read: queued, or starting."""
-    if queue_position is None:
-        line = "Starting: reading the first rows…"
-    else:
-        line = f"Waiting for a free slot (position {queue_position:,} in the queue)…"
+    line = (
+        "Starting: reading the first rows…"
+        if queue_position is None
+        else queue_words(queue_position)
+    )
     return _message(line, [_section(f"*{line}*")])
 
 
 def restarted_message(*, attempt: int, attempts: int) -> Message:
     """The progress message of a job taken up again after an interruption."""
-    line = (
-        f"Interrupted, now reading the file again from the start (attempt {attempt} of {attempts})…"
-    )
+    line = words.read_again(attempt, attempts)
     return _message(line, [_section(f"*{line}*")])
 
 
@@ -185,7 +193,7 @@ def files_missing_message(reason: str) -> Message:
 
 def paused_message() -> Message:
     """The progress message of a job handed back when the service stopped."""
-    line = "Paused: the service is restarting. The file will be read again as soon as it is back."
+    line = words.PAUSED
     return _message(line, [_section(f":double_vertical_bar: *{line}*")])
 
 
@@ -195,13 +203,13 @@ def progress_message(
     """The live progress message: rows, revenue and invalid rows so far, percent and ETA."""
     guess = estimate(progress.bytes_read, total_bytes, elapsed_s)
     if guess.fraction is None or guess.percent is None:
-        status = f"*Processing…* {_size(progress.bytes_read)} read"
-        read = f"{_size(progress.bytes_read)} read"
+        status = f"*Processing…* {file_size(progress.bytes_read)} read"
+        read = f"{file_size(progress.bytes_read)} read"
     else:
         status = (
             f"*Processing…* {_bar(guess.fraction)} {guess.percent}%{_SEP}{time_left(guess.left_s)}"
         )
-        read = f"{_size(progress.bytes_read)} of {_size(total_bytes or 0)} read"
+        read = f"{file_size(progress.bytes_read)} of {file_size(total_bytes or 0)} read"
     revenue = format_money(progress.revenue_cents, currency)
     lines = [
         status,
@@ -235,7 +243,7 @@ def done_message(report: WeeklyReport, *, elapsed_s: float, currency: str) -> Me
         f" in {duration(elapsed_s)}",
         [
             _section("\n".join(lines)),
-            _context(f"{_size(report.bytes_read)} read{_SEP}the weekly report follows"),
+            _context(f"{file_size(report.bytes_read)} read{_SEP}the weekly report follows"),
         ],
     )
 
@@ -267,141 +275,124 @@ def summary_messages(report: WeeklyReport, *, file_name: str, currency: str) -> 
 
 
 def _headline_message(report: WeeklyReport, file_name: str, currency: str) -> Message:
-    name = _file_name(file_name)
+    """The total, the latest complete week, data quality, clinics, types, invalid rows."""
     money = partial(format_money, currency=currency)
-    headline = report.headline
-    total = f"*Total revenue: {money(report.revenue_cents)}*"
-    if report.weeks:
-        total += f"\n{plural(len(report.weeks), 'week')}, {_period(report)}"
-    total += f"{_SEP}{plural(report.rows_total, 'row')} read"
     blocks: list[Block] = [
         _header(f"{HEADER_PREFIX}{_clip_middle(_one_line(file_name), HEADER_NAME_CHARS)}"),
-        _section(total),
+        _section(
+            f"*Total revenue: {money(report.revenue_cents)}*"
+            + (f"\n{weeks_words(report)}" if report.weeks else "")
+            + f"{_SEP}{plural(report.rows_total, 'row')} read"
+        ),
+        *_latest_week(report, money),
+        _context(
+            data_quality_line(report),
+            *([] if report.dialect.plain else [f"File {report.dialect.describe()}"]),
+        ),
+        *_optional(_movers(report)),
+        *_optional(_by_type(report, currency)),
+        *_optional(_invalid_rows(report)),
+        _context(_SEP.join(_notes(report, currency))),
     ]
+    return _message(_headline_text(report, file_name, money), blocks)
+
+
+def _latest_week(report: WeeklyReport, money: Callable[[int], str]) -> list[Block]:
+    """The latest complete week against the one before, the average, best and worst weeks,
+    then that week's appointments; or that there is no complete week."""
+    headline = report.headline
     latest = report.latest_week
     if latest is None:
-        blocks.append(
+        return [
             _section(
-                "*No complete week yet:* no week has data on all seven days, so there is "
-                "nothing to compare. The weeks below show what there is."
+                f"*No complete week yet:* {NO_COMPLETE_WEEK}, so there is nothing to compare. "
+                "The weeks below show what there is."
             )
-        )
-    else:
-        lines = [
-            f"*Latest complete week, {week_range(latest.week_start)}: {money(latest.revenue_cents)}*"
         ]
-        compared = []
-        if headline.previous_week is not None and headline.previous_revenue_cents is not None:
-            change = change_words(headline.change_pct) or "no revenue before to compare"
-            compared.append(
-                f"{change} vs {week_range(headline.previous_week)}"
-                f" ({money(headline.previous_revenue_cents)})"
-            )
-        if headline.average_4w_revenue_cents is not None:
-            compared.append(f"4-week average {money(headline.average_4w_revenue_cents)}")
-        if compared:
-            lines.append(_SEP.join(compared))
-        lines.append(
-            f"Best week {_week_and_revenue(report, headline.best_week, currency)}"
-            f"{_SEP}worst week {_week_and_revenue(report, headline.worst_week, currency)}"
-        )
-        blocks.append(_section("\n".join(lines)))
-        blocks.append(
-            _section(f"*Appointments, {week_range(latest.week_start)}:* {outcomes_words(latest)}")
-        )
-    quality = [data_quality_line(report)]
-    if not report.dialect.plain:
-        quality.append(f"File {report.dialect.describe()}")
-    blocks.append(_context(*quality))
-    movers = _movers(report)
-    if movers is not None:
-        blocks.append(movers)
-    by_treatment = report.totals.by_treatment
-    if by_treatment:
-        blocks.append(
-            _section("*Revenue by treatment type*, whole period\n" + _by_type(report, currency))
-        )
-    if report.rows_invalid or report.revenue_on_other_event:
-        blocks.append(_section(_invalid_rows(report)))
+    compared = [comparison(headline).words]
+    if headline.change_pct is not None and headline.previous_revenue_cents is not None:
+        compared[0] += f" ({money(headline.previous_revenue_cents)})"
+    if headline.average_4w_revenue_cents is not None:
+        compared.append(f"{AVERAGE_4W} {money(headline.average_4w_revenue_cents)}")
+    lines = [
+        f"*{latest_week_title(headline)}: {money(latest.revenue_cents)}*",
+        _SEP.join(compared),
+        *_optional(
+            best_worst(headline, lambda monday: money(_week_of(report, monday).revenue_cents))
+        ),
+    ]
+    return [
+        _section("\n".join(lines)),
+        _section(f"*{appointments_title(latest)}:* {outcomes_words(latest)}"),
+    ]
+
+
+def _week_of(report: WeeklyReport, week_start: date) -> WeekStats:
+    return report.weeks[(week_start - report.weeks[0].week_start).days // 7]
+
+
+def _notes(report: WeeklyReport, currency: str) -> list[str]:
     notes = [f"Amounts in {currency}", f"weeks run Monday to Sunday, {report.timezone} time"]
     if report.rows_invalid:
         notes.append("row numbers as in a spreadsheet, the header being row 1")
-    blocks.append(_context(_SEP.join(notes)))
-    text = f"Weekly report for {name}: {money(report.revenue_cents)} revenue"
+    return notes
+
+
+def _headline_text(report: WeeklyReport, file_name: str, money: Callable[[int], str]) -> str:
+    """The notification: the total, then the latest complete week and its change."""
+    text = f"Weekly report for {_file_name(file_name)}: {money(report.revenue_cents)} revenue"
+    latest = report.latest_week
     if latest is not None:
         text += f"; latest complete week {money(latest.revenue_cents)}"
-        if headline.change_pct is not None:
-            text += f" ({change_words(headline.change_pct)})"
-    return _message(text, blocks)
+        if report.headline.change_pct is not None:
+            text += f" ({change_words(report.headline.change_pct)})"
+    return text
 
 
-def _week_and_revenue(report: WeeklyReport, week_start: date | None, currency: str) -> str:
-    if week_start is None:
-        return "none"
-    week = report.weeks[(week_start - report.weeks[0].week_start).days // 7]
-    return f"{week_range(week_start)} ({format_money(week.revenue_cents, currency)})"
+def _optional(item: _T | None) -> list[_T]:
+    return [] if item is None else [item]
 
 
 def _movers(report: WeeklyReport) -> Block | None:
     """Clinics up most and down most between the headline's two weeks, side by side."""
-    movers = report.movers
     headline = report.headline
-    if not (movers.up or movers.down) or headline.previous_week is None:
+    movers = movers_words(report)
+    if not (movers["up"] or movers["down"]) or headline.previous_week is None:
         return None
-    changes = {clinic.clinic_id: clinic.change_pct for clinic in report.clinics}
-
-    def column(title: str, ids: tuple[str, ...]) -> str:
-        lines = [f"*{title}*"]
-        lines += [
-            f"{_escape(displayable(clinic_id, MAX_CLINIC_ID_CHARS))} {change_words(changes[clinic_id])}"
-            for clinic_id in ids[:CLINICS_SHOWN]
-        ] or ["none"]
-        return "\n".join(lines)
-
     return _section(
         f"*Clinics*, {week_range(headline.latest_week or headline.previous_week)} vs "
         f"{week_range(headline.previous_week)}",
-        fields=[column("Up most", movers.up), column("Down most", movers.down)],
+        fields=[
+            "\n".join([f"*{MOVERS_TITLES[way]}*", *([_escape(name) for name in names] or ["none"])])
+            for way, names in movers.items()
+        ],
     )
 
 
-def _invalid_rows(report: WeeklyReport) -> str:
+def _invalid_rows(report: WeeklyReport) -> Block | None:
+    """The invalid rows by reason, and amounts on events that are not treatments."""
+    if not (report.rows_invalid or report.revenue_on_other_event):
+        return None
     lines = []
     if report.rows_invalid:
         lines.append(
             f"*{INVALID_ROWS.capitalize()}* (left out of every figure; "
             f"{INVALID_ROWS_CSV_NAME} below lists each)"
         )
-        for reason in _ordered(report.errors):
-            summary = report.error(reason)
-            if summary.count:
-                lines.append(
-                    f"• {_reason_label(reason)}: {summary.count:,}"
-                    f"{_first_rows(summary.first_rows, summary.count)}"
-                )
+        lines += [
+            f"• {_escape(line)}" for line in invalid_rows_lines(report.errors, FIRST_ROWS_SHOWN)
+        ]
     if report.revenue_on_other_event:
-        lines.append(
-            f"Note: {plural(report.revenue_on_other_event, 'row')} "
-            f"{'has' if report.revenue_on_other_event == 1 else 'have'} an amount on an event "
-            "other than a completed treatment; those amounts are not counted."
-        )
-    return "\n".join(lines)
+        lines.append(f"Note: {other_event_note(report.revenue_on_other_event)}")
+    return _section("\n".join(lines))
 
 
-def _first_rows(rows: Sequence[int], count: int) -> str:
-    if not rows:
-        return ""
-    shown = rows[:FIRST_ROWS_SHOWN]
-    more = ", …" if count > len(shown) else ""
-    label = "row" if count == 1 else "rows"
-    # No thousands separators: "rows 1,963, 2,518" would read as four rows.
-    return f" ({label} {', '.join(str(row) for row in shown)}{more})"
-
-
-def _by_type(report: WeeklyReport, currency: str) -> str:
+def _by_type(report: WeeklyReport, currency: str) -> Block | None:
     """The period's revenue per type, largest first, then "… and N more types ($X)": one
     fixed order, so a type can be found at a glance."""
     entries = report.totals.by_treatment
+    if not entries:
+        return None
     shown, rest = entries[:TYPES_SHOWN], entries[TYPES_SHOWN:]
     lines = [
         f"{_type_name(entry.treatment_type)}  {format_money(entry.revenue_cents, currency)}"
@@ -413,7 +404,7 @@ def _by_type(report: WeeklyReport, currency: str) -> str:
         lines.append(
             f"… and {plural(len(rest), 'more type')} ({format_money(rest_cents, currency)})"
         )
-    return "\n".join(lines)
+    return _section("*Revenue by treatment type*, whole period\n" + "\n".join(lines))
 
 
 WEEK_COLUMNS: Final = (
@@ -432,8 +423,8 @@ def _weeks_message(report: WeeklyReport, currency: str) -> Message:
     shown = report.weeks[::-1][:WEEKS_SHOWN]
     title = _section("*The weeks, newest first*")
     if not shown:
-        note = _context("No week: no row was valid.")
-        return _message("No week: no row was valid.", [title, note])
+        note = _context(sentence(NO_WEEK))
+        return _message(sentence(NO_WEEK), [title, note])
     cells = [_week_cells(week, currency) for week in shown]
     notes = ["Change: revenue against the complete week before"]
     if len(shown) < len(report.weeks):
@@ -515,10 +506,6 @@ def _raw(text: str) -> dict[str, str]:
     return {"type": "raw_text", "text": text}
 
 
-def _period(report: WeeklyReport) -> str:
-    return _span(report.weeks[0].week_start, report.weeks[-1].week_end)
-
-
 # -- shared lines -------------------------------------------------------------------------
 
 
@@ -557,16 +544,6 @@ def _bar(fraction: float) -> str:
 
 def _span(start: date, end: date) -> str:
     return date_range(start, end)
-
-
-def _size(size_bytes: int) -> str:
-    if size_bytes < 1024:
-        return "1 byte" if size_bytes == 1 else f"{size_bytes:,} bytes"
-    if size_bytes < 1024**2:
-        return f"{size_bytes / 1024:,.0f} KB"
-    if size_bytes < 1024**3:
-        return f"{size_bytes / 1024**2:,.1f} MB"
-    return f"{size_bytes / 1024**3:,.1f} GB"
 
 
 # -- outside text -------------------------------------------------------------------------

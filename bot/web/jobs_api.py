@@ -16,21 +16,27 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import words
 from bot.jobs.runner import Job, JobRunner
-from bot.report.artifacts import CHART_FAILED, CHART_PNG_NAME
-from bot.slack.blocks import CLINIC_CSV_NAME, INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
+from bot.report.artifacts import (
+    CHART_FAILED,
+    CHART_PNG_NAME,
+    CLINIC_CSV_NAME,
+    INVALID_ROWS_CSV_NAME,
+    REPORT_CSV_NAME,
+    current_display,
+)
 from bot.store import REPORT_JSON, JobRecord, JobStatus
 from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
 from bot.web.reservations import RESERVATIONS, lapsed_answer
-from processing.render import amount
-from processing.report import estimate
-from processing.words import REASON_WORDS, sentence, time_left
+from processing import amount, estimate
+from processing.words import REASON_WORDS, file_size, queue_words, sentence, time_left
 
 JOBS_LISTED = 100
 MAX_WAIT_S = 25.0  # a long poll stays under common proxies' idle timeouts
 FILES_WAIT_S = 30.0  # files this instance is making are waited for, up to this long
 FILES_RETRY_AFTER_S = 1
-NOT_THERE = {INVALID_ROWS_CSV_NAME: "Every row of this file was valid: there is nothing to list."}
+NOT_THERE = {INVALID_ROWS_CSV_NAME: words.EVERY_ROW_VALID}
 
 
 def job_json(job: JobRecord, jobs: JobRunner) -> dict[str, Any]:
@@ -55,6 +61,7 @@ def job_json(job: JobRecord, jobs: JobRunner) -> dict[str, Any]:
             "time_left": None if job.finished or guess.percent is None else time_left(guess.left_s),
         }
     duration_s = job.duration_s
+    queue_position = jobs.queue_position(job)
     return {
         "id": job.id,
         "status": job.status.value,
@@ -67,7 +74,8 @@ def job_json(job: JobRecord, jobs: JobRunner) -> dict[str, Any]:
         "created_at": job.created_at.astimezone(UTC)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z"),
-        "queue_position": jobs.queue_position(job),
+        "queue_position": queue_position,
+        "queue_words": queue_words(queue_position) if job.status is JobStatus.QUEUED else None,
         "duration_s": None if duration_s is None else round(duration_s, 3),
         "progress": progress_json,
         "error": job.error if job.status is JobStatus.FAILED else None,
@@ -87,19 +95,8 @@ async def _job_or_404(request: web.Request) -> JobRecord | web.Response:
         return lapsed_answer(context.settings.upload_idle_timeout_s).response()
     job = await context.jobs.lookup(job_id)
     if job is None or not _web_job(job):
-        return error_response(
-            404,
-            f"No such job: finished jobs are kept for {_kept(context.settings.job_retention_s)},"
-            " or the link is wrong.",
-        )
+        return error_response(404, words.no_such_job(context.settings.job_retention_s))
     return job
-
-
-def _kept(retention_s: float) -> str:
-    days = retention_s / 86400
-    if days >= 1:
-        return f"{days:g} days"
-    return f"{retention_s / 60:g} minutes"
 
 
 def _web_job(job: JobRecord) -> bool:
@@ -127,11 +124,25 @@ async def get_job(request: web.Request) -> web.Response:
         return web.Response(text=head[:-1] + ', "report": null}', content_type="application/json")
     stored = await context.jobs.store.artifact(job.id, REPORT_JSON)
     if stored is None:
-        return error_response(404, "This report is no longer kept; please upload the file again.")
+        return error_response(404, words.REPORT_GONE)
+    if not current_display(stored):
+        # Stored by an earlier version: its figures stand, its words are not the page's.
+        return await asyncio.to_thread(_with_words_of_an_earlier_version, head, stored)
     # The report was encoded once, when the job finished: here its object is only spliced
     # in, so a report of thousands of weeks costs the event loop a copy, not an encoding.
     body = head[:-1].encode() + b"," + stored[1:]
     return web.Response(body=body, content_type="application/json")
+
+
+def _with_words_of_an_earlier_version(head: str, stored: bytes) -> web.Response:
+    """The job with its report's figures, no `display`, and a `display_notice` saying why:
+    the page shows the notice rather than a report it cannot word."""
+    body = json.loads(stored)
+    body["display"] = None
+    body["display_notice_title"] = words.REPORT_NOT_SHOWN
+    body["display_notice"] = words.REPORT_FROM_AN_EARLIER_VERSION
+    job = json.loads(head)
+    return web.json_response({**job, **body})
 
 
 def _long_poll(request: web.Request) -> tuple[str, float] | web.Response | None:
@@ -145,11 +156,7 @@ def _long_poll(request: web.Request) -> tuple[str, float] | web.Response | None:
     except ValueError:
         wait_s = math.nan
     if seen not in statuses or not 0 < wait_s <= MAX_WAIT_S:
-        return error_response(
-            400,
-            f"To wait for a change, give seen (one of {', '.join(statuses)}) and wait_s "
-            f"(seconds, more than 0 and at most {MAX_WAIT_S:g}).",
-        )
+        return error_response(400, words.how_to_wait(statuses, MAX_WAIT_S))
     return seen, wait_s
 
 
@@ -189,10 +196,10 @@ async def _finished_file(request: web.Request, name: str, not_ready: str) -> byt
     ):
         return error_response(
             503,
-            "The report's files are still being made; ask again in a moment.",
+            words.FILES_BEING_MADE,
             headers={"Retry-After": str(FILES_RETRY_AFTER_S)},
         )
-    return error_response(404, NOT_THERE.get(name, "This report is no longer kept."))
+    return error_response(404, NOT_THERE.get(name, words.FILES_GONE))
 
 
 async def _download(request: web.Request, name: str, not_ready: str) -> web.Response:
@@ -211,15 +218,11 @@ async def _download(request: web.Request, name: str, not_ready: str) -> web.Resp
 
 
 async def get_chart(request: web.Request) -> web.Response:
-    data = await _finished_file(
-        request, CHART_PNG_NAME, "The chart is ready once the report is finished."
-    )
+    data = await _finished_file(request, CHART_PNG_NAME, words.CHART_NOT_YET)
     if isinstance(data, web.Response):
         return data
     if data == CHART_FAILED:
-        return error_response(
-            404, "The chart could not be drawn; the report's tables have every figure."
-        )
+        return error_response(404, words.CHART_NOT_DRAWN)
     return web.Response(
         body=data, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
     )
@@ -227,23 +230,17 @@ async def get_chart(request: web.Request) -> web.Response:
 
 async def get_report_csv(request: web.Request) -> web.Response:
     """weekly-report.csv: exactly `clinic-events report --format csv`, as posted in Slack."""
-    return await _download(
-        request, REPORT_CSV_NAME, "The weekly CSV is ready once the report is finished."
-    )
+    return await _download(request, REPORT_CSV_NAME, words.WEEKLY_CSV_NOT_YET)
 
 
 async def get_clinic_csv(request: web.Request) -> web.Response:
     """clinic-weekly.csv: `report --format csv --by clinic`, as posted in Slack."""
-    return await _download(
-        request, CLINIC_CSV_NAME, "The clinic CSV is ready once the report is finished."
-    )
+    return await _download(request, CLINIC_CSV_NAME, words.CLINIC_CSV_NOT_YET)
 
 
 async def get_invalid_rows_csv(request: web.Request) -> web.Response:
     """invalid-rows.csv: every invalid row with its reason (`report --invalid-rows`)."""
-    return await _download(
-        request, INVALID_ROWS_CSV_NAME, "The invalid rows are listed once the report is finished."
-    )
+    return await _download(request, INVALID_ROWS_CSV_NAME, words.INVALID_ROWS_NOT_YET)
 
 
 async def get_config(request: web.Request) -> web.Response:
@@ -252,6 +249,7 @@ async def get_config(request: web.Request) -> web.Response:
         {
             "auth_required": settings.upload_token is not None,
             "max_file_size_bytes": settings.max_file_size_bytes,
+            "max_file_size": file_size(settings.max_file_size_bytes),
             "currency": settings.currency,
             "reasons": REASON_WORDS,
         }

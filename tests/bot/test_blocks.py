@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
-import generate
 import pytest
 from slack_sdk.models.blocks import Block
 
@@ -25,11 +25,18 @@ from bot.slack.blocks import (
     summary_messages,
     waiting_message,
 )
-from processing import ClinicStats, Progress, WeeklyReport, WeekStats, analyze
-from processing.insights import complete_week, percent_change, with_changes
+from processing import ClinicStats, Progress, WeeklyReport, WeekStats, analyze, to_text
+from processing.insights import (
+    clinic_movers,
+    complete_week,
+    period_totals,
+    with_changes,
+)
 from processing.insights import headline as headline_of
-from processing.words import week_range
-from tests.conftest import HEADER, ROOT, csv_of
+from processing.percent import percent_change
+from processing.words import display_words, week_range
+from tests import generate
+from tests.helpers import HEADER, ROOT, csv_of
 
 SAMPLE = ROOT / "samples" / "events-sample.csv"
 
@@ -121,7 +128,7 @@ def sample_report() -> WeeklyReport:
 
 @pytest.fixture(scope="module")
 def year_report(tmp_path_factory: pytest.TempPathFactory) -> WeeklyReport:
-    """A realistic 53-week export from bench/generate.py, invalid rows included."""
+    """A realistic 53-week export from tests/generate.py, invalid rows included."""
     path: Path = tmp_path_factory.mktemp("bench") / "events.csv"
     generate.write_events(path, rows=5_000)
     with path.open("rb") as stream:
@@ -179,6 +186,83 @@ def test_the_headline_says_how_the_latest_complete_week_went(sample_report: Week
     assert headline["text"] == (
         "Weekly report for events.csv: $305,272.95 revenue; latest complete week $6,765.23 (▼ 28.8%)"
     )
+
+
+# Headlines with no change to show, and the one sentence that says why on every surface.
+NO_CHANGE = {
+    "no complete week": (
+        csv_of(
+            "e1,c1,p1,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,x,10.00",
+            "e2,c1,p1,TREATMENT_COMPLETED,2024-01-09T10:00:00Z,x,10.00",
+        ),
+        "no week has data on all seven days",
+    ),
+    "no earlier complete week": (
+        csv_of(
+            "e1,c1,p1,TREATMENT_COMPLETED,2024-01-01T10:00:00Z,x,10.00",
+            "e2,c1,p1,TREATMENT_COMPLETED,2024-01-07T10:00:00Z,x,20.00",
+        ),
+        "no earlier complete week to compare",
+    ),
+    "no revenue the week before": (
+        csv_of(
+            "e1,c1,p1,APPOINTMENT_SCHEDULED,2024-01-01T10:00:00Z,,",
+            "e2,c1,p1,TREATMENT_COMPLETED,2024-01-14T10:00:00Z,x,20.00",
+        ),
+        "no revenue in 1–7 Jan 2024 to compare",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NO_CHANGE)
+def test_a_headline_without_a_change_says_why_in_one_sentence_everywhere(case: str) -> None:
+    """Slack, the text report and the page's words say alike why there is no change, and
+    colour nothing."""
+    data, why = NO_CHANGE[case]
+    report = analyzed(data)
+    [headline, _] = summary_messages(report, file_name="f.csv", currency="USD")
+    slack = "\n".join(texts(headline))
+    text = to_text(report, "f.csv", "USD")
+    display = display_words(report, source_name="f.csv", currency="USD")
+
+    assert why in slack
+    assert why in text
+    assert display["comparison"] == {"words": why, "direction": None}
+
+
+def test_the_latest_week_and_its_change_read_alike_in_slack_and_text(
+    sample_report: WeeklyReport,
+) -> None:
+    """The sample's change, best and worst weeks and appointments: Slack adds the amounts,
+    the words are the text report's and the page's."""
+    [headline, _] = summary_messages(sample_report, file_name="f.csv", currency="USD")
+    slack = "\n".join(texts(headline))
+    text = to_text(sample_report, "f.csv", "USD")
+    display = display_words(sample_report, source_name="f.csv", currency="USD")
+
+    assert display["comparison"] == {"words": "▼ 28.8% vs 16–22 Dec 2024", "direction": "down"}
+    assert "▼ 28.8% vs 16–22 Dec 2024 ($9,498.64)" in slack
+    assert "▼ 28.8% vs 16–22 Dec 2024, 4-week average" in text
+    assert display["best_worst"] == "Best week 18–24 Mar 2024 · worst week 20–26 May 2024"
+    assert display["best_worst"] in text
+    assert display["appointments"] in text
+    assert "*" + display["appointments"].replace(":", ":*", 1) in slack
+    assert display["weeks_period"] in slack
+
+
+def test_three_clinics_up_and_three_down_on_every_surface(sample_report: WeeklyReport) -> None:
+    """The report keeps five each way; Slack, the text report and the page name three."""
+    assert len(sample_report.movers.down) == 5
+    [headline, _] = summary_messages(sample_report, file_name="f.csv", currency="USD")
+    [fields] = [block["fields"] for block in headline["blocks"] if "fields" in block]
+    text = to_text(sample_report, "f.csv", "USD")
+    display = display_words(sample_report, source_name="f.csv", currency="USD")
+    down = ["CL-006 ▼ 100.0%", "CL-007 ▼ 100.0%", "CL-008 ▼ 100.0%"]
+
+    assert fields[1]["text"].splitlines() == ["*Down most*", *down]
+    assert f"  Down most: {', '.join(down)}" in text.splitlines()
+    assert display["movers"][1] == f"Down most: {', '.join(down)}"
+    assert "CL-011" not in text
 
 
 def test_the_weeks_come_newest_first_and_the_csv_has_the_rest() -> None:
@@ -455,7 +539,7 @@ def test_progress_with_a_known_size_shows_percent_and_time_left() -> None:
         "Revenue so far: *€1,234.56*\n"
         "Invalid rows so far — wrong number of fields: 4 · bad date: 6"
     )
-    assert message["blocks"][1]["elements"][0]["text"] == "25.0 MB of 100.0 MB read · 10 s elapsed"
+    assert message["blocks"][1]["elements"][0]["text"] == "25 MB of 100 MB read · 10 s elapsed"
     assert message["text"] == "Processing 25%: 1,000 rows, €1,234.56 revenue so far"
 
 
@@ -518,7 +602,8 @@ def test_done_message_gives_totals_and_duration(year_report: WeeklyReport) -> No
 
 
 def test_start_message_names_file_size_person_and_job() -> None:
-    """ "Processing <file> (12.3 MB) shared by <@U123>", with the job id."""
+    """ "Processing <file> (12 MB) shared by <@U123>", with the job id; the size in the
+    words every surface uses (processing/words.py file_size)."""
     message = start_message(
         job_id="7f3a",
         file_name="events.csv",
@@ -527,9 +612,9 @@ def test_start_message_names_file_size_person_and_job() -> None:
         queue_position=None,
     )
     assert_within_slack_limits(message)
-    assert message["text"] == "Processing events.csv (12.3 MB) shared by <@U123> — job 7f3a"
+    assert message["text"] == "Processing events.csv (12 MB) shared by <@U123> — job 7f3a"
     assert message["blocks"][0]["text"]["text"].endswith(
-        "Processing *events.csv* (12.3 MB) shared by <@U123>"
+        "Processing *events.csv* (12 MB) shared by <@U123>"
     )
     assert message["blocks"][1]["elements"][0]["text"] == "Job 7f3a"
 
@@ -614,6 +699,22 @@ def long_report(weeks: int, clinics: int = 1) -> WeeklyReport:
         ]
     )
     top = headline_of(weeks_)
+    stats = tuple(
+        ClinicStats(
+            clinic_id=f"clinic-{'x' * 60}-{n:05d}",
+            revenue_cents=10**12 + n,
+            treatments_completed=1,
+            appointments=1,
+            bookings=0,
+            cancelled=0,
+            no_show=0,
+            weeks_active=2,
+            latest_week_revenue_cents=n,
+            previous_week_revenue_cents=clinics // 2 or 1,
+            change_pct=percent_change(n, clinics // 2 or 1),
+        )
+        for n in range(clinics)
+    )
     return WeeklyReport(
         timezone="UTC",
         rows_total=weeks,
@@ -623,22 +724,9 @@ def long_report(weeks: int, clinics: int = 1) -> WeeklyReport:
         weeks=weeks_,
         bytes_read=0,
         headline=top,
-        clinics=tuple(
-            ClinicStats(
-                clinic_id=f"clinic-{'x' * 60}-{n:05d}",
-                revenue_cents=10**12 + n,
-                treatments_completed=1,
-                appointments=1,
-                bookings=0,
-                cancelled=0,
-                no_show=0,
-                weeks_active=2,
-                latest_week_revenue_cents=n,
-                previous_week_revenue_cents=clinics // 2 or 1,
-                change_pct=percent_change(n, clinics // 2 or 1),
-            )
-            for n in range(clinics)
-        ),
+        clinics=stats,
+        totals=period_totals(weeks_),
+        movers=clinic_movers(stats),
     )
 
 
@@ -674,14 +762,15 @@ def test_the_summary_is_bounded_whatever_the_clinics(clinics: int) -> None:
 
 def test_the_start_message_says_who_shared_or_who_asked() -> None:
     """A share names the person who shared; /process-events the person who asked."""
-    common = {
-        "job_id": "7f3a9c01",
-        "file_name": "events.csv",
-        "size_bytes": 1000,
-        "queue_position": None,
-    }
-    shared = start_message(requested_by="U0ALICE", **common)
-    asked = start_message(requested_by="U0ALICE", via_command=True, **common)
+    common = partial(
+        start_message,
+        job_id="7f3a9c01",
+        file_name="events.csv",
+        size_bytes=1000,
+        queue_position=None,
+    )
+    shared = common(requested_by="U0ALICE")
+    asked = common(requested_by="U0ALICE", via_command=True)
     assert "shared by <@U0ALICE>" in shared["text"]
     assert "requested by <@U0ALICE>" in asked["text"]
 

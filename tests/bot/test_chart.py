@@ -21,7 +21,6 @@ from bot.report.chart import (
     COLORS,
     EMPTY_COLOR,
     OTHER_COLOR,
-    OTHER_LABEL,
     TYPES_SHOWN,
     revenue_chart,
     revenue_chart_png,
@@ -29,7 +28,8 @@ from bot.report.chart import (
 )
 from bot.report.currency import short_money
 from processing import WeeklyReport, analyze
-from tests.conftest import csv_of
+from processing.words import OTHER_TYPES
+from tests.helpers import csv_of
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -82,11 +82,13 @@ def drawn_bars(figure: Figure) -> dict[str, dict[int, tuple[int, int]]]:
     [axes] = figure.axes
     bars: dict[str, dict[int, tuple[int, int]]] = {}
     for collection in axes.collections:
-        color = to_hex(collection.get_facecolor()[0], keep_alpha=False)
+        rgba = np.asarray(collection.get_facecolor(), dtype=float)[0]
+        color = to_hex((rgba[0], rgba[1], rgba[2], rgba[3]), keep_alpha=False)
         if not isinstance(collection, PolyCollection) or color == to_hex(EMPTY_COLOR):
             continue
         for path in collection.get_paths():
-            xs, ys = path.vertices[:, 0], path.vertices[:, 1]
+            vertices = np.asarray(path.vertices, dtype=float)
+            xs, ys = vertices[:, 0], vertices[:, 1]
             week = round((xs.min() + xs.max()) / 2)
             bars.setdefault(color, {})[week] = (round(ys.min() * 100), round(ys.max() * 100))
     return bars
@@ -160,12 +162,12 @@ def test_size_and_smallest_text_are_legible_at_thumbnail_width(sixty_weeks: Week
     assert (width, height) == (1200, 675)
     texts = [text for text in figure.findobj(Text) if text.get_text().strip()]
     assert texts
-    smallest_px = min(text.get_fontsize() for text in texts) * figure.dpi / 72
+    smallest_px = min(float(text.get_fontsize()) for text in texts) * figure.dpi / 72
     assert smallest_px * 600 / width >= 11
 
 
 def test_legend_lists_types_largest_first_then_the_marks() -> None:
-    """Legend: the types in the period table's order, "All other types", then no data,
+    """Legend: the types in the period table's order, "Other", then no data,
     cut-short weeks and the 4-week average; names as people write them."""
     rows = []
     for index in range(12):
@@ -178,7 +180,7 @@ def test_legend_lists_types_largest_first_then_the_marks() -> None:
     [legend] = revenue_chart(report, currency="USD").legends
     labels = [text.get_text() for text in legend.get_texts()]
     assert labels == [
-        "Root canal", "Implants", "A", "B", "C", "D", "E", "All other types",
+        "Root canal", "Implants", "A", "B", "C", "D", "E", "Other",
         "No data", "Week cut short", "4-week average",
     ]  # fmt: skip
     expected = [entry.treatment_type for entry in report.totals.by_treatment]
@@ -188,7 +190,7 @@ def test_legend_lists_types_largest_first_then_the_marks() -> None:
 @pytest.mark.parametrize("types", [1, 7, 8, 30])
 def test_at_most_seven_types_are_named_each_in_a_colour_of_its_own(types: int) -> None:
     """Up to 7 types, each has its own colour; past 7, the period's 7 largest are named and
-    the rest stacked as one grey "All other types" whose bars are their exact sum each week.
+    the rest stacked as one grey "Other" whose bars are their exact sum each week.
     Legend order is stacking order (bottom first): largest first, the others on top."""
     weeks = 4
     cents = ranked_types(types, weeks)
@@ -200,7 +202,7 @@ def test_at_most_seven_types_are_named_each_in_a_colour_of_its_own(types: int) -
     layers = legend[:-1]
     assert legend[-1] == ("4-week average", None)
     assert [label for label, _ in layers] == [kind.capitalize() for kind in named] + (
-        [OTHER_LABEL] if folded else []
+        [OTHER_TYPES] if folded else []
     )
     colors = [color for _, color in layers]
     assert len(set(colors)) == len(colors)
@@ -215,7 +217,7 @@ def test_at_most_seven_types_are_named_each_in_a_colour_of_its_own(types: int) -
         tops = [bars[color][week][1] for color in stack]
         bottoms = [bars[color][week][0] for color in stack]
         assert bottoms == [0, *tops[:-1]]
-    by_label = dict(zip([label for label, _ in layers], colors, strict=True))
+    by_label = {label: str(color) for (label, _), color in zip(layers, colors, strict=True)}
     for kind in named:
         drawn = bars[by_label[kind.capitalize()]]
         assert [drawn[week][1] - drawn[week][0] for week in range(weeks)] == cents[kind]
@@ -236,7 +238,7 @@ def test_other_is_the_exact_sum_in_cents_of_the_types_folded() -> None:
     }
     layers = revenue_layers(report_of_cents(cents))
     folded = [f"type {kind:02d}" for kind in range(12 - TYPES_SHOWN)]
-    assert [layer.label for layer in layers][-2:] == ["Type 05", OTHER_LABEL]
+    assert [layer.label for layer in layers][-2:] == ["Type 05", OTHER_TYPES]
     assert layers[-1].cents == tuple(sum(cents[kind][week] for kind in folded) for week in range(3))
     assert all(type(value) is int for layer in layers for value in layer.cents)
 
@@ -250,7 +252,7 @@ def test_types_are_ranked_by_the_whole_period_not_one_week() -> None:
         cents[f"type {kind:02d}"] = [3_000 - 100 * kind, 3_000 + 300 * kind, 10 * kind]
     layers = revenue_layers(report_of_cents(cents))
     assert [layer.label for layer in layers] == [
-        "Type 00", "Type 06", "Type 05", "Type 04", "Type 03", "Type 02", "Type 01", OTHER_LABEL,
+        "Type 00", "Type 06", "Type 05", "Type 04", "Type 03", "Type 02", "Type 01", OTHER_TYPES,
     ]  # fmt: skip
     assert layers[-1].cents == (0, 0, 5_000)
 
@@ -268,7 +270,7 @@ def test_fifteen_thousand_weeks_are_drawn_as_one_band_per_series() -> None:
     assert len(bars) == 2 * len(revenue_layers(report))
     assert [len(collection.get_paths()) for collection in bars] == [1] * len(bars)
     spans = {
-        (path.vertices[:, 0].min(), path.vertices[:, 0].max())
+        (np.asarray(path.vertices)[:, 0].min(), np.asarray(path.vertices)[:, 0].max())
         for collection in bars
         for path in collection.get_paths()
     }

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import reference
 
 from bot.cli import _open_source
-from tests.conftest import ROOT, csv_of, utf8_then_latin1
+from tests import oracle
+from tests.helpers import ROOT, cli, csv_of, utf8_then_latin1
 
 ROWS = csv_of(
     "e,c,p,TREATMENT_COMPLETED,2024-01-03T10:00:00Z,Implants,300.50",
@@ -25,20 +25,6 @@ ROWS = csv_of(
     "e,c,p,APPOINTMENT_SCHEDULED,2024-01-04,,",
     "e,c,p,X,not a date,,",
 )
-
-
-def cli(
-    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
-        timeout=120,
-    )
 
 
 def cli_process(*args: str, stdin: int | None = None) -> subprocess.Popen[bytes]:
@@ -139,7 +125,7 @@ def test_json_format_is_the_contract(events_csv: Path) -> None:
         "change_pct",
     ]
     del report["source"], report["currency"]
-    assert report == reference.analyze(ROWS.encode())
+    assert report == oracle.analyze(ROWS.encode())
 
 
 def test_csv_format(events_csv: Path) -> None:
@@ -243,7 +229,7 @@ def test_text_format(events_csv: Path) -> None:
     assert result.returncode == 0
     assert "Rows:     4 total, 3 valid, 1 invalid rows" in result.stdout
     assert "Total revenue: 312.50 USD over 4 weeks (1–28 Jan 2024)" in result.stdout
-    assert "bad date: 1 (rows 5)" in result.stdout
+    assert "bad date: 1 (row 5)" in result.stdout
     assert "Latest complete week: none" in result.stdout  # both ends are cut short
     assert (
         "Data quality: ⚠ 1 row (25.0%) left out · no data 8–21 Jan 2024 · "
@@ -282,13 +268,13 @@ def test_stdin_pipe_and_env_defaults() -> None:
 
 
 def test_progress_flag_draws_on_stderr(tmp_path: Path) -> None:
-    """--progress shows rows, MB, rate, revenue, errors and percent on stderr."""
+    """--progress shows rows, bytes read, rate, revenue, errors and percent on stderr."""
     path = tmp_path / "big.csv"
     path.write_text(csv_of(*["e,c,p,TREATMENT_COMPLETED,2024-01-03,x,1.00"] * 20000))
     result = cli("report", str(path), "--progress", "--format", "csv", env={"COLUMNS": "200"})
     assert result.returncode == 0
     assert "rows/s" in result.stderr
-    assert "MB" in result.stderr
+    assert " KB" in result.stderr  # the file's 859 KB, in the size words of every surface
     assert "%" in result.stderr
     assert "revenue" in result.stderr
     assert "invalid" in result.stderr

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from processing import analyze, to_dict, to_json
-from tests.conftest import csv_of
+from tests.helpers import csv_of
 
 AWKWARD_LABELS = csv_of(
     'e1,"c ""1""",p1,TREATMENT_COMPLETED,2024-01-03,"back\\slash ""quoted""",10.50',

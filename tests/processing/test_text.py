@@ -6,7 +6,7 @@ import pytest
 
 from processing import analyze, to_text
 from processing.text import displayable
-from tests.conftest import csv_of
+from tests.helpers import csv_of
 
 
 @pytest.mark.parametrize(
@@ -68,3 +68,38 @@ def test_the_whitespace_written_out_is_what_isspace_says() -> None:
 
     assert "".join(chr(code) for code in range(0x110000) if chr(code).isspace()) == WHITESPACE
     assert "".join(char for char in WHITESPACE if char.isascii()) == ASCII_WHITESPACE
+
+
+@pytest.mark.parametrize(
+    ("size_bytes", "words"),
+    [
+        (0, "0 bytes"),
+        (1, "1 byte"),
+        (1023, "1,023 bytes"),
+        (1024, "1 KB"),
+        (1536, "1.5 KB"),
+        (10_188, "9.9 KB"),  # 9.949 KB
+        (10_189, "10 KB"),  # 9.950 KB: the half rounds up, to a whole number
+        (1_048_063, "1,023 KB"),
+        (1_048_064, "1 MB"),  # 1,023.5 KB would round to 1,024 KB: a MB instead
+        (2_359_296, "2.3 MB"),  # 2.25 MB exactly: halves round up
+        (12_900_000, "12 MB"),
+        (1 << 30, "1,024 MB"),  # the default limit, as MAX_FILE_SIZE_MB sets it
+        (5 << 40, "5,242,880 MB"),
+    ],
+)
+def test_a_size_reads_the_same_everywhere(size_bytes: int, words: str) -> None:
+    """One rule for sizes (Slack, the console, errors and the page): binary units, MB from
+    1 MB on, one decimal under 10."""
+    from processing.words import file_size
+
+    assert file_size(size_bytes) == words
+
+
+def test_a_change_comes_with_the_direction_its_arrow_shows() -> None:
+    """Up, down, or none (flat to a tenth, or nothing to compare): what a surface colours by."""
+    from processing.words import change_words, direction
+
+    changes = ["12.5", "-28.8", "0.0", "-0.0", None]
+    assert [change_words(pct) for pct in changes] == ["▲ 12.5%", "▼ 28.8%", "0.0%", "0.0%", ""]
+    assert [direction(pct) for pct in changes] == ["up", "down", None, None, None]

@@ -1,24 +1,20 @@
 """The upload page, given an export without its header row, in a real browser (Chromium).
 
-The file and what is looked for come from tests/integration/test_headerless.py, which covers
-Slack, the logs, the job store, the job API and the CLI.
+The file and what is looked for come from tests/helpers.py; tests/integration/test_headerless.py
+covers Slack, the logs, the job store, the job API and the CLI.
 """
 
 from __future__ import annotations
 
-import pytest
 from playwright.async_api import Browser
 
-from tests.integration.test_headerless import HEADERLESS, MISSING_HEADER, cells_in
-from tests.web.conftest import Serve
-from tests.web.test_page_browser import CHROMIUM, browser, open_page
+from tests.helpers import HEADERLESS, MISSING_HEADER, cells_in
+from tests.web.browser import browser, needs_chromium, open_page
+from tests.web.helpers import Serve
 
 __all__ = ["browser"]  # the fixture, imported to be used here
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)",
-)
+pytestmark = needs_chromium
 
 
 async def test_a_headerless_file_shows_the_missing_header_and_no_cell(

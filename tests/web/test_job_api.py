@@ -13,25 +13,17 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot import words
 from bot.errors import StoreUnavailableError
 from bot.report import artifacts
+from bot.slack.blocks import summary_messages
 from bot.sources import SourceInfo
 from bot.store import REPORT_JSON, JobRecord, JobStatus, ReplySpec, now_utc
 from bot.web import STATIC_DIR
 from bot.web.ops import STORE_CHECK
-from processing import WeeklyReport, analyze, to_clinic_csv, to_csv
-from tests.conftest import GatedChart
-from tests.web.conftest import (
-    FORM_TYPE,
-    JOB_TIMEOUT_S,
-    TWO_WEEKS,
-    BusySlot,
-    Serve,
-    Web,
-    form_head,
-    form_tail,
-    tiny_csv,
-)
+from processing import WeeklyReport, analyze, to_clinic_csv, to_csv, to_text
+from tests.helpers import FORM_TYPE, TWO_WEEKS, GatedChart, form_head, form_tail, tiny_csv
+from tests.web.helpers import JOB_TIMEOUT_S, BusySlot, Serve, Web
 
 JOB_KEYS = {
     "id",
@@ -40,6 +32,7 @@ JOB_KEYS = {
     "created_at",
     "progress",
     "queue_position",
+    "queue_words",
     "duration_s",
     "error",
 }
@@ -59,7 +52,7 @@ async def test_job_json_shape(web: Web) -> None:
 
     job = await web.finished(job_id)
 
-    assert set(job) == JOB_KEYS | {"report", "treatment_names", "display"}
+    assert set(job) == JOB_KEYS | {"display_version", "report", "treatment_names", "display"}
     assert job["treatment_names"] == {"cleaning": "Cleaning", "filling": "Filling"}
     assert job["id"] == job_id
     assert job["status"] == "succeeded"
@@ -74,6 +67,7 @@ async def test_job_json_shape(web: Web) -> None:
     created = datetime.fromisoformat(job["created_at"].replace("Z", "+00:00"))
     assert abs((datetime.now(UTC) - created).total_seconds()) < 60
     assert job["queue_position"] is None
+    assert job["queue_words"] is None
     assert isinstance(job["duration_s"], float)
     assert job["progress"] == {
         "rows": 3,
@@ -91,25 +85,79 @@ async def test_job_json_shape(web: Web) -> None:
 
 
 async def test_the_page_gets_every_word_it_shows(web: Web) -> None:
-    """`display`: dates, changes, statuses and the data-quality line in words, from the
-    one module every surface uses; lists parallel to the report's weeks and clinics."""
+    """`display`: every sentence, date, change and status the page shows, from the one
+    module every surface uses; lists parallel to the report's weeks and clinics."""
     job_id = (await web.upload(TWO_WEEKS, "two-weeks.csv")).body["job_id"]
     job = await web.finished(job_id)
+    assert job["display"] == {
+        "source": "From two-weeks.csv · weeks in UTC · amounts in USD",
+        "weeks_period": "2 weeks, 1–14 Jan 2024",
+        "latest_title": "Latest complete week",
+        "comparison": {"words": "no week has data on all seven days", "direction": None},
+        "average_note": "needs complete weeks before the latest",
+        "best_worst": None,
+        "appointments": None,
+        "data_quality": "⚠ first week partial, 6 of 7 days · last week partial, 2 of 7 days",
+        "data_quality_ok": False,
+        "dialect": None,
+        "movers": ["Up most: none", "Down most: none"],
+        "clinics_week": "Latest week",
+        "weeks": [
+            {
+                "label": "1–7 Jan 2024",
+                "change": "",
+                "direction": None,
+                "status": "partial, 6 of 7 days",
+            },
+            {
+                "label": "8–14 Jan 2024",
+                "change": "",
+                "direction": None,
+                "status": "partial, 2 of 7 days",
+            },
+        ],
+        "clinics": [{"change": "", "direction": None}],
+        "treatment_names": {"cleaning": "Cleaning", "filling": "Filling"},
+        "invalid_intro": None,
+        "invalid_reasons": [],
+        "other_event": None,
+        "show_all": {
+            "weeks": "Show all 2 weeks",
+            "clinics": "Show all 1 clinic",
+            "treatment_types": "Show all 2 treatment types",
+        },
+    }
+
+
+async def test_the_page_gets_the_headline_as_slack_and_the_text_report_say_it(
+    web: Web, sample_bytes: bytes
+) -> None:
+    """The sample: the change with its direction, three clinics up and three down, and the
+    invalid rows in the very words of Slack's headline and the text report."""
+    job = await web.finished((await web.upload(sample_bytes, "events.csv")).body["job_id"])
     display = job["display"]
-    assert display["period"] == "1–14 Jan 2024"
-    assert display["weeks"] == [
-        {"label": "1–7 Jan 2024", "change": "", "status": "partial, 6 of 7 days"},
-        {"label": "8–14 Jan 2024", "change": "", "status": "partial, 2 of 7 days"},
+    report = analyze(iter([sample_bytes]))
+    [headline, _] = summary_messages(report, file_name="events.csv", currency="USD")
+    slack = json.dumps(headline, ensure_ascii=False)
+    text = to_text(report, "events.csv", "USD")
+
+    assert display["comparison"] == {"words": "▼ 28.8% vs 16–22 Dec 2024", "direction": "down"}
+    assert display["movers"] == [
+        "Up most: CL-025 ▲ 799.6%, CL-017 ▲ 9.3%, CL-019 ▲ 3.0%",
+        "Down most: CL-006 ▼ 100.0%, CL-007 ▼ 100.0%, CL-008 ▼ 100.0%",
     ]
-    assert display["data_quality"] == (
-        "⚠ first week partial, 6 of 7 days · last week partial, 2 of 7 days"
-    )
-    assert display["data_quality_ok"] is False
-    assert display["latest_week"] is None
-    assert display["change"] is None
-    assert display["clinic_changes"] == [""]
-    assert display["reasons"]["invalid_timestamp"] == "bad date"
-    assert display["dialect"] is None
+    assert len(job["report"]["headline"]["clinics_down"]) == 5  # the JSON keeps more
+    assert display["invalid_reasons"] == [
+        "wrong number of fields: 3 (rows 1827, 2483, 2726)",
+        "bad date: 3 (rows 294, 988, 1733)",
+        "bad amount: 4 (rows 515, 637, 1688, 2854)",
+    ]
+    for said in (display["comparison"]["words"], *display["invalid_reasons"]):
+        assert said in slack, said
+        assert said in text, said
+    assert display["weeks_period"] in slack
+    assert display["best_worst"] in text
+    assert display["appointments"] in text
 
 
 async def test_job_list_is_newest_first_without_reports(web: Web) -> None:
@@ -141,6 +189,7 @@ async def test_a_waiting_job_shows_its_place_in_line_and_no_chart(serve: Serve) 
     assert queued.status == 200
     assert queued.body["status"] == "queued"
     assert queued.body["queue_position"] == 1
+    assert queued.body["queue_words"] == "Waiting for a free slot (position 1 in the queue)…"
     assert queued.body["progress"] is None
     assert queued.body["duration_s"] is None
     assert queued.body["report"] is None
@@ -313,6 +362,7 @@ async def test_config_says_whether_a_token_is_needed(serve: Serve) -> None:
     assert (await open_web.get_json("/api/config")).body == {
         "auth_required": False,
         "max_file_size_bytes": 5 << 20,
+        "max_file_size": "5 MB",
         "currency": "EUR",
         "reasons": {
             "malformed_row": "wrong number of fields",
@@ -387,7 +437,8 @@ def test_the_page_uses_no_outside_resources_and_no_inner_html() -> None:
     for name in ("index.html", "app.js", "style.css"):
         text = (STATIC_DIR / name).read_text()
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.IGNORECASE), name
-        assert "innerHTML" not in text and "insertAdjacentHTML" not in text, name
+        assert "innerHTML" not in text, name
+        assert "insertAdjacentHTML" not in text, name
 
 
 async def test_unknown_api_address_is_json(web: Web) -> None:
@@ -521,7 +572,7 @@ async def test_a_store_that_fails_is_503_with_retry_after_never_500(web: Web) ->
         raise StoreUnavailableError("the job store cannot be used right now: disk I/O error")
 
     web.jobs.store.add = failing  # type: ignore[method-assign]
-    web.jobs.store.get = failing  # type: ignore[method-assign,assignment]
+    web.jobs.store.get = failing  # type: ignore[method-assign]
     with structlog.testing.capture_logs() as logs:
         upload = await web.upload(TWO_WEEKS)
         asked = await web.get_json("/api/jobs/deadbeef")
@@ -549,3 +600,40 @@ async def test_a_store_that_fails_as_a_job_begins_ends_the_job_saying_so(web: We
     assert job.error == (
         "could not be started: the service's job store failed; please try again later"
     )
+
+
+async def test_a_report_stored_by_an_earlier_version_is_shown_with_a_notice_not_broken(
+    web: Web, sample_bytes: bytes
+) -> None:
+    """A report kept from before the page's words changed shape keeps its figures in the
+    API, has no `display`, and says why the page cannot show it; a current one has its
+    words and no notice."""
+    report = analyze(iter([sample_bytes]))
+    current = artifacts.report_json(report, source_name="events.csv", currency="USD")
+    assert artifacts.current_display(current)
+    earlier = json.loads(current)
+    del earlier["display_version"]
+    earlier["display"] = {"period": "1 Jan – 7 Jan 2024"}  # the shape an earlier page read
+    for job_id, stored in (("earlier1", json.dumps(earlier).encode()), ("current1", current)):
+        record = JobRecord(
+            id=job_id,
+            source=SourceInfo(kind="upload", name="events.csv", label="upload events.csv"),
+            reply=ReplySpec(kind="silent"),
+            created_at=now_utc(),
+            status=JobStatus.SUCCEEDED,
+            started_at=time.time() - 1,
+            finished_at=time.time(),
+        )
+        await web.jobs.store.add(record)
+        await web.jobs.store.put_artifacts(job_id, {REPORT_JSON: stored})
+
+    old = await web.get_json("/api/jobs/earlier1")
+    assert old.status == 200
+    assert old.body["status"] == "succeeded"
+    assert old.body["report"] == earlier["report"]
+    assert old.body["display"] is None
+    assert old.body["display_notice"] == words.REPORT_FROM_AN_EARLIER_VERSION
+    assert old.body["display_notice_title"] == words.REPORT_NOT_SHOWN
+    new = await web.get_json("/api/jobs/current1")
+    assert new.body["display"]["source"].startswith("From events.csv")
+    assert "display_notice" not in new.body

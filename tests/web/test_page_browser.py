@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
-from tests.web.conftest import HEADER, SAMPLE, TWO_WEEKS, Serve, tiny_csv
+from processing.words import file_size
+from tests.helpers import TWO_WEEKS, UPLOAD_HEADER, tiny_csv
+from tests.web.browser import browser, needs_chromium, open_page
+from tests.web.helpers import SAMPLE, Serve
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WAIT_MS = 30_000
+__all__ = ["browser"]  # the fixture, imported to be used here
+
 TOKEN = "page-test-token"
 WIDTHS = (390, 1024, 1440)
 CHART_SHOWN = """() => {
@@ -43,36 +36,7 @@ OVERFLOWS = """() => {
 SECTION_ORDER = """() => ["headline", "chart-card", "download-weekly", "clinics-table", "weeks-table",
   "types-table"].map((id) => document.getElementById(id).getBoundingClientRect().top)"""
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)",
-)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-async def open_page(browser: Browser, port: int, width: int = 1280) -> tuple[Page, list[str]]:
-    """The page in US English (money as $1,234.56), with its script errors collected."""
-    context = await browser.new_context(
-        locale="en-US", timezone_id="UTC", viewport={"width": width, "height": 900}
-    )
-    page = await context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    await page.goto(f"http://127.0.0.1:{port}/")
-    await page.wait_for_selector("body[data-ready]", state="attached")
-    return page, problems
+pytestmark = needs_chromium
 
 
 async def texts(page: Page, selector: str) -> list[str]:
@@ -95,10 +59,11 @@ async def test_the_report_leads_with_the_headline_then_chart_downloads_and_table
     assert tops == sorted(tops)
     headline = await page.locator("#headline").inner_text()
     assert "$305,272.95" in headline
-    assert "53 weeks · 1 Jan 2024 – 5 Jan 2025" in headline
+    assert "53 weeks, 1 Jan 2024 – 5 Jan 2025" in headline
     assert "Latest complete week, 23–29 Dec 2024" in headline
     assert "$6,765.23" in headline
     assert "▼ 28.8% vs 16–22 Dec 2024" in headline
+    assert await page.get_attribute("#latest-change", "class") == "stat-note down"
     assert "$8,175.68" in headline  # the 4-week average
     assert "⚠ 10 rows (0.3%) left out · last week partial, 1 of 7 days" in headline
 
@@ -118,11 +83,24 @@ async def test_the_report_leads_with_the_headline_then_chart_downloads_and_table
     ]
     partial = await page.locator('#weeks-body tr[data-week="2024-12-30"]').inner_text()
     assert "partial, 1 of 7 days" in partial
+    # Coloured by the direction that comes with each change, never by its words.
+    changes = await page.eval_on_selector_all(
+        "#weeks-body tr", "(rows) => rows.map((row) => row.children[2].className)"
+    )
+    job_id = await page.get_attribute("body", "data-report-shown")
+    display = (await web.get_json(f"/api/jobs/{job_id}")).body["display"]
+    expected = [" ".join(["num", *filter(None, [w["direction"]])]) for w in display["weeks"]]
+    assert changes == expected[::-1]  # newest first
+    assert {"num up", "num down"} <= set(changes)
     assert "$305,272.95" in await page.locator("#weeks-foot").inner_text()
     types = await texts(page, "#types-body tr")
     assert types[0].split("\t") == ["Implants", "$95,945.05", "31.4%"]
     assert types[2].startswith("Root canal")
-    assert "Up most: CL-025 ▲ 799.6%" in await page.locator("#movers").inner_text()
+    movers = await texts(page, "#movers p")
+    assert movers == [
+        "Up most: CL-025 ▲ 799.6%, CL-017 ▲ 9.3%, CL-019 ▲ 3.0%",
+        "Down most: CL-006 ▼ 100.0%, CL-007 ▼ 100.0%, CL-008 ▼ 100.0%",
+    ]
     assert await page.locator("#clinics-body tr").count() == len(pinned_report["clinics"])
     assert "10 of 3,000 rows are invalid rows" in await page.locator("#invalid-rows").inner_text()
     await page.wait_for_function(CHART_SHOWN)
@@ -139,6 +117,46 @@ async def test_the_report_leads_with_the_headline_then_chart_downloads_and_table
         saved = await download.path()
         assert saved is not None
         assert saved.read_text().startswith(start)
+    assert problems == []
+
+
+# Files whose headline has no change to show, and the sentence that says why: the page's
+# words come from processing/words.py, as Slack's and the text report's do
+# (tests/bot/test_blocks.py holds those three side by side).
+NO_CHANGE = {
+    "no complete week": (TWO_WEEKS, "no week has data on all seven days"),
+    "no earlier complete week": (
+        tiny_csv(
+            "e1,C1,P1,TREATMENT_COMPLETED,2024-01-01T10:00:00Z,10.00,cleaning",
+            "e2,C1,P2,TREATMENT_COMPLETED,2024-01-07T10:00:00Z,20.00,cleaning",
+        ),
+        "no earlier complete week to compare",
+    ),
+    "no revenue the week before": (
+        tiny_csv(
+            "e1,C1,P1,APPOINTMENT_SCHEDULED,2024-01-01T10:00:00Z,,",
+            "e2,C1,P2,TREATMENT_COMPLETED,2024-01-14T10:00:00Z,20.00,cleaning",
+        ),
+        "no revenue in 1–7 Jan 2024 to compare",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NO_CHANGE)
+async def test_a_headline_without_a_change_says_why_uncoloured(
+    serve: Serve, browser: Browser, case: str
+) -> None:
+    """Where there is no change to show, the page says why in the server's words, and
+    colours nothing."""
+    data, words = NO_CHANGE[case]
+    web = await serve()
+    page, problems = await open_page(browser, web.port)
+    await page.set_input_files(
+        "#file-input", {"name": "f.csv", "mimeType": "text/csv", "buffer": data}
+    )
+    await page.wait_for_selector("body[data-report-shown]", state="attached")
+    assert await page.locator("#latest-change").inner_text() == words
+    assert await page.get_attribute("#latest-change", "class") == "stat-note"
     assert problems == []
 
 
@@ -168,9 +186,14 @@ async def test_the_analysis_shows_while_the_file_is_still_uploading(
         """() => !document.getElementById("live").hidden
               && Number(document.getElementById("live-rows").textContent.replace(/,/g, "")) > 0"""
     )
-    sent = await page.evaluate("document.getElementById('upload-progress').value")
+    sent, detail = await page.evaluate(
+        """() => [document.getElementById("upload-progress").value,
+                  document.getElementById("detail").textContent]"""
+    )
     revenue = await page.locator("#live-revenue").inner_text()
     assert sent < 100, "the live figures should show before the upload ends"
+    # The bytes sent, counted by the browser, in the words the server uses for a size.
+    assert detail.endswith(f" of {file_size(len(data))} sent"), detail
     assert revenue.startswith("$")
     assert revenue != "$0.00"
     await page.wait_for_selector("body[data-report-shown]", state="attached")
@@ -212,11 +235,12 @@ async def test_nothing_overflows_at_phone_tablet_and_desktop_widths(
 
 
 @pytest.mark.parametrize("shape", ["weeks", "clinics"])
-async def test_large_reports_render_in_under_two_seconds(
+async def test_large_reports_draw_the_first_rows_then_all_on_request(
     serve: Serve, browser: Browser, shape: str
 ) -> None:
-    """15,650 weeks (1900 to 2199), or 10,000 clinics: the report is fetched, parsed and
-    drawn in under 2 s (the newest 100 rows first; "Show all" draws the rest)."""
+    """15,650 weeks (1900 to 2199), or 10,000 clinics: the report shows with the newest 100
+    rows drawn, and "Show all" (its words from the server) draws the rest. How fast that is
+    on this machine is bench's to measure, not a test's to assert."""
     if shape == "weeks":
         rows = [
             f"e{n},C1,P{n},TREATMENT_COMPLETED,{date(1900, 1, 1) + timedelta(weeks=n)},1.00,x"
@@ -236,9 +260,8 @@ async def test_large_reports_render_in_under_two_seconds(
         "#file-input", {"name": "big.csv", "mimeType": "text/csv", "buffer": tiny_csv(*rows)}
     )
     await page.wait_for_selector("body[data-report-shown]", state="attached")
-    report_ms = float(await page.evaluate("document.body.dataset.reportMs"))
-    assert report_ms < 2000
     assert await page.locator(body).count() == 100
+    assert await page.locator(more).inner_text() == f"Show all {total:,} {shape}"
     await page.click(more)
     assert await page.locator(body).count() == total
     assert problems == []
@@ -285,7 +308,7 @@ async def test_a_file_the_server_refuses_shows_the_reason_and_the_job(
         {
             "name": "other.csv",
             "mimeType": "text/csv",
-            "buffer": f"{HEADER.replace('patient_id', 'Patient ID')}\n".encode()
+            "buffer": f"{UPLOAD_HEADER.replace('patient_id', 'Patient ID')}\n".encode()
             + b"e,c,p,X,2024-01-02,,\n",
         },
     )

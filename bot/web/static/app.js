@@ -1,7 +1,8 @@
 // The upload page: pick or drop a CSV, upload it while the analysis shows live, then the report.
 // Every value from the server or the file reaches the page through textContent, never as HTML.
-// The page formats; it never sums or derives a figure: totals, changes, shares, dates in words
-// and the data-quality line all come from the server (processing/, one home for each rule).
+// The page formats; it never sums, derives a figure or writes a sentence about the report:
+// totals, changes and their direction, shares, dates and every sentence come from the server
+// (the job's `display`, from processing/words.py, one home for each rule and each word).
 "use strict";
 
 (function () {
@@ -75,7 +76,7 @@
   };
 
   const state = {
-    config: { auth_required: false, max_file_size_bytes: null, currency: "USD" },
+    config: { auth_required: false, max_file_size_bytes: null, max_file_size: null, currency: "USD" },
     afterToken: null, // what to do once an access code has been entered
     pollTimer: null,
     chartUrl: null,
@@ -102,7 +103,7 @@
     const currency = state.config.currency || "USD";
     try {
       return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(value);
-    } catch (error) {
+    } catch {
       return amount + " " + currency;
     }
   }
@@ -115,21 +116,39 @@
     return value === null || value === undefined ? "–" : value + "%";
   }
 
-  function megabytes(bytes) {
-    const mb = bytes / 1048576;
-    if (mb >= 1024) {
-      return (mb / 1024).toLocaleString(undefined, { maximumFractionDigits: 1 }) + " GB";
+  // The page formats two things itself, as the server would: the size of a file it is
+  // sending (live, before the server has seen it) and names from the reader's own disk. Both
+  // follow processing/ to the character (tests/web/test_page_rules.py holds them side by side).
+
+  // processing/words.py file_size(): "1,023 bytes", "1.5 KB", "9.5 MB", "1,024 MB". Integer
+  // steps only (bytes are whole numbers, units powers of two), so no rounding differs.
+  function fileSize(bytes) {
+    if (bytes < 1024) return bytes === 1 ? "1 byte" : grouped(bytes) + " bytes";
+    const [unit, name] = bytes < 1048576 - 512 ? [1024, "KB"] : [1048576, "MB"];
+    const tenths = Math.floor((20 * bytes + unit) / (2 * unit));
+    if (tenths < 100) {
+      const whole = Math.floor(tenths / 10);
+      return (tenths % 10 ? `${whole}.${tenths % 10}` : `${whole}`) + " " + name;
     }
-    return mb.toLocaleString(undefined, { maximumFractionDigits: mb < 10 ? 1 : 0 }) + " MB";
+    return grouped(Math.floor((2 * bytes + unit) / (2 * unit))) + " " + name;
   }
 
-  // Labels and file names are anybody's text: no control or bidi characters reach the page
-  // (the same set as processing/text.py, so `evil\u202Egsj.csv` cannot pose as a PDF).
+  function grouped(whole) {
+    return String(whole).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  }
+
+  // processing/text.py displayable(): no control or bidi characters reach the page, so
+  // `evil\u202Egsj.csv` cannot pose as a PDF. Its \s is Python's: JavaScript's also holds
+  // U+FEFF, which Python keeps.
+  // eslint-disable-next-line no-control-regex -- control characters are what it removes
   const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g;
+  const SPACES = /[^\S\uFEFF]+/g;
 
   function displayable(text) {
-    return String(text).replace(INVISIBLE, " ").replace(/\s+/g, " ").trim();
+    return String(text).replace(INVISIBLE, " ").replace(SPACES, " ").trim();
   }
+
+  window.pageRules = Object.freeze({ fileSize, displayable });
 
   // -- small DOM helpers ----------------------------------------------------------------------
 
@@ -160,12 +179,11 @@
     }
   }
 
-  // A change in words from the server ("▲ 12.5%"), coloured by its arrow: the arrow and the
-  // sign say it without the colour.
-  function changeCell(words) {
-    const cell = node("td", words || "–", "num");
-    if (words && words.startsWith("▲")) cell.classList.add("up");
-    if (words && words.startsWith("▼")) cell.classList.add("down");
+  // A change in words from the server ("▲ 12.5%"), coloured by the direction it comes with:
+  // the arrow and the sign say it without the colour.
+  function changeCell(change) {
+    const cell = node("td", change.change || "–", "num");
+    if (change.direction) cell.classList.add(change.direction);
     return cell;
   }
 
@@ -183,7 +201,7 @@
 
   // The first ROWS_SHOWN rows, then a "Show all" button for the rest: building a row is
   // cheap, building 15,000 of them before anything shows is not.
-  function fillRows(body, more, total, makeRow, noun) {
+  function fillRows(body, more, total, makeRow, showAll) {
     clear(body);
     const paint = (from, to) => {
       const rows = document.createDocumentFragment();
@@ -195,7 +213,7 @@
     more.hidden = total <= first;
     more.onclick = null;
     if (total > first) {
-      more.textContent = `Show all ${count(total)} ${noun}`;
+      more.textContent = showAll;
       more.onclick = () => {
         more.hidden = true;
         paint(first, total);
@@ -208,7 +226,7 @@
   function token() {
     try {
       return sessionStorage.getItem(TOKEN_KEY);
-    } catch (error) {
+    } catch {
       return null;
     }
   }
@@ -221,7 +239,7 @@
   function askForToken(message, then) {
     try {
       sessionStorage.removeItem(TOKEN_KEY);
-    } catch (error) {
+    } catch {
       /* storage may be off: the code is then asked for on each visit */
     }
     state.afterToken = then;
@@ -239,7 +257,7 @@
     if (!value) return;
     try {
       sessionStorage.setItem(TOKEN_KEY, value);
-    } catch (error) {
+    } catch {
       /* see askForToken */
     }
     el.tokenInput.value = "";
@@ -307,7 +325,7 @@
     const limit = state.config.max_file_size_bytes;
     if (limit && file.size > limit) {
       showError(
-        `The file is ${megabytes(file.size)}, over the ${megabytes(limit)} limit. ` +
+        `The file is ${fileSize(file.size)}, over the ${state.config.max_file_size} limit. ` +
           "Split the export or ask an administrator to raise the limit."
       );
       return;
@@ -346,7 +364,7 @@
         body: JSON.stringify({ file_name: file.name, size_bytes: file.size }),
       });
       body = await response.json();
-    } catch (error) {
+    } catch {
       if (run === state.run) showError("The service cannot be reached. Check the connection and try again.");
       return;
     }
@@ -376,7 +394,7 @@
     request.upload.addEventListener("progress", (event) => {
       if (run !== state.run || !event.lengthComputable) return;
       setMeter(el.uploadProgress, el.uploadPercent, (event.loaded / event.total) * 100);
-      el.detail.textContent = `${megabytes(event.loaded)} of ${megabytes(event.total)} sent`;
+      el.detail.textContent = `${fileSize(event.loaded)} of ${fileSize(event.total)} sent`;
     });
     request.addEventListener("load", () => {
       if (run !== state.run || state.showing) return;
@@ -424,7 +442,7 @@
         cache: "no-store",
       });
       job = await response.json();
-    } catch (error) {
+    } catch {
       if (failures + 1 >= POLL_RETRIES) {
         showError("The service cannot be reached. Check the connection, then upload the file again.", jobId);
       } else {
@@ -444,11 +462,14 @@
       showError(job.error || `The report is not available (HTTP ${response.status}). Please upload the file again.`, jobId);
       return;
     }
+    if (job.status === "succeeded" && job.display === null) {
+      // Stored by an earlier version of the service: its words are not this page's.
+      showError(job.display_notice, job.id, job.display_notice_title);
+      return;
+    }
     if (job.status === "succeeded") {
       setMeter(el.jobProgress, el.jobPercent, 100);
       showReport(job, run);
-      // From asking for the finished job to the report on screen: fetch, parse and draw.
-      document.body.dataset.reportMs = String(Math.round(performance.now() - asked));
       document.body.dataset.reportShown = job.id;
       return;
     }
@@ -466,8 +487,7 @@
     // Reserved (the bytes not sent yet) or staging (being stored first): the upload bar says it.
     if (job.status === "reserved" || job.status === "staging") return;
     if (job.status === "queued") {
-      const place = job.queue_position ? ` You are number ${job.queue_position} in line.` : "";
-      el.status.textContent = "Waiting for a free slot: other files are being processed." + place;
+      el.status.textContent = job.queue_words;
       setMeter(el.jobProgress, el.jobPercent, 0);
       return;
     }
@@ -482,13 +502,15 @@
     el.liveLeft.textContent = progress.time_left || "–";
   }
 
-  function showError(message, jobId) {
+  function showError(message, jobId, title) {
     clearTimeout(state.pollTimer);
     state.run += 1; // answers still on their way about this upload are moot
     stopSending(); // a file the job has given up on need not travel any further
-    el.errorTitle.textContent = state.fileName
-      ? `The report for “${displayable(state.fileName)}” could not be made`
-      : "The report could not be made";
+    el.errorTitle.textContent = title
+      ? title
+      : state.fileName
+        ? `The report for “${displayable(state.fileName)}” could not be made`
+        : "The report could not be made";
     el.errorMessage.textContent = sentence(displayable(message));
     // A job id to quote when asking for help, as Slack gives it.
     el.errorJob.textContent = jobId ? `Job ${jobId}: mention it if you ask for help.` : "";
@@ -504,13 +526,12 @@
     const report = job.report;
     const words = job.display;
     if (report.currency) state.config.currency = report.currency;
-    el.reportSource.textContent =
-      `From ${displayable(job.source.name)} · weeks in ${report.timezone} · amounts in ${report.currency}`;
+    el.reportSource.textContent = words.source;
     fillHeadline(report, words);
     fillClinics(report, words);
     fillWeeks(report, words);
     fillTypes(report, words);
-    fillInvalidRows(report, words);
+    fillInvalidRows(words);
     el.downloadInvalid.hidden = !report.rows.invalid;
     el.downloadStatus.hidden = true;
     state.jobId = job.id;
@@ -524,33 +545,15 @@
   function fillHeadline(report, words) {
     const headline = report.headline;
     el.totalRevenue.textContent = money(report.revenue);
-    el.totalNote.textContent = words.period
-      ? `${count(report.weeks.length)} weeks · ${words.period}`
-      : "no week: no row was valid";
-    if (headline.latest_week) {
-      el.latestLabel.textContent = `Latest complete week, ${words.latest_week}`;
-      el.latestRevenue.textContent = money(headline.latest_revenue);
-      const change = words.change
-        ? `${words.change} vs ${words.previous_week}`
-        : words.previous_week
-          ? `no revenue in ${words.previous_week} to compare`
-          : "no earlier complete week to compare";
-      el.latestChange.textContent = change;
-      el.latestChange.className =
-        "stat-note" + (change.startsWith("▲") ? " up" : change.startsWith("▼") ? " down" : "");
-      el.bestWorst.textContent = `Best week ${words.best_week} · worst week ${words.worst_week}`;
-      el.latestOutcomes.textContent = `Appointments, ${words.latest_week}: ${words.latest_outcomes}`;
-    } else {
-      el.latestLabel.textContent = "Latest complete week";
-      el.latestRevenue.textContent = "–";
-      el.latestChange.textContent = "no week has data on all seven days";
-      el.latestChange.className = "stat-note";
-      el.bestWorst.textContent = "";
-      el.latestOutcomes.textContent = "";
-    }
+    el.totalNote.textContent = words.weeks_period;
+    el.latestLabel.textContent = words.latest_title;
+    el.latestRevenue.textContent = money(headline.latest_revenue);
+    el.latestChange.textContent = words.comparison.words;
+    el.latestChange.className = ["stat-note", words.comparison.direction].filter(Boolean).join(" ");
+    el.bestWorst.textContent = words.best_worst || "";
+    el.latestOutcomes.textContent = words.appointments || "";
     el.averageRevenue.textContent = money(headline.average_4w_revenue);
-    el.averageNote.textContent =
-      headline.average_4w_revenue === null ? "needs complete weeks before the latest" : "of the complete weeks before it";
+    el.averageNote.textContent = words.average_note;
     el.dataQuality.textContent = words.data_quality;
     el.qualityCard.classList.toggle("warn", !words.data_quality_ok);
     el.qualityCard.classList.toggle("good", words.data_quality_ok);
@@ -562,20 +565,13 @@
     const clinics = report.clinics;
     el.clinicsCard.hidden = !clinics.length;
     if (!clinics.length) return;
-    const index = new Map(clinics.map((clinic, at) => [clinic.clinic_id, at]));
     clear(el.movers);
-    for (const [title, ids] of [
-      ["Up most", report.headline.clinics_up],
-      ["Down most", report.headline.clinics_down],
-    ]) {
-      const named = ids.slice(0, 3).map((id) => `${id} ${words.clinic_changes[index.get(id)]}`);
-      el.movers.append(node("p", `${title}: ${named.length ? named.join(", ") : "none"}`));
-    }
+    for (const line of words.movers) el.movers.append(node("p", line));
     clear(el.clinicsHead);
     el.clinicsHead.append(
       headerCell("Clinic", false),
       headerCell("Revenue", true),
-      headerCell(words.latest_week ? `Week of ${words.latest_week}` : "Latest week", true),
+      headerCell(words.clinics_week, true),
       headerCell("Change", true),
       headerCell("Treatments", true),
       headerCell("Appointments", true),
@@ -594,7 +590,7 @@
           rowHeader(clinic.clinic_id),
           node("td", money(clinic.revenue), "num"),
           node("td", money(clinic.latest_week_revenue), "num"),
-          changeCell(words.clinic_changes[at]),
+          changeCell(words.clinics[at]),
           node("td", count(clinic.treatments_completed), "num"),
           node("td", count(clinic.appointments), "num"),
           node("td", count(clinic.cancelled), "num"),
@@ -602,7 +598,7 @@
         );
         return row;
       },
-      "clinics"
+      words.show_all.clinics
     );
   }
 
@@ -632,7 +628,7 @@
         row.append(
           rowHeader(label.label),
           node("td", money(week.revenue), "num"),
-          changeCell(label.change),
+          changeCell(label),
           node("td", count(week.treatments_completed), "num"),
           node("td", count(week.appointments), "num"),
           node("td", count(week.bookings), "num"),
@@ -641,7 +637,7 @@
         );
         return row;
       },
-      "weeks"
+      words.show_all.weeks
     );
     clear(el.weeksFoot);
     const totals = report.totals;
@@ -676,34 +672,18 @@
         );
         return row;
       },
-      "treatment types"
+      words.show_all.treatment_types
     );
   }
 
-  function fillInvalidRows(report, words) {
+  function fillInvalidRows(words) {
     clear(el.invalidList);
-    const other = report.warnings && report.warnings.revenue_on_other_event;
-    el.invalidRows.hidden = !report.rows.invalid && !other;
-    el.invalidIntro.hidden = !report.rows.invalid;
-    if (report.rows.invalid) {
-      el.invalidIntro.textContent =
-        `${count(report.rows.invalid)} of ${count(report.rows.total)} rows are invalid rows, left out of every figure ` +
-        "(row numbers as a spreadsheet shows them; the invalid rows CSV lists every one):";
-      for (const [reason, summary] of Object.entries(report.errors)) {
-        if (!summary.count) continue;
-        const rows = summary.first_rows.join(", ");
-        const more = summary.count > summary.first_rows.length ? ", …" : "";
-        el.invalidList.append(
-          node("li", `${words.reasons[reason] || reason}: ${count(summary.count)} (rows ${rows}${more})`)
-        );
-      }
-    }
-    el.otherRevenueNote.hidden = !other;
-    if (other) {
-      el.otherRevenueNote.textContent =
-        `${count(other)} rows carry a revenue amount on an event other than a completed treatment; ` +
-        "those amounts are not counted.";
-    }
+    el.invalidRows.hidden = !words.invalid_intro && !words.other_event;
+    el.invalidIntro.hidden = !words.invalid_intro;
+    el.invalidIntro.textContent = words.invalid_intro || "";
+    for (const line of words.invalid_reasons) el.invalidList.append(node("li", line));
+    el.otherRevenueNote.hidden = !words.other_event;
+    el.otherRevenueNote.textContent = words.other_event || "";
   }
 
   // A finished job's file, through fetch so the request can carry the access code. The files
@@ -735,7 +715,7 @@
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
       el.downloadStatus.hidden = true;
-    } catch (error) {
+    } catch {
       el.downloadStatus.hidden = false;
       el.downloadStatus.textContent = `${name} could not be downloaded; the tables below have every figure.`;
     }
@@ -763,7 +743,7 @@
         { once: true }
       );
       el.chart.src = state.chartUrl;
-    } catch (error) {
+    } catch {
       if (run === state.run) el.chartStatus.textContent = "The chart could not be loaded; the tables below have every figure.";
     }
   }
@@ -774,11 +754,11 @@
     try {
       const response = await fetch("/api/config", { cache: "no-store" });
       if (response.ok) state.config = await response.json();
-    } catch (error) {
+    } catch {
       /* the defaults work; the upload itself reports what is wrong */
     }
-    if (state.config.max_file_size_bytes) {
-      el.fileHint.textContent = `CSV files up to ${megabytes(state.config.max_file_size_bytes)}.`;
+    if (state.config.max_file_size) {
+      el.fileHint.textContent = `CSV files up to ${state.config.max_file_size}.`;
     }
     if (needsToken()) {
       askForToken(
