@@ -216,8 +216,6 @@ class AnalysisCancelledError(ClinicEventsError):
         super().__init__("cancelled")
 
 
-
-
 class HeaderTooLongError(InputError):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(
