@@ -28,10 +28,11 @@ from bot import web
 from bot.aws import make_client as make_aws_client
 from bot.aws import s3
 from bot.config import Settings
+from bot.jobs.job import Replier
 from bot.jobs.queue import JobQueue
 from bot.jobs.reopen import Reopener
 from bot.jobs.replies import ConsoleReplier
-from bot.jobs.runner import JobRunner, Replier
+from bot.jobs.runner import JobRunner
 from bot.jobs.sweeper import Sweeper
 from bot.jobs.worker import Worker
 from bot.metrics import Metrics

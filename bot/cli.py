@@ -193,7 +193,7 @@ def _open_s3(url: str, env: Mapping[str, str]) -> tuple[Iterable[bytes], int, Ca
 
 class ProgressBar:
     """One self-overwriting line on stderr that fits the terminal: percent, rows, revenue,
-    invalid rows, MB, rows/s and time left, dropping the least needed fields when narrow.
+    invalid rows, bytes read, rows/s and time left, dropping the least needed fields when narrow.
     It ends with one line, `done: 2,000,000 rows in 3.4 s`."""
 
     def __init__(
@@ -406,7 +406,7 @@ def run() -> NoReturn:
 
 def _exit_now(code: int, *streams: TextIO) -> NoReturn:
     """After a report: out without the interpreter's teardown. Freeing every module and
-    pyarrow's pools took ~30 ms, a sixth of a report on the 3,000-row sample, and there is
+    pyarrow's pools is a noticeable share of a small report (bench/README.md), and there is
     nothing left to save: the report is written, the --invalid-rows file closed, and a
     thread still reading a pipe has nothing anyone wants."""
     for stream in streams:

@@ -1,15 +1,16 @@
 """The one error tree of bot/, on the engine's: every exception the bot raises on purpose
 is a ClinicEventsError, and its message is safe to show a user (the store's, to an operator:
-they name files and what to do). Foreign exceptions are translated where they are met, by a
-table (bot/web/intake.py READ_ANSWERS, bot/store/sqlite.py, bot/aws/s3.py).
+they name files and what to do). Foreign exceptions are translated where they are met: an
+upload's body by the table READ_ANSWERS (bot/web/intake.py), SQLite's by
+SqliteJobStore._guarded, boto3's in bot/aws/s3.py.
 
 ```
 ClinicEventsError (processing/errors.py)
 ├── InputError            processing: the file itself cannot be analysed
 ├── AnalysisCancelledError  processing: the job was stopped on purpose (not a failure)
 ├── ConfigError           a setting is missing or malformed; names the variable, never its value
-│   └── UnknownCurrencyError    not an ISO 4217 code
 ├── UsageError            the command line asks for something that cannot be done
+│   └── UnknownCurrencyError    --currency is not an ISO 4217 code (CURRENCY: a ConfigError)
 ├── CommandError          /process-events text to fix; the message says how
 ├── NotAcceptingError     the service is shutting down and takes no new jobs
 ├── HiddenMessageError    (logs only) stands in for a foreign exception that may quote data
@@ -48,11 +49,11 @@ class ConfigError(ClinicEventsError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-class UnknownCurrencyError(ConfigError):
+class UsageError(ClinicEventsError):
     pass
 
 
-class UsageError(ClinicEventsError):
+class UnknownCurrencyError(UsageError):
     pass
 
 
@@ -104,16 +105,21 @@ class UnsupportedSourceError(SourceError):
     pass
 
 
+def too_large(size: str | None, limit: str) -> str:
+    """The sentence of FileTooLargeError, also the page's before an upload begins."""
+    if size is None:
+        message = f"the file is larger than the {limit} limit"
+    else:
+        message = f"the file is {size}, over the {limit} limit"
+    return f"{message}; split the export or ask an admin to raise MAX_FILE_SIZE_MB"
+
+
 class FileTooLargeError(SourceError):
     def __init__(self, size_bytes: int | None, limit_bytes: int) -> None:
         self.size_bytes = size_bytes
         self.limit_bytes = limit_bytes
-        limit = file_size(limit_bytes)
-        if size_bytes is None:
-            message = f"the file is larger than the {limit} limit"
-        else:
-            message = f"the file is {file_size(size_bytes)}, over the {limit} limit"
-        super().__init__(f"{message}; split the export or ask an admin to raise MAX_FILE_SIZE_MB")
+        size = None if size_bytes is None else file_size(size_bytes)
+        super().__init__(too_large(size, file_size(limit_bytes)))
 
 
 class NotCsvFileError(SourceError):

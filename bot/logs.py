@@ -20,7 +20,7 @@ LIBRARY_LOGGERS = ("slack_bolt", "slack_sdk", "aiohttp", "botocore", "boto3", "u
 
 
 def _hidden(error: BaseException) -> BaseException:
-    if isinstance(error, ClinicEventsError | HiddenMessageError):
+    if isinstance(error, ClinicEventsError):
         return error  # our messages cite rows and columns, never values
     name = f"{type(error).__module__}.{type(error).__qualname__}"
     stand_in = HiddenMessageError(f"{name} (message hidden: it may contain file data)")

@@ -1,6 +1,8 @@
-"""Every sentence the service itself says to a person: Slack's answers to shares and
-commands, the upload page's and job API's refusals, and how a job that did not finish says
-why. The report's own words (headline, weeks, reasons, sizes) are processing/words.py's.
+"""The service's own sentences: Slack's answers to shares and commands, the upload page's
+and the job API's refusals, and how a job that did not finish says why, on whatever surface.
+The report's own words (headline, weeks, reasons, sizes) are processing/words.py's; the
+lines of Slack's start and progress messages are laid out with their words in
+bot/slack/blocks.py.
 
 Two kinds, kept apart on purpose:
 - *reasons* are clauses, the job's `error` and its thread's "failed: ..." (lower case, no
@@ -242,23 +244,29 @@ WRONG_HOST = (
 )
 FOREIGN_ORIGIN = "Files are taken only from this service's own upload page."
 NO_CONTENT_ENCODING = "Send the file as it is, without a Content-Encoding (no gzip)."
-# Answers to requests aiohttp refuses itself, by HTTP status.
-HTTP_ERROR_WORDS = {
-    400: "The request could not be read: it is not well-formed HTTP.",
+ONLY_100_CONTINUE = "Only Expect: 100-continue is understood."
+# A route's refusals in words, by status (others keep aiohttp's reason).
+ROUTE_ERROR_WORDS = {
     404: "There is nothing at this address.",
     405: "This address does not take that method.",
+}
+# Answers to requests aiohttp refuses before any route, by status.
+PROTOCOL_ERROR_WORDS = {
+    400: "The request could not be read: it is not well-formed HTTP.",
     413: "The request is too large.",
-    417: "Only Expect: 100-continue is understood.",
+    417: ONLY_100_CONTINUE,
     431: "The request's headers are too large.",
 }
 
 
-def http_error(status: int, fallback: str | None = None) -> str:
+def protocol_error(status: int) -> str:
     if status >= 500:
         return SOMETHING_WENT_WRONG
-    return HTTP_ERROR_WORDS.get(
-        status, fallback or f"The request could not be handled (HTTP {status})."
-    )
+    return PROTOCOL_ERROR_WORDS.get(status, f"The request could not be handled (HTTP {status}).")
+
+
+def job_crashed(job_id: str) -> str:
+    return f"something went wrong on our side (job {job_id}); please try again"
 
 
 def too_many_requests(per_minute: int, wait_s: int) -> str:

@@ -199,7 +199,7 @@ def no_clinic_weeks() -> ClinicWeeks:
     )
 
 
-class WeeklyReport(Struct, frozen=True):
+class WeeklyReport(Struct, frozen=True, kw_only=True):
     """What the engine found. The derived figures (headline, clinics, totals, movers) are
     computed once, by insights.py's rules, when the engine makes the report; every surface
     formats them and none recomputes them."""
@@ -214,11 +214,11 @@ class WeeklyReport(Struct, frozen=True):
     dialect: Dialect = field(default_factory=Dialect)
     first_day: date | None = None  # local dates of the earliest and latest valid row
     last_day: date | None = None
-    headline: Headline = field(default_factory=Headline)
+    headline: Headline  # the derived figures: required, so that none is left out by mistake
     clinics: tuple[ClinicStats, ...] = ()  # by revenue, highest first, then id
     clinic_weeks: ClinicWeeks = field(default_factory=no_clinic_weeks)
-    totals: PeriodTotals = field(default_factory=PeriodTotals)  # over every week
-    movers: ClinicMovers = field(default_factory=ClinicMovers)  # of `clinics`
+    totals: PeriodTotals  # over every week
+    movers: ClinicMovers  # of `clinics`
 
     @property
     def rows_invalid(self) -> int:

@@ -121,8 +121,12 @@ class Change(NamedTuple):
     direction: Direction | None
 
 
+COMPLETE_WEEK: Final = "complete"
+
+
 def week_status_words(week: WeekStats) -> str:
-    """'' for a complete week, 'no data', or 'partial, 3 of 7 days'."""
+    """'' for a complete week (COMPLETE_WEEK where a table must say it), 'no data', or
+    'partial, 3 of 7 days'."""
     if week.status == "empty":
         return "no data"
     if week.status == "partial":
@@ -237,10 +241,16 @@ def file_size(size_bytes: int) -> str:
     return f"{(2 * size_bytes + unit) // (2 * unit):,} {name}"
 
 
+def waiting_for_a_slot(position: int | None) -> str:
+    """'waiting for a free slot (position 3 in the queue)': a queued job, as a clause."""
+    place = "" if position is None else f" (position {position:,} in the queue)"
+    return f"waiting for a free slot{place}"
+
+
 def queue_words(position: int | None) -> str:
     """A job waiting for a slot: 'Waiting for a free slot (position 3 in the queue)…'."""
-    place = "" if position is None else f" (position {position:,} in the queue)"
-    return f"Waiting for a free slot{place}…"
+    clause = waiting_for_a_slot(position)
+    return f"{clause[0].upper()}{clause[1:]}…"
 
 
 # -- the headline, in the same words on every surface --------------------------------------
@@ -390,7 +400,7 @@ def display_words(report: WeeklyReport, *, source_name: str, currency: str) -> d
                 "label": week_range(week.week_start),
                 "change": change_words(week.change_pct),
                 "direction": direction(week.change_pct),
-                "status": week_status_words(week),
+                "status": week_status_words(week) or COMPLETE_WEEK,
             }
             for week in report.weeks
         ],

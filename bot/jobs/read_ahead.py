@@ -4,8 +4,8 @@ The goal: the network keeps going while the engine parses (asked for one chunk a
 600 MB upload waited on the network between blocks), reads stay async, parsing stays off the
 loop. The plan: a task on the event loop (`pump`) reads up to READ_AHEAD_CHUNKS ahead into a
 thread-safe queue; the engine's thread takes from it, so a chunk already there costs it no
-trip through the loop (one per chunk kept the parser of a 600 MB upload waiting ~0.65 s in
-all, the loop being busy receiving and the two cores busy parsing).
+trip through the loop (one per chunk kept the parser of a large upload waiting, the loop
+being busy receiving and the cores busy parsing; bench/README.md has the figure).
 
 For an upload read as it arrives (`Paced`), the job's slot is held only while the engine can
 work: when the engine has taken every chunk read so far and waits, and the upload's next

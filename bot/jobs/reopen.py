@@ -11,8 +11,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.aws import s3
 from bot.errors import S3Error
+from bot.jobs.job import Replier
 from bot.jobs.replies import ConsoleReplier, SilentReplier
-from bot.jobs.runner import Replier
 from bot.slack.files import SlackDownloader, SlackFileSource
 from bot.slack.replier import SlackReplier
 from bot.sources import (

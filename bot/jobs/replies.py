@@ -1,4 +1,4 @@
-"""Repliers that are not Slack: the console (local mode, the CLI) and none at all (a job
+"""Repliers that are not Slack: the console (`serve` in local mode) and none at all (a job
 only the job API shows). The Slack one is bot.slack.replier."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import asyncio
 import sys
 from typing import TextIO
 
-from bot.jobs.runner import Job
+from bot.jobs.job import Job
 from bot.report.artifacts import ReportFile
 from bot.report.currency import format_money
 from bot.store import MAX_ATTEMPTS, ReplySpec
 from bot.words import PAUSED, read_again
 from processing import REASONS, Progress, WeeklyReport, estimate, to_text
 from processing.text import displayable
-from processing.words import INVALID_ROWS, file_size, reason_words
+from processing.words import INVALID_ROWS, file_size, reason_words, waiting_for_a_slot
 
 
 class ConsoleReplier:
@@ -33,7 +33,7 @@ class ConsoleReplier:
 
     async def announce(self, job: Job, queue_position: int | None) -> None:
         size = f" ({file_size(job.source.size_bytes)})" if job.source.size_bytes else ""
-        queued = f", waiting for a free slot (position {queue_position})" if queue_position else ""
+        queued = f", {waiting_for_a_slot(queue_position)}" if queue_position else ""
         self._say(job, f"processing {displayable(job.source.name)}{size}{queued}")
 
     async def running(self, job: Job) -> None:

@@ -29,7 +29,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import structlog
 
@@ -40,7 +39,7 @@ from bot.errors import (
     StoreFullError,
 )
 from bot.jobs.job import Job, Reopen, Replier
-from bot.jobs.outcome import Outcome, bounded
+from bot.jobs.outcome import REPLY_TIMEOUT_S, Outcome, bounded
 from bot.jobs.read_ahead import Paced, ReadAhead
 from bot.jobs.slots import Slot, Slots
 from bot.metrics import Metrics
@@ -61,6 +60,7 @@ from bot.words import (
     SHUTDOWN_REASON,
     STORE_FAILED_AT_START,
     exhausted_reason,
+    job_crashed,
 )
 from processing import (
     AnalysisCancelledError,
@@ -72,19 +72,13 @@ from processing import (
 )
 
 log = structlog.get_logger("bot.jobs")
-T = TypeVar("T")
 
 MAX_JOBS_KEPT = 100  # finished jobs this process keeps in memory; the store keeps them all
 MEMORY_RETENTION_S = 3600.0
-REPLY_TIMEOUT_S = 60.0
 PRUNE_EVERY_S = 3600.0
 UPLOAD_KEY_TTL_S = 24 * 3600.0  # an Idempotency-Key names the same upload for a day
 MIN_KEY_TTL_S = 24 * 3600.0
 MIN_UPLOAD_RETENTION_S = 3600.0
-
-
-# Re-exported: every caller of the runner speaks of jobs in these terms.
-__all__ = ["Job", "JobRunner", "JobStatus", "Reopen", "Replier"]
 
 
 def worker_name() -> str:
@@ -518,7 +512,7 @@ class JobRunner:
             await self.outcome.finish(
                 job,
                 replier,
-                error=f"something went wrong on our side (job {job.id}); please try again",
+                error=job_crashed(job.id),
             )
         else:
             await self.outcome.finish(

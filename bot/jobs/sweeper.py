@@ -35,8 +35,9 @@ import time
 import structlog
 
 from bot.errors import StoreUnavailableError
+from bot.jobs.job import Job, Reopen
 from bot.jobs.queue import JobQueue
-from bot.jobs.runner import Job, JobRunner, Reopen
+from bot.jobs.runner import JobRunner
 from bot.metrics import Metrics
 from bot.store import MAX_ATTEMPTS, JobRecord
 from bot.store.dynamo import DynamoJobStore

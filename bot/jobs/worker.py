@@ -25,8 +25,9 @@ import contextlib
 import structlog
 
 from bot.errors import StoreUnavailableError
+from bot.jobs.job import Job, Reopen
 from bot.jobs.queue import JobQueue, QueueMessage
-from bot.jobs.runner import Job, JobRunner, Reopen
+from bot.jobs.runner import JobRunner
 from bot.metrics import Metrics
 
 log = structlog.get_logger("bot.worker")

@@ -30,11 +30,11 @@ from typing import Any, Final, NotRequired, TypedDict, TypeVar
 from bot import words
 from bot.report.artifacts import INVALID_ROWS_CSV_NAME, REPORT_CSV_NAME
 from bot.report.currency import format_money
-from processing.report import Progress, WeeklyReport, WeekStats, estimate
-from processing.schema import REASONS
+from processing import REASONS, Progress, WeeklyReport, WeekStats, estimate
 from processing.text import displayable
 from processing.words import (
     AVERAGE_4W,
+    COMPLETE_WEEK,
     INVALID_ROWS,
     MOVERS_TITLES,
     NO_COMPLETE_WEEK,
@@ -61,6 +61,7 @@ from processing.words import (
     sentence,
     time_left,
     treatment_name,
+    waiting_for_a_slot,
     week_range,
     week_status_words,
     weeks_words,
@@ -134,10 +135,7 @@ def start_message(
             described += f" {'requested' if via_command else 'shared'} by {mention}"
         if queue_position is None:
             return f"Processing {described}"
-        return (
-            f"Queued {described}, waiting for a free slot "
-            f"(position {queue_position:,} in the queue)"
-        )
+        return f"Queued {described}, {waiting_for_a_slot(queue_position)}"
 
     name = _file_name(file_name)
     emoji = ":hourglass_flowing_sand:" if queue_position is None else ":double_vertical_bar:"
@@ -465,7 +463,7 @@ def _week_cells(week: WeekStats, currency: str) -> list[str]:
         f"{week.treatments_completed:,}",
         f"{week.appointments:,}",
         NOTHING if week.cancellation_rate is None else f"{week.cancellation_rate}%",
-        week_status_words(week) or "complete",
+        week_status_words(week) or COMPLETE_WEEK,
     ]
 
 

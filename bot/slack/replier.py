@@ -17,10 +17,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.jobs.runner import Job
+from bot.jobs.job import Job
 from bot.report.artifacts import ReportFile
 from bot.slack import blocks
 from bot.store import MAX_ATTEMPTS, ReplySpec
+from bot.words import not_drawn
 from processing import Progress, WeeklyReport
 
 log = structlog.get_logger("bot.replies")
@@ -133,10 +134,7 @@ class SlackReplier:
             final = await asyncio.to_thread(self._final_replies, job, report)
         except Exception:
             log.exception("slack.render_failed")
-            await self.failed(
-                job,
-                f"the report was computed but could not be drawn (job {job.id}); please try again",
-            )
+            await self.failed(job, not_drawn(job.id))
             return
         self._outcome = final.outcome
         # Each step on its own: a summary Slack refuses must not hide the files or the outcome.

@@ -1,5 +1,5 @@
-"""Artifacts as stored: gzip where it pays (the CSVs and the report's JSON shrink 5-10x; a
-PNG does not), read back whatever they were stored as. A gzip stream begins 1f 8b, which
+"""Artifacts as stored: gzip where it pays (the CSVs and the report's JSON shrink several
+times over; a PNG does not), read back whatever they were stored as. A gzip stream begins 1f 8b, which
 no CSV, JSON or PNG of ours does, so rows stored before compression read as they were."""
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ```
 GET  /                          the upload page (bot/web/static: plain HTML, CSS, JavaScript)
-GET  /api/config                {"auth_required", "max_file_size_bytes", "currency"}
+GET  /api/config                {"auth_required", "max_file_size_bytes", "max_file_size",
+                                 "currency", "reasons"}
 POST /api/upload                multipart field `file` -> 202 {"job_id", "status_url"}
 POST /api/uploads               {"file_name", "size_bytes"} -> 201 {"job_id", "upload_url", ...}
 PUT  /api/uploads/{id}/{secret} the reserved upload's bytes -> 202 {"job_id", "status_url"}
@@ -110,7 +111,7 @@ async def guarded(
             raise
         allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
         return error_response(
-            error.status, words.http_error(error.status, error.reason), headers=allow
+            error.status, words.ROUTE_ERROR_WORDS.get(error.status, error.reason), headers=allow
         )
     except StoreError as error:
         log.warning("store.unavailable", path=request.path, error=type(error).__name__)

@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.config import Settings
-from bot.jobs.runner import JobRunner, Replier
+from bot.jobs.job import Replier
+from bot.jobs.runner import JobRunner
 from bot.metrics import Metrics
 from bot.web.guards import InFlight, RateLimiter
 from bot.words import UNAUTHORIZED

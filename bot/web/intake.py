@@ -33,8 +33,9 @@ from bot.errors import (
     StoreFullError,
     TooSlowError,
 )
+from bot.jobs.job import Job
 from bot.jobs.replies import SilentReplier
-from bot.jobs.runner import UPLOAD_KEY_TTL_S, Job
+from bot.jobs.runner import UPLOAD_KEY_TTL_S
 from bot.sources import (
     Source,
     SourceInfo,
@@ -63,6 +64,7 @@ from bot.words import (
     INTERRUPTED,
     KEY_BUSY,
     KEY_REUSED,
+    ONLY_100_CONTINUE,
     RESTARTING,
     STAGING_FAILED,
     STORE_NOT_ANSWERING,
@@ -284,7 +286,7 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     refusal = None
     context = request.app[CONTEXT]
     if request.headers.get("Expect", "").lower() != "100-continue":
-        refusal = error_response(417, "Only Expect: 100-continue is understood.", close=True)
+        refusal = error_response(417, ONLY_100_CONTINUE, close=True)
     elif not authorized(request, context.settings.upload_token):
         refusal = error_response(401, UNAUTHORIZED, headers=ASK_FOR_TOKEN, close=True)
     elif not context.jobs.accepting:
@@ -527,7 +529,9 @@ def _interrupted(_: OSError | HttpProcessingError) -> Rejected:
 
 # What reading an upload's body can raise, ours and aiohttp's, and the answer each gets; the
 # first row that matches answers. Anything else is not about the body and goes on as it is.
-READ_ANSWERS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Any], ...] = (
+READ_ANSWERS: tuple[
+    tuple[type[BaseException] | tuple[type[BaseException], ...], Callable[[Any], Rejected]], ...
+] = (
     (TooSlowError, too_slow),
     (FileTooLargeError, _too_large_for),
     (ValueError, _malformed),  # aiohttp's multipart parser, on a garbled body
@@ -539,8 +543,7 @@ def refusal(error: BaseException) -> Rejected | None:
     """The answer to an upload whose body could not be read whole (READ_ANSWERS)."""
     for kinds, answer in READ_ANSWERS:
         if isinstance(error, kinds):
-            rejected: Rejected = answer(error)
-            return rejected
+            return answer(error)
     return None
 
 
@@ -648,8 +651,7 @@ async def feed(
             await rest()
     except BaseException as error:
         # The job ends saying what the client did (too slow, too large), else "interrupted".
-        said = isinstance(error, TooSlowError | FileTooLargeError)
-        hand_over(app, source.finish(error if said else SourceError(INTERRUPTED)), job)
+        hand_over(app, source.finish(_ending(error)), job)
         forget_key_later(app, context, job)
         answer = refusal(error)
         if answer is None:
@@ -658,6 +660,17 @@ async def feed(
     await _note_fingerprint(context, job, head.fingerprint(ended=True))
     if reading:
         await until_done(source.finish(), job)
+
+
+def _ending(error: BaseException) -> SourceError:
+    """What the job ends with when its body stopped arriving: what the client did (too
+    slow, too large), else that it was interrupted. A new exception, the job's own: the
+    handler's stays with the handler."""
+    if isinstance(error, TooSlowError):
+        return TooSlowError(error.rule, error.reason)
+    if isinstance(error, FileTooLargeError):
+        return FileTooLargeError(error.size_bytes, error.limit_bytes)
+    return SourceError(INTERRUPTED)
 
 
 async def _note_fingerprint(

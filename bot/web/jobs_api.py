@@ -17,7 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from bot import words
-from bot.jobs.runner import Job, JobRunner
+from bot.errors import too_large
+from bot.jobs.job import Job
+from bot.jobs.runner import JobRunner
 from bot.report.artifacts import (
     CHART_FAILED,
     CHART_PNG_NAME,
@@ -250,6 +252,12 @@ async def get_config(request: web.Request) -> web.Response:
             "auth_required": settings.upload_token is not None,
             "max_file_size_bytes": settings.max_file_size_bytes,
             "max_file_size": file_size(settings.max_file_size_bytes),
+            # The page's own refusals, before a byte is sent: the server's sentences, with
+            # {name} and {size} for the page to fill in.
+            "refusals": {
+                "not_csv": words.not_csv("{name}"),
+                "too_large": sentence(too_large("{size}", file_size(settings.max_file_size_bytes))),
+            },
             "currency": settings.currency,
             "reasons": REASON_WORDS,
         }

@@ -93,7 +93,7 @@ class _Protocol(RequestHandler):
         # would go out as aiohttp's text, which may quote the request.
         if isinstance(resp, web.HTTPException) and resp.status >= 400:
             log.info("web.refused_early", status=resp.status)
-            resp = error_response(resp.status, words.http_error(resp.status), close=True)
+            resp = error_response(resp.status, words.protocol_error(resp.status), close=True)
         return await super().finish_response(request, resp, start_time)
 
     def handle_error(
@@ -109,7 +109,7 @@ class _Protocol(RequestHandler):
             log.info("web.unreadable_request", status=status, error=type(exc).__name__)
         if request.writer.output_size > 0:
             raise ConnectionError("an answer was sent already")
-        return error_response(status, words.http_error(status), close=True)
+        return error_response(status, words.protocol_error(status), close=True)
 
 
 class _Server(web.Server):

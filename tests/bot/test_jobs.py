@@ -9,8 +9,9 @@ import pytest
 
 from bot.errors import DownloadError
 from bot.jobs import runner as jobs_module
+from bot.jobs.job import Job
 from bot.jobs.replies import SilentReplier
-from bot.jobs.runner import Job, JobRunner
+from bot.jobs.runner import JobRunner
 from bot.sources import CallbackSource, SourceInfo
 from tests.helpers import csv_of
 

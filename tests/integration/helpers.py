@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from bot.app import Service
-from bot.jobs.runner import Job
+from bot.jobs.job import Job
 from tests.aws import ScaleOut
 from tests.helpers import HEADER, ROOT
 from tests.processes import Process, serve_process

@@ -9,8 +9,8 @@ import aiohttp
 
 from bot.app import running
 from bot.config import Settings
+from bot.jobs.job import Job
 from bot.jobs.replies import ConsoleReplier, progress_line
-from bot.jobs.runner import Job
 from bot.sources import SourceInfo
 from processing import Progress
 from tests.integration.helpers import SAMPLE

@@ -13,7 +13,8 @@ import aiohttp
 
 from bot.app import Service
 from bot.config import TrustedProxies
-from bot.jobs.runner import Job, JobStatus
+from bot.jobs.job import Job
+from bot.store import JobStatus
 from tests.helpers import FORM_TYPE, chunk, form_head, form_tail
 from tests.integration.helpers import SAMPLE, StartBot, share
 from tests.standin.slack import SlackStandIn
@@ -142,5 +143,7 @@ async def test_trickling_uploads_do_not_hold_up_a_share_or_an_upload(
         f"share alone {share_alone_s:.2f} s, with 3 slow uploads {share_s:.2f} s; "
         f"upload alone {upload_alone_s:.2f} s, with them {upload_s:.2f} s"
     )
+    # Not a timing target (bench/ has those): a share or upload that waited for a slot behind
+    # the trickles would take them 30 s and more; the bound is generous for a busy machine.
     assert share_s <= max(3 * share_alone_s, share_alone_s + 5)
     assert upload_s <= max(3 * upload_alone_s, upload_alone_s + 5)

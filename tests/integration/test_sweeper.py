@@ -13,9 +13,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot.errors import StoreUnavailableError
+from bot.jobs.job import Job
 from bot.jobs.queue import JobQueue
 from bot.jobs.reopen import Reopener
-from bot.jobs.runner import Job, JobRunner
+from bot.jobs.runner import JobRunner
 from bot.jobs.sweeper import Sweeper
 from bot.jobs.worker import Worker
 from bot.metrics import Metrics

@@ -13,10 +13,12 @@ from typing import Any
 import aiohttp
 
 from bot.app import Service
+from bot.jobs.job import Job
 from bot.jobs.replies import SilentReplier
-from bot.jobs.runner import Job, JobRunner, JobStatus
+from bot.jobs.runner import JobRunner
 from bot.metrics import Metrics
 from bot.sources import CallbackSource, SourceInfo
+from bot.store import JobStatus
 from tests.helpers import FORM_TYPE, ROOT, TWO_WEEKS, UPLOAD_HEADER
 
 SAMPLE = ROOT / "samples" / "events-sample.csv"

@@ -355,7 +355,8 @@ async def test_weekly_csv_once_succeeded_is_the_engines_csv(web: Web, sample_byt
 
 
 async def test_config_says_whether_a_token_is_needed(serve: Serve) -> None:
-    """GET /api/config tells the page about the token, the size limit and the currency."""
+    """GET /api/config tells the page about the token, the size limit, the currency, and the
+    sentences it refuses a file with before sending it."""
     open_web = await serve(max_file_size_bytes=5 << 20, currency="EUR")
     locked_web = await serve(upload_token="t0ken")
 
@@ -370,7 +371,17 @@ async def test_config_says_whether_a_token_is_needed(serve: Serve) -> None:
             "invalid_timestamp": "bad date",
             "invalid_revenue": "bad amount",
         },
+        "refusals": {
+            "not_csv": "“{name}” is not a CSV file. Export the events as CSV (a file ending in "
+            ".csv) and upload that.",
+            "too_large": "The file is {size}, over the 5 MB limit; split the export or ask an "
+            "admin to raise MAX_FILE_SIZE_MB.",
+        },
     }
+    # The same sentences the server answers with once a file is sent.
+    refusals = (await open_web.get_json("/api/config")).body["refusals"]
+    not_csv = await open_web.upload(b"x", "events.txt")
+    assert not_csv.body["error"] == refusals["not_csv"].replace("{name}", "events.txt")
     locked = await locked_web.get_json("/api/config")
     assert locked.body["auth_required"] is True
     assert "t0ken" not in repr(locked.body)

@@ -330,8 +330,7 @@ async def test_control_and_bidi_characters_never_reach_the_page(
     """A treatment type holding ESC sequences and a right-to-left override shows without them."""
     hostile = "\x1b[31mroot\u202ecanal\u2066"
     data = (
-        "event_id,clinic_id,patient_id,event_type,event_timestamp,revenue_amount,treatment_type\n"
-        f"e1,C\u202e1,P1,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,10.00,{hostile}\n"
+        f"{UPLOAD_HEADER}\ne1,C\u202e1,P1,TREATMENT_COMPLETED,2024-01-02T10:00:00Z,10.00,{hostile}\n"
     ).encode()
     web = await serve()
     page, problems = await open_page(browser, web.port)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from bot.jobs.runner import JobStatus
+from bot.store import JobStatus
 from bot.web.reservations import RESERVATIONS, Reservations
 from processing import analyze, to_dict
 from tests.helpers import TWO_WEEKS

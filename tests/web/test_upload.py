@@ -13,8 +13,9 @@ import structlog
 
 from bot import web as web_module
 from bot.config import Settings
+from bot.jobs.job import Job
 from bot.jobs.replies import SilentReplier
-from bot.jobs.runner import Job, JobRunner
+from bot.jobs.runner import JobRunner
 from bot.metrics import Metrics
 from bot.web.intake import FORM_OVERHEAD_BYTES
 from tests.helpers import BOUNDARY, FORM_TYPE, TWO_WEEKS, chunk, form_head, form_tail

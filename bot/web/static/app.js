@@ -318,16 +318,16 @@
 
   function begin(file) {
     state.fileName = file.name;
-    if (!/\.csv$/i.test(file.name)) {
-      showError(`“${file.name}” is not a CSV file. Export the events as CSV (a file ending in .csv) and upload that.`);
+    // Refused before a byte is sent, in the server's own words (/api/config); without them
+    // the server refuses it, in the same words.
+    const refusals = state.config.refusals;
+    if (refusals && !/\.csv$/i.test(file.name)) {
+      showError(refusals.not_csv.replace("{name}", file.name));
       return;
     }
     const limit = state.config.max_file_size_bytes;
-    if (limit && file.size > limit) {
-      showError(
-        `The file is ${fileSize(file.size)}, over the ${state.config.max_file_size} limit. ` +
-          "Split the export or ask an administrator to raise the limit."
-      );
+    if (refusals && limit && file.size > limit) {
+      showError(refusals.too_large.replace("{size}", fileSize(file.size)));
       return;
     }
     if (needsToken()) {
@@ -633,7 +633,7 @@
           node("td", count(week.appointments), "num"),
           node("td", count(week.bookings), "num"),
           node("td", percent(week.cancellation_rate), "num"),
-          node("td", label.status || "complete")
+          node("td", label.status)
         );
         return row;
       },
