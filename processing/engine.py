@@ -419,26 +419,23 @@ def analyze(
     if weeks:
         first_day = _EPOCH + timedelta(days=analysis.first_day)
         last_day = _EPOCH + timedelta(days=analysis.last_day)
-        weeks = insights.with_changes(
-            [insights.complete_week(week, first_day, last_day) for week in weeks]
-        )
-    headline = insights.headline(weeks)
+        weeks = tuple(insights.complete_week(week, first_day, last_day) for week in weeks)
     clinic_weeks = analysis.clinics.cells()
-    clinics = insights.clinic_stats(clinic_weeks, headline)
+    derived = insights.derive(weeks, clinic_weeks)
     return WeeklyReport(
         timezone=timezone,
         rows_total=analysis.rows_total,
         rows_valid=analysis.rows_valid,
         errors=analysis.errors.summary(),
         revenue_on_other_event=analysis.revenue_on_other_event,
-        weeks=weeks,
+        weeks=derived.weeks,
         bytes_read=bytes_read,
         dialect=reader.dialect,
         first_day=first_day,
         last_day=last_day,
-        headline=headline,
-        clinics=clinics,
+        headline=derived.headline,
+        clinics=derived.clinics,
         clinic_weeks=clinic_weeks,
-        totals=insights.period_totals(weeks),
-        movers=insights.clinic_movers(clinics),
+        totals=derived.totals,
+        movers=derived.movers,
     )

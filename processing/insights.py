@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from msgspec.structs import replace
@@ -185,6 +185,25 @@ def headline(weeks: Sequence[WeekStats]) -> Headline:
         empty_weeks=empty,
         partial_weeks=partial,
     )
+
+
+class Derived(NamedTuple):
+    """Every figure derived from the weeks and the clinic cells, for a file's report and a
+    scope's history alike: one definition of each."""
+
+    weeks: tuple[WeekStats, ...]  # with their changes and 4-week averages
+    headline: Headline
+    clinics: tuple[ClinicStats, ...]
+    totals: PeriodTotals
+    movers: ClinicMovers
+
+
+def derive(weeks: Sequence[WeekStats], cells: ClinicWeeks) -> Derived:
+    """`weeks` have been through complete_week()."""
+    changed = with_changes(weeks)
+    top = headline(changed)
+    clinics = clinic_stats(cells, top)
+    return Derived(changed, top, clinics, period_totals(changed), clinic_movers(clinics))
 
 
 def clinic_stats(cells: ClinicWeeks, headline: Headline) -> tuple[ClinicStats, ...]:
