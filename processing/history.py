@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 
+import msgspec
 import numpy as np
 from msgspec import Struct
 from msgspec.structs import replace
@@ -75,6 +76,74 @@ def export_of(report: WeeklyReport, *, export_id: str, finished_at: float) -> Ex
         last_day=report.last_day,
         weeks=tuple(_plain(week) for week in report.weeks),
         clinic_weeks=report.clinic_weeks,
+    )
+
+
+class _StoredCells(Struct, frozen=True, array_like=True):
+    """ClinicWeeks as a store keeps them: columns as lists; a sum past what MessagePack's
+    integers hold (an export of extreme amounts) as its decimal digits."""
+
+    weeks: list[int]
+    clinic_ids: list[int]
+    values: list[list[int | str]]
+    clinic_names: tuple[str, ...]
+
+
+class _StoredExport(Struct, frozen=True, array_like=True):
+    id: str
+    finished_at: float
+    first_day: date | None
+    last_day: date | None
+    weeks: tuple[WeekStats, ...]
+    cells: _StoredCells
+
+
+def encode_export(export: Export) -> bytes:
+    """An export as bytes for a store (MessagePack): aggregates only, as the Export holds."""
+    cells = export.clinic_weeks
+    stored = _StoredExport(
+        id=export.id,
+        finished_at=export.finished_at,
+        first_day=export.first_day,
+        last_day=export.last_day,
+        weeks=export.weeks,
+        cells=_StoredCells(
+            weeks=[int(n) for n in cells.weeks],
+            clinic_ids=[int(n) for n in cells.clinic_ids],
+            values=[[_storable(int(v)) for v in row] for row in cells.values],
+            clinic_names=tuple(cells.clinic_names),
+        ),
+    )
+    return msgspec.msgpack.encode(stored)
+
+
+def _storable(value: int) -> int | str:
+    return value if -(2**63) <= value < 2**63 else str(value)
+
+
+def decode_export(data: bytes) -> Export:
+    """The export encode_export() stored. Raises msgspec.DecodeError on anything else."""
+    stored = msgspec.msgpack.decode(data, type=_StoredExport)
+    cells = stored.cells
+    width = len(cells.values[0]) if cells.values else 7
+    try:
+        rows = [[int(v) for v in row] for row in cells.values]
+    except ValueError:  # digits are all encode_export() writes
+        raise msgspec.DecodeError("a clinic sum is not a number") from None
+    fits = all(isinstance(v, int) for row in cells.values for v in row)
+    values = np.array(rows, dtype=np.int64 if fits else object).reshape(-1, width)
+    return Export(
+        id=stored.id,
+        finished_at=stored.finished_at,
+        first_day=stored.first_day,
+        last_day=stored.last_day,
+        weeks=stored.weeks,
+        clinic_weeks=ClinicWeeks(
+            weeks=np.array(cells.weeks, dtype=np.int64),
+            clinic_ids=np.array(cells.clinic_ids, dtype=np.int64),
+            values=values,
+            clinic_names=cells.clinic_names,
+        ),
     )
 
 
