@@ -38,7 +38,7 @@ T = TypeVar("T")
 log = structlog.get_logger("bot.store")
 
 DB_FILE = "jobs.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the scopes' history (bot/store/history.py)
 BUSY_TIMEOUT_S = 5.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -68,6 +68,27 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     expires_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, checked_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS scopes (
+    name TEXT PRIMARY KEY,
+    timezone TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exports (
+    scope TEXT NOT NULL,
+    id TEXT NOT NULL,
+    finished_at REAL NOT NULL,
+    sha256 TEXT NOT NULL,
+    source TEXT NOT NULL,
+    requested_by TEXT,
+    size_bytes INTEGER NOT NULL,
+    first_day TEXT,
+    last_day TEXT,
+    body BLOB NOT NULL,
+    PRIMARY KEY (scope, id)
+);
+CREATE INDEX IF NOT EXISTS exports_by_file ON exports (scope, sha256);
+CREATE INDEX IF NOT EXISTS exports_by_age ON exports (scope, finished_at);
 """
 _UNFINISHED = (JobStatus.STAGING.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
@@ -124,7 +145,7 @@ class SqliteJobStore:
                 )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)  # creates what an older schema lacks (none yet)
+            db.executescript(_SCHEMA)  # creates what an older schema lacks (1: the history)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.OperationalError as error:
             raise _unusable(self.path, error) from None
@@ -157,6 +178,22 @@ class SqliteJobStore:
         if db is not None and db.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
+
+    async def in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` on the store's thread in one transaction (BEGIN IMMEDIATE ... COMMIT),
+        rolled back if it raises: for the other tables this file keeps (the history)."""
+        return await self._run(self._in_transaction, work)
+
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._conn
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
+        except BaseException:
+            self._roll_back()
+            raise
+        db.execute("COMMIT")
+        return result
 
     @property
     def _conn(self) -> sqlite3.Connection:
