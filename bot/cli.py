@@ -15,12 +15,14 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import BinaryIO, NoReturn, TextIO
+from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
 
 from bot.errors import (
     BucketNotAllowedError,
     S3Error,
+    StoreError,
     UnknownCurrencyError,
+    UnknownScopeError,
     UnsupportedSourceError,
     UsageError,
 )
@@ -30,9 +32,11 @@ from processing import (
     InputError,
     InvalidRowsCsv,
     Progress,
+    WeeklyReport,
     analyze,
     estimate,
     grouped_amount,
+    history_to_json,
     known_timezone,
     read_ahead,
     to_clinic_csv,
@@ -41,6 +45,9 @@ from processing import (
     to_text,
 )
 from processing.words import file_size, time_left
+
+if TYPE_CHECKING:
+    from bot import scopes
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 PROGRESS_REDRAW_S = 0.2
@@ -113,6 +120,26 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "that the next serve starts with an empty store; refused while a serve runs.",
     )
     store.add_argument("action", choices=("check", "quarantine"))
+    history = commands.add_parser(
+        "history",
+        help="print a scope's history report, list its exports, or forget it",
+        description="The history of scope NAME (the exports `report --scope NAME` added, in "
+        "DATA_DIR's store): each week from the export covering most of it, then the newer; "
+        "the report over those weeks as JSON, or the weeks as CSV (--by clinic: per week and "
+        "clinic). --exports lists the exports as CSV; --forget deletes the scope.",
+    )
+    history.add_argument("scope", metavar="NAME")
+    history.add_argument("--format", choices=("json", "csv"), default="json")
+    history.add_argument("--by", choices=("week", "clinic"), default="week")
+    what = history.add_mutually_exclusive_group()
+    what.add_argument("--exports", action="store_true", help="the exports, as CSV")
+    what.add_argument("--forget", action="store_true", help="delete the scope and its history")
+    report.add_argument(
+        "--scope",
+        metavar="NAME",
+        help="also add the export to scope NAME's history (DATA_DIR); the same file again is "
+        "not added, and prints nothing",
+    )
     report.add_argument(
         "--progress",
         action="store_true",
@@ -292,6 +319,11 @@ def report_command(
     else:
         stream, size, close = _open_source(args.source, stdin)
     label = "stdin" if args.source == "-" else args.source
+    received = None
+    if args.scope is not None:
+        from bot import scopes  # the store's modules: only when a scope is asked for
+
+        stream = received = scopes.Hashed(stream)
     bar = ProgressBar(stderr, size, currency) if (args.progress or stderr.isatty()) else None
     succeeded = False
     try:
@@ -310,12 +342,77 @@ def report_command(
         if invalid_rows:
             invalid_rows[0].close()
             invalid_rows[1].close()
+    if received is not None and not _remembered(args, env, report, received, label, stderr):
+        return EXIT_OK  # the same file as an export the scope has: nothing printed again
+    stdout.write(_formatted(report, args, label, currency))
+    return EXIT_OK
+
+
+def _formatted(report: WeeklyReport, args: argparse.Namespace, label: str, currency: str) -> str:
     if args.format == "json":
-        stdout.write(to_json(report, label, currency))
-    elif args.format == "csv":
-        stdout.write(to_clinic_csv(report) if args.by == "clinic" else to_csv(report))
+        return to_json(report, label, currency)
+    if args.format == "csv":
+        return to_clinic_csv(report) if args.by == "clinic" else to_csv(report)
+    return to_text(report, label, currency)
+
+
+def _remembered(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    report: WeeklyReport,
+    received: scopes.Hashed,
+    label: str,
+    stderr: TextIO,
+) -> bool:
+    """The export added to its scope (or refused, saying why); False for the same file
+    again, which is said on stderr."""
+    from bot import scopes
+
+    added = scopes.remember(
+        scopes.data_dir(env),
+        args.scope,
+        report,
+        source=label,
+        received=received,
+        currency=parse_currency(args.currency),
+    )
+    if added.outcome == "same_file" and added.export is not None:
+        stderr.write(f"same file as export {added.export.id}\n")
+        return False
+    if added.outcome == "other_settings" and added.scope is not None:
+        stderr.write(
+            f"clinic-events: not added to scope {args.scope}: its weeks are in "
+            f"{added.scope.timezone} and its amounts in {added.scope.currency}\n"
+        )
+    return True
+
+
+def history_command(args: argparse.Namespace, stdout: TextIO, env: Mapping[str, str]) -> int:
+    from bot import scopes
+
+    directory = scopes.data_dir(env)
+    if args.forget:
+        if not scopes.forget(directory, args.scope):
+            raise UnknownScopeError(args.scope)
+        return EXIT_OK
+    found = scopes.read(directory, args.scope)
+    if found is None:
+        raise UnknownScopeError(args.scope)
+    if args.exports:
+        stdout.write(scopes.exports_csv(found))
+    elif args.format == "json":
+        stdout.write(
+            history_to_json(
+                found.merged,
+                scope=args.scope,
+                currency=found.scope.currency,
+                exports=scopes.exports_json(found),
+            )
+        )
+    elif args.by == "clinic":
+        stdout.write(to_clinic_csv(found.merged.report))
     else:
-        stdout.write(to_text(report, label, currency))
+        stdout.write(to_csv(found.merged.report, week_exports=found.merged.week_exports))
     return EXIT_OK
 
 
@@ -365,8 +462,7 @@ def store_command(action: str, env: Mapping[str, str], stdout: TextIO) -> int:
 
 def use_jemalloc(env: Mapping[str, str]) -> None:
     """pyarrow's jemalloc pool instead of its default, mimalloc: as fast here, and a quarter
-    less peak memory (1M rows: 125 MiB, not 178; 5M: 143, not 190; 5,000 clinics: 226, not
-    279). ARROW_DEFAULT_MEMORY_POOL, when set, decides instead."""
+    less peak memory (bench/README.md). ARROW_DEFAULT_MEMORY_POOL, when set, decides."""
     if "ARROW_DEFAULT_MEMORY_POOL" in env:
         return
     import pyarrow as pa
@@ -393,7 +489,10 @@ def main(
         return serve_command(env, stderr, args.command)
     if args.command == "store":
         return store_command(args.action, env, stdout)
-    code = _report(args, stdin, stdout, stderr, env)
+    if args.command == "history":
+        code = _answered(lambda: history_command(args, stdout, env), stderr)
+    else:
+        code = _report(args, stdin, stdout, stderr, env)
     if exit_when_done:
         _exit_now(code, stdout, stderr)
     return code
@@ -424,17 +523,25 @@ def _report(
     stderr: TextIO,
     env: Mapping[str, str],
 ) -> int:
+    return _answered(lambda: report_command(args, stdin, stdout, stderr, env), stderr)
+
+
+def _answered(command: Callable[[], int], stderr: TextIO) -> int:
+    """A command's exit code, and whatever stopped it as one line on stderr."""
     try:
-        return report_command(args, stdin, stdout, stderr, env)
+        return command()
     except (UsageError, UnsupportedSourceError, BucketNotAllowedError) as error:
         stderr.write(f"clinic-events: error: {error}\n")
         return EXIT_USAGE
     except InputError as error:
         stderr.write(f"clinic-events: file rejected: {error}\n")
         return EXIT_REJECTED
-    except S3Error as error:  # the message names the s3:// URL and what to fix
+    except (S3Error, UnknownScopeError) as error:  # the message says what to fix
         stderr.write(f"clinic-events: error: {error}\n")
         return EXIT_REJECTED
+    except StoreError as error:  # the message names DATA_DIR's file and what to do
+        stderr.write(f"clinic-events: error: {error}\n")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         stderr.write("clinic-events: interrupted\n")
         return 130

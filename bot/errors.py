@@ -12,6 +12,7 @@ ClinicEventsError (processing/errors.py)
 ├── UsageError            the command line asks for something that cannot be done
 │   └── UnknownCurrencyError    --currency is not an ISO 4217 code (CURRENCY: a ConfigError)
 ├── CommandError          /process-events text to fix; the message says how
+├── UnknownScopeError     no history is kept under that name
 ├── NotAcceptingError     the service is shutting down and takes no new jobs
 ├── HiddenMessageError    (logs only) stands in for a foreign exception that may quote data
 ├── StoreError            the job store cannot be used
@@ -59,6 +60,12 @@ class UnknownCurrencyError(UsageError):
 
 class CommandError(ClinicEventsError):
     """Something the person who typed the command should fix; the message says what."""
+
+
+class UnknownScopeError(ClinicEventsError):
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"no history is kept for scope {scope!r}")
+        self.scope = scope
 
 
 class NotAcceptingError(ClinicEventsError):

@@ -21,12 +21,24 @@ from processing.errors import (
     NotCsvError,
     TooManyValuesError,
 )
+from processing.history import (
+    HISTORY_WEEKS,
+    Export,
+    History,
+    Restatement,
+    decode_export,
+    encode_export,
+    export_of,
+    merge,
+    restatements,
+)
 from processing.prefetch import read_ahead
 from processing.reader import READ_SIZE
 from processing.render import (
     InvalidRowsCsv,
     amount,
     grouped_amount,
+    history_to_json,
     to_clinic_csv,
     to_csv,
     to_dict,
@@ -50,6 +62,7 @@ from processing.schema import REASONS, REQUIRED_COLUMNS
 from processing.timestamps import known_timezone
 
 __all__ = [
+    "HISTORY_WEEKS",
     "READ_SIZE",
     "REASONS",
     "REQUIRED_COLUMNS",
@@ -60,9 +73,11 @@ __all__ = [
     "Dialect",
     "EncodingError",
     "Estimate",
+    "Export",
     "HeaderMissingError",
     "HeaderTooLongError",
     "Headline",
+    "History",
     "InputError",
     "InvalidRow",
     "InvalidRowsCsv",
@@ -72,15 +87,22 @@ __all__ = [
     "PeriodTotals",
     "Progress",
     "ReasonSummary",
+    "Restatement",
     "TooManyValuesError",
     "WeekStats",
     "WeeklyReport",
     "amount",
     "analyze",
+    "decode_export",
+    "encode_export",
     "estimate",
+    "export_of",
     "grouped_amount",
+    "history_to_json",
     "known_timezone",
+    "merge",
     "read_ahead",
+    "restatements",
     "to_clinic_csv",
     "to_csv",
     "to_dict",

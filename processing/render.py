@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any, TextIO
 
 import msgspec
 from msgspec.structs import asdict
 
+from processing.history import History
 from processing.report import (
     AppointmentOutcomes,
     ClinicMovers,
@@ -222,13 +224,47 @@ def to_json(report: WeeklyReport, source: str, currency: str) -> str:
     return msgspec.json.format(document, indent=2).decode() + "\n"
 
 
-def to_csv(report: WeeklyReport) -> str:
-    """One row per week; rates are empty where there is nothing to divide by."""
+def history_to_dict(
+    history: History, *, scope: str, currency: str, exports: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A scope's history as JSON values: `totals`, `headline`, `weeks` and `clinics` as in a
+    file's report, each week ending with the export it comes from (README)."""
+    report = history.report
+    return {
+        "scope": scope,
+        "timezone": report.timezone,
+        "currency": currency,
+        "exports": list(exports),
+        "first_day": _day(report.first_day),
+        "last_day": _day(report.last_day),
+        "totals": _totals(report.totals),
+        "headline": _headline(report.headline, report.movers),
+        "weeks": [
+            {**_week(week), "export": source}
+            for week, source in zip(report.weeks, history.week_exports, strict=True)
+        ],
+        "clinics": [_clinic(clinic) for clinic in report.clinics],
+    }
+
+
+def history_to_json(
+    history: History, *, scope: str, currency: str, exports: Sequence[Mapping[str, Any]]
+) -> str:
+    document = msgspec.json.encode(
+        history_to_dict(history, scope=scope, currency=currency, exports=exports)
+    )
+    return msgspec.json.format(document, indent=2).decode() + "\n"
+
+
+def to_csv(report: WeeklyReport, *, week_exports: Sequence[str | None] | None = None) -> str:
+    """One row per week; rates are empty where there is nothing to divide by. With
+    `week_exports` (a history's), each row ends with the export its week comes from."""
     treatment_types = report.treatment_types
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *(f"revenue_{kind}" for kind in treatment_types)])
-    for week in report.weeks:
+    tail = ["export"] if week_exports is not None else []
+    writer.writerow([*CSV_COLUMNS, *(f"revenue_{kind}" for kind in treatment_types), *tail])
+    for index, week in enumerate(report.weeks):
         by_type = week.revenue_by_treatment_cents
         outcomes = week.outcomes
         writer.writerow(
@@ -251,6 +287,7 @@ def to_csv(report: WeeklyReport) -> str:
                 week.new_patients,
                 week.change_pct or "",
                 *(amount(by_type.get(kind, 0)) for kind in treatment_types),
+                *([week_exports[index] or ""] if week_exports is not None else []),
             ]
         )
     return out.getvalue()

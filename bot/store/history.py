@@ -17,12 +17,14 @@ forget(scope)        the scope, its exports and all, gone
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
 from bot.store.sqlite import SqliteJobStore
+from processing import History, decode_export, merge
 
 MAX_EXPORTS = 1000  # per scope, the oldest dropped first
 
@@ -55,6 +57,13 @@ class Added:
     outcome: AddOutcome
     export: ExportFacts | None = None  # the earlier export of the same file
     scope: Scope | None = None  # the scope's settings, when they differ
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeHistory:
+    scope: Scope
+    exports: list[ExportFacts]  # oldest first
+    merged: History
 
 
 class SqliteHistory:
@@ -127,6 +136,30 @@ class SqliteHistory:
             return [bytes(row[0]) for row in rows]
 
         return await self._store.in_transaction(read)
+
+    async def history(self, scope: str) -> ScopeHistory | None:
+        """The scope's exports and their merged history (merged off the event loop), or
+        None for a scope it does not know."""
+
+        def read(db: sqlite3.Connection) -> tuple[Scope, list[ExportFacts], list[bytes]] | None:
+            known = _scope(db, scope)
+            if known is None:
+                return None
+            rows = db.execute(
+                f"SELECT {_FACTS}, body FROM exports WHERE scope = ? ORDER BY finished_at, id",
+                (scope,),
+            ).fetchall()
+            return known, [_facts(row[:-1]) for row in rows], [bytes(row[-1]) for row in rows]
+
+        found = await self._store.in_transaction(read)
+        if found is None:
+            return None
+        known, exports, bodies = found
+
+        def merged() -> History:
+            return merge([decode_export(body) for body in bodies], timezone=known.timezone)
+
+        return ScopeHistory(known, exports, await asyncio.to_thread(merged))
 
     async def same_file(self, scope: str, sha256: str) -> ExportFacts | None:
         return await self._store.in_transaction(lambda db: _same_file(db, scope, sha256))
