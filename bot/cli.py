@@ -37,6 +37,7 @@ from processing import (
     estimate,
     grouped_amount,
     history_to_json,
+    history_to_text,
     known_timezone,
     read_ahead,
     to_clinic_csv,
@@ -125,11 +126,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="print a scope's history report, list its exports, or forget it",
         description="The history of scope NAME (the exports `report --scope NAME` added, in "
         "DATA_DIR's store): each week from the export covering most of it, then the newer; "
-        "the report over those weeks as JSON, or the weeks as CSV (--by clinic: per week and "
-        "clinic). --exports lists the exports as CSV; --forget deletes the scope.",
+        "the report over those weeks as text or JSON, or the weeks as CSV (--by clinic: per "
+        "week and clinic). --exports lists the exports as CSV; --forget deletes the scope.",
     )
     history.add_argument("scope", metavar="NAME")
-    history.add_argument("--format", choices=("json", "csv"), default="json")
+    history.add_argument("--format", choices=("text", "json", "csv"), default="text")
     history.add_argument("--by", choices=("week", "clinic"), default="week")
     what = history.add_mutually_exclusive_group()
     what.add_argument("--exports", action="store_true", help="the exports, as CSV")
@@ -400,6 +401,15 @@ def history_command(args: argparse.Namespace, stdout: TextIO, env: Mapping[str, 
         raise UnknownScopeError(args.scope)
     if args.exports:
         stdout.write(scopes.exports_csv(found))
+    elif args.format == "text":
+        stdout.write(
+            history_to_text(
+                found.merged,
+                scope=args.scope,
+                currency=found.scope.currency,
+                exports=len(found.exports),
+            )
+        )
     elif args.format == "json":
         stdout.write(
             history_to_json(

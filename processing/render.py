@@ -40,6 +40,7 @@ from processing.words import (
     other_event_note,
     outcomes_words,
     over_weeks,
+    plural,
     treatment_name,
     week_range,
     week_status_words,
@@ -404,7 +405,35 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
         f"{report.rows_invalid:,} {INVALID_ROWS}",
     ]
     lines += _clinic_lines(report)
-    lines.append("")
+    lines += _weeks_and_types(report)
+    lines += ["", "Invalid rows:" if report.rows_invalid else "Invalid rows: none"]
+    lines += [f"  {line}" for line in invalid_rows_lines(report.errors)]
+    if report.revenue_on_other_event:
+        lines += ["", f"Note: {other_event_note(report.revenue_on_other_event)}"]
+    return "\n".join(lines) + "\n"
+
+
+def history_to_text(history: History, *, scope: str, currency: str, exports: int) -> str:
+    """A scope's history for a terminal: a file's report's parts that are not about rows,
+    each week with the export it comes from."""
+    report = history.report
+    lines = [
+        f"History of {displayable(scope)}: {plural(exports, 'export')}",
+        f"Timezone {report.timezone}, amounts in {currency}",
+        "",
+        *_headline_lines(report, currency)[:-1],  # its data-quality line counts a file's rows
+        *_clinic_lines(report),
+        *_weeks_and_types(report, history.week_exports),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _weeks_and_types(
+    report: WeeklyReport, week_exports: Sequence[str | None] | None = None
+) -> list[str]:
+    """The weeks newest first (with their export, for a history), then the types."""
+    lines = [""]
+    sources = list(week_exports) if week_exports is not None else [None] * len(report.weeks)
     rows = [
         [
             week_range(week.week_start),
@@ -416,12 +445,13 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
             "" if week.cancellation_rate is None else f"{week.cancellation_rate}%",
             f"{week.events:,}",
             week_status_words(week),
+            *([source or ""] if week_exports is not None else []),
         ]
-        for week in reversed(report.weeks)
+        for week, source in zip(reversed(report.weeks), reversed(sources), strict=True)
     ]
     header = [
         "Week", "Revenue", "Change", "Treatments", "Appointments", "Bookings", "Cancelled",
-        "Events", "",
+        "Events", "", *(["Export"] if week_exports is not None else []),
     ]  # fmt: skip
     lines += _table(header, rows, right={1, 2, 3, 4, 5, 6, 7})
     by_treatment = report.totals.by_treatment
@@ -442,11 +472,7 @@ def to_text(report: WeeklyReport, source: str, currency: str) -> str:
                 right={1, 2},
             )
         ]
-    lines += ["", "Invalid rows:" if report.rows_invalid else "Invalid rows: none"]
-    lines += [f"  {line}" for line in invalid_rows_lines(report.errors)]
-    if report.revenue_on_other_event:
-        lines += ["", f"Note: {other_event_note(report.revenue_on_other_event)}"]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _headline_lines(report: WeeklyReport, currency: str) -> list[str]:

@@ -39,7 +39,7 @@ def test_a_weekly_export_is_measured_against_the_scope_before_it(tmp_path: Path)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["rows"]["total"] in (56, 7)  # the file's own report
 
-    shown = cli("history", "north", env=env)
+    shown = cli("history", "north", "--format", "json", env=env)
     assert shown.returncode == 0, shown.stderr
     history = json.loads(shown.stdout)
     assert (history["scope"], history["timezone"], history["currency"]) == ("north", "UTC", "USD")
@@ -56,6 +56,12 @@ def test_a_weekly_export_is_measured_against_the_scope_before_it(tmp_path: Path)
     )
     assert [row["export"] for row in weeks] == [first] * 8 + [second]
     listed = list(csv.DictReader(io.StringIO(cli("history", "north", "--exports", env=env).stdout)))
+    text = cli("history", "north", env=env).stdout
+    assert text.startswith("History of north: 2 exports\nTimezone UTC, amounts in USD\n")
+    assert "Latest complete week, 26 Feb – 3 Mar 2024: 140.00 USD, ▲ 100.0%" in text
+    assert "Rows:" not in text  # rows belong to files
+    assert text.count(first) == 8
+    assert text.count(second) == 1
     assert [row["id"] for row in listed] == [first, second]
     assert [row["bytes"] for row in listed] == [
         str(eight.stat().st_size),
