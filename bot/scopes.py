@@ -14,16 +14,18 @@ import hashlib
 import io
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from bot.config import DEFAULT_DATA_DIR
 from bot.store.history import Added, ExportFacts, ScopeHistory, SqliteHistory
 from bot.store.sqlite import SqliteJobStore
 from processing import READ_SIZE, WeeklyReport, encode_export, export_of
 from processing.text import displayable
+
+T = TypeVar("T")
 
 EXPORT_COLUMNS = (
     "id",
@@ -88,38 +90,34 @@ def remember(
         last_day=report.last_day,
     )
 
-    async def add() -> Added:
-        store = await SqliteJobStore(directory).open()
-        try:
-            return await SqliteHistory(store).add(
-                scope, facts, encode_export(export), timezone=report.timezone, currency=currency
-            )
-        finally:
-            await store.close()
-
-    return asyncio.run(add())
+    body = encode_export(export)
+    return _with_history(
+        directory,
+        lambda history: history.add(
+            scope, facts, body, timezone=report.timezone, currency=currency
+        ),
+    )
 
 
 def read(directory: Path, scope: str) -> ScopeHistory | None:
-    async def history() -> ScopeHistory | None:
-        store = await SqliteJobStore(directory).open()
-        try:
-            return await SqliteHistory(store).history(scope)
-        finally:
-            await store.close()
-
-    return asyncio.run(history())
+    return _with_history(directory, lambda history: history.history(scope))
 
 
 def forget(directory: Path, scope: str) -> bool:
-    async def gone() -> bool:
+    return _with_history(directory, lambda history: history.forget(scope))
+
+
+def _with_history(directory: Path, use: Callable[[SqliteHistory], Awaitable[T]]) -> T:
+    """One use of DATA_DIR's history, the store open only for it."""
+
+    async def once() -> T:
         store = await SqliteJobStore(directory).open()
         try:
-            return await SqliteHistory(store).forget(scope)
+            return await use(SqliteHistory(store))
         finally:
             await store.close()
 
-    return asyncio.run(gone())
+    return asyncio.run(once())
 
 
 def exports_json(found: ScopeHistory) -> list[dict[str, Any]]:
