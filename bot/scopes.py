@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, TypeVar
 from bot.config import DEFAULT_DATA_DIR
 from bot.store.history import Added, ExportFacts, ScopeHistory, SqliteHistory
 from bot.store.sqlite import SqliteJobStore
-from processing import READ_SIZE, WeeklyReport, encode_export, export_of
+from processing import READ_SIZE, WeeklyReport, encode_export, export_of, iso_utc
 from processing.text import displayable
 
 T = TypeVar("T")
@@ -128,7 +128,7 @@ def exports_json(found: ScopeHistory) -> list[dict[str, Any]]:
             "id": facts.id,
             "source": facts.source,
             "by": facts.requested_by,
-            "finished_at": _when(facts.finished_at),
+            "finished_at": iso_utc(datetime.fromtimestamp(facts.finished_at, UTC)),
             "sha256": facts.sha256,
             "bytes": facts.size_bytes,
             "first_day": None if facts.first_day is None else facts.first_day.isoformat(),
@@ -146,7 +146,3 @@ def exports_csv(found: ScopeHistory) -> str:
     for entry in exports_json(found):
         writer.writerow(["" if entry[name] is None else entry[name] for name in EXPORT_COLUMNS])
     return out.getvalue()
-
-
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"

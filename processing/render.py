@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 import msgspec
@@ -93,6 +93,11 @@ def grouped_amount(cents: int) -> str:
 
 def _money(cents: int | None) -> str | None:
     return None if cents is None else amount(cents)
+
+
+def iso_utc(moment: datetime) -> str:
+    """An instant as the JSON answers give it: UTC, to the millisecond, `Z` at the end."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _day(day: date | None) -> str | None:
@@ -421,7 +426,7 @@ def history_to_text(history: History, *, scope: str, currency: str, exports: int
         f"History of {displayable(scope)}: {plural(exports, 'export')}",
         f"Timezone {report.timezone}, amounts in {currency}",
         "",
-        *_headline_lines(report, currency)[:-1],  # its data-quality line counts a file's rows
+        *_headline_lines(report, currency, of_a_file=False),
         *_clinic_lines(report),
         *_weeks_and_types(report, history.week_exports),
     ]
@@ -475,7 +480,8 @@ def _weeks_and_types(
     return lines
 
 
-def _headline_lines(report: WeeklyReport, currency: str) -> list[str]:
+def _headline_lines(report: WeeklyReport, currency: str, *, of_a_file: bool = True) -> list[str]:
+    """The headline's lines; a file's end with its data quality, which counts its rows."""
     headline = report.headline
     total = f"Total revenue: {grouped_amount(report.revenue_cents)} {currency}"
     over = over_weeks(report)
@@ -495,7 +501,8 @@ def _headline_lines(report: WeeklyReport, currency: str) -> list[str]:
         if weeks is not None:
             lines.append(weeks)
         lines.append(f"{appointments_title(latest)}: {outcomes_words(latest)}")
-    lines.append(f"Data quality: {data_quality_line(report)}")
+    if of_a_file:
+        lines.append(f"Data quality: {data_quality_line(report)}")
     return lines
 
 

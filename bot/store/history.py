@@ -126,17 +126,6 @@ class SqliteHistory:
 
         return await self._store.in_transaction(listed)
 
-    async def bodies(self, scope: str) -> list[bytes]:
-        """Every export's aggregates, oldest first, for processing.history.merge()."""
-
-        def read(db: sqlite3.Connection) -> list[bytes]:
-            rows = db.execute(
-                "SELECT body FROM exports WHERE scope = ? ORDER BY finished_at, id", (scope,)
-            )
-            return [bytes(row[0]) for row in rows]
-
-        return await self._store.in_transaction(read)
-
     async def history(self, scope: str) -> ScopeHistory | None:
         """The scope's exports and their merged history (merged off the event loop), or
         None for a scope it does not know."""

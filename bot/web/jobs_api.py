@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import math
-from datetime import UTC
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +30,7 @@ from bot.report.artifacts import (
 from bot.store import REPORT_JSON, JobRecord, JobStatus
 from bot.web.context import CONTEXT, STATIC_DIR, authorized, error_response, unauthorized
 from bot.web.reservations import RESERVATIONS, lapsed_answer
-from processing import amount, estimate
+from processing import amount, estimate, iso_utc
 from processing.words import REASON_WORDS, file_size, queue_words, sentence, time_left
 
 JOBS_LISTED = 100
@@ -73,9 +72,7 @@ def job_json(job: JobRecord, jobs: JobRunner) -> dict[str, Any]:
             "label": job.source.label,
             "size_bytes": size,
         },
-        "created_at": job.created_at.astimezone(UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "created_at": iso_utc(job.created_at),
         "queue_position": queue_position,
         "queue_words": queue_words(queue_position) if job.status is JobStatus.QUEUED else None,
         "duration_s": None if duration_s is None else round(duration_s, 3),

@@ -14,7 +14,7 @@ import pytest
 from bot.store.history import ExportFacts, SqliteHistory
 from bot.store.sqlite import DB_FILE, SCHEMA_VERSION, SqliteJobStore
 from processing import analyze
-from processing.history import decode_export, encode_export, export_of, merge
+from processing.history import encode_export, export_of
 from tests.helpers import csv_of
 
 MONDAY = date(2024, 1, 1)
@@ -63,7 +63,9 @@ async def test_exports_are_kept_in_order_and_merge_into_the_history(
         )
         assert added.outcome == "added"
     assert [e.id for e in await history.exports("C1")] == ["a", "b"]
-    merged = merge([decode_export(b) for b in await history.bodies("C1")], timezone="UTC")
+    found = await history.history("C1")
+    assert found is not None
+    merged = found.merged
     assert merged.week_exports == ("b", "b")
     assert merged.report.totals.revenue_cents == 14 * 300
     assert (await history.scope("C1")) is not None

@@ -38,6 +38,20 @@ JOB_KEYS = {
 }
 
 
+def succeeded_upload(job_id: str, *, worker: str | None = None) -> JobRecord:
+    """The record of a web upload that has just succeeded (on this instance or another)."""
+    return JobRecord(
+        id=job_id,
+        source=SourceInfo(kind="upload", name="events.csv", label="upload events.csv"),
+        reply=ReplySpec(kind="silent"),
+        created_at=now_utc(),
+        status=JobStatus.SUCCEEDED,
+        started_at=time.time() - 1,
+        finished_at=time.time(),
+        worker=worker,
+    )
+
+
 async def test_unknown_job_is_404(web: Web) -> None:
     """A job id nobody knows is a JSON 404, for the job and its chart."""
     for path in ("/api/jobs/nope1234", "/api/jobs/nope1234/chart.png"):
@@ -275,16 +289,7 @@ async def test_files_another_instance_makes_are_503_until_stored(web: Web) -> No
     """A job another instance finished: its chart and CSVs are a 503 with Retry-After until
     that instance stores them, then the files; a chart it could not draw is a 404 that says
     so, and so is an invalid-rows file when every row was valid."""
-    record = JobRecord(
-        id="elsewhere1",
-        source=SourceInfo(kind="upload", name="events.csv", label="upload events.csv"),
-        reply=ReplySpec(kind="silent"),
-        created_at=now_utc(),
-        status=JobStatus.SUCCEEDED,
-        started_at=time.time() - 1,
-        finished_at=time.time(),
-        worker="another-instance",
-    )
+    record = succeeded_upload("elsewhere1", worker="another-instance")
     await web.jobs.store.add(record)
     await web.jobs.store.put_artifacts(record.id, {REPORT_JSON: b'{"report": {}}'})
     base = f"/api/jobs/{record.id}/"
@@ -626,15 +631,7 @@ async def test_a_report_stored_by_an_earlier_version_is_shown_with_a_notice_not_
     del earlier["display_version"]
     earlier["display"] = {"period": "1 Jan – 7 Jan 2024"}  # the shape an earlier page read
     for job_id, stored in (("earlier1", json.dumps(earlier).encode()), ("current1", current)):
-        record = JobRecord(
-            id=job_id,
-            source=SourceInfo(kind="upload", name="events.csv", label="upload events.csv"),
-            reply=ReplySpec(kind="silent"),
-            created_at=now_utc(),
-            status=JobStatus.SUCCEEDED,
-            started_at=time.time() - 1,
-            finished_at=time.time(),
-        )
+        record = succeeded_upload(job_id)
         await web.jobs.store.add(record)
         await web.jobs.store.put_artifacts(job_id, {REPORT_JSON: stored})
 
